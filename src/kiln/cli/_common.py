@@ -1,0 +1,92 @@
+"""What every CLI command shares: the client, output in tables or JSON, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["JsonOpt", "console", "err_console", "get_client", "emit", "fail"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
+
+_client: Any = None
+
+
+def get_client() -> Any:
+    """The SDK client the CLI runs on: in-process, or a server when KILN_URL is set."""
+    global _client
+    if _client is None:
+        from kiln.sdk.client import Client
+
+        _client = Client()
+    return _client
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json")
+    if isinstance(obj, list | tuple):
+        return [_plain(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(orjson.dumps(_plain(obj), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str).decode() + "\n")
+
+
+def _cell(value: Any, key: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and key.endswith(("_at", "time")) and value > 1e9:
+        return dt.datetime.fromtimestamp(value, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dict | list):
+        text = orjson.dumps(value, default=str).decode()
+        return text if len(text) <= 60 else text[:57] + "..."
+    return str(value)
+
+
+def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: str | None = None) -> None:
+    """Print a model, a list of models or rows: a rich table, or JSON with --json."""
+    if json:
+        print_json(obj)
+        return
+    data = _plain(obj)
+    if isinstance(data, dict):
+        table = Table(title=title, show_header=False, box=None)
+        table.add_column(style="bold cyan")
+        table.add_column()
+        for key, value in data.items():
+            if columns is None or key in columns:
+                table.add_row(key, _cell(value, key))
+        console.print(table)
+        return
+    rows: Iterable[dict[str, Any]] = data or []
+    rows = list(rows)
+    if not rows:
+        console.print("[dim](none)[/dim]")
+        return
+    cols = list(columns or rows[0].keys())
+    table = Table(title=title)
+    for col in cols:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(_cell(row.get(c), c) for c in cols))
+    console.print(table)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)

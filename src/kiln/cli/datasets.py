@@ -1,0 +1,5 @@
+"""kiln datasets."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

@@ -1,0 +1,72 @@
+"""The ``kiln`` command: thin over the SDK, which is thin over the services."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+from kiln.cli._common import err_console
+
+__all__ = ["app", "run"]
+
+app = typer.Typer(
+    name="kiln",
+    help="Kiln: a local-first machine-learning platform. Run `kiln doctor` to see what is in use.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# (module under kiln.cli, sub-command name or None to add its commands at the top level)
+COMMAND_MODULES: list[tuple[str, str | None]] = [
+    ("system", None),
+    ("tokens", "tokens"),
+    ("audit", "audit"),
+    ("datasets", "datasets"),
+    ("sql", None),
+]
+
+
+def _register() -> None:
+    for module_name, group in COMMAND_MODULES:
+        module = importlib.import_module(f"kiln.cli.{module_name}")
+        if group is None:
+            app.registered_commands.extend(module.app.registered_commands)
+            app.registered_groups.extend(module.app.registered_groups)
+        else:
+            app.add_typer(module.app, name=group)
+
+
+_register()
+
+
+def run() -> None:
+    """Console-script entry: user errors print one line and a non-zero exit, no traceback."""
+    from kiln.core.errors import KilnError
+
+    try:
+        app(standalone_mode=False)
+    except KilnError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("KILN_DEBUG"):
+            raise
+        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set KILN_DEBUG=1 for a traceback)", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,136 @@
+"""Settings: environment variables first, then ``kiln.toml``, then defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from kiln.core.errors import InvalidArgument
+
+__all__ = ["Settings", "load_settings"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Kiln reads from its environment.
+
+    Every field can be set as ``KILN_<FIELD>`` (upper case) or as a key of
+    ``kiln.toml`` (in the working directory, or the file named by ``KILN_CONFIG``).
+    """
+
+    home: Path = Path(".kiln")
+    database_url: str = ""
+    storage_url: str = ""
+    s3_endpoint_url: str = ""
+    executor: str = "local"
+    host: str = "127.0.0.1"
+    port: int = 8300
+    auth: bool = False
+    url: str = ""
+    token: str = ""
+    sql_timeout_s: float = 60.0
+    sql_max_rows: int = 1_000_000
+    max_request_mb: float = 6.0
+    max_upload_mb: float = 2048.0
+    ingest_memory_mb: int = 512
+    source_file: str = field(default="", compare=False)
+
+    def resolved(self) -> Settings:
+        home = self.home.expanduser().absolute()
+        database_url = self.database_url or f"sqlite:///{home / 'kiln.db'}"
+        storage_url = self.storage_url or str(home / "objects")
+        return _replace(self, home=home, database_url=database_url, storage_url=storage_url)
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to print: secrets masked."""
+        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        if data.get("token"):
+            data["token"] = "***"
+        data["database_url"] = _mask_password(data["database_url"])
+        return data
+
+
+def _replace(settings: Settings, **changes: Any) -> Settings:
+    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    values.update(changes)
+    return Settings(**values)
+
+
+def _mask_password(url: str) -> str:
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":***"
+        return f"{scheme}://{creds}@{host}"
+    return url
+
+
+def _coerce(name: str, raw: Any, kind: type) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(text)
+        if kind is Path:
+            return Path(str(raw))
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise InvalidArgument(
+            f"setting {name} has an invalid value {raw!r}: expected {kind.__name__}"
+        ) from None
+
+
+_TYPES: dict[str, type] = {
+    "home": Path,
+    "port": int,
+    "auth": bool,
+    "sql_timeout_s": float,
+    "sql_max_rows": int,
+    "max_request_mb": float,
+    "max_upload_mb": float,
+    "ingest_memory_mb": int,
+}
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from ``kiln.toml`` and ``KILN_*`` variables; ``overrides`` win."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = Path(env.get("KILN_CONFIG", "kiln.toml"))
+    source = ""
+    if config_path.is_file():
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"{config_path} is not valid TOML: {exc}") from None
+        section = data.get("kiln", data)
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"{config_path} has unknown settings {unknown}; known: {sorted(known)}"
+            )
+        values.update(section)
+        source = str(config_path)
+    for f in fields(Settings):
+        key = f"KILN_{f.name.upper()}"
+        if key in env:
+            values[f.name] = env[key]
+    if not values.get("s3_endpoint_url") and env.get("AWS_ENDPOINT_URL"):
+        values["s3_endpoint_url"] = env["AWS_ENDPOINT_URL"]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    typed = {
+        name: _coerce(name, raw, _TYPES.get(name, str))
+        for name, raw in values.items()
+        if name != "source_file"
+    }
+    return Settings(**typed, source_file=source).resolved()

@@ -1,0 +1,69 @@
+"""Names and references: the only strings that ever become paths."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from kiln.core.errors import InvalidArgument
+
+__all__ = ["NAME_RE", "Ref", "check_name", "parse_ref"]
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+
+
+def check_name(name: str, *, kind: str = "resource") -> str:
+    """Return ``name`` if it is a valid resource name, else raise InvalidArgument."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidArgument(
+            f"invalid {kind} name {name!r}: use 1-63 lower-case letters, digits and '-', "
+            "starting with a letter or digit",
+            details={"name": str(name)[:200]},
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    if not isinstance(alias, str) or not _ALIAS_RE.fullmatch(alias) or alias == "latest":
+        raise InvalidArgument(
+            f"invalid alias {alias!r}: use lower-case letters, digits, '-' or '_', "
+            "starting with a letter (and not 'latest')"
+        )
+    return alias
+
+
+@dataclass(frozen=True)
+class Ref:
+    """``name`` (latest), ``name@3`` (a version) or ``name@alias``."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}@{self.version}"
+        if self.alias is not None:
+            return f"{self.name}@{self.alias}"
+        return self.name
+
+
+def parse_ref(ref: str, *, kind: str = "resource") -> Ref:
+    """Parse ``name``, ``name@N``, ``name@latest`` or ``name@alias``."""
+    if not isinstance(ref, str):
+        raise InvalidArgument(f"invalid {kind} reference {ref!r}")
+    name, sep, tail = ref.partition("@")
+    check_name(name, kind=kind)
+    if not sep or tail == "latest":
+        return Ref(name)
+    if tail.isdigit() and tail.isascii():
+        version = int(tail)
+        if version < 1:
+            raise InvalidArgument(f"invalid version in {ref!r}: versions start at 1")
+        return Ref(name, version=version)
+    if _ALIAS_RE.fullmatch(tail):
+        return Ref(name, alias=tail)
+    raise InvalidArgument(
+        f"invalid {kind} reference {ref!r}: use NAME, NAME@VERSION or NAME@ALIAS"
+    )

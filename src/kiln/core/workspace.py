@@ -1,0 +1,84 @@
+"""A workspace: settings, the metadata database and the object store, opened once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from kiln.core import audit
+from kiln.core.config import Settings, load_settings
+from kiln.core.context import Context
+from kiln.core.db import Database
+from kiln.core.errors import KilnError
+from kiln.core.storage import ObjectStore, open_store
+
+__all__ = ["Workspace"]
+
+
+class Workspace:
+    """The embedded or scaled-out backends a set of services work on."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = Database(self.settings.database_url)
+        self.db.migrate()
+        self._store: ObjectStore | None = None
+        self._store_lock = threading.Lock()
+
+    @property
+    def store(self) -> ObjectStore:
+        with self._store_lock:
+            if self._store is None:
+                self._store = open_store(
+                    self.settings.storage_url, endpoint_url=self.settings.s3_endpoint_url
+                )
+            return self._store
+
+    @contextmanager
+    def mutation(
+        self,
+        ctx: Context,
+        *,
+        action: str,
+        resource: str,
+        role: str = "editor",
+        details: dict[str, Any] | None = None,
+    ) -> Iterator[tuple[Connection, dict[str, Any]]]:
+        """A write transaction that audits itself.
+
+        Yields the connection and a ``details`` dict the caller may fill. On
+        success the audit event commits with the change; on failure the change
+        rolls back and a failure event is written on its own.
+        """
+        ctx.require(role)
+        extra: dict[str, Any] = dict(details or {})
+        try:
+            with self.db.write() as conn:
+                yield conn, extra
+                audit.record(conn, ctx, action=action, resource=resource, details=extra)
+        except KilnError as exc:
+            self._record_failure(ctx, action, resource, extra, exc.code, exc.message)
+            raise
+        except Exception as exc:
+            self._record_failure(ctx, action, resource, extra, "internal", type(exc).__name__)
+            raise
+
+    def _record_failure(
+        self, ctx: Context, action: str, resource: str, extra: dict[str, Any], code: str, message: str
+    ) -> None:
+        try:
+            with self.db.write() as conn:
+                audit.record(
+                    conn, ctx, action=action, resource=resource, outcome="failure",
+                    details={**extra, "error": code, "message": message[:500]},
+                )
+        except KilnError:
+            pass  # the database itself is failing; the original error is what matters
+
+    def close(self) -> None:
+        self.db.dispose()

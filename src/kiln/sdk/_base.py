@@ -1,0 +1,123 @@
+"""How the SDK reaches Kiln: in-process services or a server, behind one interface."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+import orjson
+
+from kiln.core.errors import KilnError, Unavailable, error_from_payload
+
+if TYPE_CHECKING:
+    from kiln.core.context import Context
+    from kiln.core.workspace import Workspace
+
+__all__ = ["HttpTransport", "LocalTransport", "Namespace", "Transport"]
+
+S = TypeVar("S")
+
+
+class LocalTransport:
+    """Calls the service layer directly, on a workspace opened once."""
+
+    is_local = True
+
+    def __init__(self, workspace: Workspace, ctx: Context) -> None:
+        self.workspace = workspace
+        self.ctx = ctx
+
+    def close(self) -> None:
+        self.workspace.close()
+
+
+class HttpTransport:
+    """Calls a Kiln server's REST API; errors come back as the same KilnError types."""
+
+    is_local = False
+
+    def __init__(self, base_url: str, *, token: str = "", timeout: float = 300.0, transport: httpx.BaseTransport | None = None) -> None:
+        headers = {"user-agent": "kiln-sdk"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+        self._lock = threading.Lock()
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None, content: Any = None, files: Any = None, headers: dict[str, str] | None = None) -> Any:
+        """Send one request and return its decoded JSON (or raw bytes for non-JSON)."""
+        body = None
+        hdrs = dict(headers or {})
+        if json is not None:
+            body = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+            hdrs["content-type"] = "application/json"
+        elif content is not None:
+            body = content
+        if params:
+            params = {k: v for k, v in params.items() if v is not None}
+        try:
+            resp = self._http.request(method, path, content=body, params=params, files=files, headers=hdrs)
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the Kiln server at {self.base_url}: {exc}") from None
+        return _decode(resp)
+
+    @contextmanager
+    def stream(self, method: str, path: str, *, params: dict[str, Any] | None = None) -> Iterator[httpx.Response]:
+        try:
+            with self._http.stream(method, path, params=params) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    _decode(resp)
+                yield resp
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the Kiln server at {self.base_url}: {exc}") from None
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _decode(resp: httpx.Response) -> Any:
+    ctype = resp.headers.get("content-type", "")
+    is_json = ctype.startswith("application/json")
+    if resp.status_code >= 400:
+        try:
+            payload = resp.json() if is_json else resp.text
+        except ValueError:
+            payload = resp.text
+        raise error_from_payload(payload, resp.status_code)
+    if resp.status_code == 204:
+        return None
+    if is_json:
+        return orjson.loads(resp.content)
+    return resp.content
+
+
+Transport = LocalTransport | HttpTransport
+
+
+class Namespace:
+    """A group of SDK calls (``client.datasets``...). Local or remote by transport."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
+
+    @property
+    def _local(self) -> bool:
+        return self._t.is_local
+
+    def _svc(self, cls: type[S]) -> S:
+        t = self._t
+        assert isinstance(t, LocalTransport)
+        return cls(t.workspace, t.ctx)  # type: ignore[call-arg]
+
+    def _http(self, method: str, path: str, **kwargs: Any) -> Any:
+        t = self._t
+        assert isinstance(t, HttpTransport)
+        return t.request(method, path, **kwargs)
+
+
+def raise_for(exc: BaseException) -> KilnError:  # pragma: no cover - helper for faces
+    return exc if isinstance(exc, KilnError) else KilnError(str(exc))

@@ -1,0 +1,85 @@
+"""``kiln.Client``: the SDK face, in-process or against a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiln.core.config import Settings, load_settings
+from kiln.core.context import Context, local_context
+from kiln.sdk._base import HttpTransport, LocalTransport, Transport
+from kiln.sdk.datasets import Datasets
+from kiln.sdk.system import Audit, Tokens
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Entry point of the SDK.
+
+    ``Client()`` works in-process on the workspace the settings name
+    (``KILN_HOME``, ``KILN_DATABASE_URL``, ...). ``Client("http://host:8300",
+    token=...)`` talks to a server and returns the same types.
+
+    Args:
+        url: a Kiln server's base URL; default ``KILN_URL`` or in-process.
+        token: bearer token for the server; default ``KILN_TOKEN``.
+        settings: explicit settings for the in-process case.
+        home: shortcut for ``settings=load_settings(home=...)``.
+    """
+
+    def __init__(self, url: str | None = None, *, token: str | None = None, settings: Settings | None = None, home: str | None = None, context: Context | None = None, http_transport: Any = None) -> None:
+        if settings is None:
+            settings = load_settings(home=home) if home else load_settings()
+        self.settings = settings
+        url = url if url is not None else settings.url
+        if url:
+            self._t: Transport = HttpTransport(url, token=token if token is not None else settings.token, transport=http_transport)
+        else:
+            from kiln.core.workspace import Workspace
+
+            self._t = LocalTransport(Workspace(settings), context or local_context())
+        self.datasets = Datasets(self._t)
+        self.tokens = Tokens(self._t)
+        self.audit = Audit(self._t)
+        _attach_stages(self)
+
+    @property
+    def is_remote(self) -> bool:
+        return not self._t.is_local
+
+    @property
+    def workspace(self) -> Any:
+        """The in-process workspace (None when talking to a server)."""
+        return self._t.workspace if isinstance(self._t, LocalTransport) else None
+
+    def sql(self, query: str, *, limit: int | None = None, timeout_s: float | None = None) -> Any:
+        """Run read-only SQL over the lake; returns a :class:`kiln.lake.QueryResult`."""
+        from kiln.sdk.sql import run_sql
+
+        return run_sql(self._t, query, limit=limit, timeout_s=timeout_s)
+
+    def close(self) -> None:
+        self._t.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self._t.base_url if isinstance(self._t, HttpTransport) else str(self.settings.home)
+        return f"Client({where!r})"
+
+
+def _attach_stages(client: Client) -> None:
+    """Later stages add their namespaces here (experiments, models, recipes...)."""
+    import importlib
+
+    for attr, module, cls in _STAGE_NAMESPACES:
+        mod = importlib.import_module(module)
+        setattr(client, attr, getattr(mod, cls)(client._t))
+
+
+# (attribute, module, class) - one line per stage namespace.
+_STAGE_NAMESPACES: list[tuple[str, str, str]] = []

@@ -1,0 +1,155 @@
+"""The REST face: FastAPI over the same services the SDK and CLI use."""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import logging
+import re
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import kiln
+from kiln.core.config import Settings
+from kiln.core.errors import InvalidArgument, KilnError, PayloadTooLarge
+from kiln.core.workspace import Workspace
+
+__all__ = ["ROUTE_MODULES", "create_app", "is_loopback"]
+
+log = logging.getLogger("kiln.server")
+
+# Each stage's REST routes live in kiln.server.routes.<module> as `router`.
+ROUTE_MODULES = ["system", "datasets", "sql"]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> ORJSONResponse:
+    return ORJSONResponse(
+        {"error": {"code": code, "message": message, "details": details or {}}}, status_code=status
+    )
+
+
+class _RequestLimits:
+    """Request ids on every response, and a cap on body size before anything reads it."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int, max_upload: int) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.max_upload = max_upload
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        incoming = headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        ctype = headers.get("content-type", "")
+        is_upload = ctype.startswith(("multipart/form-data", "application/octet-stream", "text/csv", "application/vnd"))
+        limit = self.max_upload if is_upload else self.max_body
+        declared = headers.get("content-length", "")
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
+            await send(message)
+
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(limit, scope, receive, send_with_id)
+            return
+        seen = 0
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _BodyTooLarge(limit)
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send_with_id)
+        except _BodyTooLarge:
+            await _too_large(limit, scope, receive, send_with_id)
+
+
+class _BodyTooLarge(PayloadTooLarge):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"request body is larger than {limit / (1 << 20):g} MB; send less, "
+            "or raise KILN_MAX_REQUEST_MB / KILN_MAX_UPLOAD_MB"
+        )
+
+
+async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+    mb = limit / (1 << 20)
+    response = _error(413, "payload_too_large", f"request body is larger than {mb:g} MB; send less, or raise KILN_MAX_REQUEST_MB / KILN_MAX_UPLOAD_MB")
+    await response(scope, receive, send)
+
+
+def create_app(workspace: Workspace | None = None, *, settings: Settings | None = None, auth: bool | None = None) -> FastAPI:
+    """Build the app over ``workspace`` (opened from settings when not given)."""
+    ws = workspace or Workspace(settings)
+    app = FastAPI(
+        title="Kiln",
+        version=kiln.__version__,
+        description="Kiln's REST API. Every route is also reachable from the SDK and the CLI.",
+        default_response_class=ORJSONResponse,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.workspace = ws
+    app.state.auth = ws.settings.auth if auth is None else auth
+
+    @app.exception_handler(KilnError)
+    async def _kiln_error(_: Request, exc: KilnError) -> ORJSONResponse:
+        if exc.http_status >= 500:
+            log.error("%s: %s", exc.code, exc.message)
+        return _error(exc.http_status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            problems.append(f"{where}: {err.get('msg')}")
+        return _error(400, InvalidArgument.code, "invalid request: " + "; ".join(problems)[:2000], {"errors": problems[:50]})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+        log.exception("unexpected error")
+        return _error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
+
+    for name in ROUTE_MODULES:
+        module = importlib.import_module(f"kiln.server.routes.{name}")
+        app.include_router(module.router)
+
+    max_body = int(ws.settings.max_request_mb * (1 << 20))
+    max_upload = int(ws.settings.max_upload_mb * (1 << 20))
+    app.add_middleware(_RequestLimits, max_body=max_body, max_upload=max_upload)  # type: ignore[arg-type]
+    return app

@@ -1,0 +1,5 @@
+"""REST: datasets."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""REST: sql."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
