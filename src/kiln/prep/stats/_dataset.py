@@ -1,0 +1,199 @@
+"""Statistics of a whole dataset: one pass over record batches, mergeable, serialisable."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+
+from kiln.core.errors import InvalidArgument
+from kiln.prep.stats._column import DEFAULT_KLL_K, ColumnStatistics
+from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, infer_kind, iter_batches
+from kiln.prep.stats._values import DEFAULT_MAX_EXACT
+
+__all__ = ["DatasetStatistics", "compute_statistics"]
+
+FORMAT = "kiln.statistics/1"
+
+
+class DatasetStatistics:
+    """Per-column statistics of a dataset, built from record batches.
+
+    Feed batches with :meth:`update`; combine statistics of separate chunks
+    with :meth:`merge` (the result equals one pass over all chunks, up to
+    float rounding and sketch error); save with :meth:`to_json`.
+
+    Args:
+        kll_k: the KLL sketch's k for numeric columns.
+        max_exact: distinct values counted exactly per column before sketching.
+    """
+
+    def __init__(self, *, kll_k: int = DEFAULT_KLL_K, max_exact: int = DEFAULT_MAX_EXACT) -> None:
+        self.kll_k = kll_k
+        self.max_exact = max_exact
+        self.row_count = 0
+        self.nbytes = 0
+        self.columns: dict[str, ColumnStatistics] = {}
+
+    def __getitem__(self, name: str) -> ColumnStatistics:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise InvalidArgument(
+                f"no column {name!r}; columns are {', '.join(self.columns) or '(none)'}"
+            ) from None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.columns.values())
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def _column(self, field: pa.Field) -> ColumnStatistics:
+        col = self.columns.get(field.name)
+        if col is None:
+            tz = getattr(field.type, "tz", None)
+            col = ColumnStatistics(field.name, infer_kind(field.type), kll_k=self.kll_k,
+                                   max_exact=self.max_exact, tz=tz)
+            # A column first seen late was missing from every earlier row.
+            col.count = col.null_count = self.row_count
+            self.columns[field.name] = col
+        return col
+
+    def update(self, batch: pa.RecordBatch | pa.Table, *,
+               executor: ThreadPoolExecutor | None = None) -> DatasetStatistics:
+        """Add one batch; columns are processed on ``executor`` when given.
+
+        Returns:
+            self, so calls chain.
+        """
+        cols = [(self._column(f), batch.column(i)) for i, f in enumerate(batch.schema)]
+        seen = {c.name for c, _ in cols}
+        if executor is None or len(cols) < 2:
+            for col, arr in cols:
+                col.update(arr)
+        else:
+            # Arrow kernels, numpy and the KLL batch update release the GIL.
+            list(executor.map(lambda ca: ca[0].update(ca[1]), cols))
+        for name, col in self.columns.items():
+            if name not in seen:  # absent from this batch: all missing
+                col.count += batch.num_rows
+                col.null_count += batch.num_rows
+        self.row_count += batch.num_rows
+        self.nbytes += batch.nbytes
+        return self
+
+    def merge(self, other: DatasetStatistics) -> DatasetStatistics:
+        """New statistics of both datasets' rows (columns matched by name).
+
+        A column present in only one side counts as missing in the other's rows.
+        """
+        out = DatasetStatistics(kll_k=self.kll_k, max_exact=self.max_exact)
+        out.row_count = self.row_count + other.row_count
+        out.nbytes = self.nbytes + other.nbytes
+        names = list(self.columns) + [n for n in other.columns if n not in self.columns]
+        for name in names:
+            a, b = self.columns.get(name), other.columns.get(name)
+            if a is not None and b is not None:
+                out.columns[name] = a.merge(b)
+            else:
+                col, rows = (a, other.row_count) if a is not None else (b, self.row_count)
+                empty = ColumnStatistics(name, col.kind, kll_k=col.kll_k,
+                                         max_exact=col.max_exact, tz=col.tz)
+                empty.count = empty.null_count = rows
+                out.columns[name] = col.merge(empty) if a is not None else empty.merge(col)
+        return out
+
+    # -- serialising -----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (sketches as base64) that :meth:`from_dict` reads back."""
+        return {
+            "format": FORMAT, "row_count": self.row_count, "nbytes": self.nbytes,
+            "kll_k": self.kll_k, "max_exact": self.max_exact,
+            "columns": [c.to_dict() for c in self.columns.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DatasetStatistics:
+        if d.get("format") != FORMAT:
+            raise InvalidArgument(f"not Kiln statistics (format {d.get('format')!r}, "
+                                  f"expected {FORMAT!r})")
+        out = cls(kll_k=int(d["kll_k"]), max_exact=int(d["max_exact"]))
+        out.row_count, out.nbytes = int(d["row_count"]), int(d["nbytes"])
+        for c in d["columns"]:
+            out.columns[c["name"]] = ColumnStatistics.from_dict(c)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> DatasetStatistics:
+        return cls.from_dict(json.loads(text))
+
+    def to_model_monitor(self, *, buckets: int = 10, max_categories: int = 1000) -> dict[str, Any]:
+        """SageMaker Model Monitor's ``statistics.json`` document (see CONTRACTS.md §5)."""
+        from kiln.prep.stats._model_monitor import to_model_monitor
+
+        return to_model_monitor(self, buckets=buckets, max_categories=max_categories)
+
+    def summary(self) -> dict[str, Any]:
+        """Human-facing figures of every column, without sketches."""
+        return {"row_count": self.row_count, "nbytes": self.nbytes,
+                "columns": [c.summary() for c in self.columns.values()]}
+
+
+def compute_statistics(
+    data: DataLike,
+    *,
+    columns: Sequence[str] | None = None,
+    kll_k: int = DEFAULT_KLL_K,
+    max_exact: int = DEFAULT_MAX_EXACT,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_workers: int | None = None,
+) -> DatasetStatistics:
+    """Compute :class:`DatasetStatistics` in one pass, one batch in memory at a time.
+
+    Args:
+        data: a pyarrow Table / RecordBatch / Dataset / RecordBatchReader, a
+            pandas or polars DataFrame, or any iterable of ``RecordBatch``.
+        columns: only these columns (default: all).
+        kll_k: KLL sketch accuracy parameter (2048: rank error ~0.1%).
+        max_exact: per column, distinct values counted exactly before
+            switching to HLL + frequent-items sketches.
+        batch_size: rows per batch for inputs that can be re-sliced.
+        max_workers: threads used across columns (default: CPU count; 1 = serial).
+
+    Returns:
+        The statistics, mergeable with those of other chunks.
+
+    Raises:
+        InvalidArgument: for an unreadable input or a column not in it.
+    """
+    stats = DatasetStatistics(kll_k=kll_k, max_exact=max_exact)
+    workers = max_workers or min(8, os.cpu_count() or 1)
+    executor = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        for batch in select_columns(iter_batches(data, batch_size=batch_size), columns):
+            stats.update(batch, executor=executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    return stats
+
+
+def select_columns(batches: Iterable[pa.RecordBatch],
+                   columns: Sequence[str] | None) -> Iterable[pa.RecordBatch]:
+    """Yield batches restricted to ``columns`` (all when None)."""
+    for batch in batches:
+        if columns is None:
+            yield batch
+            continue
+        missing = [c for c in columns if c not in batch.schema.names]
+        if missing:
+            raise InvalidArgument(f"no column(s) {missing}; columns are {batch.schema.names}")
+        yield batch.select(list(columns))

@@ -1,0 +1,201 @@
+"""Distinct counts and top values: exact while few, sketched past a limit."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import datasketches as ds
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["ValueCounter"]
+
+DEFAULT_MAX_EXACT = 10_000
+HLL_LG_K = 12  # ~1.6% relative standard error in 4 KiB
+FREQUENT_LG_MAX_MAP = 10  # tracks ~768 heavy hitters per string column
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"))
+
+
+def _py(values: pa.Array) -> list[Any]:
+    """Python values as sketches hash them: datetimes as int64 micros, so both sides agree."""
+    if pa.types.is_timestamp(values.type):
+        values = values.cast(pa.int64())
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        return values.to_numpy(zero_copy_only=False).tolist()
+    if pa.types.is_boolean(values.type):
+        return [int(v) for v in values.to_pylist()]
+    return values.to_pylist()
+
+
+class ValueCounter:
+    """Counts of each value while there are at most ``max_exact`` distinct values.
+
+    Past that it switches, once and for good, to an HLL sketch for the distinct
+    count and (for strings) a frequent-items sketch for the top values. Both
+    modes merge with each other; :attr:`exact` says which one holds.
+
+    Args:
+        value_type: the canonical Arrow type of the values counted.
+        max_exact: how many distinct values are counted exactly.
+    """
+
+    def __init__(self, value_type: pa.DataType, *, max_exact: int = DEFAULT_MAX_EXACT) -> None:
+        self.value_type = value_type
+        self.max_exact = max_exact
+        self.values_: pa.Array | None = pa.array([], type=value_type)
+        self.counts_: np.ndarray | None = np.zeros(0, dtype=np.int64)
+        self.hll_: ds.hll_sketch | None = None
+        self.frequent_: ds.frequent_strings_sketch | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.values_ is not None
+
+    @property
+    def _is_string(self) -> bool:
+        return pa.types.is_string(self.value_type)
+
+    # -- building --------------------------------------------------------------
+    def update(self, values: pa.Array) -> None:
+        """Count an array of non-null values of ``value_type``."""
+        if len(values) == 0:
+            return
+        if self.exact or self._is_string:
+            vc = pc.value_counts(values)
+            keys, counts = vc.field("values"), vc.field("counts").to_numpy().astype(np.int64)
+        else:
+            # Sketch mode without frequent items: unique keys are all the HLL needs.
+            keys, counts = pc.unique(values), None
+        if self.exact:
+            self._add_exact(keys, counts)
+        else:
+            self._add_sketch(keys, counts)
+
+    def _add_exact(self, keys: pa.Array, counts: np.ndarray) -> None:
+        assert self.values_ is not None and self.counts_ is not None
+        if len(self.values_):
+            table = pa.table({"v": pa.concat_arrays([self.values_, keys]),
+                              "c": np.concatenate([self.counts_, counts])})
+            grouped = table.group_by("v", use_threads=False).aggregate([("c", "sum")])
+            keys, counts = grouped.column("v").combine_chunks(), grouped.column("c_sum").to_numpy()
+        self.values_, self.counts_ = keys, counts.astype(np.int64, copy=False)
+        if len(keys) > self.max_exact:
+            self._to_sketch()
+
+    def _to_sketch(self) -> None:
+        keys, counts = self.values_, self.counts_
+        self.values_ = self.counts_ = None
+        self.hll_ = ds.hll_sketch(HLL_LG_K)
+        if self._is_string:
+            self.frequent_ = ds.frequent_strings_sketch(FREQUENT_LG_MAX_MAP)
+        self._add_sketch(keys, counts)
+
+    def _add_sketch(self, keys: pa.Array | None, counts: np.ndarray | None) -> None:
+        if keys is None or len(keys) == 0:
+            return
+        py = _py(keys)
+        # any(map(...)) runs the per-item calls in C; the updates return None.
+        any(map(self.hll_.update, py))
+        if self.frequent_ is not None and counts is not None:
+            any(map(self.frequent_.update, py, counts.tolist()))
+
+    # -- merging ---------------------------------------------------------------
+    def merge(self, other: ValueCounter) -> ValueCounter:
+        """A new counter holding both counters' values."""
+        out = ValueCounter(self.value_type, max_exact=max(self.max_exact, other.max_exact))
+        out.values_, out.counts_ = self.values_, self.counts_
+        out.hll_, out.frequent_ = self.hll_, self.frequent_
+        if not out.exact:
+            out.hll_ = ds.hll_sketch.deserialize(self.hll_.serialize_compact())
+            if self.frequent_ is not None:
+                out.frequent_ = ds.frequent_strings_sketch.deserialize(self.frequent_.serialize())
+        if other.exact:
+            keys = other.values_.cast(self.value_type) if other.values_.type != self.value_type \
+                else other.values_
+            if out.exact:
+                out._add_exact(keys, other.counts_)
+            else:
+                out._add_sketch(keys, other.counts_)
+            return out
+        if out.exact:
+            out._to_sketch()
+        union = ds.hll_union(HLL_LG_K)
+        union.update(out.hll_)
+        union.update(other.hll_)
+        out.hll_ = union.get_result()
+        if out.frequent_ is not None and other.frequent_ is not None:
+            out.frequent_.merge(other.frequent_)
+        return out
+
+    # -- reading ---------------------------------------------------------------
+    @property
+    def distinct(self) -> float:
+        """Distinct values: exact in exact mode, the HLL estimate past it."""
+        if self.exact:
+            return float(len(self.values_))
+        return float(self.hll_.get_estimate())
+
+    def top(self, n: int = 10) -> list[tuple[Any, int]]:
+        """The ``n`` most frequent values with their counts, most frequent first.
+
+        In sketch mode, only strings keep top values, and only those the
+        frequent-items sketch is sure of (counts are estimates).
+        """
+        if self.exact:
+            if not len(self.values_) or n <= 0:
+                return []
+            k = min(n, len(self.counts_))
+            # Every value tied with the k-th count is a candidate; ties then go
+            # by value, so the answer does not depend on how rows were batched.
+            kth = np.partition(self.counts_, len(self.counts_) - k)[len(self.counts_) - k]
+            cand = np.flatnonzero(self.counts_ >= kth)
+            table = pa.table({"c": self.counts_[cand], "v": self.values_.take(pa.array(cand))})
+            table = table.sort_by([("c", "descending"), ("v", "ascending")]).slice(0, k)
+            return list(zip(table.column("v").to_pylist(), table.column("c").to_pylist(),
+                            strict=True))
+        if self.frequent_ is None:
+            return []
+        items = self.frequent_.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_POSITIVES)
+        return [(item, int(est)) for item, est, *_ in items[:n]]
+
+    def items(self) -> tuple[pa.Array, np.ndarray] | None:
+        """All (values, counts) in exact mode, None past it."""
+        if not self.exact:
+            return None
+        return self.values_, self.counts_
+
+    # -- serialising -----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        if self.exact:
+            return {"mode": "exact", "values": _py(self.values_) if not
+                    pa.types.is_boolean(self.value_type) else self.values_.to_pylist(),
+                    "counts": self.counts_.tolist()}
+        out = {"mode": "sketch", "hll": _b64(self.hll_.serialize_compact())}
+        if self.frequent_ is not None:
+            out["frequent"] = _b64(self.frequent_.serialize())
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], value_type: pa.DataType, *,
+                  max_exact: int = DEFAULT_MAX_EXACT) -> ValueCounter:
+        out = cls(value_type, max_exact=max_exact)
+        if d["mode"] == "exact":
+            raw = pa.array(d["values"], type=pa.int64() if pa.types.is_timestamp(value_type)
+                           else value_type)
+            out.values_ = raw.cast(value_type)
+            out.counts_ = np.asarray(d["counts"], dtype=np.int64)
+            return out
+        out.values_ = out.counts_ = None
+        out.hll_ = ds.hll_sketch.deserialize(_unb64(d["hll"]))
+        if "frequent" in d:
+            out.frequent_ = ds.frequent_strings_sketch.deserialize(_unb64(d["frequent"]))
+        return out
