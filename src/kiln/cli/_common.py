@@ -16,7 +16,7 @@ from rich.table import Table
 __all__ = ["JsonOpt", "console", "err_console", "get_client", "emit", "fail"]
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 

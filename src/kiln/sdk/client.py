@@ -58,6 +58,12 @@ class Client:
 
         return run_sql(self._t, query, limit=limit, timeout_s=timeout_s)
 
+    def sql_history(self, *, limit: int = 50) -> list[Any]:
+        """Past queries, newest first (yours, or everyone's for an admin)."""
+        from kiln.sdk.sql import sql_history
+
+        return sql_history(self._t, limit=limit)
+
     def close(self) -> None:
         self._t.close()
 

@@ -1,7 +1,118 @@
-"""SDK: datasets."""
+"""SDK: ``client.datasets``."""
 
-from kiln.sdk._base import Namespace
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kiln.core.errors import InvalidArgument
+from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
+from kiln.lake._sources import to_arrow
+from kiln.lake._wire import decode_table
+from kiln.sdk._base import HttpTransport, Namespace
+
+__all__ = ["Datasets"]
 
 
 class Datasets(Namespace):
-    pass
+    """Datasets: immutable, versioned Parquet tables."""
+
+    def ingest(self, name: str, source: Any, *, append: bool = False, format: str | None = None, options: IngestOptions | None = None, progress: Any = None, **option_fields: Any) -> DatasetVersion:
+        """Make a new version of ``name`` from a file, folder, glob, URL or DataFrame.
+
+        Options (``delimiter=``, ``header=``, ``types={"zip": "varchar"}``,
+        ``query=`` for database URLs...) are the fields of :class:`IngestOptions`.
+        """
+        try:
+            opts = (options or IngestOptions()).model_copy(update={"format": format, **option_fields} if format else option_fields)
+            opts = IngestOptions.model_validate(opts.model_dump())
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid ingest options: {exc}") from None
+        if self._local:
+            return self._svc(DatasetService).ingest(name, source, options=opts, append=append, progress=progress)
+        return self._remote_ingest(name, source, opts, append)
+
+    def _remote_ingest(self, name: str, source: Any, opts: IngestOptions, append: bool) -> DatasetVersion:
+        if isinstance(source, str) and source.lower().startswith(("s3://", "postgresql://", "postgres://", "mysql")):
+            body = {"source": source, "options": opts.model_dump(exclude_none=True), "append": append}
+            return DatasetVersion.model_validate(self._http("POST", f"/v1/datasets/{name}/versions", json=body))
+        params: dict[str, Any] = {k: v for k, v in opts.model_dump(exclude_none=True, exclude_defaults=True).items() if k not in ("types", "null_values", "query")}
+        if opts.types:
+            params["types"] = orjson.dumps(opts.types).decode()
+        if opts.null_values:
+            params["null_values"] = ",".join(opts.null_values)
+        params["append"] = str(append).lower()
+        if isinstance(source, str | os.PathLike):
+            path = Path(source)
+            if not path.is_file():
+                raise InvalidArgument(f"{source!r} is not a file: over a server, ingest one file at a time (use append for more)")
+            if not opts.format:
+                from kiln.lake._sources import _ext_format
+
+                params["format"] = _ext_format(path.name) or "csv"
+            t = self._t
+            assert isinstance(t, HttpTransport)
+            with open(path, "rb") as fh:
+                return DatasetVersion.model_validate(t.request("POST", f"/v1/datasets/{name}/versions", params=params, content=fh, headers={"content-type": "application/octet-stream"}))
+        table = to_arrow(source)
+        if isinstance(table, pa.RecordBatchReader):
+            table = table.read_all()
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        params["format"] = "parquet"
+        return DatasetVersion.model_validate(self._http("POST", f"/v1/datasets/{name}/versions", params=params, content=sink.getvalue(), headers={"content-type": "application/octet-stream"}))
+
+    def list(self) -> list[Dataset]:
+        if self._local:
+            return self._svc(DatasetService).list()
+        return [Dataset.model_validate(d) for d in self._http("GET", "/v1/datasets")]
+
+    def get(self, ref: str) -> DatasetVersion:
+        """A version: ``name`` (latest) or ``name@3``."""
+        if self._local:
+            return self._svc(DatasetService).get(ref)
+        return DatasetVersion.model_validate(self._http("GET", f"/v1/datasets/{ref}"))
+
+    def versions(self, name: str) -> list[DatasetVersion]:
+        if self._local:
+            return self._svc(DatasetService).versions(name)
+        return [DatasetVersion.model_validate(v) for v in self._http("GET", f"/v1/datasets/{name}/versions")]
+
+    def head(self, ref: str, n: int = 10) -> pa.Table:
+        if self._local:
+            return self._svc(DatasetService).head(ref, n=n)
+        return decode_table(self._http("GET", f"/v1/datasets/{ref}/head", params={"n": n, "format": "arrow"}))
+
+    def read(self, ref: str, *, columns: list[str] | None = None) -> pa.Table:
+        """The whole version as an Arrow table (``.to_pandas()`` for pandas)."""
+        if self._local:
+            return self._svc(DatasetService).read_table(ref, columns=columns)
+        table = pq.read_table(io.BytesIO(self._http("GET", f"/v1/datasets/{ref}/export", params={"format": "parquet"})))
+        return table.select(columns) if columns else table
+
+    def export(self, ref: str, dest: str | os.PathLike[str], *, format: str | None = None) -> Path:
+        """Write a version to a local CSV, Parquet or JSON Lines file."""
+        if self._local:
+            return self._svc(DatasetService).export(ref, dest, format=format)
+        fmt = (format or Path(dest).suffix.lstrip(".") or "parquet").lower()
+        t = self._t
+        assert isinstance(t, HttpTransport)
+        target = Path(dest)
+        tmp = target.with_name(f".{target.name}.part")
+        with t.stream("GET", f"/v1/datasets/{ref}/export", params={"format": fmt}) as resp, open(tmp, "wb") as out:
+            for chunk in resp.iter_bytes():
+                out.write(chunk)
+        os.replace(tmp, target)
+        return target
+
+    def delete(self, ref: str) -> list[int]:
+        """Delete ``name@V`` or every version of ``name``; returns the versions removed."""
+        if self._local:
+            return self._svc(DatasetService).delete(ref)
+        return list(self._http("DELETE", f"/v1/datasets/{ref}")["deleted_versions"])

@@ -25,7 +25,11 @@ __all__ = ["ROUTE_MODULES", "create_app", "is_loopback"]
 log = logging.getLogger("kiln.server")
 
 # Each stage's REST routes live in kiln.server.routes.<module> as `router`.
-ROUTE_MODULES = ["system", "datasets", "sql"]
+ROUTE_MODULES = [
+    "system",
+    "datasets",
+    "sql",
+]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 

@@ -1,5 +1,37 @@
-"""REST: sql."""
+"""REST: /v1/sql."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from kiln.lake import SqlHistoryEntry
+from kiln.lake._wire import MEDIA_TYPES, encode_table
+from kiln.lake.sql import SqlService
+from kiln.server.deps import service
+
+router = APIRouter(prefix="/v1/sql", tags=["sql"])
+
+
+class SqlRequest(BaseModel):
+    query: str = Field(..., max_length=100_000)
+    format: Literal["json", "csv", "parquet", "arrow", "jsonl"] = "json"
+    limit: int | None = Field(None, ge=0)
+    timeout_s: float | None = Field(None, gt=0, le=86400)
+
+
+@router.post("", responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}})
+def run_sql(body: SqlRequest, svc: SqlService = service(SqlService)) -> Response:
+    """Run one read-only SELECT over the lake; JSON is ``{"columns", "types", "rows", "truncated", "elapsed_ms"}``."""
+    result = svc.query(body.query, limit=body.limit, timeout_s=body.timeout_s)
+    extra = {"truncated": result.truncated, "elapsed_ms": result.elapsed_ms} if body.format == "json" else {}
+    headers = {"x-kiln-truncated": str(result.truncated).lower()}
+    return Response(encode_table(result.table, body.format, **extra), media_type=MEDIA_TYPES[body.format], headers=headers)
+
+
+@router.get("/history", response_model=list[SqlHistoryEntry])
+def history(limit: int = Query(50, ge=1, le=10_000), svc: SqlService = service(SqlService)) -> list[SqlHistoryEntry]:
+    return svc.history(limit=limit)
