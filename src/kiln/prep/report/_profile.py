@@ -1,0 +1,224 @@
+"""``profile()``: one pass of statistics plus sample-based analyses, as JSON and HTML."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from kiln.core.errors import InvalidArgument
+from kiln.prep.report._analysis import (
+    Alert,
+    AlertThresholds,
+    column_alerts,
+    correlations,
+    missing_patterns,
+)
+from kiln.prep.report._sample import DuplicateCounter, RowSampler, duplicate_examples
+from kiln.prep.stats import ColumnKind, DatasetStatistics, DataLike, iter_batches
+
+__all__ = ["FORMAT", "ProfileResult", "profile"]
+
+FORMAT = "kiln.profile/1"
+SAMPLE_ROWS_SHOWN = 10
+HISTOGRAM_BINS = 24
+TOP_VALUES = 10
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe: no NaN/inf, datetimes as ISO text, bytes as a marker."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    if isinstance(v, dt.datetime | dt.date | dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return str(v)
+    if isinstance(v, bytes):
+        return f"<{len(v)} bytes>"
+    if isinstance(v, str | int | bool) or v is None:
+        return v
+    return str(v)
+
+
+@dataclass
+class ProfileResult:
+    """A dataset profile: the JSON document, the full statistics, and an HTML rendering.
+
+    Attributes:
+        document: the JSON-ready profile (what :meth:`to_json` returns).
+        statistics: the full-pass statistics (sketches included); None when
+            rebuilt from JSON.
+    """
+
+    document: dict[str, Any]
+    statistics: DatasetStatistics | None = field(default=None, repr=False)
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [Alert.from_dict(a) for a in self.document["alerts"]]
+
+    @property
+    def insights(self) -> dict[str, Any] | None:
+        return self.document.get("insights")
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile as a JSON-ready dict (no NaN, no sketches)."""
+        return self.document
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any] | str) -> ProfileResult:
+        """Rebuild a result (its HTML included) from :meth:`to_json`'s output."""
+        doc = json.loads(document) if isinstance(document, str) else document
+        if doc.get("format") != FORMAT:
+            raise InvalidArgument(f"not a Kiln profile (format {doc.get('format')!r})")
+        return cls(doc)
+
+    def to_html(self) -> str:
+        """A self-contained HTML page: inline CSS and SVG, no script or network fetch."""
+        from kiln.prep.report._html import render
+
+        return render(self.document)
+
+
+def _column_section(col: Any, alerts: list[Alert]) -> dict[str, Any]:
+    summary = col.summary()
+    summary["top_values"] = [[_clean(v), c] for v, c in col.top_values(TOP_VALUES)]
+    few = col.distinct_exact and (col.distinct or 0) <= TOP_VALUES
+    if col.kind in (ColumnKind.STRING, ColumnKind.BOOL) or few or col.kind is ColumnKind.OTHER:
+        summary["chart"] = "bars"
+    else:
+        hist = col.histogram(HISTOGRAM_BINS)
+        summary["chart"] = "histogram" if hist else None
+        if hist:
+            edges, counts = hist
+            if col.kind is ColumnKind.DATETIME:  # bins are epoch seconds; label as dates
+                edges = [dt.datetime.fromtimestamp(e, dt.UTC).isoformat()[:19] for e in edges]
+            summary["histogram"] = {"edges": edges, "counts": counts}
+    summary["alerts"] = [a.to_dict() for a in alerts]
+    return summary
+
+
+def _sample_rows(sample: pa.Table | None, n: int) -> dict[str, Any]:
+    if sample is None:
+        return {"columns": [], "rows": []}
+    head = sample.slice(0, n)
+    cols = head.column_names
+    return {"columns": cols, "rows": [[_clean(r[c]) for c in cols] for r in head.to_pylist()]}
+
+
+def profile(
+    data: DataLike,
+    *,
+    title: str = "Dataset profile",
+    target: str | None = None,
+    sample_rows: int = 100_000,
+    batch_size: int = 65_536,
+    max_workers: int | None = None,
+    thresholds: AlertThresholds | None = None,
+    seed: int = 0,
+) -> ProfileResult:
+    """Profile a dataset: statistics of every column, alerts, and (with a target) insights.
+
+    Per-column statistics come from one full pass over the data (bounded
+    memory, see :func:`kiln.prep.stats.compute_statistics`); duplicate rows are
+    counted exactly over all rows by 64-bit row hashes. Correlations, missing
+    patterns, sample rows, outliers, anomalies and the target model use a
+    uniform sample of at most ``sample_rows`` rows; the report says so.
+
+    Args:
+        data: a pyarrow Table / RecordBatch / Dataset / RecordBatchReader, a
+            pandas or polars DataFrame, or an iterable of ``RecordBatch``.
+        title: the report's title.
+        target: a column to predict; adds problem type, a quick LightGBM
+            model, per-feature prediction power (flagging possible leakage),
+            outliers and anomalous rows. Needs ``kiln[ml]`` (lightgbm).
+        sample_rows: the most rows kept for sample-based analyses.
+        batch_size: rows per batch for inputs that can be re-sliced.
+        max_workers: threads for the statistics pass (default: CPU count).
+        thresholds: when alerts fire (default :class:`AlertThresholds`).
+        seed: seed of the sample and the models, for repeatable reports.
+
+    Returns:
+        A :class:`ProfileResult`; ``.to_json()`` and ``.to_html()`` render it.
+
+    Raises:
+        InvalidArgument: unreadable input, or a ``target`` not in the data.
+        ImportError: ``target`` given but lightgbm is not installed.
+    """
+    th = thresholds or AlertThresholds()
+    stats = DatasetStatistics()
+    sampler = RowSampler(sample_rows, seed=seed)
+    dups = DuplicateCounter()
+    workers = max_workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max(workers, 2)) as pool:
+        col_pool = pool if workers > 1 else None
+        for batch in iter_batches(data, batch_size=batch_size):
+            hashing = pool.submit(dups.update, batch)  # polars hashes off the GIL
+            stats.update(batch, executor=col_pool)
+            sampler.update(batch)
+            hashing.result()
+    if target is not None and target not in stats.columns:
+        raise InvalidArgument(f"target {target!r} is not a column; columns are "
+                              f"{', '.join(stats.columns)}")
+    sample = sampler.result()
+    return ProfileResult(_document(stats, sample, sampler, dups, title, target, th, seed), stats)
+
+
+def _document(stats: DatasetStatistics, sample: pa.Table | None, sampler: RowSampler,
+              dups: DuplicateCounter, title: str, target: str | None, th: AlertThresholds,
+              seed: int) -> dict[str, Any]:
+    alerts: list[Alert] = []
+    columns = []
+    for col in stats:
+        found = column_alerts(col, th)
+        alerts.extend(found)
+        columns.append(_column_section(col, found))
+    corr, corr_alerts = correlations(stats, sample, th)
+    alerts.extend(corr_alerts)
+    n_dups = dups.duplicates
+    rows = stats.row_count
+    if n_dups:
+        alerts.append(Alert("duplicates", (), f"{n_dups:,} rows ({n_dups / rows:.1%}) repeat an "
+                            "earlier row", n_dups / rows))
+    cells = rows * len(stats)
+    missing_cells = sum(c.missing for c in stats)
+    sample_n = sample.num_rows if sample is not None else 0
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "title": title,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "overview": {
+            "rows": rows, "columns": len(stats), "cells": cells,
+            "missing_cells": missing_cells,
+            "missing_cells_share": missing_cells / cells if cells else 0.0,
+            "duplicate_rows": n_dups, "duplicate_share": n_dups / rows if rows else 0.0,
+            "bytes": stats.nbytes,
+            "types": dict(Counter(c.kind.value for c in stats)),
+            "sample_rows": sample_n, "sampled": not sampler.complete,
+        },
+        "columns": columns,
+        "correlations": corr,
+        "missing": missing_patterns(stats, sample),
+        "duplicates": {"count": n_dups, "share": n_dups / rows if rows else 0.0,
+                       "exact": True, "examples": duplicate_examples(sample, dups)},
+        "sample": _sample_rows(sample, SAMPLE_ROWS_SHOWN),
+        "alerts": [a.to_dict() for a in alerts],
+        "insights": None,
+    }
+    if target is not None and sample is not None:
+        from kiln.prep.report._insights import target_insights
+
+        doc["insights"] = target_insights(stats, sample, target, seed=seed)
+        doc["insights"]["duplicate_share"] = doc["overview"]["duplicate_share"]
+    return _clean(doc)

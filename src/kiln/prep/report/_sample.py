@@ -1,0 +1,144 @@
+"""Streaming helpers for the profile: a uniform row sample and exact duplicate counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["DuplicateCounter", "RowSampler"]
+
+
+class RowSampler:
+    """A uniform sample of at most ``size`` rows, drawn in one pass.
+
+    Each row gets a random key and the ``size`` rows with the smallest keys
+    are kept (bottom-k sampling): uniform without replacement, mergeable, and
+    vectorised per batch, since once full only rows whose key beats the
+    current k-th key are looked at.
+    """
+
+    def __init__(self, size: int, *, seed: int = 0) -> None:
+        self.size = size
+        self.rng_ = np.random.default_rng(seed)
+        self.parts_: list[pa.Table] = []
+        self.keys_: list[np.ndarray] = []
+        self.buffered_ = 0
+        self.threshold_ = np.inf  # k-th smallest key once the sample is full
+        self.seen_ = 0
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        n = batch.num_rows
+        self.seen_ += n
+        if n == 0 or self.size <= 0:
+            return
+        keys = self.rng_.random(n)
+        if np.isfinite(self.threshold_):
+            keep = np.flatnonzero(keys < self.threshold_)
+            if keep.size == 0:
+                return
+            batch, keys = batch.take(pa.array(keep)), keys[keep]
+        self.parts_.append(pa.Table.from_batches([batch]))
+        self.keys_.append(keys)
+        self.buffered_ += len(keys)
+        if self.buffered_ >= 2 * self.size:
+            self._compact()
+
+    def _compact(self) -> None:
+        table = pa.concat_tables(self.parts_, promote_options="permissive")
+        keys = np.concatenate(self.keys_)
+        if len(keys) > self.size:
+            idx = np.argpartition(keys, self.size - 1)[: self.size]
+            idx.sort()  # keep arrival order, so an unsampled input comes back as it was
+            table, keys = table.take(pa.array(idx)), keys[idx]
+            self.threshold_ = float(keys.max())
+        self.parts_, self.keys_, self.buffered_ = [table], [keys], len(keys)
+
+    @property
+    def complete(self) -> bool:
+        """True when every row seen is in the sample."""
+        return self.seen_ <= self.size
+
+    def result(self) -> pa.Table | None:
+        """The sampled rows (None when no batch had rows)."""
+        if not self.parts_:
+            return None
+        self._compact()
+        return self.parts_[0].combine_chunks()
+
+
+def hash_rows(table: pa.Table | pa.RecordBatch) -> np.ndarray:
+    """A 64-bit hash per row (polars, multi-threaded, fixed seed within a process)."""
+    import polars as pl
+
+    if table.num_columns == 0:
+        return np.zeros(table.num_rows, dtype=np.uint64)
+    return pl.from_arrow(table).hash_rows(seed=0).to_numpy()
+
+
+class DuplicateCounter:
+    """Exact count of duplicate rows over a stream, by 64-bit row hashes.
+
+    Memory is 8 bytes per distinct row (hashes are compacted as they come);
+    a 64-bit hash collides with odds ~n²/2⁶⁵, negligible below billions of rows.
+    """
+
+    COMPACT_EVERY = 4_000_000
+
+    def __init__(self) -> None:
+        self.hashes_: list[np.ndarray] = []
+        self.buffered_ = 0
+        self.rows_ = 0
+        self.unique_: np.ndarray | None = None
+        self.counts_: np.ndarray | None = None
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        self.hashes_.append(hash_rows(batch))
+        self.rows_ += batch.num_rows
+        self.buffered_ += batch.num_rows
+        if self.buffered_ >= self.COMPACT_EVERY:
+            self._compact()
+
+    def _compact(self) -> None:
+        parts, weights = self.hashes_, [np.ones(len(h), dtype=np.int64) for h in self.hashes_]
+        if self.unique_ is not None:
+            parts, weights = [self.unique_, *parts], [self.counts_, *weights]
+        if not parts:
+            self.unique_, self.counts_ = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+            return
+        allh = np.concatenate(parts)
+        self.unique_, inverse = np.unique(allh, return_inverse=True)
+        self.counts_ = np.bincount(inverse, weights=np.concatenate(weights)).astype(np.int64)
+        self.hashes_, self.buffered_ = [], 0
+
+    @property
+    def duplicates(self) -> int:
+        """Rows that repeat an earlier row (rows minus distinct rows)."""
+        self._compact()
+        return self.rows_ - len(self.unique_)
+
+    def counts_of(self, hashes: np.ndarray) -> np.ndarray:
+        """How many times each given row hash occurs in the whole stream."""
+        self._compact()
+        if len(self.unique_) == 0:
+            return np.zeros(len(hashes), dtype=np.int64)
+        pos = np.searchsorted(self.unique_, hashes).clip(0, len(self.unique_) - 1)
+        return np.where(self.unique_[pos] == hashes, self.counts_[pos], 0)
+
+
+def duplicate_examples(sample: pa.Table, counter: DuplicateCounter, *,
+                       limit: int = 5) -> list[dict[str, Any]]:
+    """Up to ``limit`` sampled rows that occur more than once in the whole data."""
+    if sample is None or sample.num_rows == 0 or counter.duplicates == 0:
+        return []
+    h = hash_rows(sample)
+    counts = counter.counts_of(h)
+    idx = np.flatnonzero(counts > 1)
+    _, first = np.unique(h[idx], return_index=True)
+    idx = idx[np.sort(first)]
+    idx = idx[np.argsort(-counts[idx], kind="stable")][:limit]
+    rows = sample.take(pa.array(idx)).to_pylist()
+    return [{"row": row, "count": int(c)} for row, c in zip(rows, counts[idx], strict=True)]

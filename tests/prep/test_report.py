@@ -1,0 +1,159 @@
+"""Profile and insights reports on real offline data and a planted mixed-type table."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn import datasets
+
+from kiln.core.errors import InvalidArgument
+from kiln.prep.report import AlertThresholds, ProfileResult, profile
+
+N = 5_000
+
+
+def _mixed(n: int = N) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=n)
+    spiky = rng.normal(size=n)
+    spiky[:20] = 1_000.0
+    with_inf = rng.normal(size=n)
+    with_inf[[5, n // 2, n - 1]] = np.inf
+    frame = pd.DataFrame({
+        "x_normal": np.where(rng.random(n) < 0.02, np.nan, x),
+        "x_corr": 2 * x + rng.normal(0, 0.05, n),
+        "mostly_missing": np.where(rng.random(n) < 0.4, np.nan, rng.normal(size=n)),
+        "const": ["k"] * n,
+        "id": np.arange(n),
+        "skewed": rng.lognormal(0, 2, n),
+        "zero_heavy": np.where(rng.random(n) < 0.8, 0.0, rng.normal(size=n)),
+        "with_inf": with_inf,
+        "spiky": spiky,
+        "cat_balanced": rng.choice(["a", "b", "c", "d"], n),
+        "cat_imbalanced": np.where(rng.random(n) < 0.97, "major", "minor"),
+        "high_card": np.char.add("u", rng.integers(0, 2_000, n).astype(str)),
+        "flag": rng.random(n) < 0.5,
+        "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 100, n), unit="D"),
+    })
+    return frame
+
+
+@pytest.fixture(scope="module")
+def mixed_profile() -> ProfileResult:
+    return profile(_mixed(), title="Mixed <planted>", batch_size=1_024)
+
+
+EXPECTED = {
+    "missing": {("mostly_missing",)},
+    "constant": {("const",)},
+    "unique": {("id",)},
+    "high_cardinality": {("high_card",)},
+    "skewed": {("skewed",), ("spiky",)},
+    "zeros": {("zero_heavy",)},
+    "infinite": {("with_inf",)},
+    "imbalanced": {("cat_imbalanced",)},
+    "high_correlation": {("x_normal", "x_corr")},
+    "duplicates": set(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_each_alert_fires_exactly_where_planted(mixed_profile: ProfileResult, kind: str) -> None:
+    found = {a.columns for a in mixed_profile.alerts if a.kind == kind}
+    assert found == EXPECTED[kind]
+    for a in mixed_profile.alerts:
+        assert a.message and isinstance(a.value, float)
+
+
+def test_duplicate_rows_are_counted_exactly_over_all_batches() -> None:
+    frame = _mixed()
+    frame = pd.concat([frame, frame.iloc[:100], frame.iloc[:30]], ignore_index=True)
+    result = profile(frame, batch_size=700, sample_rows=1_000)
+    doc = result.to_json()
+    assert doc["overview"]["duplicate_rows"] == doc["duplicates"]["count"] == 130
+    assert {a.kind for a in result.alerts} >= {"duplicates"}
+    assert not any(a.kind == "unique" for a in result.alerts)
+    assert all(e["count"] in (2, 3) for e in doc["duplicates"]["examples"])
+    assert doc["overview"]["sampled"] and doc["overview"]["sample_rows"] == 1_000
+    assert "uniform sample of 1,000 of 5,130 rows" in result.to_html()
+
+
+def test_thresholds_are_configurable() -> None:
+    strict = profile(_mixed(1_000), thresholds=AlertThresholds(missing_share=0.01))
+    flagged = {a.columns[0] for a in strict.alerts if a.kind == "missing"}
+    assert flagged == {"mostly_missing", "x_normal"}
+
+
+def test_html_is_self_contained_and_small(mixed_profile: ProfileResult) -> None:
+    html = mixed_profile.to_html()
+    assert "http://" not in html and "https://" not in html
+    assert not re.search(r"<(script|link|img|iframe)\b", html)
+    assert "Mixed &lt;planted&gt;" in html and "<svg" in html
+    assert len(html.encode()) < 400_000
+
+
+def test_wide_table_html_stays_under_the_size_limit() -> None:
+    rng = np.random.default_rng(0)
+    n, cols = 20_000, 50
+    data = {f"f{k}": rng.normal(size=n) for k in range(30)}
+    data |= {f"s{k}": rng.choice([f"v{j}" for j in range(30)], n) for k in range(10)}
+    data |= {f"i{k}": rng.integers(0, 10**6, n) for k in range(cols - 40)}
+    html = profile(pa.table(data)).to_html()
+    assert len(html.encode()) < 2_000_000 / 4
+
+
+def test_json_round_trips(mixed_profile: ProfileResult) -> None:
+    doc = mixed_profile.to_json()
+    text = json.dumps(doc, allow_nan=False)
+    assert json.loads(text) == doc
+    again = ProfileResult.from_json(text)
+    assert again.to_html() == mixed_profile.to_html()
+    with pytest.raises(InvalidArgument):
+        ProfileResult.from_json({"format": "nope"})
+
+
+def _frame(loader, leak_noise: float) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    frame = loader(as_frame=True).frame
+    rng = np.random.default_rng(0)
+    frame["leak"] = frame["target"] + rng.normal(0, leak_noise, len(frame))
+    return frame
+
+
+@pytest.mark.parametrize(("loader", "kind", "metric", "floor", "noise"), [
+    (datasets.load_breast_cancer, "classification", "accuracy", 0.9, 0.01),
+    (datasets.load_wine, "classification", "accuracy", 0.85, 0.01),
+    (datasets.load_diabetes, "regression", "r2", 0.2, 1.0),
+])
+def test_insights_on_real_data_flag_only_the_planted_leak(loader, kind, metric, floor,  # type: ignore[no-untyped-def]
+                                                           noise) -> None:
+    ins = profile(_frame(loader, noise), target="target").insights
+    assert ins is not None and ins["problem_type"] == kind
+    assert ins["model"]["metrics"][metric] > floor
+    assert ins["leakage"] == ["leak"]
+    powers = {p["column"]: p["power"] for p in ins["feature_power"]}
+    assert powers["leak"] > 0.95 and max(v for k, v in powers.items() if k != "leak") < 0.95
+
+
+def test_insights_find_outliers_and_anomalies() -> None:
+    ins = profile(_mixed(), target="cat_balanced").insights
+    assert ins["problem_type"] == "classification"
+    assert ins["model"]["metrics"]["accuracy"] < 0.4  # the target is noise
+    assert ins["leakage"] == []
+    spiky = next(o for o in ins["outliers"] if o["column"] == "spiky")
+    assert spiky["count"] == 20
+    assert 0 < ins["anomalies"]["count"] < N * 0.2 and len(ins["anomalies"]["examples"]) <= 5
+    assert ins["distribution"]["kind"] == "categorical"
+
+
+def test_insights_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(InvalidArgument, match="not a column"):
+        profile(_mixed(100), target="nope")
+    monkeypatch.setitem(sys.modules, "lightgbm", None)
+    with pytest.raises(ImportError, match=r"kiln\[ml\]"):
+        profile(_mixed(200), target="flag")
