@@ -9,9 +9,10 @@ import re
 import uuid
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,8 +44,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _error(status: int, code: str, message: str, details: Any = None) -> ORJSONResponse:
-    return ORJSONResponse(
+class KilnJSONResponse(JSONResponse):
+    """JSON via orjson (numpy, non-str keys). FastAPI deprecated its ORJSONResponse."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> KilnJSONResponse:
+    return KilnJSONResponse(
         {"error": {"code": code, "message": message, "details": details or {}}}, status_code=status
     )
 
@@ -117,7 +125,7 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         title="Kiln",
         version=kiln.__version__,
         description="Kiln's REST API. Every route is also reachable from the SDK and the CLI.",
-        default_response_class=ORJSONResponse,
+        default_response_class=KilnJSONResponse,
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
@@ -126,13 +134,13 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
     app.state.auth = ws.settings.auth if auth is None else auth
 
     @app.exception_handler(KilnError)
-    async def _kiln_error(_: Request, exc: KilnError) -> ORJSONResponse:
+    async def _kiln_error(_: Request, exc: KilnError) -> KilnJSONResponse:
         if exc.http_status >= 500:
             log.error("%s: %s", exc.code, exc.message)
         return _error(exc.http_status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _invalid(_: Request, exc: RequestValidationError) -> KilnJSONResponse:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()))
@@ -140,12 +148,12 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         return _error(400, InvalidArgument.code, "invalid request: " + "; ".join(problems)[:2000], {"errors": problems[:50]})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> KilnJSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(_: Request, exc: Exception) -> KilnJSONResponse:
         log.exception("unexpected error")
         return _error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
 
