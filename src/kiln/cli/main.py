@@ -48,24 +48,13 @@ def run() -> None:
     from kiln.core.errors import KilnError
 
     try:
-        app(standalone_mode=False)
+        # Standalone: typer itself prints usage errors and honours Exit codes and Abort
+        # (it vendors click, so click's own exception classes would not match here).
+        app(standalone_mode=True)
     except KilnError as exc:
         err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # anything unexpected
         if os.environ.get("KILN_DEBUG"):
             raise
         err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set KILN_DEBUG=1 for a traceback)", highlight=False)
