@@ -9,6 +9,8 @@ locked, and only a single SELECT-like statement is accepted.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 import threading
 import time
 from typing import Any
@@ -94,7 +96,18 @@ class SqlService:
             self._remember(sql, status, rows, (time.perf_counter() - start) * 1000, error)
 
     def _run(self, sql: str, limit: int, timeout: float) -> QueryResult:
-        con = self._sandbox(sql)
+        # DuckDB lets queries reach its temp folder even with external access off:
+        # give each query a fresh one (not the process's ./.tmp) and remove it after.
+        scratch = self.ws.settings.home / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        temp_dir = tempfile.mkdtemp(prefix="sql-", dir=scratch)
+        try:
+            return self._run_in(sql, limit, timeout, temp_dir)
+        finally:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+    def _run_in(self, sql: str, limit: int, timeout: float, temp_dir: str) -> QueryResult:
+        con = self._sandbox(sql, temp_dir)
         timer = threading.Timer(timeout, con.interrupt)
         timer.daemon = True
         start = time.perf_counter()
@@ -123,8 +136,8 @@ class SqlService:
             con.close()
         return QueryResult(table=table, truncated=truncated, elapsed_ms=(time.perf_counter() - start) * 1000)
 
-    def _sandbox(self, sql: str) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2})
+    def _sandbox(self, sql: str, temp_dir: str) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2, "temp_directory": temp_dir})
         try:
             statements = con.extract_statements(sql)
         except duckdb.Error as exc:
@@ -134,6 +147,8 @@ class SqlService:
             con.close()
             raise InvalidArgument(f"send exactly one statement (got {len(statements)})")
         kind = statements[0].type.name
+        if kind == "EXPLAIN":
+            kind = _explained_kind(con, sql)
         if kind not in _ALLOWED:
             con.close()
             raise InvalidArgument(f"only SELECT queries are allowed; {kind} statements are refused (SQL over the lake is read-only)")
@@ -177,6 +192,35 @@ class SqlService:
             q = q.where(t.sql_history.c.actor == self.ctx.actor)
         with self.ws.db.read() as conn:
             return [SqlHistoryEntry(**r._mapping) for r in conn.execute(q)]
+
+
+def _explained_kind(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """The type of the statement an EXPLAIN wraps ("SELECT" when allowed).
+
+    EXPLAIN ANALYZE runs its statement, so ``EXPLAIN ANALYZE COPY ... TO`` would write.
+    Anything this cannot read as EXPLAIN [ANALYZE] [(options)] SELECT is refused.
+    """
+    refused = "EXPLAIN (of a statement other than SELECT)"
+    tokens = duckdb.tokenize(sql)
+    ends = [pos for pos, _ in tokens[1:]] + [len(sql)]
+    words = [(pos, sql[pos:end].strip().upper()) for (pos, kind), end in zip(tokens, ends, strict=True) if kind != duckdb.token_type.comment]
+    if not words or words[0][1] != "EXPLAIN":
+        return refused
+    depth = 0
+    for pos, text in words[1:]:
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif depth == 0 and text not in ("ANALYZE", "ANALYSE"):
+            try:
+                inner = con.extract_statements(sql[pos:])
+            except duckdb.Error:
+                return refused
+            if len(inner) == 1 and inner[0].type.name == "SELECT":
+                return "SELECT"
+            return f"EXPLAIN {inner[0].type.name}" if len(inner) == 1 else refused
+    return refused
 
 
 def _first_line(exc: Exception) -> str:
