@@ -134,6 +134,10 @@ def pairwise_pearson(x: np.ndarray) -> np.ndarray:
     standardised first so the sums do not lose precision.
     """
     m = np.isfinite(x)
+    if m.all():  # the common case: one matrix product
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.corrcoef(x, rowvar=False)
+        return np.clip(np.where(np.isfinite(r), r, np.nan), -1.0, 1.0)
     mf = m.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         mu = np.nanmean(np.where(m, x, np.nan), axis=0)
@@ -196,12 +200,16 @@ def missing_patterns(stats: DatasetStatistics, sample: pa.Table | None,
         out["nullity"] = {"columns": [gappy[i] for i in varying],
                           "matrix": [[round(float(v), 3) if math.isfinite(v) else None
                                       for v in row] for row in r]}
-    packed = np.packbits(null, axis=1)
-    rows, counts = np.unique(packed, axis=0, return_counts=True)
+    # One integer key per row (first 63 gappy columns): a 1-D unique is far
+    # cheaper than np.unique(axis=0) on the boolean matrix.
+    cols = gappy[:63]
+    weights = np.left_shift(np.uint64(1), np.arange(len(cols), dtype=np.uint64))
+    keys = null[:, : len(cols)].astype(np.uint64) @ weights
+    uniq, counts = np.unique(keys, return_counts=True)
     order = np.argsort(-counts, kind="stable")[:max_patterns]
     for k in order:
-        bits = np.unpackbits(rows[k])[: len(gappy)].astype(bool)
-        out["patterns"].append({"columns": [g for g, b in zip(gappy, bits, strict=True) if b],
+        bits = (int(uniq[k]) >> np.arange(len(cols))) & 1 == 1
+        out["patterns"].append({"columns": [g for g, b in zip(cols, bits, strict=True) if b],
                                 "count": int(counts[k]), "share": float(counts[k] / len(null))})
     return out
 

@@ -21,6 +21,7 @@ from kiln.prep.report._analysis import (
     correlations,
     missing_patterns,
 )
+from kiln.prep.report._html import render
 from kiln.prep.report._sample import DuplicateCounter, RowSampler, duplicate_examples
 from kiln.prep.stats import ColumnKind, DatasetStatistics, DataLike, iter_batches
 
@@ -86,8 +87,6 @@ class ProfileResult:
 
     def to_html(self) -> str:
         """A self-contained HTML page: inline CSS and SVG, no script or network fetch."""
-        from kiln.prep.report._html import render
-
         return render(self.document)
 
 

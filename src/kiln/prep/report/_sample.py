@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 __all__ = ["DuplicateCounter", "RowSampler"]
@@ -70,8 +71,6 @@ class RowSampler:
 
 def hash_rows(table: pa.Table | pa.RecordBatch) -> np.ndarray:
     """A 64-bit hash per row (polars, multi-threaded, fixed seed within a process)."""
-    import polars as pl
-
     if table.num_columns == 0:
         return np.zeros(table.num_rows, dtype=np.uint64)
     return pl.from_arrow(table).hash_rows(seed=0).to_numpy()
@@ -103,6 +102,8 @@ class DuplicateCounter:
             self._compact()
 
     def _compact(self) -> None:
+        if not self.hashes_ and self.unique_ is not None:
+            return
         parts, weights = self.hashes_, [np.ones(len(h), dtype=np.int64) for h in self.hashes_]
         if self.unique_ is not None:
             parts, weights = [self.unique_, *parts], [self.counts_, *weights]

@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kiln.prep.stats._hll import registers, sketch_from_registers
+
 __all__ = ["ValueCounter"]
 
 DEFAULT_MAX_EXACT = 10_000
@@ -23,6 +25,13 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"))
+
+
+def _numbers(values: pa.Array) -> np.ndarray:
+    """Numbers as DataSketches hashes them (datetimes as int64 micros, bools as 0/1)."""
+    if pa.types.is_timestamp(values.type) or pa.types.is_boolean(values.type):
+        values = values.cast(pa.int64())
+    return values.to_numpy(zero_copy_only=False)
 
 
 def _py(values: pa.Array) -> list[Any]:
@@ -41,7 +50,9 @@ class ValueCounter:
 
     Past that it switches, once and for good, to an HLL sketch for the distinct
     count and (for strings) a frequent-items sketch for the top values. Both
-    modes merge with each other; :attr:`exact` says which one holds.
+    modes merge with each other; :attr:`exact` says which one holds. Numbers
+    update HLL registers a whole array at a time (see ``_hll``); strings go
+    through DataSketches item by item.
 
     Args:
         value_type: the canonical Arrow type of the values counted.
@@ -54,6 +65,7 @@ class ValueCounter:
         self.values_: pa.Array | None = pa.array([], type=value_type)
         self.counts_: np.ndarray | None = np.zeros(0, dtype=np.int64)
         self.hll_: ds.hll_sketch | None = None
+        self.regs_: np.ndarray | None = None  # numbers: registers not yet folded into hll_
         self.frequent_: ds.frequent_strings_sketch | None = None
 
     @property
@@ -69,12 +81,11 @@ class ValueCounter:
         """Count an array of non-null values of ``value_type``."""
         if len(values) == 0:
             return
-        if self.exact or self._is_string:
-            vc = pc.value_counts(values)
-            keys, counts = vc.field("values"), vc.field("counts").to_numpy().astype(np.int64)
-        else:
-            # Sketch mode without frequent items: unique keys are all the HLL needs.
-            keys, counts = pc.unique(values), None
+        if not self.exact and not self._is_string:
+            self._add_sketch(values, None)  # registers take every value; no dedup needed
+            return
+        vc = pc.value_counts(values)
+        keys, counts = vc.field("values"), vc.field("counts").to_numpy().astype(np.int64)
         if self.exact:
             self._add_exact(keys, counts)
         else:
@@ -94,28 +105,46 @@ class ValueCounter:
     def _to_sketch(self) -> None:
         keys, counts = self.values_, self.counts_
         self.values_ = self.counts_ = None
-        self.hll_ = ds.hll_sketch(HLL_LG_K)
         if self._is_string:
+            self.hll_ = ds.hll_sketch(HLL_LG_K)
             self.frequent_ = ds.frequent_strings_sketch(FREQUENT_LG_MAX_MAP)
         self._add_sketch(keys, counts)
 
     def _add_sketch(self, keys: pa.Array | None, counts: np.ndarray | None) -> None:
         if keys is None or len(keys) == 0:
             return
-        py = _py(keys)
+        if not self._is_string:
+            regs = registers(_numbers(keys), HLL_LG_K)
+            self.regs_ = regs if self.regs_ is None else np.maximum(self.regs_, regs)
+            return
+        py = keys.to_pylist()
         # any(map(...)) runs the per-item calls in C; the updates return None.
         any(map(self.hll_.update, py))
-        if self.frequent_ is not None and counts is not None:
+        if counts is not None:
             any(map(self.frequent_.update, py, counts.tolist()))
+
+    def hll(self) -> ds.hll_sketch | None:
+        """The DataSketches HLL sketch of every value (None in exact mode)."""
+        if self.exact:
+            return None
+        if self.regs_ is None:
+            return self.hll_
+        regs = sketch_from_registers(self.regs_, HLL_LG_K)
+        if self.hll_ is None:
+            return regs
+        union = ds.hll_union(HLL_LG_K)
+        union.update(self.hll_)
+        union.update(regs)
+        return union.get_result()
 
     # -- merging ---------------------------------------------------------------
     def merge(self, other: ValueCounter) -> ValueCounter:
         """A new counter holding both counters' values."""
         out = ValueCounter(self.value_type, max_exact=max(self.max_exact, other.max_exact))
         out.values_, out.counts_ = self.values_, self.counts_
-        out.hll_, out.frequent_ = self.hll_, self.frequent_
-        if not out.exact:
-            out.hll_ = ds.hll_sketch.deserialize(self.hll_.serialize_compact())
+        if not self.exact:
+            out.hll_ = _copy_hll(self.hll_)
+            out.regs_ = None if self.regs_ is None else self.regs_.copy()
             if self.frequent_ is not None:
                 out.frequent_ = ds.frequent_strings_sketch.deserialize(self.frequent_.serialize())
         if other.exact:
@@ -128,10 +157,17 @@ class ValueCounter:
             return out
         if out.exact:
             out._to_sketch()
-        union = ds.hll_union(HLL_LG_K)
-        union.update(out.hll_)
-        union.update(other.hll_)
-        out.hll_ = union.get_result()
+        if other.regs_ is not None:
+            out.regs_ = other.regs_.copy() if out.regs_ is None else \
+                np.maximum(out.regs_, other.regs_)
+        if other.hll_ is not None:
+            if out.hll_ is None:
+                out.hll_ = _copy_hll(other.hll_)
+            else:
+                union = ds.hll_union(HLL_LG_K)
+                union.update(out.hll_)
+                union.update(other.hll_)
+                out.hll_ = union.get_result()
         if out.frequent_ is not None and other.frequent_ is not None:
             out.frequent_.merge(other.frequent_)
         return out
@@ -142,7 +178,7 @@ class ValueCounter:
         """Distinct values: exact in exact mode, the HLL estimate past it."""
         if self.exact:
             return float(len(self.values_))
-        return float(self.hll_.get_estimate())
+        return float(self.hll().get_estimate())
 
     def top(self, n: int = 10) -> list[tuple[Any, int]]:
         """The ``n`` most frequent values with their counts, most frequent first.
@@ -179,7 +215,7 @@ class ValueCounter:
             return {"mode": "exact", "values": _py(self.values_) if not
                     pa.types.is_boolean(self.value_type) else self.values_.to_pylist(),
                     "counts": self.counts_.tolist()}
-        out = {"mode": "sketch", "hll": _b64(self.hll_.serialize_compact())}
+        out = {"mode": "sketch", "hll": _b64(self.hll().serialize_compact())}
         if self.frequent_ is not None:
             out["frequent"] = _b64(self.frequent_.serialize())
         return out
@@ -199,3 +235,7 @@ class ValueCounter:
         if "frequent" in d:
             out.frequent_ = ds.frequent_strings_sketch.deserialize(_unb64(d["frequent"]))
         return out
+
+
+def _copy_hll(sketch: ds.hll_sketch | None) -> ds.hll_sketch | None:
+    return None if sketch is None else ds.hll_sketch.deserialize(sketch.serialize_compact())

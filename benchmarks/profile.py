@@ -1,0 +1,187 @@
+"""Benchmark: Kiln's profile report against ydata-profiling on the same mixed-type data.
+
+    python benchmarks/profile.py                      # 200,000 x 25, Kiln vs ydata (minimal=True)
+    python benchmarks/profile.py --peer-python /path/to/venv/bin/python
+    python benchmarks/profile.py --big                # 1,000,000 x 50, Kiln alone
+
+The table is generated once with a fixed seed and written to Parquet; each
+tool then runs in a fresh subprocess that loads it into a pandas DataFrame
+(not timed), so neither shares the other's heap. Reported per tool: wall time
+of ``profile + to_html`` (after imports and a warm-up call on 2,000 rows that
+pays one-time costs such as template compilation), peak RSS of
+the process (``ru_maxrss``), the RSS it added over the loaded DataFrame, and
+the HTML size. ydata-profiling is a benchmark-only peer, never a Kiln
+dependency; it pins older numpy/pandas, so it usually lives in its own venv
+(pass ``--peer-python``); when it cannot be imported it is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS = {"speed": 20.0, "memory": 5.0, "html": 5.0}
+
+
+def make_table(rows: int, cols: int, seed: int = 0):  # type: ignore[no-untyped-def]
+    """A mixed-type pandas DataFrame: floats, ints, categories, strings, bools, dates, nulls."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+
+    def nulls(x, share):  # type: ignore[no-untyped-def]
+        s = pd.Series(x)
+        return s.mask(rng.random(rows) < share)
+
+    words = np.array(["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"])
+    gens = [
+        lambda: rng.normal(50, 10, rows),
+        lambda: nulls(rng.lognormal(0, 1, rows), 0.05),
+        lambda: rng.integers(0, 100, rows),
+        lambda: pd.Categorical(rng.choice(words, rows, p=[.4, .2, .1, .1, .05, .05, .05, .05])),
+        lambda: rng.random(rows) < 0.3,
+        lambda: pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(0, 10**8, rows), "s"),
+        lambda: nulls(rng.uniform(-1, 1, rows), 0.2),
+        lambda: np.char.add("user", rng.integers(0, 50_000, rows).astype(str)),
+        lambda: rng.integers(0, 10**9, rows),
+        lambda: nulls(pd.Series(rng.choice(["yes", "no", "maybe"], rows)), 0.1),
+        lambda: np.where(rng.random(rows) < 0.7, 0.0, rng.exponential(3, rows)),
+        lambda: pd.Series(rng.random(rows) < 0.5).mask(rng.random(rows) < 0.02),
+        lambda: np.arange(rows),
+        lambda: pd.Categorical(rng.choice([f"c{k}" for k in range(40)], rows)),
+        lambda: rng.normal(0, 1, rows).round(2),
+        lambda: nulls(pd.Series(rng.choice(words, rows)).str.cat(
+            rng.integers(0, 1000, rows).astype(str), sep="-"), 0.05),
+        lambda: rng.standard_t(3, rows),
+        lambda: pd.Timestamp("2023-06-01") + pd.to_timedelta(rng.integers(0, 365, rows), "D"),
+        lambda: rng.poisson(4, rows),
+        lambda: rng.random(rows) < 0.02,
+        lambda: rng.gamma(2.0, 2.0, rows),
+        lambda: nulls(rng.integers(1, 6, rows).astype(float), 0.3),
+        lambda: pd.Categorical(rng.choice(["north", "south", "east", "west"], rows)),
+        lambda: rng.normal(100, 1, rows) * 1.5,
+        lambda: rng.choice(["x", "y"], rows),
+    ]
+    data = {f"c{k:02d}_{k % len(gens)}": gens[k % len(gens)]() for k in range(cols)}
+    frame = pd.DataFrame(data)
+    dup = rows // 100  # 1% of rows repeat earlier ones
+    return pd.concat([frame.iloc[: rows - dup], frame.iloc[:dup]], ignore_index=True)
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def worker(tool: str, parquet: str, html_out: str) -> None:
+    """Run one tool in this (fresh) process and print its figures as JSON."""
+    import pandas as pd
+
+    frame = pd.read_parquet(parquet)
+    if tool == "kiln":
+        from kiln.prep.report import profile
+
+        def run(df: pd.DataFrame) -> str:
+            return profile(df, title="benchmark").to_html()
+    else:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        from ydata_profiling import ProfileReport
+
+        def run(df: pd.DataFrame) -> str:
+            return ProfileReport(df, minimal=True, title="benchmark",
+                                 progress_bar=False).to_html()
+    # A warm-up call on a small slice pays one-time costs (lazy imports, template
+    # compilation) for both tools, so the figure is the profiling itself.
+    start = time.perf_counter()
+    run(frame.head(2_000))
+    warmup = time.perf_counter() - start
+    base = _rss_kib()
+    start = time.perf_counter()
+    html = run(frame)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path(html_out).write_text(html, encoding="utf-8")
+    print(json.dumps({"seconds": seconds, "warmup_s": warmup, "peak_mib": peak / 1024,
+                      "added_mib": (peak - base) / 1024, "html_bytes": len(html.encode("utf-8"))}))
+
+
+def _run(python: str, tool: str, parquet: str, tmp: str) -> dict | None:
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    if tool == "ydata":
+        probe = subprocess.run([python, "-c", "import ydata_profiling"], capture_output=True,
+                               env=env)
+        if probe.returncode != 0:
+            return None
+    out = subprocess.run([python, __file__, "--worker", tool, parquet,
+                          str(Path(tmp) / f"{tool}.html")],
+                         capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-3000:])
+        raise SystemExit(f"{tool} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _line(name: str, r: dict) -> str:
+    return (f"{name:<8} {r['seconds']:>9.2f} s (warm-up {r['warmup_s']:.1f} s) "
+            f"{r['peak_mib']:>9.0f} MiB peak "
+            f"{r['added_mib']:>8.0f} MiB added {r['html_bytes'] / 1024:>9.0f} KiB html")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--cols", type=int, default=25)
+    ap.add_argument("--big", action="store_true", help="1,000,000 x 50, Kiln alone")
+    ap.add_argument("--peer-python", default=sys.executable,
+                    help="interpreter that has ydata-profiling (default: this one)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    rows, cols = (1_000_000, 50) if args.big else (args.rows, args.cols)
+    with tempfile.TemporaryDirectory() as tmp:
+        parquet = str(Path(tmp) / "data.parquet")
+        make_table(rows, cols, args.seed).to_parquet(parquet)
+        print(f"data: {rows:,} rows x {cols} columns (seed {args.seed})")
+        kiln = _run(sys.executable, "kiln", parquet, tmp)
+        print(_line("kiln", kiln))
+        if args.big:
+            ok = kiln["html_bytes"] <= 2_000_000
+            print(f"html size {'within' if ok else 'OVER'} the 2 MB limit")
+            return
+        peer = _run(args.peer_python, "ydata", parquet, tmp)
+        if peer is None:
+            print("ydata    skipped: ydata_profiling is not importable "
+                  f"with {args.peer_python} (pass --peer-python)")
+            return
+        print(_line("ydata", peer))
+        ratios = {"speed": peer["seconds"] / kiln["seconds"],
+                  "memory": peer["peak_mib"] / kiln["peak_mib"],
+                  "memory_added": peer["added_mib"] / max(kiln["added_mib"], 1.0),
+                  "html": peer["html_bytes"] / kiln["html_bytes"]}
+        for key, value in ratios.items():
+            target = TARGETS.get(key)
+            verdict = "" if target is None else \
+                (f"  (target >= {target:g}x: {'met' if value >= target else 'MISSED'})")
+            print(f"ratio {key:<13} ydata/kiln = {value:6.1f}x{verdict}")
+
+
+if __name__ == "__main__":
+    main()
