@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kiln.core.context import Context
-from kiln.core.errors import Conflict, InvalidArgument, NotFound
+from kiln.core.errors import Conflict, InvalidArgument, KilnError, NotFound, Unavailable
 from kiln.core.names import Ref, check_name, parse_ref
 from kiln.core.storage import sha256_file
 from kiln.core.workspace import Workspace
@@ -81,6 +81,10 @@ class DatasetService:
             written = self._copy(con, select, prefix, progress)
         except duckdb.Error as exc:
             raise duck_error(exc, what="cannot ingest source") from None
+        except Exception as exc:
+            if isinstance(exc, KilnError) or not (isinstance(source, str) and source.lower().startswith("s3://")):
+                raise
+            raise _s3_error(source, exc) from None
         finally:
             con.close()
         return self._commit(name, written, source=src.meta | {"options": opts.model_dump(exclude_defaults=True)}, lineage=lineage or {}, previous=previous, append=append, description=opts.description)
@@ -364,6 +368,16 @@ def _check_type(column: str, type_name: str) -> None:
             raise duckdb.Error("bad characters")
     except duckdb.Error:
         raise InvalidArgument(f"unknown type {type_name!r} for column {column!r}: use varchar, bigint, double, boolean, date, timestamp...") from None
+
+
+def _s3_error(source: str, exc: Exception) -> KilnError:
+    """botocore/s3fs failures reading a source (no credentials, access denied...) as Kiln errors."""
+    text = f"cannot read {source!r}: {type(exc).__name__}: {str(exc)[:300]}"
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(f"{text}; check the bucket and key")
+    if isinstance(exc, ConnectionError | TimeoutError) or "Connect" in type(exc).__name__:
+        return Unavailable(f"{text}; check KILN_S3_ENDPOINT_URL and that the store answers")
+    return InvalidArgument(f"{text}; check the URL and the server's S3 credentials")
 
 
 def _duck_type(arrow_type: str) -> str:
