@@ -8,9 +8,10 @@ The table is generated once with a fixed seed and written to Parquet; each
 tool then runs in a fresh subprocess that loads it into a pandas DataFrame
 (not timed), so neither shares the other's heap. Reported per tool: wall time
 of ``profile + to_html`` (after imports and a warm-up call on 2,000 rows that
-pays one-time costs such as template compilation), peak RSS of
-the process (``ru_maxrss``), the RSS it added over the loaded DataFrame, and
-the HTML size. ydata-profiling is a benchmark-only peer, never a Kiln
+pays one-time costs such as template compilation), the process's peak RSS
+during that call (VmHWM, reset just before it; the loaded DataFrame and the
+tool's imports are in it), the RSS the call added on top of what the process
+held before it, and the HTML size. ydata-profiling is a benchmark-only peer, never a Kiln
 dependency; it pins older numpy/pandas, so it usually lives in its own venv
 (pass ``--peer-python``); when it cannot be imported it is reported as skipped.
 """
@@ -18,9 +19,11 @@ dependency; it pins older numpy/pandas, so it usually lives in its own venv
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,15 +79,24 @@ def make_table(rows: int, cols: int, seed: int = 0):  # type: ignore[no-untyped-
     return pd.concat([frame.iloc[: rows - dup], frame.iloc[:dup]], ignore_index=True)
 
 
-def _rss_kib() -> int:
+def _status_kib(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
 
-def worker(tool: str, parquet: str, html_out: str) -> None:
+def _reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (VmHWM), so the peak is the profiling's own."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:  # not Linux: the peak then covers the whole process
+        pass
+
+
+def worker(tool: str, parquet: str, html_out: str, repeat: int = 1) -> None:
     """Run one tool in this (fresh) process and print its figures as JSON."""
     import pandas as pd
 
@@ -108,17 +120,23 @@ def worker(tool: str, parquet: str, html_out: str) -> None:
     start = time.perf_counter()
     run(frame.head(2_000))
     warmup = time.perf_counter() - start
-    base = _rss_kib()
-    start = time.perf_counter()
-    html = run(frame)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times, peak, added = [], 0, 0
+    for _ in range(repeat):  # the median damps noise from other work on the machine
+        gc.collect()
+        _reset_peak()
+        base = _status_kib("VmRSS")
+        start = time.perf_counter()
+        html = run(frame)
+        times.append(time.perf_counter() - start)
+        hwm = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak, added = max(peak, hwm), max(added, hwm - base)
+    seconds = statistics.median(times)
     Path(html_out).write_text(html, encoding="utf-8")
-    print(json.dumps({"seconds": seconds, "warmup_s": warmup, "peak_mib": peak / 1024,
+    print(json.dumps({"seconds": seconds, "runs": [round(t, 2) for t in times], "warmup_s": warmup, "peak_mib": peak / 1024,
                       "added_mib": (peak - base) / 1024, "html_bytes": len(html.encode("utf-8"))}))
 
 
-def _run(python: str, tool: str, parquet: str, tmp: str) -> dict | None:
+def _run(python: str, tool: str, parquet: str, tmp: str, repeat: int) -> dict | None:
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
@@ -128,7 +146,7 @@ def _run(python: str, tool: str, parquet: str, tmp: str) -> dict | None:
         if probe.returncode != 0:
             return None
     out = subprocess.run([python, __file__, "--worker", tool, parquet,
-                          str(Path(tmp) / f"{tool}.html")],
+                          str(Path(tmp) / f"{tool}.html"), "--repeat", str(repeat)],
                          capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-3000:])
@@ -137,7 +155,7 @@ def _run(python: str, tool: str, parquet: str, tmp: str) -> dict | None:
 
 
 def _line(name: str, r: dict) -> str:
-    return (f"{name:<8} {r['seconds']:>9.2f} s (warm-up {r['warmup_s']:.1f} s) "
+    return (f"{name:<6} {r['seconds']:>7.2f} s median of {r['runs']} (warm-up {r['warmup_s']:.1f} s) "
             f"{r['peak_mib']:>9.0f} MiB peak "
             f"{r['added_mib']:>8.0f} MiB added {r['html_bytes'] / 1024:>9.0f} KiB html")
 
@@ -150,23 +168,24 @@ def main() -> None:
     ap.add_argument("--peer-python", default=sys.executable,
                     help="interpreter that has ydata-profiling (default: this one)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=1, help="timed runs per tool (median)")
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        worker(*args.worker)
+        worker(*args.worker, repeat=args.repeat)
         return
     rows, cols = (1_000_000, 50) if args.big else (args.rows, args.cols)
     with tempfile.TemporaryDirectory() as tmp:
         parquet = str(Path(tmp) / "data.parquet")
         make_table(rows, cols, args.seed).to_parquet(parquet)
         print(f"data: {rows:,} rows x {cols} columns (seed {args.seed})")
-        kiln = _run(sys.executable, "kiln", parquet, tmp)
+        kiln = _run(sys.executable, "kiln", parquet, tmp, args.repeat)
         print(_line("kiln", kiln))
         if args.big:
             ok = kiln["html_bytes"] <= 2_000_000
             print(f"html size {'within' if ok else 'OVER'} the 2 MB limit")
             return
-        peer = _run(args.peer_python, "ydata", parquet, tmp)
+        peer = _run(args.peer_python, "ydata", parquet, tmp, args.repeat)
         if peer is None:
             print("ydata    skipped: ydata_profiling is not importable "
                   f"with {args.peer_python} (pass --peer-python)")

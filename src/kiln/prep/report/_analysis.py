@@ -116,37 +116,43 @@ def column_alerts(col: ColumnStatistics, th: AlertThresholds) -> list[Alert]:
 
 
 def _numeric_matrix(sample: pa.Table, names: list[str]) -> np.ndarray:
-    cols = []
-    for name in names:
+    # Filled column by column into one Fortran-ordered block: no list of copies.
+    x = np.empty((sample.num_rows, len(names)), dtype=np.float64, order="F")
+    for j, name in enumerate(names):
         arr = sample.column(name)
-        if pa.types.is_boolean(arr.type):
-            arr = arr.cast(pa.float64())
-        x = arr.to_numpy().astype(np.float64, copy=True) if arr.null_count == 0 else \
-            arr.cast(pa.float64()).fill_null(np.nan).to_numpy()
-        cols.append(x)
-    return np.column_stack(cols) if cols else np.zeros((sample.num_rows, 0))
+        if arr.null_count:
+            arr = arr.cast(pa.float64()).fill_null(np.nan)
+        x[:, j] = arr.to_numpy()
+    return x
 
 
 def pairwise_pearson(x: np.ndarray) -> np.ndarray:
     """Pearson r of every column pair over the rows where both are finite.
 
-    Done with five matrix products instead of a loop over pairs; columns are
-    standardised first so the sums do not lose precision.
+    Done with four matrix products instead of a loop over pairs; columns are
+    standardised first (in place, ``x`` is overwritten) so the sums keep
+    their precision.
     """
     m = np.isfinite(x)
     if m.all():  # the common case: one matrix product
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.corrcoef(x, rowvar=False)
         return np.clip(np.where(np.isfinite(r), r, np.nan), -1.0, 1.0)
+    missing = ~m
+    x[missing] = 0.0
+    cnt = np.maximum(m.sum(axis=0), 1)
+    x -= x.sum(axis=0) / cnt
+    x[missing] = 0.0
+    sd = np.sqrt(np.einsum("ij,ij->j", x, x) / cnt)
+    x /= np.where(sd > 0, sd, 1.0)
     mf = m.astype(np.float64)
+    del m, missing
     with np.errstate(invalid="ignore", divide="ignore"):
-        mu = np.nanmean(np.where(m, x, np.nan), axis=0)
-        sd = np.nanstd(np.where(m, x, np.nan), axis=0)
-        z = np.where(m, (x - mu) / np.where(sd > 0, sd, 1.0), 0.0)
         n = mf.T @ mf
-        sx = z.T @ mf  # sx[i, j]: sum of column i over rows where j is present too
-        sxx = (z * z).T @ mf
-        sxy = z.T @ z
+        sx = x.T @ mf  # sx[i, j]: sum of column i over rows where j is present too
+        sxy = x.T @ x
+        np.square(x, out=x)
+        sxx = x.T @ mf
         cov = sxy - sx * sx.T / n
         vx = sxx - sx * sx / n
         r = cov / np.sqrt(vx * vx.T)

@@ -144,7 +144,7 @@ def profile(
             outliers and anomalous rows. Needs ``kiln[ml]`` (lightgbm).
         sample_rows: the most rows kept for sample-based analyses.
         batch_size: rows per batch for inputs that can be re-sliced.
-        max_workers: threads for the statistics pass (default: CPU count).
+        max_workers: threads for the statistics pass (default: half the CPUs).
         thresholds: when alerts fire (default :class:`AlertThresholds`).
         seed: seed of the sample and the models, for repeatable reports.
 
@@ -159,7 +159,9 @@ def profile(
     stats = DatasetStatistics()
     sampler = RowSampler(sample_rows, seed=seed)
     dups = DuplicateCounter()
-    workers = max_workers or min(8, os.cpu_count() or 1)
+    # Column threads contend for the GIL (the sketches hold it); they pay off
+    # only with cores to spare, so small machines default to one.
+    workers = max_workers or max(1, min(8, (os.cpu_count() or 1) // 2))
     with ThreadPoolExecutor(max(workers, 2)) as pool:
         col_pool = pool if workers > 1 else None
         for batch in iter_batches(data, batch_size=batch_size):

@@ -166,7 +166,7 @@ def compute_statistics(
         max_exact: per column, distinct values counted exactly before
             switching to HLL + frequent-items sketches.
         batch_size: rows per batch for inputs that can be re-sliced.
-        max_workers: threads used across columns (default: CPU count; 1 = serial).
+        max_workers: threads used across columns (default: half the CPUs; 1 = serial).
 
     Returns:
         The statistics, mergeable with those of other chunks.
@@ -175,7 +175,9 @@ def compute_statistics(
         InvalidArgument: for an unreadable input or a column not in it.
     """
     stats = DatasetStatistics(kll_k=kll_k, max_exact=max_exact)
-    workers = max_workers or min(8, os.cpu_count() or 1)
+    # Column threads contend for the GIL (the sketches hold it); they pay off
+    # only with cores to spare, so small machines default to one.
+    workers = max_workers or max(1, min(8, (os.cpu_count() or 1) // 2))
     executor = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
         for batch in select_columns(iter_batches(data, batch_size=batch_size), columns):
