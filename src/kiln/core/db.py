@@ -120,6 +120,18 @@ class Database:
         with self.read() as conn:
             return set(MigrationContext.configure(conn).get_current_heads())
 
+    def pending(self) -> set[str]:
+        """Revisions not yet applied (empty when the schema is current)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        with self.read() as conn:
+            script = ScriptDirectory.from_config(self._alembic_config(conn))
+            current = MigrationContext.configure(conn).get_current_heads()
+        everything = {r.revision for r in script.iterate_revisions("heads", "base")}
+        applied = {r.revision for r in script.iterate_revisions(current, "base")} if current else set()
+        return everything - applied
+
     def migrate(self, target: str = "heads") -> None:
         """Upgrade the schema to ``target`` (all branch heads by default), once per process."""
         with self._lock:

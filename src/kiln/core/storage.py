@@ -247,8 +247,7 @@ class S3Store(ObjectStore):
         return ObjectInfo(key, size, digest)
 
     def open_write(self, key: str) -> Any:
-        # s3fs uploads on close (multipart when large); an aborted write leaves no object.
-        return self.fs.open(self.path(key), "wb")
+        return _S3Writer(self.fs.open(self.path(key), "wb"))
 
     def delete(self, key_or_prefix: str) -> None:
         path = self.path(key_or_prefix)
@@ -278,6 +277,23 @@ class S3Store(ObjectStore):
             self.fs.ls(self.bucket)
         except Exception as exc:  # noqa: BLE001
             raise Unavailable(f"object storage {self.url} does not answer: {exc}") from None
+
+
+class _S3Writer:
+    """s3fs uploads on close even after an exception; abort instead, so nothing appears."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def __enter__(self) -> Any:
+        return self.fh
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.fh.close()
+        else:
+            self.fh.discard()
+            self.fh.closed = True
 
 
 _FACTORIES: dict[str, Callable[..., ObjectStore]] = {}

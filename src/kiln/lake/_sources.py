@@ -144,11 +144,8 @@ def _csv_relation(con: duckdb.DuckDBPyConnection, files: list[str], opts: Ingest
     if opts.null_values:
         dialect.append("nullstr=[" + ", ".join(sql_str(v) for v in opts.null_values) + "]")
     file_list = "[" + ", ".join(sql_str(f) for f in files) + "]"
-    overrides = ""
-    if opts.types:
-        overrides = ", types={" + ", ".join(f"{sql_str(k)}: {sql_str(v)}" for k, v in opts.types.items()) + "}"
     try:
-        sniffed = con.execute(f"SELECT Quote, Escape, NewLineDelimiter, Columns FROM sniff_csv({sql_str(files[0])}, {', '.join(dialect)}, sample_size=20480{overrides})").fetchone()
+        sniffed = con.execute(f"SELECT Quote, Escape, NewLineDelimiter, Columns FROM sniff_csv({sql_str(files[0])}, {', '.join(dialect)}, sample_size=20480)").fetchone()
     except duckdb.Error as exc:
         _locate_csv_error(con, files, dialect, delim, opts)
         raise duck_error(exc, what=f"cannot read CSV {Path(files[0]).name}") from None
@@ -227,8 +224,9 @@ def _database_reader(url: str, query: str) -> pa.RecordBatchReader:
             with engine.connect() as conn:
                 conn = conn.execution_options(stream_results=True)
                 yield from pd.read_sql_query(sa.text(query), conn, chunksize=100_000)
-        except sa.exc.SQLAlchemyError as exc:
-            raise InvalidArgument(f"database query failed: {getattr(exc, 'orig', exc)}") from None
+        except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+            cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
+            raise InvalidArgument(f"database query failed: {getattr(cause, 'orig', cause)}") from None
         finally:
             engine.dispose()
 

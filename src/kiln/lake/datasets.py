@@ -108,6 +108,9 @@ class DatasetService:
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         })
+        # Track progress for our own bar, but never let DuckDB print one.
+        con.execute("SET enable_progress_bar = true")
+        con.execute("SET enable_progress_bar_print = false")
         return con
 
     def _s3_fs_for(self, source: Any) -> Any:

@@ -13,6 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -161,7 +162,45 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         module = importlib.import_module(f"kiln.server.routes.{name}")
         app.include_router(module.router)
 
+    _document_errors(app)
     max_body = int(ws.settings.max_request_mb * (1 << 20))
     max_upload = int(ws.settings.max_upload_mb * (1 << 20))
     app.add_middleware(_RequestLimits, max_body=max_body, max_upload=max_upload)  # type: ignore[arg-type]
     return app
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorResponse(BaseModel):
+    """Every error, from every route: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorBody
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Say in the OpenAPI what every route answers on error: the one error shape, with any
+    4xx/5xx status (not FastAPI's 422, which the handler above turns into a 400)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        body = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(body.pop("$defs", {}))
+        schemas["ErrorResponse"] = body
+        error = {"description": "Error (any 4xx or 5xx status)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+        for item in spec.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "responses" in operation:
+                    operation["responses"].pop("422", None)
+                    operation["responses"].setdefault("default", error)
+        if "HTTPValidationError" in schemas and "#/components/schemas/HTTPValidationError" not in orjson.dumps(spec["paths"]).decode():
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
