@@ -133,7 +133,7 @@ def worker(tool: str, parquet: str, html_out: str, repeat: int = 1) -> None:
     seconds = statistics.median(times)
     Path(html_out).write_text(html, encoding="utf-8")
     print(json.dumps({"seconds": seconds, "runs": [round(t, 2) for t in times], "warmup_s": warmup, "peak_mib": peak / 1024,
-                      "added_mib": (peak - base) / 1024, "html_bytes": len(html.encode("utf-8"))}))
+                      "added_mib": added / 1024, "html_bytes": len(html.encode("utf-8"))}))
 
 
 def _run(python: str, tool: str, parquet: str, tmp: str, repeat: int) -> dict | None:

@@ -84,6 +84,14 @@ class ValueCounter:
         if not self.exact and not self._is_string:
             self._add_sketch(values, None)  # registers take every value; no dedup needed
             return
+        if not self._is_string and len(values) > self.max_exact:
+            # A batch with too many distinct numbers switches to sketching on its
+            # own; unique() tells that for less than value_counts() costs.
+            keys = pc.unique(values)
+            if len(keys) > self.max_exact:
+                self._to_sketch()
+                self._add_sketch(keys, None)
+                return
         vc = pc.value_counts(values)
         keys, counts = vc.field("values"), vc.field("counts").to_numpy().astype(np.int64)
         if self.exact:
