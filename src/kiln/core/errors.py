@@ -22,6 +22,7 @@ __all__ = [
     "UnsupportedMediaType",
     "NotAcceptable",
     "error_from_payload",
+    "invalid_input",
 ]
 
 
@@ -110,6 +111,17 @@ class Unavailable(KilnError):
     code = "unavailable"
     http_status = 503
     exit_code = 7
+
+
+def invalid_input(what: str, exc: Exception) -> InvalidArgument:
+    """A pydantic ValidationError (or other ValueError) as one line: ``what: field: problem; ...``."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'value'}: {e.get('msg', '')}" for e in errors()]
+        text = "; ".join(parts)
+    else:
+        text = " ".join(str(exc).split())
+    return InvalidArgument(f"{what}: {text[:1000]}")
 
 
 _BY_CODE: dict[str, type[KilnError]] = {

@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kiln.core.errors import InvalidArgument
+from kiln.core.errors import InvalidArgument, invalid_input
 from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._sources import to_arrow
 from kiln.lake._wire import decode_table
@@ -33,7 +33,7 @@ class Datasets(Namespace):
             opts = (options or IngestOptions()).model_copy(update={"format": format, **option_fields} if format else option_fields)
             opts = IngestOptions.model_validate(opts.model_dump())
         except ValueError as exc:
-            raise InvalidArgument(f"invalid ingest options: {exc}") from None
+            raise invalid_input("invalid ingest options", exc) from None
         if self._local:
             return self._svc(DatasetService).ingest(name, source, options=opts, append=append, progress=progress)
         return self._remote_ingest(name, source, opts, append)
@@ -55,7 +55,10 @@ class Datasets(Namespace):
             if not opts.format:
                 from kiln.lake._sources import _ext_format
 
-                params["format"] = _ext_format(path.name) or "csv"
+                fmt = _ext_format(path.name)
+                if fmt is None:
+                    raise InvalidArgument(f"cannot tell the format of {path.name!r}: pass --format csv|json|jsonl|parquet|excel")
+                params["format"] = fmt
             t = self._t
             assert isinstance(t, HttpTransport)
             with open(path, "rb") as fh:

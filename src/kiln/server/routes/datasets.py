@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from kiln.core.errors import InvalidArgument
+from kiln.core.errors import InvalidArgument, invalid_input
 from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._wire import MEDIA_TYPES, encode_table
 from kiln.server.deps import Ws, service
@@ -53,7 +53,7 @@ def _upload_options(params: dict[str, Any]) -> IngestOptions:
     try:
         return IngestOptions.model_validate(raw)
     except ValueError as exc:
-        raise InvalidArgument(f"invalid ingest options: {exc}") from None
+        raise invalid_input("invalid ingest options", exc) from None
 
 
 @router.post("/{name}/versions", response_model=DatasetVersion, status_code=201, openapi_extra={
@@ -68,7 +68,7 @@ async def ingest(name: str, request: Request, ws: Ws, svc: Svc = service(Dataset
         try:
             body = IngestRequest.model_validate_json(await request.body())
         except ValueError as exc:
-            raise InvalidArgument(f"invalid ingest request: {exc}") from None
+            raise invalid_input("invalid ingest request", exc) from None
         if not body.source.lower().startswith(("s3://", "postgresql://", "postgres://", "mysql", "sqlite:")):
             raise InvalidArgument("over REST, upload the file as the request body; only s3:// and database sources are read by the server")
         if body.source.lower().startswith("sqlite:"):
