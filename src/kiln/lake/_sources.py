@@ -296,6 +296,9 @@ def open_source(con: duckdb.DuckDBPyConnection, source: Any, opts: IngestOptions
         raise InvalidArgument(f"unsupported source URL {text!r}: use a path, s3:// URL or database URL")
     else:
         files = _expand_local(text)
+        if all(os.path.getsize(f) == 0 for f in files):
+            # DuckDB's sniffer reports an empty file as a header mismatch; say what it is.
+            raise InvalidArgument(f"source {Path(text).name!r} is empty: there is nothing to ingest")
     fmt = opts.format or _ext_format(files[0])
     if fmt is None:
         raise InvalidArgument(f"cannot tell the format of {Path(files[0]).name!r}: pass --format csv|json|jsonl|parquet|excel")
