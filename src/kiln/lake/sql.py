@@ -8,9 +8,8 @@ locked, and only a single SELECT-like statement is accepted.
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from typing import Any
@@ -96,18 +95,7 @@ class SqlService:
             self._remember(sql, status, rows, (time.perf_counter() - start) * 1000, error)
 
     def _run(self, sql: str, limit: int, timeout: float) -> QueryResult:
-        # DuckDB lets queries reach its temp folder even with external access off:
-        # give each query a fresh one (not the process's ./.tmp) and remove it after.
-        scratch = self.ws.settings.home / "tmp"
-        scratch.mkdir(parents=True, exist_ok=True)
-        temp_dir = tempfile.mkdtemp(prefix="sql-", dir=scratch)
-        try:
-            return self._run_in(sql, limit, timeout, temp_dir)
-        finally:
-            shutil.rmtree(temp_dir, ignore_errors=True)
-
-    def _run_in(self, sql: str, limit: int, timeout: float, temp_dir: str) -> QueryResult:
-        con = self._sandbox(sql, temp_dir)
+        con = self._sandbox(sql)
         timer = threading.Timer(timeout, con.interrupt)
         timer.daemon = True
         start = time.perf_counter()
@@ -127,6 +115,8 @@ class SqlService:
             raise ResourceExhausted(f"query ran past its {timeout:g} s timeout; narrow it or raise the timeout") from None
         except duckdb.PermissionException as exc:
             raise InvalidArgument(f"refused: {_first_line(exc)}; queries may read only lake datasets") from None
+        except duckdb.OutOfMemoryException as exc:
+            raise ResourceExhausted(f"query needs more memory than it may use: {_first_line(exc)}; aggregate more or select fewer columns") from None
         except duckdb.Error as exc:
             if not timer.is_alive() and timer.finished.is_set():
                 raise ResourceExhausted(f"query ran past its {timeout:g} s timeout") from None
@@ -136,48 +126,40 @@ class SqlService:
             con.close()
         return QueryResult(table=table, truncated=truncated, elapsed_ms=(time.perf_counter() - start) * 1000)
 
-    def _sandbox(self, sql: str, temp_dir: str) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False, "threads": 2, "temp_directory": temp_dir})
+    def _sandbox(self, sql: str) -> duckdb.DuckDBPyConnection:
+        """A connection (cursor) on the workspace's locked, read-only DuckDB, with the
+        datasets as temporary views that only this connection sees."""
+        con = _sandbox_database(self.ws)
         try:
             statements = con.extract_statements(sql)
+            if len(statements) != 1:
+                raise InvalidArgument(f"send exactly one statement (got {len(statements)})")
+            kind = statements[0].type.name
+            if kind == "EXPLAIN":
+                kind = _explained_kind(con, sql)
+            if kind not in _ALLOWED:
+                raise InvalidArgument(f"only SELECT queries are allowed; {kind} statements are refused (SQL over the lake is read-only)")
+            services = DatasetService(self.ws, self.ctx)
+            for name, keys in services.latest_files().items():
+                self._view(con, name, keys)
+            for name, version in {(m.group(1), m.group(2)) for m in _REF.finditer(sql)}:
+                ref = name if version == "latest" else f"{name}@{version}"
+                self._view(con, f"{name}@{version}", [f.key for f in services.get(ref).files])
         except duckdb.Error as exc:
             con.close()
             raise InvalidArgument(f"query failed: {_first_line(exc)}") from None
-        if len(statements) != 1:
+        except BaseException:
             con.close()
-            raise InvalidArgument(f"send exactly one statement (got {len(statements)})")
-        kind = statements[0].type.name
-        if kind == "EXPLAIN":
-            kind = _explained_kind(con, sql)
-        if kind not in _ALLOWED:
-            con.close()
-            raise InvalidArgument(f"only SELECT queries are allowed; {kind} statements are refused (SQL over the lake is read-only)")
-        store = self.ws.store
-        services = DatasetService(self.ws, self.ctx)
-        wanted = {(m.group(1), m.group(2)) for m in _REF.finditer(sql)}
-        for ds in services.list():
-            self._view(con, ds.name, services.get(ds.name))
-        for name, version in wanted:
-            ref = name if version == "latest" else f"{name}@{version}"
-            try:
-                self._view(con, f"{name}@{version}", services.get(ref))
-            except NotFound as exc:
-                con.close()
-                raise NotFound(exc.message) from None
-        if store.capabilities.local_paths:
-            con.execute(f"SET allowed_directories=[{sql_str(str(store.url))}]")
-        con.execute("SET enable_external_access=false")
-        con.execute("SET lock_configuration=true")
+            raise
         return con
 
-    def _view(self, con: duckdb.DuckDBPyConnection, view: str, version: Any) -> None:
+    def _view(self, con: duckdb.DuckDBPyConnection, view: str, keys: list[str]) -> None:
         store = self.ws.store
         if store.capabilities.local_paths:
-            files = ", ".join(sql_str(store.path(f.key)) for f in version.files)
-            con.execute(f"CREATE VIEW {quote_ident(view)} AS SELECT * FROM read_parquet([{files}])")
+            files = ", ".join(sql_str(store.path(k)) for k in keys)
+            con.execute(f"CREATE TEMP VIEW {quote_ident(view)} AS SELECT * FROM read_parquet([{files}])")
         else:
-            arrow = pads.dataset([store.path(f.key) for f in version.files], format="parquet", filesystem=store.fs)
-            con.register(view, arrow)
+            con.register(view, pads.dataset([store.path(k) for k in keys], format="parquet", filesystem=store.fs))
 
     def _remember(self, sql: str, status: str, rows: int, elapsed_ms: float, error: str) -> None:
         with self.ws.db.write() as conn:
@@ -221,6 +203,40 @@ def _explained_kind(con: duckdb.DuckDBPyConnection, sql: str) -> str:
                 return "SELECT"
             return f"EXPLAIN {inner[0].type.name}" if len(inner) == 1 else refused
     return refused
+
+
+_DATABASES: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
+_DATABASES_LOCK = threading.Lock()
+
+
+def _sandbox_database(ws: Workspace) -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB per workspace, locked down once; queries use cursors on it.
+
+    Opening a DuckDB costs ~17 ms; a cursor costs well under one. The lock-down is
+    database-wide: no external access except the lake's folder, no extensions, no
+    spilling to a temp folder a query could read, and the settings locked.
+    """
+    key = (ws.settings.storage_url, ws.settings.database_url)
+    with _DATABASES_LOCK:
+        db = _DATABASES.get(key)
+        if db is None:
+            # DuckDB lets queries read its temp folder even with external access
+            # off: give it an empty folder of its own and forbid spilling into it.
+            scratch = ws.settings.home / "tmp" / "sql-sandbox"
+            scratch.mkdir(parents=True, exist_ok=True)
+            db = duckdb.connect(config={
+                "temp_directory": str(scratch),
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "threads": max(1, os.cpu_count() or 1),
+                "max_temp_directory_size": "0B",
+            })
+            if ws.store.capabilities.local_paths:
+                db.execute(f"SET allowed_directories=[{sql_str(str(ws.store.url))}]")
+            db.execute("SET enable_external_access=false")
+            db.execute("SET lock_configuration=true")
+            _DATABASES[key] = db
+        return db.cursor()
 
 
 def _first_line(exc: Exception) -> str:
