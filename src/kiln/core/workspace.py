@@ -55,9 +55,9 @@ class Workspace:
         success the audit event commits with the change; on failure the change
         rolls back and a failure event is written on its own.
         """
-        ctx.require(role)
         extra: dict[str, Any] = dict(details or {})
         try:
+            ctx.require(role)  # inside: a refused attempt is audited as a failure too
             with self.db.write() as conn:
                 yield conn, extra
                 audit.record(conn, ctx, action=action, resource=resource, details=extra)
@@ -67,6 +67,10 @@ class Workspace:
         except Exception as exc:
             self._record_failure(ctx, action, resource, extra, "internal", type(exc).__name__)
             raise
+
+    def audit_failure(self, ctx: Context, *, action: str, resource: str, error: KilnError) -> None:
+        """Audit a mutation that failed before its transaction began (bad data, no permission)."""
+        self._record_failure(ctx, action, resource, {}, error.code, error.message)
 
     def _record_failure(
         self, ctx: Context, action: str, resource: str, extra: dict[str, Any], code: str, message: str

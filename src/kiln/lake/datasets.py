@@ -66,8 +66,18 @@ class DatasetService:
             NotFound: the source does not exist.
         """
         check_name(name, kind="dataset")
-        self.ctx.require("editor")
         opts = options or IngestOptions()
+        try:
+            src, previous, written = self._stage(name, source, opts, append, progress)
+        except KilnError as exc:
+            # The commit audits itself; a failure before it (bad data, no permission) is audited here.
+            self.ws.audit_failure(self.ctx, action="datasets.ingest", resource=f"datasets/{name}", error=exc)
+            raise
+        return self._commit(name, written, source=src.meta | {"options": opts.model_dump(exclude_defaults=True)}, lineage=lineage or {}, previous=previous, append=append, description=opts.description)
+
+    def _stage(self, name: str, source: Any, opts: IngestOptions, append: bool, progress: Progress | None) -> tuple[Any, DatasetVersion | None, list[DatasetFile]]:
+        """Parse ``source`` into Parquet files under a fresh prefix (not yet visible)."""
+        self.ctx.require("editor")
         for col, typ in opts.types.items():
             _check_type(col, typ)
         con = self._duck()
@@ -78,7 +88,7 @@ class DatasetService:
             if previous is not None:
                 select = self._conform(con, select, previous)
             prefix = f"datasets/{name}/{uuid.uuid4().hex}"
-            written = self._copy(con, select, prefix, progress)
+            return src, previous, self._copy(con, select, prefix, progress)
         except duckdb.Error as exc:
             raise duck_error(exc, what="cannot ingest source") from None
         except Exception as exc:
@@ -87,7 +97,6 @@ class DatasetService:
             raise _s3_error(source, exc) from None
         finally:
             con.close()
-        return self._commit(name, written, source=src.meta | {"options": opts.model_dump(exclude_defaults=True)}, lineage=lineage or {}, previous=previous, append=append, description=opts.description)
 
     def write_table(self, name: str, data: Any, *, append: bool = False, source: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None, description: str | None = None) -> DatasetVersion:
         """Write an in-memory table (pandas, polars, Arrow) as a new version; for other stages."""
