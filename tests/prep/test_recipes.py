@@ -492,10 +492,16 @@ def test_preview_works_on_a_sample_and_shows_each_step() -> None:
 def test_exported_script_reproduces_apply(tmp_path: Path) -> None:
     fitted = _many().fit(PEOPLE, resolver={"cities": CITIES})
     script = export_python(fitted)
-    assert "kiln" not in "".join(x for x in script.splitlines() if x.startswith(("import", "from")))
+    imports = [x for x in script.splitlines() if x.startswith(("import", "from"))]
+    assert not any("kiln" in x for x in imports)
     new = _people(120, seed=3)
+    expected = fitted.apply(new, resolver={"cities": CITIES})
+    assert_frame_equal(_run_script(tmp_path, script, new), expected)
+
+
+def _run_script(tmp_path: Path, script: str, data: pl.DataFrame) -> pl.DataFrame:
     (tmp_path / "recipe.py").write_text(script)
-    new.write_parquet(tmp_path / "in.parquet")
+    data.write_parquet(tmp_path / "in.parquet")
     pl.from_arrow(CITIES).write_parquet(tmp_path / "cities.parquet")
     done = subprocess.run(
         [
@@ -512,8 +518,39 @@ def test_exported_script_reproduces_apply(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    expected = fitted.apply(pl.read_parquet(tmp_path / "in.parquet"), resolver={"cities": CITIES})
-    assert_frame_equal(pl.read_parquet(tmp_path / "out.parquet"), expected)
+    return pl.read_parquet(tmp_path / "out.parquet")
+
+
+def test_exported_pandas_script_matches(tmp_path: Path) -> None:
+    steps = [s for s in MANY_STEPS if s["op"] not in ("filter", "formula") and "when" not in s]
+    steps.append(
+        {
+            "op": "group_by",
+            "params": {
+                "by": ["split", "city"],
+                "sort": True,
+                "aggregations": [
+                    {"column": "score", "agg": "mean"},
+                    {"column": "age", "agg": "max"},
+                    {"agg": "count"},
+                ],
+            },
+        }
+    )
+    fitted = Recipe(steps).fit(PEOPLE, resolver={"cities": CITIES})
+    script = export_python(fitted, engine="pandas")
+    assert "import polars" not in script and "import pandas as pd" in script
+    new = _people(120, seed=4)
+    expected = fitted.apply(new, resolver={"cities": CITIES})
+    assert_frame_equal(_run_script(tmp_path, script, new), expected, rel_tol=1e-12, abs_tol=1e-12)
+
+
+def test_pandas_export_names_the_steps_it_cannot_run() -> None:
+    fitted = _many().fit(PEOPLE, resolver={"cities": CITIES})
+    with pytest.raises(RecipeError, match="cannot export to pandas") as info:
+        export_python(fitted, engine="pandas")
+    assert 'step 13 (clip): "when" conditions are SQL' in str(info.value)
+    assert "step 18 (filter)" in str(info.value) and "step 17 (formula)" in str(info.value)
 
 
 def test_public_api() -> None:

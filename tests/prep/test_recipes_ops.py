@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -13,7 +15,7 @@ from polars.testing import assert_frame_equal
 from sklearn import datasets as skd
 from sklearn import decomposition, preprocessing
 
-from kiln.prep.recipes import FittedRecipe, Recipe, export_python, list_ops
+from kiln.prep.recipes import FittedRecipe, Recipe, RecipeError, export_python, list_ops
 
 
 def _people(n: int = 60) -> pl.DataFrame:
@@ -437,6 +439,8 @@ WHEN_CASES: list[tuple[str, dict[str, Any], str, Any]] = [
     ),
 ]
 
+PANDAS_REFUSED = {"filter", "formula", "pivot", "date_truncate", "cast", "parse_datetime"}
+
 ALL = (
     [
         pytest.param("people", op, p, None, c, id=f"{op}-{n}")
@@ -445,6 +449,27 @@ ALL = (
     + [pytest.param(t, op, p, None, c, id=f"{op}-{t}") for t, op, p, c in SK_CASES]
     + [pytest.param("people", op, p, w, c, id=f"{op}-when") for op, p, w, c in WHEN_CASES]
 )
+
+
+def _run_exported(script: str, data: Any, others: dict[str, Any]) -> Any:
+    namespace: dict[str, Any] = {"__name__": "exported"}
+    exec(compile(script, "<exported>", "exec"), namespace)
+    return namespace["apply"](data, others)
+
+
+def _parquet_round_trip(df: pl.DataFrame) -> pd.DataFrame:
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    return pd.read_parquet(io.BytesIO(buf.getvalue()), dtype_backend="pyarrow")
+
+
+def _via_pandas(script: str, data: pl.DataFrame) -> pl.DataFrame:
+    """Run a pandas export as its __main__ would: Parquet in, Parquet out."""
+    others = {k: _parquet_round_trip(v) for k, v in OTHERS_PL.items()}
+    out = _run_exported(script, _parquet_round_trip(data), others)
+    buf = io.BytesIO()
+    out.to_parquet(buf, index=False)
+    return pl.read_parquet(io.BytesIO(buf.getvalue()))
 
 
 @pytest.mark.parametrize("table,op,params,when,check", ALL)
@@ -461,9 +486,13 @@ def test_op(table: str, op: str, params: dict[str, Any], when: str | None, check
     assert fitted.validate(data.schema, dataset_schemas=SCHEMAS) == actual == fitted.output_schema
     reloaded = FittedRecipe.from_json(fitted.to_json())
     assert_frame_equal(reloaded.apply(data, resolver=OTHERS), out)
-    namespace: dict[str, Any] = {"__name__": "exported"}
-    exec(compile(export_python(fitted), "<exported>", "exec"), namespace)
-    assert_frame_equal(namespace["apply"](data, OTHERS_PL), out)
+    assert_frame_equal(_run_exported(export_python(fitted), data, OTHERS_PL), out)
+    try:
+        script = export_python(fitted, engine="pandas")
+    except RecipeError as exc:
+        assert when is not None or op in PANDAS_REFUSED, exc
+        return
+    assert_frame_equal(_via_pandas(script, data), out, rel_tol=1e-12, abs_tol=1e-12)
 
 
 def test_every_op_has_a_case() -> None:

@@ -14,9 +14,9 @@ A recipe is a list of steps ``{op, params, when?}`` stored as JSON or YAML::
 ``Recipe.validate(schema)`` checks it before any data is read;
 ``Recipe.fit(data)`` learns each step's state (means, categories, bin
 edges...) into a JSON-serialisable ``FittedRecipe``, whose ``apply`` is
-deterministic; ``export_python`` writes a standalone script that reproduces
-``apply``. ``when`` is a SQL row condition: the step changes only the rows
-where it holds and learns its state from them.
+deterministic; ``export_python`` writes a standalone polars (or pandas)
+script that reproduces ``apply``. ``when`` is a SQL row condition: the step
+changes only the rows where it holds and learns its state from them.
 """
 
 from . import (  # noqa: F401  # noqa: F401

@@ -22,7 +22,7 @@ from ._kernel_helpers import apply_when
 from ._params import resolve_params
 from ._recipe import FittedRecipe
 
-ALLOWED_MODULES = {"polars": "pl", "numpy": "np", "math": "math", "pandas": "pd"}
+ALLOWED_MODULES = {"polars": "pl", "numpy": "np", "math": "math", "pandas": "pd", "re": "re"}
 _PACKAGE = __name__.rsplit(".", 1)[0]
 
 _HEADER = '''#!/usr/bin/env python3
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,29 @@ def main(argv: list[str] | None = None) -> None:
     datasets = dict(item.split("=", 1) for item in args.dataset)
     out = apply(_read(args.input), {name: _read(path) for name, path in datasets.items()})
     out.write_parquet(args.output)
+
+
+if __name__ == "__main__":
+    main()
+""",
+    "pandas": """
+
+def _read(path: str) -> pd.DataFrame:
+    if path.lower().endswith(".csv"):
+        return pd.read_csv(path, dtype_backend="pyarrow", engine="pyarrow")
+    return pd.read_parquet(path, dtype_backend="pyarrow")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Apply the exported Kiln recipe.")
+    parser.add_argument("input", help="input Parquet or CSV file")
+    parser.add_argument("output", help="output Parquet file")
+    parser.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH",
+                        help="another dataset read by join/union steps")
+    args = parser.parse_args(argv)
+    datasets = dict(item.split("=", 1) for item in args.dataset)
+    out = apply(_read(args.input), {name: _read(path) for name, path in datasets.items()})
+    out.to_parquet(args.output, index=False)
 
 
 if __name__ == "__main__":
@@ -165,30 +189,31 @@ def _source(fn: types.FunctionType) -> str:
 
 
 def export_python(fitted: FittedRecipe, *, engine: Literal["polars", "pandas"] = "polars") -> str:
-    """Write a standalone script that reproduces ``fitted.apply`` exactly.
+    """Write a standalone script that reproduces ``fitted.apply``.
 
     The script imports only numpy and polars (or pandas), inlines the fitted
     state as literals, defines ``apply(df, datasets=None)`` and a ``__main__``
-    that reads a Parquet/CSV input and writes a Parquet output.
+    that reads a Parquet/CSV input and writes a Parquet output. The polars
+    script runs the engine's own kernels, so its output is identical. The
+    pandas script (Arrow-backed columns) matches it too, up to the last bits
+    of floats from functions such as ``log``; it cannot run SQL, so steps
+    with ``filter``, ``formula``, ``pivot``, ``date_truncate`` or ``when``
+    (and a few param values) are refused.
 
     Args:
         fitted: the fitted recipe.
-        engine: ``"polars"`` (the engine's own kernels) or ``"pandas"``.
+        engine: ``"polars"`` or ``"pandas"``.
 
     Returns:
         The script's source text.
 
     Raises:
-        RecipeError: a step cannot be exported for this engine.
+        RecipeError: a step cannot be exported for this engine (all are named).
     """
-    if engine == "pandas":
-        from ._export_pandas import export_pandas
-
-        return export_pandas(fitted)
-    if engine != "polars":
+    if engine not in ("polars", "pandas"):
         raise RecipeError(f'unknown engine {engine!r}; use "polars" or "pandas"')
-    calls, roots = _polars_calls(fitted)
-    functions = collect_functions(roots, "polars")
+    calls, roots = _calls(fitted, engine)
+    functions = collect_functions(roots, engine)
     steps = (
         "\n".join(
             f"    {i + 1}. {s.op}" + (f" (when {s.when})" if s.when else "")
@@ -196,28 +221,33 @@ def export_python(fitted: FittedRecipe, *, engine: Literal["polars", "pandas"] =
         )
         or "    (none)"
     )
+    alias = "pl" if engine == "polars" else "pd"
     parts = [
         _HEADER.format(
-            engine="polars",
+            engine=engine,
             steps=steps,
-            frame="polars DataFrame",
-            engine_import="import polars as pl",
+            frame=f"{engine} DataFrame",
+            engine_import=f"import {engine} as {alias}",
         )
     ]
     parts += ["\n" + _source(fn) for fn in functions]
+    frame = f"{alias}.DataFrame"
     parts.append(
-        "\n\ndef apply(df: pl.DataFrame, datasets: dict[str, pl.DataFrame] | None = None)"
-        ' -> pl.DataFrame:\n    """Apply the fitted recipe."""\n'
+        f"\n\ndef apply(df: {frame}, datasets: dict[str, {frame}] | None = None) -> {frame}:\n"
+        '    """Apply the fitted recipe."""\n'
         "    datasets = datasets or {}\n" + "".join(calls) + "    return df\n"
     )
-    parts.append(_MAIN["polars"])
+    parts.append(_MAIN[engine])
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
-def _polars_calls(fitted: FittedRecipe) -> tuple[list[str], list[Callable[..., Any]]]:
+def _calls(fitted: FittedRecipe, engine: str) -> tuple[list[str], list[Callable[..., Any]]]:
+    from ._export_pandas import pandas_kernel, pandas_limit
+
     calls: list[str] = []
     roots: list[Callable[..., Any]] = []
-    for i, (step, state) in enumerate(zip(fitted.steps, fitted.state)):
+    refused: list[RecipeError] = []
+    for i, (step, state) in enumerate(zip(fitted.steps, fitted.state, strict=True)):
         spec = REGISTRY.get(step.op)
         if spec is None:
             raise RecipeError(f'unknown op "{step.op}"', step_index=i, op=step.op)
@@ -225,9 +255,16 @@ def _polars_calls(fitted: FittedRecipe) -> tuple[list[str], list[Callable[..., A
             params = resolve_params(spec.params, step.params)
         except RecipeError as exc:
             raise exc.at(i, step.op) from None
-        roots.append(spec.kernel)
+        kernel = spec.kernel
+        if engine == "pandas":
+            reason = pandas_limit(step, params, state)
+            if reason is not None:
+                refused.append(RecipeError(reason, step_index=i, op=step.op))
+                continue
+            kernel = pandas_kernel(step.op)  # type: ignore[assignment]
+        roots.append(kernel)
         args = ["df", params, state]
-        name = spec.kernel.__name__
+        name = kernel.__name__
         if spec.dataset:
             args.append(_Raw(f"datasets[{params['dataset']!r}]"))
         elif step.when is not None:
@@ -235,4 +272,10 @@ def _polars_calls(fitted: FittedRecipe) -> tuple[list[str], list[Callable[..., A
             args = ["df", step.when, _Raw(name), params, state]
             name = "apply_when"
         calls.append(f"    # step {i + 1}: {step.op}\n    df = {call_code(name, args)}\n")
+    if refused:
+        listed = "; ".join(str(e) for e in refused)
+        raise RecipeError(
+            f"cannot export to {engine}: {listed} (the polars export runs every op)",
+            details={"steps": [e.step_index for e in refused]},
+        )
     return calls, roots

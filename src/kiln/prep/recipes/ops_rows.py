@@ -16,6 +16,7 @@ import polars as pl
 
 from ._base import Env, OpSpec, check_new_name, columns_param, keep_schema, register, sql_dtype
 from ._errors import RecipeError
+from ._kernel_helpers import as_plain
 from ._params import Param
 from ._schema import SchemaState, dtype_name
 
@@ -66,16 +67,12 @@ def _schema_sample(sc: SchemaState, p: dict, env: Env) -> None:
 
 def row_groups(df: pl.DataFrame, column: str) -> list[np.ndarray]:
     """Row positions of each value of ``column``, values in sorted order (nulls first)."""
-    groups = (
-        df.select(pl.col(column), pl.int_range(pl.len(), dtype=pl.Int64).alias("__kiln_row__"))
-        .group_by(column)
-        .agg(pl.col("__kiln_row__"))
-        .sort(column, nulls_last=False)
+    key = as_plain(pl.col(column), df.schema[column]).alias("k")
+    rows = df.select(key, pl.int_range(pl.len(), dtype=pl.Int64).alias("r")).sort(
+        ["k", "r"], nulls_last=False
     )
-    return [
-        np.sort(np.asarray(rows, dtype=np.int64))
-        for rows in groups.get_column("__kiln_row__").to_list()
-    ]
+    counts = rows.group_by("k", maintain_order=True).len().get_column("len").to_numpy()
+    return np.split(rows.get_column("r").to_numpy(), np.cumsum(counts)[:-1]) if len(counts) else []
 
 
 def op_balance(df: pl.DataFrame, p: dict, s: Any) -> pl.DataFrame:
