@@ -94,7 +94,7 @@ def test_html_is_self_contained_and_small(mixed_profile: ProfileResult) -> None:
     html = mixed_profile.to_html()
     assert "http://" not in html and "https://" not in html
     assert not re.search(r"<(script|link|img|iframe)\b", html)
-    assert "Mixed &lt;planted&gt;" in html and "<svg" in html
+    assert "Mixed &lt;planted&gt;" in html and "<svg" in html and "inf (3)" in html
     assert len(html.encode()) < 400_000
 
 

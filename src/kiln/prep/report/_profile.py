@@ -92,7 +92,9 @@ class ProfileResult:
 
 def _column_section(col: Any, alerts: list[Alert]) -> dict[str, Any]:
     summary = col.summary()
-    summary["top_values"] = [[_clean(v), c] for v, c in col.top_values(TOP_VALUES)]
+    # inf is a value here, not a gap: keep it visible as text.
+    summary["top_values"] = [[str(v) if isinstance(v, float) and not math.isfinite(v)
+                              else _clean(v), c] for v, c in col.top_values(TOP_VALUES)]
     few = col.distinct_exact and (col.distinct or 0) <= TOP_VALUES
     if col.kind in (ColumnKind.STRING, ColumnKind.BOOL) or few or col.kind is ColumnKind.OTHER:
         summary["chart"] = "bars"
