@@ -9,7 +9,6 @@ import typer
 
 from kiln.cli._common import console, emit, get_client, print_json
 from kiln.core.errors import InvalidArgument
-from kiln.lake._wire import encode_table
 
 app = typer.Typer()
 
@@ -31,6 +30,8 @@ def sql(
         return
     if format not in _FORMATS:
         raise InvalidArgument(f"unsupported format {format!r}: use {', '.join(_FORMATS)}")
+    from kiln.lake._wire import encode_table  # lazy: the lake pulls in pandas/pyarrow/duckdb
+
     result = client.sql(query, limit=limit, timeout_s=timeout)
     table = result.table
     if format == "table" and output is None:
