@@ -120,6 +120,10 @@ class DatasetService:
         # Track progress for our own bar, but never let DuckDB print one.
         con.execute("SET enable_progress_bar = true")
         con.execute("SET enable_progress_bar_print = false")
+        # Otherwise COPY marks columns NOT NULL when the source's statistics saw no nulls
+        # (a Parquet source, an export): the schema then depended on the face, and an
+        # append with nulls produced tables whose schema said "not null" over nulls.
+        con.execute("SET disabled_optimizers = 'statistics_propagation'")
         return con
 
     def _s3_fs_for(self, source: Any) -> Any:
