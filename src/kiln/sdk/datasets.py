@@ -97,7 +97,12 @@ class Datasets(Namespace):
         if self._local:
             return self._svc(DatasetService).read_table(ref, columns=columns)
         table = pq.read_table(io.BytesIO(self._http("GET", f"/v1/datasets/{ref}/export", params={"format": "parquet"})))
-        return table.select(columns) if columns else table
+        if columns:
+            missing = sorted(set(columns) - set(table.schema.names))
+            if missing:
+                raise InvalidArgument(f"unknown columns {missing}; the dataset has {', '.join(table.schema.names)}")
+            table = table.select(columns)
+        return table
 
     def export(self, ref: str, dest: str | os.PathLike[str], *, format: str | None = None) -> Path:
         """Write a version to a local CSV, Parquet or JSON Lines file."""
