@@ -19,7 +19,7 @@ script that reproduces ``apply``. ``when`` is a SQL row condition: the step
 changes only the rows where it holds and learns its state from them.
 """
 
-from . import (  # noqa: F401  # noqa: F401
+from . import (  # noqa: F401
     ops_columns,
     ops_combine,
     ops_dates,
