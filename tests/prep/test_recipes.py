@@ -112,6 +112,7 @@ def test_recipe_round_trips_through_json_and_yaml() -> None:
         ([{"params": {}}], 'step 1 (?): a step needs "op"'),
         ([{"op": "clip", "parms": {}}], "step 1 (clip): unknown step key(s) parms"),
         ([{"op": "clip", "params": [1]}], 'step 1 (clip): "params" must be a mapping'),
+        ([{"op": "clip", "params": {"upper": {1, 2}}}], "step 1 (clip): params must be plain JSON"),
     ],
 )
 def test_malformed_recipes_are_refused_on_load(data: Any, fragment: str) -> None:

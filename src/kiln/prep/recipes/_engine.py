@@ -76,6 +76,12 @@ def step_from(data: Any, index: int) -> Step:
         raise RecipeError(
             f'"params" must be a mapping, got {type(params).__name__}', step_index=index, op=op
         )
+    try:
+        json.dumps(dict(params), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(
+            f"params must be plain JSON values: {exc}", step_index=index, op=op
+        ) from None
     when = data.get("when")
     if when is not None and (not isinstance(when, str) or not when.strip()):
         raise RecipeError('"when" must be a SQL condition string', step_index=index, op=op)
