@@ -27,6 +27,7 @@ COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("audit", "audit"),
     ("datasets", "datasets"),
     ("sql", None),
+    ("experiments", "experiments"), ("runs", "runs"), ("models", "models"), ("evaluate", None),
 ]
 
 

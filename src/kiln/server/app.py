@@ -31,6 +31,7 @@ ROUTE_MODULES = [
     "system",
     "datasets",
     "sql",
+    "tracking", "registry",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -1,0 +1,38 @@
+"""Tracking: experiments, runs, params, metrics, artifacts, search and evaluation."""
+
+from kiln.core.gc import register_gc_root
+from kiln.tracking._artifacts import ArtifactService, referenced_keys
+from kiln.tracking._experiments import ExperimentService
+from kiln.tracking._models import (
+    ArtifactInfo,
+    EvaluationComparison,
+    EvaluationReport,
+    Experiment,
+    LogResult,
+    MetricPoint,
+    RunComparison,
+    RunDetail,
+    RunInfo,
+    RunPage,
+)
+from kiln.tracking._runs import RunService
+from kiln.tracking._evaluation import EvaluationService
+
+__all__ = [
+    "ArtifactInfo",
+    "ArtifactService",
+    "EvaluationComparison",
+    "EvaluationReport",
+    "EvaluationService",
+    "Experiment",
+    "ExperimentService",
+    "LogResult",
+    "MetricPoint",
+    "RunComparison",
+    "RunDetail",
+    "RunInfo",
+    "RunPage",
+    "RunService",
+]
+
+register_gc_root("runs/", referenced_keys)

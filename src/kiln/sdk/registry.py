@@ -1,0 +1,201 @@
+"""SDK: the model registry (``client.models``)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from kiln.core.errors import InvalidArgument
+from kiln.core.names import parse_ref
+from kiln.registry._build import package_model
+from kiln.registry._flavors import LoadOptions, Predictor
+from kiln.registry._models import MANIFEST_NAME, Manifest, Model, ModelVersion
+from kiln.registry._package import check_package_path, extract_tar, read_manifest, scan_folder, tar_folder, verify_folder
+from kiln.registry._service import ModelService, load_folder
+from kiln.sdk._base import Namespace
+
+__all__ = ["Models"]
+
+_MAX_DOWNLOAD = 1 << 40
+
+
+def _path(ref: str) -> str:
+    """``/v1/models/{name}/versions/{version-or-alias}`` for a reference."""
+    parsed = parse_ref(ref, kind="model")
+    tail = str(parsed.version) if parsed.version is not None else (parsed.alias or "latest")
+    return f"/v1/models/{parsed.name}/versions/{tail}"
+
+
+def _active_run_id() -> str | None:
+    from kiln.sdk.run import current_run
+
+    run = current_run()
+    return run.id if run is not None else None
+
+
+class Models(Namespace):
+    """``client.models``: register, approve, alias, download and load models."""
+
+    def register(
+        self,
+        name: str,
+        *,
+        model: Any = None,
+        path: str | os.PathLike[str] | None = None,
+        flavor: str | None = None,
+        sample_input: Any = None,
+        code_dir: str | os.PathLike[str] | None = None,
+        description: str = "",
+        run_id: str | None = None,
+        job: str | None = None,
+        datasets: Sequence[str] | None = None,
+    ) -> ModelVersion:
+        """Register a fitted model object, or a package folder, as the next version of ``name``.
+
+        ``client.models.register("churn", model=fitted, sample_input=X[:5])`` packages a
+        scikit-learn (skops), XGBoost (UBJ), LightGBM (text) or ONNX model in its native
+        format, with a signature from ``sample_input``; inside ``with Run(...)`` the run is
+        recorded as its lineage. ``path=`` registers a folder (its ``kiln-model.json``, an
+        MLflow ``MLmodel``, ``code/inference.py`` or a recognised model file).
+
+        Args:
+            name: the model's name.
+            model: a fitted model object.
+            path: a package folder (instead of ``model``).
+            flavor: force a flavor (sklearn, xgboost, lightgbm, onnx, custom).
+            sample_input: a few rows of training input, for the signature.
+            code_dir: a folder with ``inference.py`` to ship as ``code/``.
+            description: the version's description.
+            run_id: the run that trained it (default: the active Run, if any).
+            job: the job that trained it.
+            datasets: dataset versions it was trained on (``sales@3``).
+        """
+        if (model is None) == (path is None):
+            raise InvalidArgument("register needs exactly one of model= (a fitted object) or path= (a package folder)")
+        run_id = run_id or _active_run_id()
+        with tempfile.TemporaryDirectory(prefix="kiln-package-") as tmp:
+            folder = Path(path) if path is not None else Path(tmp) / "package"
+            if model is not None:
+                package_model(model, folder, flavor=flavor, sample_input=sample_input, code_dir=code_dir)
+                flavor = None
+            if self._local:
+                return self._svc(ModelService).register_folder(
+                    name=name, folder=folder, flavor=flavor, description=description, run_id=run_id, job=job, datasets=datasets
+                )
+            parse_ref(name, kind="model")
+            body = tar_folder(folder, scan_folder(folder))
+            params = {"flavor": flavor, "description": description, "run_id": run_id, "job": job, "datasets": list(datasets or []) or None}
+            got = self._http("POST", f"/v1/models/{name}/versions", content=body, params=params, headers={"content-type": "application/octet-stream"})
+        return ModelVersion.model_validate(got)
+
+    def list(self) -> list[Model]:
+        """Every registered model."""
+        if self._local:
+            return self._svc(ModelService).list()
+        return [Model.model_validate(m) for m in self._http("GET", "/v1/models")]
+
+    def get(self, name: str) -> Model:
+        """A model with its latest version and aliases."""
+        if self._local:
+            return self._svc(ModelService).get(name=name)
+        parse_ref(name, kind="model")
+        return Model.model_validate(self._http("GET", f"/v1/models/{name}"))
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of a model, newest first."""
+        if self._local:
+            return self._svc(ModelService).list_versions(name=name)
+        parse_ref(name, kind="model")
+        return [ModelVersion.model_validate(v) for v in self._http("GET", f"/v1/models/{name}/versions")]
+
+    def get_version(self, ref: str) -> ModelVersion:
+        """A version by ``name``, ``name@3`` or ``name@alias``."""
+        if self._local:
+            return self._svc(ModelService).get_version(ref=ref)
+        return ModelVersion.model_validate(self._http("GET", _path(ref)))
+
+    def set_status(self, ref: str, status: str, *, comment: str | None = None) -> ModelVersion:
+        """Set the approval status: PendingManualApproval, Approved or Rejected."""
+        if self._local:
+            return self._svc(ModelService).set_status(ref=ref, status=status, comment=comment)
+        return ModelVersion.model_validate(self._http("POST", _path(ref) + "/status", json={"status": status, "comment": comment}))
+
+    def approve(self, ref: str, *, comment: str | None = None) -> ModelVersion:
+        """Mark a version Approved."""
+        return self.set_status(ref, "Approved", comment=comment)
+
+    def reject(self, ref: str, *, comment: str | None = None) -> ModelVersion:
+        """Mark a version Rejected."""
+        return self.set_status(ref, "Rejected", comment=comment)
+
+    def set_alias(self, name: str, alias: str, version: int) -> Model:
+        """Point ``alias`` at ``version`` (``client.models.load("churn@champion")`` then finds it)."""
+        if self._local:
+            return self._svc(ModelService).set_alias(name=name, alias=alias, version=version)
+        parse_ref(f"{name}@{alias}", kind="model")
+        return Model.model_validate(self._http("PUT", f"/v1/models/{name}/aliases/{alias}", json={"version": version}))
+
+    def delete_alias(self, name: str, alias: str) -> Model:
+        """Remove an alias."""
+        if self._local:
+            return self._svc(ModelService).delete_alias(name=name, alias=alias)
+        parse_ref(f"{name}@{alias}", kind="model")
+        return Model.model_validate(self._http("DELETE", f"/v1/models/{name}/aliases/{alias}"))
+
+    def update(self, ref: str, *, description: str) -> Model | ModelVersion:
+        """Describe a model (``name``) or one version (``name@3``)."""
+        if self._local:
+            return self._svc(ModelService).update(ref=ref, description=description)
+        parsed = parse_ref(ref, kind="model")
+        if parsed.version is None and parsed.alias is None:
+            return Model.model_validate(self._http("PATCH", f"/v1/models/{parsed.name}", json={"description": description}))
+        return ModelVersion.model_validate(self._http("PATCH", _path(ref), json={"description": description}))
+
+    def read_file(self, ref: str, path: str) -> bytes:
+        """One file of a version's package."""
+        if self._local:
+            _, fh = self._svc(ModelService).open_file(ref=ref, path=path)
+            with fh:
+                return fh.read()
+        check_package_path(path)
+        with self._t.stream("GET", _path(ref) + "/files/" + quote(path)) as resp:  # type: ignore[union-attr]
+            return resp.read()
+
+    def download(self, ref: str, dest: str | os.PathLike[str]) -> ModelVersion:
+        """Copy a version's package into folder ``dest``, checking every file's sha256."""
+        if self._local:
+            return self._svc(ModelService).download(ref=ref, dest=dest)
+        version = self.get_version(ref)
+        with self._t.stream("GET", _path(f"{version.name}@{version.version}") + "/package.tar") as resp:  # type: ignore[union-attr]
+            buf = io.BytesIO(resp.read())
+        with tempfile.TemporaryDirectory(prefix="kiln-download-") as tmp:
+            extract_tar(buf, Path(tmp), max_bytes=_MAX_DOWNLOAD)
+            manifest = read_manifest(Path(tmp))
+            if manifest is None:
+                raise InvalidArgument(f"the server's package of {version.ref} has no {MANIFEST_NAME}")
+            verify_folder(Path(tmp), manifest)
+            target = Path(dest)
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(tmp, target, dirs_exist_ok=True)
+        return version
+
+    def load(self, ref: str, *, trust_pickle: bool = False, trusted_types: Sequence[str] = ()) -> Predictor:
+        """Load a version as a predictor (``.predict``, ``.predict_proba``), after checking hashes.
+
+        Args:
+            ref: ``name``, ``name@3`` or ``name@champion``.
+            trust_pickle: allow a pickle that came from outside Kiln (it can run any code).
+            trusted_types: extra types to allow in a skops file, by full name.
+        """
+        if self._local:
+            return self._svc(ModelService).load(ref=ref, trust_pickle=trust_pickle, trusted_types=trusted_types)
+        folder = Path(tempfile.mkdtemp(prefix="kiln-model-"))
+        self.download(ref, folder)
+        manifest = Manifest.model_validate_json((folder / MANIFEST_NAME).read_bytes())
+        return load_folder(folder, manifest, LoadOptions(trust_pickle=trust_pickle, trusted_types=tuple(trusted_types)))

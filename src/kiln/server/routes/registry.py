@@ -1,0 +1,180 @@
+"""REST: the model registry under ``/v1/models``.
+
+``{version}`` in a path is a version number, an alias (``champion``) or ``latest``.
+Package files are served only by the paths the version's manifest lists, so no
+request can reach outside a package.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from kiln.core.errors import PayloadTooLarge
+from kiln.core.names import check_name, parse_ref
+from kiln.registry import Model, ModelFile, ModelService, ModelVersion
+from kiln.registry._package import extract_tar
+from kiln.server.deps import service
+from kiln.tracking._models import dump_json
+
+router = APIRouter(tags=["registry"])
+
+
+def _json(obj: Any, status: int = 200) -> Response:
+    return Response(dump_json(obj), media_type="application/json", status_code=status)
+
+
+def _ref(name: str, version: str) -> str:
+    """``name@version`` after checking both parts (a traversal string fails here)."""
+    return str(parse_ref(f"{check_name(name, kind='model')}@{version}", kind="model"))
+
+
+@router.get("/v1/models", response_model=list[Model])
+def list_models(svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.list())
+
+
+@router.get("/v1/models/{name}", response_model=Model)
+def get_model(name: str, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.get(name=name))
+
+
+class DescriptionBody(BaseModel):
+    description: str
+
+
+@router.patch("/v1/models/{name}", response_model=Model)
+def update_model(name: str, body: DescriptionBody, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.update(ref=check_name(name, kind="model"), description=body.description))
+
+
+@router.get("/v1/models/{name}/versions", response_model=list[ModelVersion])
+def list_versions(name: str, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.list_versions(name=name))
+
+
+@router.post("/v1/models/{name}/versions", response_model=ModelVersion, status_code=201)
+async def register_version(
+    name: str,
+    request: Request,
+    flavor: str | None = None,
+    description: str = "",
+    run_id: str | None = None,
+    job: str | None = None,
+    datasets: list[str] | None = Query(None),
+    svc: ModelService = service(ModelService),
+) -> Response:
+    """Register a package uploaded as a tar (``application/octet-stream``)."""
+    check_name(name, kind="model")
+    limit = int(svc.ws.settings.max_upload_mb * (1 << 20))
+    tmp = Path(tempfile.mkdtemp(prefix="kiln-upload-"))
+    try:
+        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=tmp)
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the package is larger than {limit / (1 << 20):g} MB")
+            spool.write(chunk)
+        spool.seek(0)
+        folder = tmp / "package"
+        folder.mkdir()
+        await run_in_threadpool(extract_tar, spool, folder, max_bytes=limit * 4)
+        version = await run_in_threadpool(
+            svc.register_folder, name=name, folder=folder, flavor=flavor, description=description,
+            run_id=run_id, job=job, datasets=datasets,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _json(version, 201)
+
+
+@router.get("/v1/models/{name}/versions/{version}", response_model=ModelVersion)
+def get_version(name: str, version: str, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.get_version(ref=_ref(name, version)))
+
+
+@router.patch("/v1/models/{name}/versions/{version}", response_model=ModelVersion)
+def update_version(name: str, version: str, body: DescriptionBody, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.update(ref=_ref(name, version), description=body.description))
+
+
+class StatusBody(BaseModel):
+    status: str
+    comment: str | None = None
+
+
+@router.post("/v1/models/{name}/versions/{version}/status", response_model=ModelVersion)
+def set_status(name: str, version: str, body: StatusBody, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.set_status(ref=_ref(name, version), status=body.status, comment=body.comment))
+
+
+class CommentBody(BaseModel):
+    comment: str | None = None
+
+
+@router.post("/v1/models/{name}/versions/{version}/approve", response_model=ModelVersion)
+def approve(name: str, version: str, body: CommentBody | None = None, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.set_status(ref=_ref(name, version), status="Approved", comment=body.comment if body else None))
+
+
+@router.post("/v1/models/{name}/versions/{version}/reject", response_model=ModelVersion)
+def reject(name: str, version: str, body: CommentBody | None = None, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.set_status(ref=_ref(name, version), status="Rejected", comment=body.comment if body else None))
+
+
+class AliasBody(BaseModel):
+    version: int
+
+
+@router.put("/v1/models/{name}/aliases/{alias}", response_model=Model)
+def set_alias(name: str, alias: str, body: AliasBody, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.set_alias(name=name, alias=alias, version=body.version))
+
+
+@router.delete("/v1/models/{name}/aliases/{alias}", response_model=Model)
+def delete_alias(name: str, alias: str, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.delete_alias(name=name, alias=alias))
+
+
+@router.get("/v1/models/{name}/versions/{version}/files", response_model=list[ModelFile])
+def list_files(name: str, version: str, svc: ModelService = service(ModelService)) -> Response:
+    return _json(svc.get_version(ref=_ref(name, version)).files)
+
+
+@router.get("/v1/models/{name}/versions/{version}/files/{path:path}")
+def get_file(name: str, version: str, path: str, svc: ModelService = service(ModelService)) -> StreamingResponse:
+    info, fh = svc.open_file(ref=_ref(name, version), path=path)
+
+    def chunks() -> Any:
+        with fh:
+            while block := fh.read(1 << 20):
+                yield block
+
+    return StreamingResponse(
+        chunks(), media_type="application/octet-stream",
+        headers={"content-length": str(info.size), "x-sha256": info.sha256, "content-disposition": f'attachment; filename="{path.rsplit("/", 1)[-1]}"'},
+    )
+
+
+@router.get("/v1/models/{name}/versions/{version}/package.tar")
+def get_package(name: str, version: str, svc: ModelService = service(ModelService)) -> StreamingResponse:
+    ref = _ref(name, version)
+    spool = tempfile.SpooledTemporaryFile(max_size=64 << 20)
+    svc.write_tar(ref=ref, out=spool)
+    spool.seek(0)
+
+    def chunks() -> Any:
+        with spool:
+            while block := spool.read(1 << 20):
+                yield block
+
+    filename = ref.replace("@", "-") + ".tar"
+    return StreamingResponse(chunks(), media_type="application/x-tar", headers={"content-disposition": f'attachment; filename="{filename}"'})
