@@ -14,6 +14,7 @@ Target: Kiln at least as fast as pandas (ratio pandas / Kiln >= 1).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -130,7 +131,11 @@ def main() -> None:
     t_apply = best["apply"][0]
     check_same(kiln_out, pandas_out)
 
-    print(f"rows: {args.rows:,}   steps: {len(STEPS)}   best of {args.repeat}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"rows: {args.rows:,}   steps: {len(STEPS)}   best of {args.repeat}   "
+        f"cores: {os.cpu_count()}   polars threads: {pl.thread_pool_size()}   load: {load}"
+    )
     print(f"pandas {pd.__version__:<8} fit+apply : {t_pandas:8.3f} s")
     print(f"kiln (polars {pl.__version__}) fit+apply : {t_kiln:8.3f} s")
     print(f"kiln apply (already fitted)  : {t_apply:8.3f} s")
