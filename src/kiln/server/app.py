@@ -90,20 +90,34 @@ class _RequestLimits:
             await _too_large(limit, scope, receive, send_with_id)
             return
         seen = 0
+        started = answered = False
 
         async def counted_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, answered
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    # Answer 413 now: whatever reads the body may turn the exception into
+                    # something else (FastAPI makes it a 400 "error parsing the body").
+                    if not started and not answered:
+                        answered = True
+                        await _too_large(limit, scope, receive, send_with_id)
                     raise _BodyTooLarge(limit)
             return message
 
+        async def send_once(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return  # the app's own answer to a body it never got whole
+            started = True
+            await send_with_id(message)
+
         try:
-            await self.app(scope, counted_receive, send_with_id)
+            await self.app(scope, counted_receive, send_once)
         except _BodyTooLarge:
-            await _too_large(limit, scope, receive, send_with_id)
+            if not answered and not started:
+                await _too_large(limit, scope, receive, send_with_id)
 
 
 class _BodyTooLarge(PayloadTooLarge):
