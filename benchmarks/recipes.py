@@ -1,7 +1,7 @@
 """Benchmark: a 10-step Kiln recipe against the same steps hand-written in pandas.
 
-    python benchmarks/recipes.py                 # 1,000,000 rows, best of 5
-    python benchmarks/recipes.py --rows 200000 --repeat 5
+    python benchmarks/recipes.py                 # 1,000,000 rows, 9 interleaved runs each
+    python benchmarks/recipes.py --rows 200000 --repeat 15
 
 One generated table (fixed seed) is handed to both as an in-memory frame
 (polars for Kiln, pandas for pandas; conversion not timed). Both fit and
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,17 +83,16 @@ def pandas_recipe(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def best_of(repeat: int, **runs: Callable[[], Any]) -> dict[str, tuple[float, Any]]:
-    """Best wall time of each run; runs are interleaved so they share the machine's moods."""
-    best: dict[str, tuple[float, Any]] = {}
+def timed(repeat: int, **runs: Callable[[], Any]) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Wall times of each run, interleaved so that all share the machine's moods."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    last: dict[str, Any] = {}
     for _ in range(repeat):
         for name, fn in runs.items():
             start = time.perf_counter()
-            out = fn()
-            took = time.perf_counter() - start
-            if name not in best or took < best[name][0]:
-                best[name] = (took, out)
-    return best
+            last[name] = fn()
+            times[name].append(time.perf_counter() - start)
+    return times, last
 
 
 def check_same(kiln_out: pl.DataFrame, pandas_out: pd.DataFrame) -> None:
@@ -109,7 +109,7 @@ def check_same(kiln_out: pl.DataFrame, pandas_out: pd.DataFrame) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
 
     data = make_data(args.rows)
@@ -121,26 +121,31 @@ def main() -> None:
     recipe.validate(frame_pl.schema)
 
     fitted = recipe.fit(frame_pl)
-    best = best_of(
+    times, last = timed(
         args.repeat,
         kiln=lambda: recipe.fit_apply(frame_pl),
         pandas=lambda: pandas_recipe(frame_pd),
         apply=lambda: fitted.apply(frame_pl),
     )
-    (t_kiln, (_, kiln_out)), (t_pandas, pandas_out) = best["kiln"], best["pandas"]
-    t_apply = best["apply"][0]
-    check_same(kiln_out, pandas_out)
+    check_same(last["kiln"][1], last["pandas"])
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"rows: {args.rows:,}   steps: {len(STEPS)}   best of {args.repeat}   "
+        f"rows: {args.rows:,}   steps: {len(STEPS)}   runs: {args.repeat} (interleaved)   "
         f"cores: {os.cpu_count()}   polars threads: {pl.thread_pool_size()}   load: {load}"
     )
-    print(f"pandas {pd.__version__:<8} fit+apply : {t_pandas:8.3f} s")
-    print(f"kiln (polars {pl.__version__}) fit+apply : {t_kiln:8.3f} s")
-    print(f"kiln apply (already fitted)  : {t_apply:8.3f} s")
-    print(f"ratio pandas / kiln fit+apply: {t_pandas / t_kiln:8.2f}x  (target >= 1)")
-    print(f"ratio pandas / kiln apply    : {t_pandas / t_apply:8.2f}x")
+    rows = [
+        ("pandas " + pd.__version__ + " fit+apply", "pandas"),
+        ("kiln fit+apply (polars " + pl.__version__ + ")", "kiln"),
+        ("kiln apply (already fitted)", "apply"),
+    ]
+    print(f"{'':36s} {'best':>8s} {'median':>8s}")
+    for label, key in rows:
+        print(f"{label:36s} {min(times[key]):7.3f}s {statistics.median(times[key]):7.3f}s")
+    for label, key in (("fit+apply", "kiln"), ("apply", "apply")):
+        best = min(times["pandas"]) / min(times[key])
+        med = statistics.median(times["pandas"]) / statistics.median(times[key])
+        print(f"ratio pandas / kiln {label:16s} {best:7.2f}x {med:7.2f}x   (target >= 1)")
 
 
 if __name__ == "__main__":

@@ -206,12 +206,24 @@ def column_stats(
     return out
 
 
+def finite_values(df: pl.DataFrame, name: str) -> np.ndarray:
+    """The non-missing values of a column as float64 (no copy when there is nothing to drop)."""
+    col = df.get_column(name)
+    if col.dtype != pl.Float64:
+        col = col.cast(pl.Float64)
+    if col.null_count():
+        col = col.drop_nulls()
+    x = col.to_numpy()
+    nan = np.isnan(x)
+    return x[~nan] if nan.any() else x
+
+
 def quantiles(df: pl.DataFrame, columns: list[str], qs: list[float]) -> list[list[float | None]]:
     """Per column, the linearly interpolated quantiles ``qs`` (numpy's default, as pandas and
     scikit-learn compute them); NaN counts as missing. One partial sort per column."""
     out: list[list[float | None]] = []
     for name in columns:
-        x = df.get_column(name).cast(pl.Float64).fill_nan(None).drop_nulls().to_numpy()
+        x = finite_values(df, name)
         out.append([float(v) for v in np.quantile(x, qs)] if x.size else [None] * len(qs))
     return out
 
@@ -220,6 +232,6 @@ def medians(df: pl.DataFrame, columns: list[str]) -> list[float | None]:
     """Per column, the median (NaN counts as missing)."""
     out: list[float | None] = []
     for name in columns:
-        x = df.get_column(name).cast(pl.Float64).fill_nan(None).drop_nulls().to_numpy()
+        x = finite_values(df, name)
         out.append(float(np.median(x)) if x.size else None)
     return out
