@@ -300,15 +300,9 @@ class DatasetService:
 
     def export(self, ref: str | Ref, dest: str | os.PathLike[str], *, format: str | None = None) -> Path:
         """Write a version to a local file as CSV, Parquet or JSON Lines."""
-        fmt = (format or Path(dest).suffix.lstrip(".") or "parquet").lower()
-        fmt = {"ndjson": "jsonl", "pq": "parquet"}.get(fmt, fmt)
-        if fmt not in _EXPORT_FORMATS:
-            raise InvalidArgument(f"unsupported export format {fmt!r}: use csv, parquet or jsonl")
+        fmt = export_format(dest, format)
         version = self.get(ref)
-        target = Path(dest).expanduser().absolute()
-        if target.is_dir():
-            raise InvalidArgument(f"{target} is a folder; give a file path")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = export_target(dest)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         con = self._duck()
         try:
@@ -392,6 +386,24 @@ class DatasetService:
             files=[DatasetFile(key=f.key, rows=f.rows, bytes=f.bytes, sha256=f.sha256) for f in file_rows],
             source=orjson.loads(row.source), lineage=orjson.loads(row.lineage),
         )
+
+
+def export_format(dest: str | os.PathLike[str], format: str | None) -> str:
+    """The format an export writes: ``format``, else ``dest``'s extension (the SDK shares this)."""
+    fmt = (format or Path(dest).suffix.lstrip(".") or "parquet").lower()
+    fmt = {"ndjson": "jsonl", "pq": "parquet"}.get(fmt, fmt)
+    if fmt not in _EXPORT_FORMATS:
+        raise InvalidArgument(f"unsupported export format {fmt!r}: use csv, parquet, jsonl or json")
+    return fmt
+
+
+def export_target(dest: str | os.PathLike[str]) -> Path:
+    """The local file an export writes (``~`` expanded), its folder made."""
+    target = Path(dest).expanduser().absolute()
+    if target.is_dir():
+        raise InvalidArgument(f"{target} is a folder; give a file path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def _check_type(column: str, type_name: str) -> None:

@@ -15,6 +15,7 @@ from kiln.core.errors import InvalidArgument, invalid_input
 from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._sources import to_arrow
 from kiln.lake._wire import decode_table
+from kiln.lake.datasets import export_format, export_target
 from kiln.sdk._base import HttpTransport, Namespace
 
 __all__ = ["Datasets"]
@@ -108,15 +109,18 @@ class Datasets(Namespace):
         """Write a version to a local CSV, Parquet or JSON Lines file."""
         if self._local:
             return self._svc(DatasetService).export(ref, dest, format=format)
-        fmt = (format or Path(dest).suffix.lstrip(".") or "parquet").lower()
+        fmt = export_format(dest, format)
         t = self._t
         assert isinstance(t, HttpTransport)
-        target = Path(dest)
+        target = export_target(dest)
         tmp = target.with_name(f".{target.name}.part")
-        with t.stream("GET", f"/v1/datasets/{ref}/export", params={"format": fmt}) as resp, open(tmp, "wb") as out:
-            for chunk in resp.iter_bytes():
-                out.write(chunk)
-        os.replace(tmp, target)
+        try:
+            with t.stream("GET", f"/v1/datasets/{ref}/export", params={"format": fmt}) as resp, open(tmp, "wb") as out:
+                for chunk in resp.iter_bytes():
+                    out.write(chunk)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
         return target
 
     def delete(self, ref: str) -> list[int]:

@@ -118,7 +118,7 @@ def head(ref: str, n: int = Query(10, ge=0, le=100_000), format: str = Query("js
 
 
 @router.get("/{ref}/export")
-def export(ref: str, ws: Ws, format: str = Query("parquet", pattern="^(csv|parquet|jsonl)$"), svc: Svc = service(DatasetService)) -> FileResponse:
+def export(ref: str, ws: Ws, format: str = Query("parquet", pattern="^(csv|parquet|jsonl|json)$"), svc: Svc = service(DatasetService)) -> FileResponse:
     version = svc.get(ref)
     tmp_dir = ws.settings.home / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
