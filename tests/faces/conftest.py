@@ -1,0 +1,128 @@
+"""Fixtures for the faces: an in-process app, a sync HTTP client over it, a CLI runner."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kiln.core.config import Settings
+from kiln.core.workspace import Workspace
+from kiln.server.app import create_app
+
+CSV = b"id,city,amount\n1,paris,10.5\n2,lyon,3.25\n3,nice,7.0\n"
+
+
+class SyncASGI(httpx.BaseTransport):
+    """httpx's ASGITransport is async only; this runs one request to completion per call.
+
+    Starlette's TestClient would do, but it warns about httpx (and warnings are errors).
+    """
+
+    def __init__(self, app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
+        self._asgi = httpx.ASGITransport(app=app, client=client)
+        self._runner = asyncio.Runner()  # one event loop for all requests, like a server's
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        req = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+        if "content-length" not in request.headers:
+            req.headers.pop("content-length", None)  # keep a chunked request chunked
+
+        async def go() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+            resp = await self._asgi.handle_async_request(req)
+            data = b"".join([chunk async for chunk in resp.stream])  # type: ignore[union-attr]
+            return resp.status_code, resp.headers.raw, data
+
+        status, headers, data = self._runner.run(go())
+        # A stream, not content=: httpx then closes it on read and sets .elapsed as a server would.
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(data), request=request)
+
+    def close(self) -> None:
+        self._runner.close()
+
+
+def http_client(app: Any, **kwargs: Any) -> httpx.Client:
+    return httpx.Client(transport=SyncASGI(app, **kwargs), base_url="http://testserver")
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A metadata database migrated once; each test's workspace starts from a copy."""
+    home = tmp_path_factory.mktemp("template")
+    Workspace(Settings(home=home).resolved()).close()
+    assert not (home / "kiln.db-wal").exists() or (home / "kiln.db-wal").stat().st_size == 0
+    return home / "kiln.db"
+
+
+@pytest.fixture
+def ws(settings: Settings, migrated_db: Path) -> Iterator[Workspace]:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if not (settings.home / "kiln.db").exists():
+        shutil.copyfile(migrated_db, settings.home / "kiln.db")
+    workspace = Workspace(settings)
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture
+def app(ws: Workspace) -> Any:
+    return create_app(ws)
+
+
+@pytest.fixture
+def http(app: Any) -> Iterator[httpx.Client]:
+    with http_client(app) as client:
+        yield client
+
+
+def upload(http: httpx.Client, name: str, data: bytes = CSV, fmt: str = "csv", **params: Any) -> httpx.Response:
+    return http.post(f"/v1/datasets/{name}/versions", params={"format": fmt, **params}, content=data, headers={"content-type": "application/octet-stream"})
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., CliResult]]:
+    """Run ``kiln ARGS`` in-process on the test workspace; returns exit code, stdout, stderr.
+
+    One SDK client serves every call of a test (made at the first call, after the test has
+    set its KILN_* variables); subprocess tests cover a fresh process.
+    """
+    from kiln.cli import _common
+    from kiln.cli.main import run
+    from kiln.sdk.client import Client
+
+    monkeypatch.setenv("KILN_HOME", str(settings.home))
+    monkeypatch.setenv("COLUMNS", "200")
+    shared: list[Any] = []
+
+    def invoke(*args: str) -> CliResult:
+        if not shared:
+            shared.append(Client())
+        monkeypatch.setattr(sys, "argv", ["kiln", *map(str, args)])
+        monkeypatch.setattr(_common, "_client", shared[0])
+        capsys.readouterr()
+        code = 0
+        try:
+            run()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    yield invoke
+    for client in shared:
+        client.close()
