@@ -94,9 +94,11 @@ def versions(name: str, json: bool = JsonOpt) -> None:
 
 
 @app.command("export")
-def export(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), dest: Path = typer.Argument(..., help="File to write."), format: str = typer.Option(None, "--format", "-f", help="csv, parquet or jsonl (default: from DEST's extension)."), json: bool = JsonOpt) -> None:
-    """Write a version to a file."""
-    path = get_client().datasets.export(ref, dest, format=format)
+def export(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), dest: Path = typer.Argument(None, help="File to write."), format: str = typer.Option(None, "--format", "-f", help="csv, parquet or jsonl (default: from DEST's extension)."), bundle: Path = typer.Option(None, "--bundle", help="Instead: write NAME with every version, schema, source, lineage and checksums to this bundle file (see `kiln datasets import`)."), json: bool = JsonOpt) -> None:
+    """Write a version to a file, or a whole dataset to a bundle with --bundle."""
+    if (dest is None) == (bundle is None):
+        raise InvalidArgument("give DEST (a file for one version) or --bundle FILE (the whole dataset), not both")
+    path = get_client().datasets.export_bundle(ref, bundle) if bundle is not None else get_client().datasets.export(ref, dest, format=format)
     if json:
         print_json({"path": str(path)})
     else:
@@ -113,3 +115,13 @@ def rm(ref: str = typer.Argument(..., help="NAME (every version) or NAME@VERSION
         print_json({"name": ref.split("@")[0], "deleted_versions": removed})
     else:
         console.print(f"deleted {ref.split('@')[0]} versions {', '.join(map(str, removed))}")
+
+
+@app.command("import")
+def import_bundle(bundle: Path = typer.Argument(..., help="A bundle written by `kiln datasets export NAME --bundle FILE`."), name: str = typer.Option(None, "--name", help="Dataset name here (default: the exported name)."), json: bool = JsonOpt) -> None:
+    """Import a bundle: every file's sha256 is checked before anything is written."""
+    versions = get_client().datasets.import_bundle(bundle, name=name)
+    if json:
+        emit(versions, json=True)
+    else:
+        console.print(f"[green]{versions[-1].name}[/green]: imported versions {', '.join(str(v.version) for v in versions)} ({versions[-1].row_count:,} rows in the latest)")

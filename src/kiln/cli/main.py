@@ -28,6 +28,7 @@ COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("datasets", "datasets"),
     ("sql", None),
     ("experiments", "experiments"), ("runs", "runs"), ("models", "models"), ("evaluate", None),
+    ("streams", "streams"), ("catalog", "catalog"),
 ]
 
 

@@ -123,6 +123,40 @@ class Datasets(Namespace):
             tmp.unlink(missing_ok=True)
         return target
 
+    def export_bundle(self, name: str, dest: str | os.PathLike[str]) -> Path:
+        """Write dataset ``name`` with every version, schema, source, lineage and checksum
+        to one bundle file, for :meth:`import_bundle` in another workspace."""
+        if self._local:
+            from kiln.lake.bundles import BundleService
+
+            return self._svc(BundleService).export(name, dest)
+        t = self._t
+        assert isinstance(t, HttpTransport)
+        target = Path(dest).expanduser().absolute()
+        tmp = target.with_name(f".{target.name}.part")
+        try:
+            with t.stream("GET", f"/v1/datasets/{name}/bundle") as resp, open(tmp, "wb") as out:
+                for chunk in resp.iter_bytes():
+                    out.write(chunk)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+    def import_bundle(self, path: str | os.PathLike[str], *, name: str | None = None) -> list[DatasetVersion]:
+        """Import a bundle (every file's sha256 checked first; nothing is half-imported)."""
+        if self._local:
+            from kiln.lake.bundles import BundleService
+
+            return self._svc(BundleService).import_(path, name=name)
+        if not Path(path).is_file():
+            raise InvalidArgument(f"bundle {str(path)!r} is not a file")
+        t = self._t
+        assert isinstance(t, HttpTransport)
+        with open(path, "rb") as fh:
+            data = t.request("POST", "/v1/datasets/bundles", params={"name": name}, content=fh, headers={"content-type": "application/octet-stream"})
+        return [DatasetVersion.model_validate(v) for v in data]
+
     def delete(self, ref: str) -> list[int]:
         """Delete ``name@V`` or every version of ``name``; returns the versions removed."""
         if self._local:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import ipaddress
 import logging
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -32,6 +34,7 @@ ROUTE_MODULES = [
     "datasets",
     "sql",
     "tracking", "registry",
+    "streams", "catalog",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -134,6 +137,22 @@ async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> 
     await response(scope, receive, send)
 
 
+# Stage background tasks that live as long as the app: "module:function", where the
+# function takes the app and returns an async context manager.
+LIFESPAN_HOOKS = [
+    "kiln.lake.streams._worker:lifespan",
+]
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        for spec in LIFESPAN_HOOKS:
+            module, _, func = spec.partition(":")
+            await stack.enter_async_context(getattr(importlib.import_module(module), func)(app))
+        yield
+
+
 def create_app(workspace: Workspace | None = None, *, settings: Settings | None = None, auth: bool | None = None) -> FastAPI:
     """Build the app over ``workspace`` (opened from settings when not given)."""
     ws = workspace or Workspace(settings)
@@ -145,6 +164,7 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.workspace = ws
     app.state.auth = ws.settings.auth if auth is None else auth

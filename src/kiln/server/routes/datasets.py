@@ -15,6 +15,7 @@ from starlette.background import BackgroundTask
 from kiln.core.errors import InvalidArgument, invalid_input
 from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._wire import MEDIA_TYPES, encode_table
+from kiln.lake.bundles import BundleService
 from kiln.server.deps import Ws, service
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -131,3 +132,35 @@ def export(ref: str, ws: Ws, format: str = Query("parquet", pattern="^(csv|parqu
 @router.delete("/{ref}", response_model=Deleted)
 def delete(ref: str, svc: Svc = service(DatasetService)) -> Deleted:
     return Deleted(name=ref.split("@", 1)[0], deleted_versions=svc.delete(ref))
+
+
+@router.get("/{name}/bundle")
+def export_bundle(name: str, ws: Ws, svc: BundleService = service(BundleService)) -> FileResponse:
+    """Every version of a dataset, with schema, source, lineage and checksums, as one tar bundle."""
+    tmp_dir = ws.settings.home / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="bundle-", suffix=".tar", dir=tmp_dir)
+    os.close(fd)
+    try:
+        svc.export(name, path)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return FileResponse(path, media_type="application/x-tar", filename=f"{name}.kiln.tar", background=BackgroundTask(os.unlink, path))
+
+
+@router.post("/bundles", response_model=list[DatasetVersion], status_code=201, openapi_extra={
+    "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+})
+async def import_bundle(request: Request, ws: Ws, name: str | None = None, svc: BundleService = service(BundleService)) -> list[DatasetVersion]:
+    """Upload a bundle as the body; it is verified whole before anything is written."""
+    tmp_dir = ws.settings.home / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="bundle-", suffix=".tar", dir=tmp_dir)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            async for chunk in request.stream():
+                fh.write(chunk)
+        return await _in_thread(svc.import_, path, name=name)
+    finally:
+        os.unlink(path)

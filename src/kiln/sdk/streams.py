@@ -1,0 +1,280 @@
+"""SDK: ``client.streams``, and a batching producer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kiln.core.errors import InvalidArgument, KilnError
+from kiln.lake.streams import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamService
+from kiln.sdk._base import Namespace
+
+__all__ = ["PendingRecord", "Producer", "Streams"]
+
+
+class Streams(Namespace):
+    """Streams: a durable append log per stream, named consumers, flushes into datasets."""
+
+    def create(self, name: str, *, dataset: str | None = None, columns: dict[str, str] | None = None, source: str | None = None, flush_rows: int = 10_000, flush_interval_s: float = 60.0, description: str = "") -> Stream:
+        """Create a stream; see :meth:`kiln.lake.streams.StreamService.create`."""
+        if self._local:
+            return self._svc(StreamService).create(name, dataset=dataset, columns=columns, source=source, flush_rows=flush_rows, flush_interval_s=flush_interval_s, description=description)
+        body = {"name": name, "dataset": dataset, "columns": columns, "source": source, "flush_rows": flush_rows, "flush_interval_s": flush_interval_s, "description": description}
+        return Stream.model_validate(self._http("POST", "/v1/streams", json=body))
+
+    def list(self) -> list[Stream]:
+        if self._local:
+            return self._svc(StreamService).list()
+        return [Stream.model_validate(s) for s in self._http("GET", "/v1/streams")]
+
+    def get(self, name: str) -> Stream:
+        if self._local:
+            return self._svc(StreamService).get(name)
+        return Stream.model_validate(self._http("GET", f"/v1/streams/{_seg(name)}"))
+
+    def delete(self, name: str) -> Stream:
+        """Delete a stream with its records and consumers; the datasets it wrote stay."""
+        if self._local:
+            return self._svc(StreamService).delete(name)
+        return Stream.model_validate(self._http("DELETE", f"/v1/streams/{_seg(name)}"))
+
+    def put(self, name: str, records: list[dict[str, Any]]) -> PutResult:
+        """Append one batch of JSON objects; returns once it is committed (acknowledged)."""
+        if self._local:
+            return self._svc(StreamService).put_records(name, records)
+        return PutResult.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/records", json={"records": records}))
+
+    def producer(self, name: str, *, max_batch: int = 500, linger_ms: float = 50.0, max_pending: int = 100_000) -> Producer:
+        """A producer that batches :meth:`Producer.put` calls in a background thread."""
+        return Producer(self, name, max_batch=max_batch, linger_ms=linger_ms, max_pending=max_pending)
+
+    def read(self, name: str, *, consumer: str | None = None, limit: int = 1000, position: Position | str = Position.TRIM_HORIZON, sequence_number: int | None = None, lease_s: float = 60.0) -> ReadResult:
+        """Read records. With ``consumer``, claim the next batch for that named consumer
+        (commit it with :meth:`commit`); without, read from ``position`` and claim nothing.
+        """
+        pos = position.value if isinstance(position, Position) else position
+        if self._local:
+            svc = self._svc(StreamService)
+            if consumer is None:
+                return svc.read(name, position=pos, sequence_number=sequence_number, limit=limit)
+            return svc.read_consumer(name, consumer, limit=limit, position=pos, sequence_number=sequence_number, lease_s=lease_s)
+        if consumer is None:
+            return ReadResult.model_validate(self._http("GET", f"/v1/streams/{_seg(name)}/records", params={"position": pos, "sequence_number": sequence_number, "limit": limit}))
+        body = {"limit": limit, "position": pos, "sequence_number": sequence_number, "lease_s": lease_s}
+        return ReadResult.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/consumers/{_seg(consumer)}/read", json=body))
+
+    def commit(self, batch: ReadResult | str, *, consumer: str | None = None, lease: str | None = None) -> Consumer:
+        """Commit a consumer read: ``commit(batch)``, or ``commit(name, consumer=..., lease=...)``."""
+        if isinstance(batch, ReadResult):
+            if batch.consumer is None or batch.lease is None:
+                raise InvalidArgument("this batch holds no lease: only a read with consumer=... that returned records can be committed")
+            name, consumer, lease = batch.stream, batch.consumer, batch.lease
+        else:
+            name = batch
+            if consumer is None or lease is None:
+                raise InvalidArgument("commit(name, consumer=..., lease=...) needs the consumer and the lease a read returned")
+        if self._local:
+            return self._svc(StreamService).commit(name, consumer, lease)
+        return Consumer.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/consumers/{_seg(consumer)}/commit", json={"lease": lease}))
+
+    def create_consumer(self, name: str, consumer: str, *, position: Position | str = Position.TRIM_HORIZON, sequence_number: int | None = None) -> Consumer:
+        pos = position.value if isinstance(position, Position) else position
+        if self._local:
+            return self._svc(StreamService).create_consumer(name, consumer, position=pos, sequence_number=sequence_number)
+        return Consumer.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/consumers", json={"name": consumer, "position": pos, "sequence_number": sequence_number}))
+
+    def consumers(self, name: str) -> list[Consumer]:
+        if self._local:
+            return self._svc(StreamService).consumers(name)
+        return [Consumer.model_validate(c) for c in self._http("GET", f"/v1/streams/{_seg(name)}/consumers")]
+
+    def delete_consumer(self, name: str, consumer: str) -> Consumer:
+        if self._local:
+            return self._svc(StreamService).delete_consumer(name, consumer)
+        return Consumer.model_validate(self._http("DELETE", f"/v1/streams/{_seg(name)}/consumers/{_seg(consumer)}"))
+
+    def flush(self, name: str) -> FlushResult:
+        """Write pending records into the stream's dataset now (misfits into ``<dataset>-dlq``)."""
+        if self._local:
+            return self._svc(StreamService).flush(name)
+        return FlushResult.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/flush"))
+
+    def pull(self, name: str, *, max_messages: int = 1000, timeout_s: float = 1.0) -> PullResult:
+        """Pull once from the stream's NATS source."""
+        if self._local:
+            return self._svc(StreamService).pull(name, max_messages=max_messages, timeout_s=timeout_s)
+        return PullResult.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/pull", json={"max_messages": max_messages, "timeout_s": timeout_s}))
+
+
+def _seg(value: str) -> str:
+    """A path segment, percent-encoded so a hostile name reaches the server's validation intact."""
+    from urllib.parse import quote
+
+    return quote(str(value), safe="")
+
+
+class _Batch:
+    __slots__ = ("done", "error", "first", "records")
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.done = threading.Event()
+        self.first: int | None = None
+        self.error: BaseException | None = None
+
+
+class PendingRecord:
+    """A record handed to :meth:`Producer.put`; :meth:`result` waits for its acknowledgement."""
+
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
+
+    def done(self) -> bool:
+        return self._batch.done.is_set()
+
+    def result(self, timeout: float | None = None) -> int:
+        """The record's sequence number, once it is committed; raises what the write raised."""
+        if not self._batch.done.wait(timeout):
+            raise TimeoutError("the record is not acknowledged yet")
+        if self._batch.error is not None:
+            raise self._batch.error
+        assert self._batch.first is not None
+        return self._batch.first + self._index
+
+
+class Producer:
+    """Batches records: a batch goes when it has ``max_batch`` records or its first
+    record is ``linger_ms`` old. A record is acknowledged only once its batch is
+    committed; :meth:`PendingRecord.result` gives its sequence number.
+
+    Use it as a context manager, or call :meth:`close`, so the last batch is sent.
+
+    Args:
+        max_batch: records per request (at most 10,000).
+        linger_ms: how long the first record of a batch may wait for company.
+        max_pending: ``put`` blocks while this many records wait to be sent.
+        on_ack: called with each committed :class:`PutResult` (from the sender thread).
+    """
+
+    def __init__(self, streams: Streams, name: str, *, max_batch: int = 500, linger_ms: float = 50.0, max_pending: int = 100_000, on_ack: Callable[[PutResult], None] | None = None) -> None:
+        from kiln.lake.streams import MAX_BATCH_RECORDS
+
+        if not 1 <= max_batch <= MAX_BATCH_RECORDS:
+            raise InvalidArgument(f"max_batch must be between 1 and {MAX_BATCH_RECORDS}")
+        if not 0 <= linger_ms <= 60_000:
+            raise InvalidArgument("linger_ms must be between 0 and 60000")
+        self._streams = streams
+        self.name = name
+        self.max_batch = max_batch
+        self.linger_s = linger_ms / 1000.0
+        self.max_pending = max(max_pending, max_batch)
+        self.on_ack = on_ack
+        self._cond = threading.Condition()
+        self._current = _Batch()
+        self._current_since = 0.0
+        self._ready: list[_Batch] = []
+        self._queued = 0
+        self._in_flight = 0
+        self._closed = False
+        self.errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name=f"kiln-producer-{name}", daemon=True)
+        self._thread.start()
+
+    def put(self, record: dict[str, Any]) -> PendingRecord:
+        """Queue one JSON object; returns at once (blocks only when ``max_pending`` are queued)."""
+        if not isinstance(record, dict):
+            raise InvalidArgument(f"a record is a JSON object (dict), not {type(record).__name__}")
+        with self._cond:
+            if self._closed:
+                raise InvalidArgument("the producer is closed")
+            while self._queued >= self.max_pending:
+                self._cond.wait()
+            batch = self._current
+            if not batch.records:
+                self._current_since = time.monotonic()
+            batch.records.append(record)
+            self._queued += 1
+            handle = PendingRecord(batch, len(batch.records) - 1)
+            if len(batch.records) >= self.max_batch:
+                self._seal()
+                self._cond.notify_all()
+            elif len(batch.records) == 1:
+                self._cond.notify_all()
+        return handle
+
+    def _seal(self) -> None:
+        self._ready.append(self._current)
+        self._current = _Batch()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._ready:
+                        break
+                    if self._current.records:
+                        wait = self._current_since + self.linger_s - time.monotonic()
+                        if wait <= 0 or self._closed:
+                            self._seal()
+                            break
+                        self._cond.wait(wait)
+                    elif self._closed:
+                        return
+                    else:
+                        self._cond.wait()
+                batch = self._ready.pop(0)
+                self._in_flight += 1
+            self._send(batch)
+            with self._cond:
+                self._in_flight -= 1
+                self._queued -= len(batch.records)
+                self._cond.notify_all()
+
+    def _send(self, batch: _Batch) -> None:
+        try:
+            result = self._streams.put(self.name, batch.records)
+            batch.first = result.first_sequence_number
+            if self.on_ack is not None:
+                self.on_ack(result)
+        except KilnError as exc:
+            batch.error = exc
+            self.errors.append(exc)
+        except Exception as exc:  # noqa: BLE001 - surfaced through result() and errors
+            batch.error = exc
+            self.errors.append(exc)
+        finally:
+            batch.done.set()
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send what is queued now and wait until every record put so far is acknowledged or failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if self._current.records:
+                self._seal()
+                self._cond.notify_all()
+            while self._queued:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"{self._queued} records are still not acknowledged")
+                self._cond.wait(left)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, then stop the sender thread."""
+        try:
+            self.flush(timeout)
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            self._thread.join(timeout)
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
