@@ -179,3 +179,15 @@ def test_cli_register_approve_alias_download(cli, package, tmp_path):
     assert (tmp_path / "dl" / "model.skops").is_file()
     code, _, err = cli("models", "register", "cli-model", str(package), "--flavor", "banana")
     assert code == 2 and "unknown model flavor" in err
+
+
+def test_gc_keeps_registered_packages_and_removes_half_written_ones(svc, package):
+    import time
+
+    from kiln.core.gc import collect_garbage
+
+    version = svc.register_folder(name="kept", folder=package)
+    svc.ws.store.put_bytes("models/kept/0123456789abcdef/model.skops", b"left by a crash")
+    report = collect_garbage(svc.ws, local_context(), grace_s=0, dry_run=False, now=time.time() + 1)
+    assert [k for k in report.removed if k.startswith("models/")] == ["models/kept/0123456789abcdef/model.skops"]
+    assert svc.load(ref=version.ref).predict(X[:1]).shape == (1,)

@@ -97,3 +97,16 @@ def test_bad_filters_are_clear_errors(sqlite_ws, flt, message):
 def test_bad_filter_is_400_over_rest(rest):
     resp = rest.post("/v1/runs/search", json={"filter": "metrics.auc > 'x'"})
     assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_argument"
+
+
+def test_run_lifecycle_on_both_backends(ws, uniq):
+    svc = RunService(ws, local_context())
+    run = svc.create(experiment_name=f"life-{uniq}", params={"a": 1}, tags={"t": "x"})
+    svc.log_batch(run_id=run.id, metrics=[("m", float("inf"), None, 1.0), ("m", float("-inf"), None, 2.0), ("n", float("nan"), 0, 1.0)])
+    done = svc.finish(run_id=run.id, status="Failed", failure_reason="boom")
+    got = svc.get(run_id=run.id)
+    assert (done.status, got.failure_reason, got.params, got.tags) == ("Failed", "boom", {"a": "1"}, {"t": "x"})
+    assert got.metrics["m"] == float("-inf") and math.isnan(got.metrics["n"])
+    assert svc.metric_history(run_id=run.id, key="m").values == [float("inf"), float("-inf")]
+    page = svc.search(experiment_names=[f"life-{uniq}"], filter="metrics.m < 0 and metrics.n is null")
+    assert [r.id for r in page.runs] == [run.id]

@@ -27,7 +27,7 @@ import orjson
 from kiln.core.errors import Conflict, InvalidArgument, KilnError
 from kiln.sdk._base import HttpTransport, LocalTransport, Transport
 from kiln.sdk.tracking import Runs
-from kiln.tracking._base import _GOOD_KEYS, check_key, check_run_id, metric_value
+from kiln.tracking._base import _GOOD_KEYS, check_key, check_run_id, metric_value, param_value
 from kiln.tracking._models import ArtifactInfo, RunDetail
 from kiln.tracking._plots import (
     confusion_matrix_data,
@@ -182,6 +182,9 @@ class Run:
         self.experiment_name: str = experiment_name or ""
         self._active = False
         self._buf: list[tuple[str, float, int | None, float]] = []
+        self._params: dict[str, str] = {}
+        self._pending_params: dict[str, str] = {}
+        self._late_conflict: Conflict | None = None
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
 
@@ -221,7 +224,21 @@ class Run:
         with self._flush_lock:
             with self._lock:
                 rest, self._buf = self._buf, []
-            self._runs.finish(self.id, status="Failed" if failed else "Completed", failure_reason=reason, metrics=rest)
+                params, self._pending_params = self._pending_params, {}
+            status = "Failed" if failed else "Completed"
+            try:
+                self._runs.finish(self.id, status=status, failure_reason=reason, metrics=rest, params=params or None)
+            except Conflict as exc:
+                if not params or "param" not in exc.message:
+                    raise
+                self._late_conflict = exc  # another process set a param differently; keep the points
+                self._runs.finish(self.id, status=status, failure_reason=reason, metrics=rest)
+        self._raise_late_conflict()
+
+    def _raise_late_conflict(self) -> None:
+        if self._late_conflict is not None:
+            error, self._late_conflict = self._late_conflict, None
+            raise error
 
     def _require_active(self) -> None:
         if not self._active:
@@ -269,10 +286,11 @@ class Run:
         try:
             with self._lock:
                 batch, self._buf = self._buf, []
-            if not batch:
+                params, self._pending_params = self._pending_params, {}
+            if not batch and not params:
                 return
             try:
-                self._runs.log_batch(self.id, metrics=batch)
+                self._send(batch, params)
             except KilnError as exc:
                 if isinstance(exc, Conflict | InvalidArgument):
                     raise  # the run finished elsewhere, or bad data: retrying cannot help
@@ -286,16 +304,38 @@ class Run:
         finally:
             self._flush_lock.release()
 
-    # -- params and tags (sent at once, so a conflict raises where it happened) --------------
+    def _send(self, batch: list[Any], params: dict[str, str]) -> None:
+        """One log_batch of points and params; a param another process set differently
+        is dropped (raised at the end of the run) so the points still land."""
+        try:
+            self._runs.log_batch(self.id, metrics=batch, params=params or None)
+        except Conflict as exc:
+            if not params or "param" not in exc.message:
+                raise
+            self._late_conflict = exc
+            self._runs.log_batch(self.id, metrics=batch)
+
+    # -- params (checked at once, sent with the next batch) ----------------------------------
 
     def log_parameter(self, name: str, value: Any) -> None:
         """Record a parameter; logging it again with another value raises Conflict."""
         self.log_parameters({name: value})
 
     def log_parameters(self, parameters: Mapping[str, Any]) -> None:
-        """Record several parameters in one call."""
+        """Record several parameters; they travel with the next metric batch (or the finish)."""
         self._require_active()
-        self._runs.log_batch(self.id, params=dict(parameters))
+        self._raise_late_conflict()
+        clean = {check_key(k, kind="param"): param_value(v) for k, v in parameters.items()}
+        with self._lock:
+            for key, value in clean.items():
+                known = self._params.get(key)
+                if known is not None and known != value:
+                    raise Conflict(
+                        f"param {key!r} of run {self.id} is already {known!r}; params cannot change "
+                        "(log another name, or a metric for values that change)"
+                    )
+            self._params.update(clean)
+            self._pending_params.update(clean)
 
     def set_tag(self, key: str, value: Any) -> None:
         """Set (or replace) a tag."""

@@ -130,17 +130,19 @@ class Runs(Namespace):
             total = LogResult(run_id=run_id, metrics=total.metrics + got.metrics, params=total.params + got.params, tags=total.tags + got.tags)
         return total
 
-    def finish(self, run_id: str, *, status: str = "Completed", failure_reason: str | None = None, metrics: Sequence[Point] = ()) -> RunInfo:
-        """End a run as Completed or Failed, committing any last metrics with it."""
+    def finish(
+        self, run_id: str, *, status: str = "Completed", failure_reason: str | None = None, metrics: Sequence[Point] = (), params: dict[str, Any] | None = None
+    ) -> RunInfo:
+        """End a run as Completed or Failed, committing any last metrics and params with it."""
         batch = _LOCAL_BATCH if self._local else _HTTP_BATCH
         rest = list(metrics)
         if len(rest) > batch:
             self.log_batch(run_id, metrics=rest[:-batch])
             rest = rest[-batch:]
         if self._local:
-            return self._svc(RunService).finish(run_id=run_id, status=status, failure_reason=failure_reason, metrics=rest)
+            return self._svc(RunService).finish(run_id=run_id, status=status, failure_reason=failure_reason, metrics=rest, params=params)
         check_run_id(run_id)
-        body = {"status": status, "failure_reason": failure_reason, "metrics": _wire_points(rest)}
+        body = {"status": status, "failure_reason": failure_reason, "metrics": _wire_points(rest), "params": {k: str(v) for k, v in (params or {}).items()}}
         return RunInfo.model_validate(self._http("POST", f"/v1/runs/{run_id}/finish", json=body))
 
     def metric_history(self, run_id: str, key: str) -> MetricHistory:

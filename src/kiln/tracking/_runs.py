@@ -65,6 +65,14 @@ _Q_ROW = sa.select(*_RUN_COLS).select_from(runs.join(experiments, experiments.c.
 _Q_FINISH = runs.update().where(runs.c.id == sa.bindparam("rid")).values(
     status=sa.bindparam("status"), end_time=sa.bindparam("end_time"), failure_reason=sa.bindparam("failure_reason")
 )
+_IDS = sa.bindparam("ids", expanding=True)
+_NULL_FLOAT = sa.cast(sa.null(), sa.Float)
+# Params, tags and latest metrics of a page of runs, in one round trip.
+_Q_HYDRATE = sa.union_all(
+    sa.select(run_params.c.run_id, sa.literal(0), run_params.c.key, run_params.c.value, _NULL_FLOAT).where(run_params.c.run_id.in_(_IDS)),
+    sa.select(run_tags.c.run_id, sa.literal(1), run_tags.c.key, run_tags.c.value, _NULL_FLOAT).where(run_tags.c.run_id.in_(_IDS)),
+    sa.select(latest_metrics.c.run_id, sa.literal(2), latest_metrics.c.key, sa.cast(sa.null(), sa.Text), latest_metrics.c.value).where(latest_metrics.c.run_id.in_(_IDS)),
+)
 _UPSERTS: dict[tuple[str, str], Any] = {}
 
 
@@ -98,21 +106,21 @@ def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 def _hydrate(conn: Connection, rows: Sequence[Any]) -> list[RunDetail]:
-    """Runs with their params, tags and latest metrics, in three queries per chunk."""
+    """Runs with their params, tags and latest metrics, in one query per chunk of runs."""
     ids = [r.id for r in rows]
     params: dict[str, dict[str, str]] = {i: {} for i in ids}
     tags: dict[str, dict[str, str]] = {i: {} for i in ids}
     latest: dict[str, dict[str, float]] = {i: {} for i in ids}
+    targets = {0: params, 1: tags}
     for chunk in _chunks(ids):
-        for r in conn.execute(sa.select(run_params.c.run_id, run_params.c.key, run_params.c.value).where(run_params.c.run_id.in_(chunk))):
-            params[r[0]][r[1]] = r[2]
-        for r in conn.execute(sa.select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(run_tags.c.run_id.in_(chunk))):
-            tags[r[0]][r[1]] = r[2]
-        for r in conn.execute(sa.select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value).where(latest_metrics.c.run_id.in_(chunk))):
-            latest[r[0]][r[1]] = _NAN if r[2] is None else r[2]
+        for run_id, kind, key, text, number in conn.execute(_Q_HYDRATE, {"ids": list(chunk)}):
+            if kind == 2:
+                latest[run_id][key] = _NAN if number is None else number
+            else:
+                targets[kind][run_id][key] = text
     # Rows come straight from our own tables: construct without re-validating (search speed).
     return [
-        RunDetail.model_construct(**_info_kwargs(r), params=params[r.id], tags=tags[r.id], metrics=latest[r.id], artifacts=None)
+        RunDetail.model_construct(**r._mapping, params=params[r.id], tags=tags[r.id], metrics=latest[r.id], artifacts=None)
         for r in rows
     ]
 

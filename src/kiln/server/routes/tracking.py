@@ -137,11 +137,12 @@ class FinishBody(BaseModel):
     status: str = "Completed"
     failure_reason: str | None = None
     metrics: list[Point] = Field(default_factory=list)
+    params: dict[str, str] = Field(default_factory=dict)
 
 
 @router.post("/v1/runs/{run_id}/finish", response_model=RunInfo)
 def finish_run(run_id: str, body: FinishBody, svc: RunService = service(RunService)) -> Response:
-    return _json(svc.finish(run_id=run_id, status=body.status, failure_reason=body.failure_reason, metrics=_points(body.metrics)))
+    return _json(svc.finish(run_id=run_id, status=body.status, failure_reason=body.failure_reason, metrics=_points(body.metrics), params=body.params))
 
 
 @router.get("/v1/runs/{run_id}/metrics/{key:path}", response_model=MetricHistory)
