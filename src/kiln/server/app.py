@@ -189,9 +189,14 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> KilnJSONResponse:
-        log.exception("unexpected error")
-        return _error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
+    async def _unexpected(request: Request, exc: Exception) -> KilnJSONResponse:
+        # Answered by Starlette's outermost middleware, outside _RequestLimits: add the id here.
+        request_id = str(getattr(request.state, "request_id", ""))
+        log.exception("unexpected error in request %s", request_id)
+        response = _error(500, "internal", f"internal error ({type(exc).__name__}) in request {request_id}; see the server log")
+        if request_id:
+            response.headers["x-request-id"] = request_id
+        return response
 
     for name in ROUTE_MODULES:
         module = importlib.import_module(f"kiln.server.routes.{name}")
