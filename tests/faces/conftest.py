@@ -26,8 +26,8 @@ class SyncASGI(httpx.BaseTransport):
     Starlette's TestClient would do, but it warns about httpx (and warnings are errors).
     """
 
-    def __init__(self, app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000)) -> None:
-        self._asgi = httpx.ASGITransport(app=app, client=client)
+    def __init__(self, app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000), raise_app_exceptions: bool = True) -> None:
+        self._asgi = httpx.ASGITransport(app=app, client=client, raise_app_exceptions=raise_app_exceptions)
         self._runner = asyncio.Runner()  # one event loop for all requests, like a server's
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -245,6 +245,21 @@ def test_unknown_route_and_method_use_the_error_shape(http: httpx.Client) -> Non
         assert resp.headers["x-request-id"]
 
 
+def test_unexpected_error_keeps_the_shape_and_the_request_id(ws: Workspace, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(ws)
+
+    def boom() -> None:
+        raise RuntimeError("secret detail")
+
+    app.add_api_route("/v1/test-boom", boom)
+    with httpx.Client(transport=SyncASGI(app, raise_app_exceptions=False), base_url="http://testserver") as http:
+        resp = http.get("/v1/test-boom", headers={"X-Request-Id": "boom-1"})
+    assert resp.status_code == 500 and resp.headers["x-request-id"] == "boom-1"
+    assert resp.json() == {"error": {"code": "internal", "message": "internal error (RuntimeError) in request boom-1; see the server log", "details": {}}}
+    assert "secret detail" not in resp.text
+    assert "boom-1" in caplog.text and "secret detail" in caplog.text
+
+
 def test_client_request_id_is_echoed_and_audited(http: httpx.Client) -> None:
     resp = http.post("/v1/tokens", json={"name": "ci", "role": "viewer"}, headers={"X-Request-Id": "req-abc.123"})
     assert resp.status_code == 201 and resp.headers["x-request-id"] == "req-abc.123"
