@@ -168,6 +168,8 @@ def _csv_relation(con: duckdb.DuckDBPyConnection, files: list[str], opts: Ingest
 
 def _locate_csv_error(con: duckdb.DuckDBPyConnection, files: list[str], dialect: list[str], delim: str, opts: IngestOptions) -> None:
     """The sniffer failed (often a ragged row in its sample): read as text to find the line."""
+    if len(delim) != 1:
+        return  # DuckDB takes delimiters of up to 4 characters; Python's csv module only 1
     head = _read_head(None, files[0], "utf-8") if not files[0].startswith("s3://") else ""
     first = next(csv.reader(io.StringIO(head), delimiter=delim), None) if head else None
     if not first:
