@@ -28,7 +28,22 @@ def rows_json(table: pa.Table) -> list[dict[str, Any]]:
 
 
 def encode_table(table: pa.Table, fmt: str, **extra: Any) -> bytes:
-    """Serialise ``table`` as json (``{"columns", "rows", ...extra}``), csv, parquet, arrow or jsonl."""
+    """Serialise ``table`` as json (``{"columns", "rows", ...extra}``), csv, parquet, arrow or jsonl.
+
+    Raises:
+        InvalidArgument: the format cannot hold a column's type (lists in CSV, intervals
+            in Parquet, dates past Python's range in JSON...).
+    """
+    try:
+        return _encode(table, fmt, **extra)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError, ValueError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        raise InvalidArgument(
+            f"cannot write this result as {fmt}: {first}; cast the column (e.g. CAST(x AS VARCHAR)) or ask for arrow"
+        ) from None
+
+
+def _encode(table: pa.Table, fmt: str, **extra: Any) -> bytes:
     if fmt == "json":
         payload = {"columns": table.schema.names, "types": [str(f.type) for f in table.schema], "rows": table.to_pylist(), **extra}
         return orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
