@@ -274,3 +274,22 @@ def test_client_request_id_is_echoed_and_audited(http: httpx.Client) -> None:
 def test_unusable_request_id_is_replaced(http: httpx.Client, sent: str) -> None:
     resp = http.get("/v1/health", headers={"X-Request-Id": sent})
     assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["x-request-id"])
+
+
+@pytest.mark.parametrize(("query", "fmt"), [("SELECT [1, 2] AS l", "csv"), ("SELECT {'a': 1} AS s", "csv"), ("SELECT INTERVAL 1 DAY AS i", "parquet"), ("SELECT 'infinity'::DATE AS d", "json")])
+def test_result_a_format_cannot_hold_is_400(seeded: httpx.Client, cli: Any, query: str, fmt: str) -> None:
+    resp = seeded.post("/v1/sql", json={"query": query, "format": fmt})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["message"].startswith(f"cannot write this result as {fmt}:")
+    assert seeded.post("/v1/sql", json={"query": query, "format": "arrow"}).status_code == 200
+    if fmt == "csv":
+        result = cli("sql", query, "--format", "csv")
+        assert result.code == 2 and result.err.startswith("error: cannot write this result as csv")
+
+
+@pytest.mark.parametrize("params", [{"delimiter": "ab"}, {"encoding": "latin-1"}, {"skip_rows": "99999999999999999999"}, {"header": "maybe"}, {"types": "[1]"}, {"types": '{"id": 5}'}])
+@pytest.mark.parametrize("body", [b"\xff\xfe\x00garbage\n1,2\n", b"a\n" + b"\x00" * 64])
+def test_odd_ingest_options_never_500(http: httpx.Client, params: dict[str, str], body: bytes) -> None:
+    resp = upload(http, "odd", body, **params)
+    assert resp.status_code < 500, resp.text
+    assert "\n" not in resp.json().get("error", {}).get("message", "")
