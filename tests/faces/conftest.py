@@ -28,7 +28,7 @@ class SyncASGI(httpx.BaseTransport):
 
     def __init__(self, app: Any, *, client: tuple[str, int] = ("127.0.0.1", 50000), raise_app_exceptions: bool = True) -> None:
         self._asgi = httpx.ASGITransport(app=app, client=client, raise_app_exceptions=raise_app_exceptions)
-        self._runner = asyncio.Runner()  # one event loop for all requests, like a server's
+        self._runner: asyncio.Runner | None = None  # one event loop for all requests, like a server's
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
@@ -41,12 +41,17 @@ class SyncASGI(httpx.BaseTransport):
             data = b"".join([chunk async for chunk in resp.stream])  # type: ignore[union-attr]
             return resp.status_code, resp.headers.raw, data
 
+        if self._runner is None:
+            self._runner = asyncio.Runner()
         status, headers, data = self._runner.run(go())
         # A stream, not content=: httpx then closes it on read and sets .elapsed as a server would.
         return httpx.Response(status, headers=headers, stream=httpx.ByteStream(data), request=request)
 
     def close(self) -> None:
-        self._runner.close()
+        # Clients sharing this transport may each close it; the next request opens a new loop.
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
 
 
 def http_client(app: Any, **kwargs: Any) -> httpx.Client:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 import kiln
 from kiln.core.context import local_context
-from kiln.core.errors import KilnError
+from kiln.core.errors import KilnError, PermissionDenied, Unauthenticated
 from kiln.core.workspace import Workspace
 from kiln.server.app import create_app
 from tests.faces.conftest import CSV, SyncASGI, http_client, upload
@@ -105,6 +105,23 @@ def test_roles(secured: tuple[httpx.Client, dict[str, str]], role: str) -> None:
             assert resp.status_code == 403, (role, method, url, resp.text)
             err = resp.json()["error"]
             assert err["code"] == "permission_denied" and f"needs '{needs}'" in err["message"]
+
+
+def test_remote_sdk_carries_the_token_and_its_role(secured: tuple[httpx.Client, dict[str, str]], tmp_path: Path) -> None:
+    http, tokens = secured
+    source = tmp_path / "s.csv"
+    source.write_bytes(CSV)
+    transport = http._transport  # the same in-process app
+    with kiln.Client("http://testserver", token=tokens["editor"], http_transport=transport) as editor:
+        assert editor.datasets.ingest("sales", source).created_by == "token:editor"
+        with pytest.raises(PermissionDenied, match="needs 'admin'"):
+            editor.tokens.create("more")
+    with kiln.Client("http://testserver", token="kiln_wrong", http_transport=transport) as stranger, pytest.raises(Unauthenticated):
+        stranger.datasets.list()
+    with kiln.Client("http://testserver", token=tokens["viewer"], http_transport=transport) as viewer:
+        assert [d.name for d in viewer.datasets.list()] == ["sales"]
+        with pytest.raises(PermissionDenied):
+            viewer.datasets.delete("sales")
 
 
 def test_refused_mutation_is_audited(secured: tuple[httpx.Client, dict[str, str]]) -> None:
