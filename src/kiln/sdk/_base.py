@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 import orjson
 
-from kiln.core.errors import KilnError, Unavailable, error_from_payload
+from kiln.core.errors import InvalidArgument, KilnError, Unavailable, error_from_payload
 
 if TYPE_CHECKING:
     from kiln.core.context import Context
     from kiln.core.workspace import Workspace
 
-__all__ = ["HttpTransport", "LocalTransport", "Namespace", "Transport"]
+__all__ = ["HttpTransport", "LocalTransport", "Namespace", "Transport", "seg"]
 
 S = TypeVar("S")
 
@@ -49,6 +49,7 @@ class HttpTransport:
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None, content: Any = None, files: Any = None, headers: dict[str, str] | None = None) -> Any:
         """Send one request and return its decoded JSON (or raw bytes for non-JSON)."""
+        _check_path(path)
         body = None
         hdrs = dict(headers or {})
         if json is not None:
@@ -66,6 +67,7 @@ class HttpTransport:
 
     @contextmanager
     def stream(self, method: str, path: str, *, params: dict[str, Any] | None = None) -> Iterator[httpx.Response]:
+        _check_path(path)
         try:
             with self._http.stream(method, path, params=params) as resp:
                 if resp.status_code >= 400:
@@ -79,10 +81,29 @@ class HttpTransport:
         self._http.close()
 
 
+def seg(value: Any) -> str:
+    """One URL path segment: every name or ref reaches the server's validation whole.
+
+    '/', '?', '#' and '%' are encoded, and so is '.', which httpx would otherwise
+    resolve ('a/../b' -> 'b') into a request for another resource.
+    """
+    from urllib.parse import quote
+
+    return quote(str(value), safe="@").replace(".", "%2E")
+
+
+def _check_path(path: str) -> None:
+    """A safety net for paths built without :func:`seg`: refuse what would reach another route."""
+    if "?" in path or "#" in path or any(part in (".", "..") for part in path.split("/")):
+        raise InvalidArgument(
+            f"invalid name in request path {path!r}: names cannot be '.' or '..' or hold '?' or '#'"
+        )
+
+
 def _decode(resp: httpx.Response) -> Any:
     ctype = resp.headers.get("content-type", "")
     is_json = ctype.startswith("application/json")
-    if resp.status_code >= 400:
+    if resp.status_code >= 300:  # the API never redirects; a 3xx is not an answer
         try:
             payload = resp.json() if is_json else resp.text
         except ValueError:

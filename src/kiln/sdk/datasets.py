@@ -16,7 +16,7 @@ from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._sources import to_arrow
 from kiln.lake._wire import decode_table
 from kiln.lake.datasets import export_format, export_target
-from kiln.sdk._base import HttpTransport, Namespace
+from kiln.sdk._base import HttpTransport, Namespace, seg
 
 __all__ = ["Datasets"]
 
@@ -42,7 +42,7 @@ class Datasets(Namespace):
     def _remote_ingest(self, name: str, source: Any, opts: IngestOptions, append: bool) -> DatasetVersion:
         if isinstance(source, str) and source.lower().startswith(("s3://", "postgresql://", "postgres://", "mysql")):
             body = {"source": source, "options": opts.model_dump(exclude_none=True), "append": append}
-            return DatasetVersion.model_validate(self._http("POST", f"/v1/datasets/{name}/versions", json=body))
+            return DatasetVersion.model_validate(self._http("POST", f"/v1/datasets/{seg(name)}/versions", json=body))
         params: dict[str, Any] = {k: v for k, v in opts.model_dump(exclude_none=True, exclude_defaults=True).items() if k not in ("types", "null_values", "query")}
         if opts.types:
             params["types"] = orjson.dumps(opts.types).decode()
@@ -63,14 +63,14 @@ class Datasets(Namespace):
             t = self._t
             assert isinstance(t, HttpTransport)
             with open(path, "rb") as fh:
-                return DatasetVersion.model_validate(t.request("POST", f"/v1/datasets/{name}/versions", params=params, content=fh, headers={"content-type": "application/octet-stream"}))
+                return DatasetVersion.model_validate(t.request("POST", f"/v1/datasets/{seg(name)}/versions", params=params, content=fh, headers={"content-type": "application/octet-stream"}))
         table = to_arrow(source)
         if isinstance(table, pa.RecordBatchReader):
             table = table.read_all()
         sink = io.BytesIO()
         pq.write_table(table, sink)
         params["format"] = "parquet"
-        return DatasetVersion.model_validate(self._http("POST", f"/v1/datasets/{name}/versions", params=params, content=sink.getvalue(), headers={"content-type": "application/octet-stream"}))
+        return DatasetVersion.model_validate(self._http("POST", f"/v1/datasets/{seg(name)}/versions", params=params, content=sink.getvalue(), headers={"content-type": "application/octet-stream"}))
 
     def list(self) -> list[Dataset]:
         if self._local:
@@ -81,23 +81,23 @@ class Datasets(Namespace):
         """A version: ``name`` (latest) or ``name@3``."""
         if self._local:
             return self._svc(DatasetService).get(ref)
-        return DatasetVersion.model_validate(self._http("GET", f"/v1/datasets/{ref}"))
+        return DatasetVersion.model_validate(self._http("GET", f"/v1/datasets/{seg(ref)}"))
 
     def versions(self, name: str) -> list[DatasetVersion]:
         if self._local:
             return self._svc(DatasetService).versions(name)
-        return [DatasetVersion.model_validate(v) for v in self._http("GET", f"/v1/datasets/{name}/versions")]
+        return [DatasetVersion.model_validate(v) for v in self._http("GET", f"/v1/datasets/{seg(name)}/versions")]
 
     def head(self, ref: str, n: int = 10) -> pa.Table:
         if self._local:
             return self._svc(DatasetService).head(ref, n=n)
-        return decode_table(self._http("GET", f"/v1/datasets/{ref}/head", params={"n": n, "format": "arrow"}))
+        return decode_table(self._http("GET", f"/v1/datasets/{seg(ref)}/head", params={"n": n, "format": "arrow"}))
 
     def read(self, ref: str, *, columns: list[str] | None = None) -> pa.Table:
         """The whole version as an Arrow table (``.to_pandas()`` for pandas)."""
         if self._local:
             return self._svc(DatasetService).read_table(ref, columns=columns)
-        table = pq.read_table(io.BytesIO(self._http("GET", f"/v1/datasets/{ref}/export", params={"format": "parquet"})))
+        table = pq.read_table(io.BytesIO(self._http("GET", f"/v1/datasets/{seg(ref)}/export", params={"format": "parquet"})))
         if columns:
             missing = sorted(set(columns) - set(table.schema.names))
             if missing:
@@ -115,7 +115,7 @@ class Datasets(Namespace):
         target = export_target(dest)
         tmp = target.with_name(f".{target.name}.part")
         try:
-            with t.stream("GET", f"/v1/datasets/{ref}/export", params={"format": fmt}) as resp, open(tmp, "wb") as out:
+            with t.stream("GET", f"/v1/datasets/{seg(ref)}/export", params={"format": fmt}) as resp, open(tmp, "wb") as out:
                 for chunk in resp.iter_bytes():
                     out.write(chunk)
             os.replace(tmp, target)
@@ -161,4 +161,4 @@ class Datasets(Namespace):
         """Delete ``name@V`` or every version of ``name``; returns the versions removed."""
         if self._local:
             return self._svc(DatasetService).delete(ref)
-        return list(self._http("DELETE", f"/v1/datasets/{ref}")["deleted_versions"])
+        return list(self._http("DELETE", f"/v1/datasets/{seg(ref)}")["deleted_versions"])

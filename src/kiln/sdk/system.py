@@ -8,7 +8,7 @@ from typing import Any
 from kiln.core import audit as _audit
 from kiln.core.auth import NewToken, TokenInfo, TokenService
 from kiln.core.gc import GcReport, collect_garbage
-from kiln.sdk._base import Namespace
+from kiln.sdk._base import Namespace, seg
 
 __all__ = ["Audit", "Tokens"]
 
@@ -28,7 +28,7 @@ class Tokens(Namespace):
     def revoke(self, name: str) -> TokenInfo:
         if self._local:
             return self._svc(TokenService).revoke(name=name)
-        return TokenInfo.model_validate(self._http("DELETE", f"/v1/tokens/{name}"))
+        return TokenInfo.model_validate(self._http("DELETE", f"/v1/tokens/{seg(name)}"))
 
 
 class Audit(Namespace):

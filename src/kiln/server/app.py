@@ -164,6 +164,9 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        # No slash redirects: Starlette builds them from the decoded path, so '/v1/datasets/..%2F'
+        # answered 307 to '/v1/datasets/..', which a client resolves to another route.
+        redirect_slashes=False,
         lifespan=_lifespan,
     )
     app.state.workspace = ws
