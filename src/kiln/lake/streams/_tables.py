@@ -27,7 +27,7 @@ streams = sa.Table(
     sa.Column("last_seq", _BigInt, nullable=False),
     sa.Column("flushed_seq", _BigInt, nullable=False),
     sa.Column("last_flush_at", sa.Float, nullable=False),
-    sa.Column("flush_owner", sa.String(32), nullable=False),
+    sa.Column("flush_owner", sa.String(128), nullable=False),
     sa.Column("flush_until", sa.Float, nullable=False),
 )
 

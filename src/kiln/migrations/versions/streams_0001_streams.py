@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("last_seq", _BigInt, nullable=False),
         sa.Column("flushed_seq", _BigInt, nullable=False),
         sa.Column("last_flush_at", sa.Float, nullable=False),
-        sa.Column("flush_owner", sa.String(32), nullable=False),
+        sa.Column("flush_owner", sa.String(128), nullable=False),
         sa.Column("flush_until", sa.Float, nullable=False),
     )
     op.create_table(
