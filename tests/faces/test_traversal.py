@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from kiln.core.config import Settings
-from kiln.core.errors import InvalidArgument, PermissionDenied
+import kiln
+from kiln.core.errors import InvalidArgument, KilnError, PermissionDenied
 from kiln.core.storage import LocalStore
 from kiln.core.workspace import Workspace
 from kiln.server.app import create_app
@@ -180,6 +181,55 @@ def test_openapi_takes_no_server_path() -> None:
         ws.close()
     assert {"format", "source", "query"} <= names
     assert not names & {"dest", "path", "output", "filename", "file", "file_path", "dir", "directory", "folder", "local_path"}
+
+
+# -- SDK, local and over REST ----------------------------------------------------------------
+
+SDK_CALLS = {
+    "ingest": lambda c, v, src, out: c.datasets.ingest(v, src),
+    "get": lambda c, v, src, out: c.datasets.get(v),
+    "versions": lambda c, v, src, out: c.datasets.versions(v),
+    "head": lambda c, v, src, out: c.datasets.head(v),
+    "read": lambda c, v, src, out: c.datasets.read(v),
+    "export": lambda c, v, src, out: c.datasets.export(v, out),
+    "delete": lambda c, v, src, out: c.datasets.delete(v),
+    "tokens-create": lambda c, v, src, out: c.tokens.create(v),
+    "tokens-revoke": lambda c, v, src, out: c.tokens.revoke(v),
+}
+
+
+@pytest.mark.parametrize("remote", [False, True], ids=["local", "remote"])
+@pytest.mark.parametrize("call", sorted(SDK_CALLS))
+def test_sdk_refuses_traversal(lake: tuple[httpx.Client, Path], tmp_path: Path, call: str, remote: bool) -> None:
+    """Over REST a name like 'a/../../datasets/sales' must not become another resource's URL."""
+    http, root = lake
+    src = tmp_path / "in.csv"
+    src.write_bytes(CSV)
+    client = kiln.Client("http://testserver", http_transport=http._transport) if remote else kiln.Client(settings=Settings(home=root / "kiln").resolved())
+    problems = []
+    try:
+        for value in TRAVERSAL:
+            try:
+                SDK_CALLS[call](client, value, src, tmp_path / "out.csv")
+                problems.append(f"{value!r}: no error")
+            except KilnError as exc:
+                if not 400 <= exc.http_status < 500 or LEAK.search(exc.message.encode()):
+                    problems.append(f"{value!r}: {type(exc).__name__} {exc.message[:100]}")
+    finally:
+        client.close()
+    assert not problems, "\n".join(problems)
+    assert not (tmp_path / "out.csv").exists()
+    assert [d["name"] for d in http.get("/v1/datasets").json()] == ["sales"]
+    assert [t["name"] for t in http.get("/v1/tokens").json()] == ["keeper"]
+    assert http.get("/v1/datasets/sales").json()["version"] == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/datasets/a/../../tokens/x", "/v1/streams/s/consumers/..", "/v1/datasets/./head", "/v1/datasets/x?y=1", "/v1/datasets/x#y"])
+def test_http_transport_refuses_paths_a_name_bent(path: str) -> None:
+    from kiln.sdk._base import HttpTransport
+
+    with pytest.raises(InvalidArgument, match="invalid name in request path"):
+        HttpTransport("http://testserver").request("DELETE", path)
 
 
 # -- CLI -----------------------------------------------------------------------------

@@ -135,7 +135,7 @@ class Datasets(Namespace):
         target = Path(dest).expanduser().absolute()
         tmp = target.with_name(f".{target.name}.part")
         try:
-            with t.stream("GET", f"/v1/datasets/{name}/bundle") as resp, open(tmp, "wb") as out:
+            with t.stream("GET", f"/v1/datasets/{seg(name)}/bundle") as resp, open(tmp, "wb") as out:
                 for chunk in resp.iter_bytes():
                     out.write(chunk)
             os.replace(tmp, target)
