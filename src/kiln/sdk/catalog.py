@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kiln.lake._models import DatasetVersion
 from kiln.lake.catalog import CatalogEntry, CatalogService
-from kiln.sdk._base import Namespace
+from kiln.sdk._base import Namespace, seg
 
 __all__ = ["Catalog"]
 
@@ -22,19 +22,14 @@ class Catalog(Namespace):
     def get(self, entry_id: str) -> CatalogEntry:
         if self._local:
             return self._svc(CatalogService).get(entry_id)
-        return CatalogEntry.model_validate(self._http("GET", f"/v1/catalog/{_seg(entry_id)}"))
+        return CatalogEntry.model_validate(self._http("GET", f"/v1/catalog/{seg(entry_id)}"))
 
     def import_(self, entry_id: str, *, name: str | None = None) -> DatasetVersion:
         """Make a catalog entry a Kiln dataset (default name: the entry's ``name``)."""
         if self._local:
             return self._svc(CatalogService).import_(entry_id, name=name)
-        return DatasetVersion.model_validate(self._http("POST", f"/v1/catalog/{_seg(entry_id)}/import", json={"name": name}))
+        return DatasetVersion.model_validate(self._http("POST", f"/v1/catalog/{seg(entry_id)}/import", json={"name": name}))
 
     # ``import`` is a keyword; this alias reads better in scripts.
     load = import_
 
-
-def _seg(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(str(value), safe="")

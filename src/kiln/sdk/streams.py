@@ -9,7 +9,7 @@ from typing import Any
 
 from kiln.core.errors import InvalidArgument, KilnError
 from kiln.lake.streams import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamService
-from kiln.sdk._base import Namespace
+from kiln.sdk._base import Namespace, seg
 
 __all__ = ["PendingRecord", "Producer", "Streams"]
 
@@ -32,19 +32,19 @@ class Streams(Namespace):
     def get(self, name: str) -> Stream:
         if self._local:
             return self._svc(StreamService).get(name)
-        return Stream.model_validate(self._http("GET", f"/v1/streams/{_seg(name)}"))
+        return Stream.model_validate(self._http("GET", f"/v1/streams/{seg(name)}"))
 
     def delete(self, name: str) -> Stream:
         """Delete a stream with its records and consumers; the datasets it wrote stay."""
         if self._local:
             return self._svc(StreamService).delete(name)
-        return Stream.model_validate(self._http("DELETE", f"/v1/streams/{_seg(name)}"))
+        return Stream.model_validate(self._http("DELETE", f"/v1/streams/{seg(name)}"))
 
     def put(self, name: str, records: list[dict[str, Any]]) -> PutResult:
         """Append one batch of JSON objects; returns once it is committed (acknowledged)."""
         if self._local:
             return self._svc(StreamService).put_records(name, records)
-        return PutResult.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/records", json={"records": records}))
+        return PutResult.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/records", json={"records": records}))
 
     def producer(self, name: str, *, max_batch: int = 500, linger_ms: float = 50.0, max_pending: int = 100_000) -> Producer:
         """A producer that batches :meth:`Producer.put` calls in a background thread."""
@@ -61,9 +61,9 @@ class Streams(Namespace):
                 return svc.read(name, position=pos, sequence_number=sequence_number, limit=limit)
             return svc.read_consumer(name, consumer, limit=limit, position=pos, sequence_number=sequence_number, lease_s=lease_s)
         if consumer is None:
-            return ReadResult.model_validate(self._http("GET", f"/v1/streams/{_seg(name)}/records", params={"position": pos, "sequence_number": sequence_number, "limit": limit}))
+            return ReadResult.model_validate(self._http("GET", f"/v1/streams/{seg(name)}/records", params={"position": pos, "sequence_number": sequence_number, "limit": limit}))
         body = {"limit": limit, "position": pos, "sequence_number": sequence_number, "lease_s": lease_s}
-        return ReadResult.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/consumers/{_seg(consumer)}/read", json=body))
+        return ReadResult.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/consumers/{seg(consumer)}/read", json=body))
 
     def commit(self, batch: ReadResult | str, *, consumer: str | None = None, lease: str | None = None) -> Consumer:
         """Commit a consumer read: ``commit(batch)``, or ``commit(name, consumer=..., lease=...)``."""
@@ -77,42 +77,35 @@ class Streams(Namespace):
                 raise InvalidArgument("commit(name, consumer=..., lease=...) needs the consumer and the lease a read returned")
         if self._local:
             return self._svc(StreamService).commit(name, consumer, lease)
-        return Consumer.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/consumers/{_seg(consumer)}/commit", json={"lease": lease}))
+        return Consumer.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/consumers/{seg(consumer)}/commit", json={"lease": lease}))
 
     def create_consumer(self, name: str, consumer: str, *, position: Position | str = Position.TRIM_HORIZON, sequence_number: int | None = None) -> Consumer:
         pos = position.value if isinstance(position, Position) else position
         if self._local:
             return self._svc(StreamService).create_consumer(name, consumer, position=pos, sequence_number=sequence_number)
-        return Consumer.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/consumers", json={"name": consumer, "position": pos, "sequence_number": sequence_number}))
+        return Consumer.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/consumers", json={"name": consumer, "position": pos, "sequence_number": sequence_number}))
 
     def consumers(self, name: str) -> list[Consumer]:
         if self._local:
             return self._svc(StreamService).consumers(name)
-        return [Consumer.model_validate(c) for c in self._http("GET", f"/v1/streams/{_seg(name)}/consumers")]
+        return [Consumer.model_validate(c) for c in self._http("GET", f"/v1/streams/{seg(name)}/consumers")]
 
     def delete_consumer(self, name: str, consumer: str) -> Consumer:
         if self._local:
             return self._svc(StreamService).delete_consumer(name, consumer)
-        return Consumer.model_validate(self._http("DELETE", f"/v1/streams/{_seg(name)}/consumers/{_seg(consumer)}"))
+        return Consumer.model_validate(self._http("DELETE", f"/v1/streams/{seg(name)}/consumers/{seg(consumer)}"))
 
     def flush(self, name: str) -> FlushResult:
         """Write pending records into the stream's dataset now (misfits into ``<dataset>-dlq``)."""
         if self._local:
             return self._svc(StreamService).flush(name)
-        return FlushResult.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/flush"))
+        return FlushResult.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/flush"))
 
     def pull(self, name: str, *, max_messages: int = 1000, timeout_s: float = 1.0) -> PullResult:
         """Pull once from the stream's NATS source."""
         if self._local:
             return self._svc(StreamService).pull(name, max_messages=max_messages, timeout_s=timeout_s)
-        return PullResult.model_validate(self._http("POST", f"/v1/streams/{_seg(name)}/pull", json={"max_messages": max_messages, "timeout_s": timeout_s}))
-
-
-def _seg(value: str) -> str:
-    """A path segment, percent-encoded so a hostile name reaches the server's validation intact."""
-    from urllib.parse import quote
-
-    return quote(str(value), safe="")
+        return PullResult.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/pull", json={"max_messages": max_messages, "timeout_s": timeout_s}))
 
 
 class _Batch:
