@@ -29,6 +29,7 @@ COMMAND_MODULES: list[tuple[str, str | None]] = [
     ("sql", None),
     ("experiments", "experiments"), ("runs", "runs"), ("models", "models"), ("evaluate", None),
     ("streams", "streams"), ("catalog", "catalog"),
+    ("profile", None), ("recipes", "recipes"),
 ]
 
 

@@ -88,4 +88,4 @@ def _attach_stages(client: Client) -> None:
 
 
 # (attribute, module, class) - one line per stage namespace.
-_STAGE_NAMESPACES: list[tuple[str, str, str]] = [("experiments", "kiln.sdk.tracking", "Experiments"), ("runs", "kiln.sdk.tracking", "Runs"), ("evaluations", "kiln.sdk.tracking", "Evaluations"), ("models", "kiln.sdk.registry", "Models"), ("streams", "kiln.sdk.streams", "Streams"), ("catalog", "kiln.sdk.catalog", "Catalog")]
+_STAGE_NAMESPACES: list[tuple[str, str, str]] = [("experiments", "kiln.sdk.tracking", "Experiments"), ("runs", "kiln.sdk.tracking", "Runs"), ("evaluations", "kiln.sdk.tracking", "Evaluations"), ("models", "kiln.sdk.registry", "Models"), ("streams", "kiln.sdk.streams", "Streams"), ("catalog", "kiln.sdk.catalog", "Catalog"), ("recipes", "kiln.sdk.prep", "Recipes")]

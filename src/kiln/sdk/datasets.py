@@ -162,3 +162,21 @@ class Datasets(Namespace):
         if self._local:
             return self._svc(DatasetService).delete(ref)
         return list(self._http("DELETE", f"/v1/datasets/{seg(ref)}")["deleted_versions"])
+
+    def profile(self, ref: str, *, target: str | None = None) -> Any:
+        """Profile a version and store the HTML and JSON reports with it; returns a ``ProfileInfo``."""
+        from kiln.sdk import prep
+
+        return prep.profile(self, ref, target=target)
+
+    def profile_report(self, ref: str, *, format: str = "html") -> Any:
+        """The latest profile of a version: HTML bytes (``format="html"``) or the JSON document (``"json"``)."""
+        from kiln.sdk import prep
+
+        return prep.profile_report(self, ref, format=format)  # type: ignore[arg-type]
+
+    def profiles(self, name: str) -> list[Any]:
+        """Every stored profile of a dataset's versions, newest first."""
+        from kiln.sdk import prep
+
+        return prep.profiles(self, name)

@@ -35,6 +35,7 @@ ROUTE_MODULES = [
     "sql",
     "tracking", "registry",
     "streams", "catalog",
+    "prep",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
