@@ -263,3 +263,27 @@ def test_profile_of_arrow_data_from_any_face_has_the_same_numbers(lake: kiln.Cli
     b = remote.datasets.profile("tiny")
     assert (a.rows, a.columns, a.alerts) == (b.rows, b.columns, b.alerts) == (4, 1, a.alerts)
     assert [p.id for p in lake.datasets.profiles("tiny")] == [b.id, a.id]
+
+
+@pytest.mark.parametrize("where", ["local", "remote"])
+def test_sdk_refuses_traversal_in_every_name(lake: kiln.Client, remote: kiln.Client, where: str) -> None:
+    client = lake if where == "local" else remote
+    lake.recipes.create("clean", CLEAN)
+    calls = [
+        lambda v: client.datasets.profile(v), lambda v: client.datasets.profile_report(v), lambda v: client.datasets.profiles(v),
+        lambda v: client.recipes.create(v, CLEAN), lambda v: client.recipes.get(v), lambda v: client.recipes.versions(v),
+        lambda v: client.recipes.preview(v, "people"), lambda v: client.recipes.preview("clean", v),
+        lambda v: client.recipes.apply("clean", v, output="out"), lambda v: client.recipes.apply("clean", "people", output=v),
+        lambda v: client.recipes.export(v), lambda v: client.recipes.export("clean", dataset=v), lambda v: client.recipes.fits(v),
+    ]
+    problems = []
+    for value in TRAVERSAL:
+        for i, call in enumerate(calls):
+            try:
+                call(value)
+                problems.append((i, value, "no error"))
+            except (InvalidArgument, NotFound) as exc:
+                if not 400 <= exc.http_status < 500:
+                    problems.append((i, value, exc.message))
+    assert problems == []
+    assert [d.name for d in lake.datasets.list()] == ["people"] and [r.name for r in lake.recipes.list()] == ["clean"]
