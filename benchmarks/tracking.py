@@ -124,7 +124,7 @@ def kiln_runs(home: Path, n: int) -> tuple[float, Any]:
     client = Client(home=str(home))
     rng = random.Random(7)
     start = time.perf_counter()
-    for i in range(n):
+    for _ in range(n):
         with Run("search", client=client) as run:
             run.log_parameters({"max_depth": rng.randint(1, 10), "lr": 0.1})
             run.log_metric("auc", rng.random())

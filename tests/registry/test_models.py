@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from kiln.core.context import local_context
-from kiln.core.errors import InvalidArgument, NotFound
+from kiln.core.errors import NotFound
 from kiln.registry import ModelService, package_model
 from kiln.sdk.run import Run
 

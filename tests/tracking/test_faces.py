@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+
 import orjson
 import pytest
 import sqlalchemy as sa

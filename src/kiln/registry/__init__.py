@@ -2,7 +2,14 @@
 
 from kiln.core.gc import register_gc_root
 from kiln.registry._build import package_model, prepare_folder
-from kiln.registry._flavors import Flavor, FlavorCapabilities, LoadOptions, Predictor, known_flavors, register_flavor
+from kiln.registry._flavors import (
+    Flavor,
+    FlavorCapabilities,
+    LoadOptions,
+    Predictor,
+    known_flavors,
+    register_flavor,
+)
 from kiln.registry._models import (
     APPROVAL_STATUSES,
     ColumnSpec,

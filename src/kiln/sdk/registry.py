@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import shutil
@@ -16,7 +17,14 @@ from kiln.core.names import parse_ref
 from kiln.registry._build import package_model
 from kiln.registry._flavors import LoadOptions, Predictor
 from kiln.registry._models import MANIFEST_NAME, Manifest, Model, ModelVersion
-from kiln.registry._package import check_package_path, extract_tar, read_manifest, scan_folder, tar_folder, verify_folder
+from kiln.registry._package import (
+    check_package_path,
+    extract_tar,
+    read_manifest,
+    scan_folder,
+    tar_folder,
+    verify_folder,
+)
 from kiln.registry._service import ModelService, load_folder
 from kiln.sdk._base import Namespace
 
@@ -82,7 +90,7 @@ class Models(Namespace):
         with tempfile.TemporaryDirectory(prefix="kiln-package-") as tmp:
             folder = Path(path) if path is not None else Path(tmp) / "package"
             if model is not None:
-                package_model(model, folder, flavor=flavor, sample_input=sample_input, code_dir=code_dir)
+                package_model(model, folder, flavor=flavor, sample_input=sample_input, code_dir=Path(code_dir) if code_dir else None)
                 flavor = None
             if self._local:
                 return self._svc(ModelService).register_folder(
@@ -107,7 +115,7 @@ class Models(Namespace):
         parse_ref(name, kind="model")
         return Model.model_validate(self._http("GET", f"/v1/models/{name}"))
 
-    def versions(self, name: str) -> list[ModelVersion]:
+    def versions(self, name: str) -> builtins.list[ModelVersion]:
         """Every version of a model, newest first."""
         if self._local:
             return self._svc(ModelService).list_versions(name=name)
@@ -170,7 +178,7 @@ class Models(Namespace):
     def download(self, ref: str, dest: str | os.PathLike[str]) -> ModelVersion:
         """Copy a version's package into folder ``dest``, checking every file's sha256."""
         if self._local:
-            return self._svc(ModelService).download(ref=ref, dest=dest)
+            return self._svc(ModelService).download(ref=ref, dest=Path(dest))
         version = self.get_version(ref)
         with self._t.stream("GET", _path(f"{version.name}@{version.version}") + "/package.tar") as resp:  # type: ignore[union-attr]
             buf = io.BytesIO(resp.read())

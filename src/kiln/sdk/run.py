@@ -219,7 +219,7 @@ class Run:
         if not self._owns:
             self.flush()
             return
-        failed = exc_type is not None and not (issubclass(exc_type, SystemExit) and exc is not None and exc.code in (0, None))
+        failed = exc_type is not None and not (issubclass(exc_type, SystemExit) and getattr(exc, "code", None) in (0, None))
         reason = f"{exc_type.__name__}: {exc}"[:4000] if failed and exc_type is not None else None
         with self._flush_lock:
             with self._lock:

@@ -2,6 +2,7 @@
 
 from kiln.core.gc import register_gc_root
 from kiln.tracking._artifacts import ArtifactService, referenced_keys
+from kiln.tracking._evaluation import EvaluationService
 from kiln.tracking._experiments import ExperimentService
 from kiln.tracking._models import (
     ArtifactInfo,
@@ -16,7 +17,6 @@ from kiln.tracking._models import (
     RunPage,
 )
 from kiln.tracking._runs import RunService
-from kiln.tracking._evaluation import EvaluationService
 
 __all__ = [
     "ArtifactInfo",

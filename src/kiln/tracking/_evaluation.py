@@ -22,7 +22,12 @@ from kiln.core.errors import InvalidArgument, KilnError
 from kiln.core.workspace import Workspace
 from kiln.tracking._artifacts import ArtifactService
 from kiln.tracking._models import EvaluationComparison, EvaluationReport
-from kiln.tracking._plots import confusion_matrix_data, precision_recall_data, render_png, roc_curve_data
+from kiln.tracking._plots import (
+    confusion_matrix_data,
+    precision_recall_data,
+    render_png,
+    roc_curve_data,
+)
 from kiln.tracking._runs import RunService
 
 __all__ = ["EvaluationService", "table_to_parquet"]
@@ -217,7 +222,7 @@ class EvaluationService:
         else:
             values = _regression(y.astype(float), pred.astype(float))
         report = EvaluationReport(
-            model=version.ref, model_version=version.version, dataset=label, target=target, problem_type=kind, rows=len(frame),
+            model=version.ref, model_version=version.version, dataset=label, target=target, problem_type=kind, rows=len(frame),  # type: ignore[arg-type]
             metrics=values, per_class=per_class, confusion_matrix=graphs.get("confusion_matrix"), roc_curve=graphs.get("roc_curve"),
             precision_recall=graphs.get("precision_recall"), calibration=graphs.get("calibration"),
         )

@@ -76,7 +76,7 @@ async def register_version(
     limit = int(svc.ws.settings.max_upload_mb * (1 << 20))
     tmp = Path(tempfile.mkdtemp(prefix="kiln-upload-"))
     try:
-        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=tmp)
+        spool = tempfile.SpooledTemporaryFile(max_size=64 << 20, dir=str(tmp))
         size = 0
         async for chunk in request.stream():
             size += len(chunk)

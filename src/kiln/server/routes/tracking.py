@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from kiln.server.deps import service
 from kiln.tracking import (
     ArtifactInfo,
     ArtifactService,
@@ -31,7 +32,6 @@ from kiln.tracking import (
 from kiln.tracking._base import check_artifact_name, check_run_id
 from kiln.tracking._evaluation import parquet_to_frame
 from kiln.tracking._models import MetricHistory, dump_json
-from kiln.server.deps import service
 
 router = APIRouter(tags=["tracking"])
 
