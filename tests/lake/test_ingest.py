@@ -218,3 +218,11 @@ def test_progress_is_reported(svc: DatasetService, tmp_path: Path) -> None:
     pd.DataFrame({"x": range(1000)}).to_csv(path, index=False)
     svc.ingest("p", path, progress=seen.append)
     assert seen and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
+
+
+def test_row_order_is_kept_for_large_inputs(ws: Workspace, ctx) -> None:
+    svc = DatasetService(ws, ctx)
+    table = pa.table({"id": pa.array(range(1_500_000), pa.int64()), "v": pa.array([i % 7 for i in range(1_500_000)])})
+    svc.ingest("ordered", table)
+    ids = svc.read_table("ordered", columns=["id"]).column("id").to_numpy()
+    assert (ids[1:] > ids[:-1]).all()

@@ -32,7 +32,6 @@ from kiln.lake._sources import duck_error, open_source, quote_ident, sql_str
 __all__ = ["DatasetService", "Progress"]
 
 Progress = Callable[[float], None]
-_FILE_BYTES = "256MB"
 _EXPORT_FORMATS = ("csv", "parquet", "jsonl", "json")
 
 
@@ -167,11 +166,12 @@ class DatasetService:
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
         try:
-            con.execute(f"COPY ({select}) TO {sql_str(str(staging))} (FORMAT parquet, FILE_SIZE_BYTES {sql_str(_FILE_BYTES)}, FILENAME_PATTERN 'part-{{i}}', OVERWRITE_OR_IGNORE true)")
-            produced = sorted(staging.glob("part-*.parquet"), key=lambda p: int(p.stem.split("-")[1]))
-            if not produced:
-                con.execute(f"COPY (SELECT * FROM ({select}) LIMIT 0) TO {sql_str(str(staging / 'part-0.parquet'))} (FORMAT parquet)")
-                produced = [staging / "part-0.parquet"]
+            # One file per version: DuckDB 2.0 splits by FILE_SIZE_BYTES out of
+            # insertion order when it runs on several threads, and row order is
+            # part of a dataset. Readers still parallelise over row groups.
+            first = staging / "part-0.parquet.tmp"
+            con.execute(f"COPY ({select}) TO {sql_str(str(first))} (FORMAT parquet)")
+            produced = [first]
             out = []
             for i, path in enumerate(produced):
                 rows = pq.ParquetFile(path).metadata.num_rows
