@@ -4,7 +4,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "__version__"]
+__all__ = ["Client", "Run", "__version__", "load_run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -13,4 +13,8 @@ def __getattr__(name: str) -> Any:
         from kiln.sdk.client import Client
 
         return Client
+    if name in ("Run", "load_run"):
+        from kiln.sdk import run
+
+        return getattr(run, name)
     raise AttributeError(f"module 'kiln' has no attribute {name!r}")
