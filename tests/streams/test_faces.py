@@ -63,16 +63,14 @@ def test_the_sdk_over_http_returns_the_same_types(app: Any) -> None:
     ("POST", "/v1/streams", {"name": "Clicks!"}, 400),
     ("POST", "/v1/streams", {"name": "clicks"}, 409),
 ])
-def test_bad_requests_get_4xx_with_a_message(http: httpx.Client, method: str, path: str, body: Any, status: int) -> None:
-    http.post("/v1/streams", json={"name": "clicks"})
-    resp = http.request(method, path, content=orjson.dumps(body) if body is not None else None, headers={"content-type": "application/json"})
+def test_bad_requests_get_4xx_with_a_message(module_http: httpx.Client, method: str, path: str, body: Any, status: int) -> None:
+    resp = module_http.request(method, path, content=orjson.dumps(body) if body is not None else None, headers={"content-type": "application/json"})
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["message"]
 
 
-def test_malformed_json_bodies_get_400(http: httpx.Client) -> None:
-    http.post("/v1/streams", json={"name": "clicks"})
-    resp = http.post("/v1/streams/clicks/records", content=b'{"records": [{"a": 1},', headers={"content-type": "application/json"})
+def test_malformed_json_bodies_get_400(module_http: httpx.Client) -> None:
+    resp = module_http.post("/v1/streams/clicks/records", content=b'{"records": [{"a": 1},', headers={"content-type": "application/json"})
     assert resp.status_code == 400
 
 

@@ -180,6 +180,7 @@ class Producer:
         self._ready: list[_Batch] = []
         self._queued = 0
         self._closed = False
+        self._idle = False
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name=f"kiln-producer-{name}", daemon=True)
         self._thread.start()
@@ -203,10 +204,12 @@ class Producer:
             full = n >= self.max_batch
             if full:
                 self._seal()
-                cond.notify_all()
+                if not self._caller_sends:
+                    cond.notify_all()  # waking a thread that has nothing to do costs a GIL switch
             elif n == 1:
                 self._current_since = time.monotonic()
-                cond.notify_all()
+                if self._idle:  # the linger thread sleeps without a deadline: give it one
+                    cond.notify_all()
         if full and self._caller_sends:
             self._drain()
         return handle
@@ -243,7 +246,9 @@ class Producer:
                     elif self._closed:
                         return
                     else:
+                        self._idle = True
                         self._cond.wait()
+                        self._idle = False
             self._drain()
 
     def _send(self, batch: _Batch) -> None:
