@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import typer.main
 
 from kiln.core.config import Settings
 from kiln.core.workspace import Workspace
@@ -99,6 +100,9 @@ class CliResult:
     err: str
 
 
+_COMMANDS: dict[Any, Any] = {}
+
+
 @pytest.fixture
 def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., CliResult]]:
     """Run ``kiln ARGS`` in-process on the test workspace; returns exit code, stdout, stderr.
@@ -112,6 +116,10 @@ def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
 
     monkeypatch.setenv("KILN_HOME", str(settings.home))
     monkeypatch.setenv("COLUMNS", "200")
+    # Typer rebuilds the click tree of every command on each call (~90% of an in-process
+    # call); the tree is static, so build it once per session.
+    build = _COMMANDS.setdefault("build", typer.main.get_command)
+    monkeypatch.setattr(typer.main, "get_command", lambda app: _COMMANDS.get(id(app)) or _COMMANDS.setdefault(id(app), build(app)))
     shared: list[Any] = []
 
     def invoke(*args: str) -> CliResult:
