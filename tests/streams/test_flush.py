@@ -33,7 +33,7 @@ def test_declared_schema_sends_misfits_to_the_dead_letter_dataset_with_the_reaso
     assert "field 'ms': expected an integer" in dead[2]["reason"] and '"slow"' in dead[2]["record"]
     assert "['surprise'] are not in the schema" in dead[3]["reason"]
     assert "ISO-8601" in dead[5]["reason"]
-    assert ds.get("clicks").lineage["stream"] == {"name": "clicks", "first_sequence_number": 1, "last_sequence_number": 5}
+    assert ds.get("clicks").lineage["stream"] == {"name": "clicks", "created_at": svc.get("clicks").created_at, "first_sequence_number": 1, "last_sequence_number": 5}
     assert svc.flush("clicks").last_sequence_number is None, "nothing flushes twice"
 
 
@@ -47,6 +47,17 @@ def test_without_a_schema_the_dataset_schema_rules_and_is_inferred_at_first(stre
     second = streams.flush("clicks")
     assert (second.rows, second.dead_letter_rows, second.version) == (2, 1, 2)
     assert ds.get("clicks").row_count == 5 and ds.read_table("clicks").column("ms").to_pylist() == [1.0, 2.5, 3.0, 4.0, 6.0]
+
+
+def test_a_stream_made_again_under_the_same_name_flushes_its_own_records(streams: StreamService) -> None:
+    streams.create("clicks")
+    streams.put_records("clicks", [{"n": i} for i in range(5)])
+    streams.flush("clicks")
+    streams.delete("clicks")
+    streams.create("clicks")
+    streams.put_records("clicks", [{"n": 5}, {"n": 6}])
+    assert streams.flush("clicks").rows == 2, "the old stream's lineage (up to 5) is not this stream's"
+    assert datasets(streams).read_table("clicks").column("n").to_pylist() == list(range(7))
 
 
 def test_a_stream_appends_to_an_existing_dataset_in_its_schema(streams: StreamService) -> None:

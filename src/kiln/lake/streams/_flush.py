@@ -2,7 +2,7 @@
 
 Each flush appends the records of a sequence range to the stream's dataset,
 and the ones that do not fit the schema to ``<dataset>-dlq``; each version's
-lineage names the range (``{"stream": {"name", "first_sequence_number",
+lineage names the range (``{"stream": {"name", "created_at", "first_sequence_number",
 "last_sequence_number"}}``). The stream's own "flushed up to N" marker moves
 afterwards. A crash between the two is repaired by the next flush, which reads
 the ranges back from the datasets' lineage before choosing what to write, so
@@ -49,8 +49,13 @@ DLQ_SCHEMA = pa.schema([
 ])
 
 
-def flushed_upto(conn: Connection, dataset: str, stream: str) -> int:
-    """The highest sequence number of ``stream`` that ``dataset``'s lineage says it holds."""
+def flushed_upto(conn: Connection, dataset: str, stream: str, created_at: float) -> int:
+    """The highest sequence number of ``stream`` that ``dataset``'s lineage says it holds.
+
+    A stream is known by its name and creation time, so a stream deleted and made
+    again under the same name (or one from another workspace, in an imported
+    bundle) is not mistaken for this one.
+    """
     q = (
         sa.select(lake.versions.c.lineage)
         .join(lake.datasets, lake.datasets.c.id == lake.versions.c.dataset_id)
@@ -59,7 +64,7 @@ def flushed_upto(conn: Connection, dataset: str, stream: str) -> int:
     )
     for (text,) in conn.execute(q):
         info = orjson.loads(text).get("stream")
-        if isinstance(info, dict) and info.get("name") == stream:
+        if isinstance(info, dict) and info.get("name") == stream and info.get("created_at") == created_at:
             return int(info.get("last_sequence_number", 0))
     return 0
 
@@ -141,8 +146,8 @@ def _flush_once(svc: StreamService, name: str) -> FlushResult:
     with ws.db.read() as conn:
         row = svc._row(conn, name)
         dlq = f"{row.dataset}-dlq"
-        done_main = max(row.flushed_seq, flushed_upto(conn, row.dataset, name))
-        done_dlq = max(row.flushed_seq, flushed_upto(conn, dlq, name))
+        done_main = max(row.flushed_seq, flushed_upto(conn, row.dataset, name, row.created_at))
+        done_dlq = max(row.flushed_seq, flushed_upto(conn, dlq, name, row.created_at))
         lo = min(done_main, done_dlq)
         hi = min(row.last_seq, lo + MAX_FLUSH_ROWS)
         raw = conn.execute(
@@ -171,7 +176,7 @@ def _flush_once(svc: StreamService, name: str) -> FlushResult:
             good.append(values)
     version = dead_version = None
     if good:
-        lineage = {"stream": {"name": name, "first_sequence_number": done_main + 1, "last_sequence_number": hi}, "producer": "kiln.streams"}
+        lineage = {"stream": {"name": name, "created_at": row.created_at, "first_sequence_number": done_main + 1, "last_sequence_number": hi}, "producer": "kiln.streams"}
         version = datasets.write_table(row.dataset, fitter.table(good), append=True, source={"kind": "stream", "stream": name}, lineage=lineage).version
     if bad:
         table = pa.Table.from_pydict({
@@ -181,7 +186,7 @@ def _flush_once(svc: StreamService, name: str) -> FlushResult:
             "reason": [b[2] for b in bad],
             "record": [b[3] for b in bad],
         }, schema=DLQ_SCHEMA)
-        lineage = {"stream": {"name": name, "first_sequence_number": done_dlq + 1, "last_sequence_number": hi}, "producer": "kiln.streams"}
+        lineage = {"stream": {"name": name, "created_at": row.created_at, "first_sequence_number": done_dlq + 1, "last_sequence_number": hi}, "producer": "kiln.streams"}
         dead_version = datasets.write_table(dlq, table, append=True, source={"kind": "stream-dead-letter", "stream": name}, lineage=lineage, description=f"records of stream {name} that did not fit dataset {row.dataset}").version
     _mark(svc, name, hi, len(good), len(bad))
     return result.model_copy(update={
