@@ -75,7 +75,61 @@ def main() -> None:
     old = client.sql('SELECT count(*) AS n FROM "flights@1"').rows()[0]["n"]
     console.print(f'"flights@1" still has {old:,} rows')
 
-    step("4. Every change is audited, and the chain verifies")
+    step("4. Data Exchange and streams: a catalog dataset, a stream flushed into versions, a bundle")
+    client.catalog.import_("sklearn-iris")
+    client.streams.create("clicks", columns={"user": "string", "ms": "int64"})
+    with client.streams.producer("clicks", max_batch=500, linger_ms=50) as producer:
+        for i in range(2000):
+            producer.put({"user": f"u{i % 50}", "ms": i % 300} if i % 500 else {"user": "bad", "ms": "slow"})
+    batch = client.streams.read("clicks", consumer="etl", limit=1000)
+    client.streams.commit(batch)
+    flushed = client.streams.flush("clicks")
+    console.print(f"clicks@{flushed.version}: {flushed.rows} rows, {flushed.dead_letter_rows} in clicks-dlq (with the reason)")
+    bundle = client.settings.home / "clicks.kiln.tar"
+    client.datasets.export_bundle("clicks", bundle)
+    console.print(f"bundle with every version and checksum: {bundle}")
+
+    step("5. Prep: a profile stored with the version, and a versioned recipe")
+    subprocess.run([sys.executable, "-m", "kiln", "profile", "flights@1", "--target", "arr_delay"], check=True)
+    client.recipes.create("clean-flights", {
+        "description": "flights that flew: a late flag, one-hot carriers",
+        "steps": [
+            {"op": "drop_missing", "params": {"columns": ["dep_delay", "arr_delay"]}},
+            {"op": "formula", "params": {"output": "late", "expr": "arr_delay > 15"}},
+            {"op": "one_hot", "params": {"columns": ["carrier"], "max_categories": 20}},
+        ],
+    })
+    preview = client.recipes.preview("clean-flights", "flights@1", n=3)
+    console.print(f"preview: {[s.rows for s in preview.steps]} rows after each step, on the first {preview.sample_rows:,}")
+    result = client.recipes.apply("clean-flights", "flights@1", output="flights-clean")
+    console.print(f"{result.output.ref}: {result.output.row_count:,} rows, {len(result.output.columns)} columns, lineage {result.output.lineage}")
+    script = client.settings.home / "clean_flights.py"
+    subprocess.run([sys.executable, "-m", "kiln", "recipes", "export", "clean-flights", "--dataset", "flights@1", "-o", str(script)], check=True)
+    console.print(f"standalone polars script: {script}")
+
+    step("6. Experiments and the model registry")
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0, stratify=y)
+    with kiln.Run("tumour-demo", run_name="rf-200") as run:
+        model = RandomForestClassifier(n_estimators=200, max_depth=5, random_state=0).fit(Xtr, ytr)
+        run.log_parameters({"n_estimators": 200, "max_depth": 5})
+        proba = model.predict_proba(Xte)[:, 1]
+        run.log_metric("accuracy", model.score(Xte, yte))
+        run.log_confusion_matrix(yte, model.predict(Xte), title="confusion")
+        run.log_roc_curve(yte, proba, title="roc")
+        run.log_precision_recall(yte, proba, positive_label=1, title="pr")
+        v = client.models.register("tumour", model=model, sample_input=Xtr[:5])
+    client.models.approve(v.ref, comment="beats the baseline")
+    client.models.set_alias("tumour", "champion", v.version)
+    console.print(f"registered {v.ref} (skops, sha256-checked); champion predicts {client.models.load('tumour@champion').predict(Xte[:5]).tolist()}")
+    subprocess.run([sys.executable, "-m", "kiln", "runs", "ls", "tumour-demo"], check=True)
+    subprocess.run([sys.executable, "-m", "kiln", "models", "versions", "tumour"], check=True)
+
+    step("7. Every change is audited, and the chain verifies")
     subprocess.run([sys.executable, "-m", "kiln", "audit", "list", "--limit", "5"], check=True)
     subprocess.run([sys.executable, "-m", "kiln", "audit", "verify"], check=True)
     client.close()

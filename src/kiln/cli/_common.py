@@ -87,6 +87,14 @@ def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: s
     console.print(table)
 
 
+def to_jsonable(value: Any) -> Any:
+    """Tracking's JSON view of a value (NaN and infinities as strings); imported lazily
+    so that `kiln --help` does not load the tracking stage."""
+    from kiln.tracking._models import to_jsonable as convert
+
+    return convert(value)
+
+
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)

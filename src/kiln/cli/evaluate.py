@@ -8,9 +8,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from kiln.cli._common import console, emit, get_client
+from kiln.cli._common import console, emit, get_client, to_jsonable
 from kiln.core.errors import InvalidArgument
-from kiln.tracking._models import to_jsonable
 
 app = typer.Typer()
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from kiln.cli._common import JsonOpt, emit, get_client
-from kiln.tracking._models import to_jsonable
+from kiln.cli._common import JsonOpt, emit, get_client, to_jsonable
 
 app = typer.Typer(help="Experiments: named groups of runs.", no_args_is_help=True)
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from kiln.cli._common import JsonOpt, console, emit, get_client
-from kiln.tracking._models import to_jsonable
+from kiln.cli._common import JsonOpt, console, emit, get_client, to_jsonable
 
 app = typer.Typer(help="The model registry: versions, approval and aliases.", no_args_is_help=True)
 

@@ -9,8 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from kiln.cli._common import JsonOpt, console, emit, get_client
-from kiln.tracking._models import to_jsonable
+from kiln.cli._common import JsonOpt, console, emit, get_client, to_jsonable
 
 app = typer.Typer(help="Runs: params, metrics and artifacts of experiments.", no_args_is_help=True)
 

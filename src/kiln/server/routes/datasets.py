@@ -74,6 +74,10 @@ async def ingest(name: str, request: Request, ws: Ws, svc: Svc = service(Dataset
             raise InvalidArgument("over REST, upload the file as the request body; only s3:// and database sources are read by the server")
         if body.source.lower().startswith("sqlite:"):
             raise InvalidArgument("sqlite: sources name files on the server and are refused over REST; upload the data instead")
+        if not body.source.lower().startswith("s3://"):
+            # The server connects wherever the URL says, with the server's network
+            # reach: only an admin may point it at a database.
+            svc.ctx.require("admin")
         return await _in_thread(svc.ingest, name, body.source, options=body.options, append=body.append)
     opts = _upload_options(params)
     if opts.format is None:
