@@ -23,12 +23,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
-# Benchmarks compare Kiln with the tools users would otherwise pick; those tools
-# are installed here only, never as Kiln dependencies.
-bench: $(STAMP)
-	$(UV) pip install --quiet --python $(BIN)/python -c constraints-bench.txt -e ".[bench]"
-	$(BIN)/python benchmarks/ingest.py
-	$(BIN)/python benchmarks/sql.py
+# Benchmarks compare Kiln with the tools users would otherwise pick. Those tools are
+# installed in venvs of their own (.venv-bench, .venv-ydata), never as Kiln dependencies.
+bench:
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	@.venv-bench/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	.venv-bench/bin/uv pip install --quiet --python .venv-bench/bin/python -e ".[bench]"
+	@test -x .venv-ydata/bin/python || $(PYTHON) -m venv .venv-ydata
+	.venv-bench/bin/uv pip install --quiet --python .venv-ydata/bin/python "ydata-profiling>=4.9" pyarrow psutil
+	.venv-bench/bin/python benchmarks/ingest.py
+	.venv-bench/bin/python benchmarks/sql.py
+	.venv-bench/bin/python benchmarks/streams.py
+	.venv-bench/bin/python benchmarks/tracking.py
+	.venv-bench/bin/python benchmarks/recipes.py
+	.venv-bench/bin/python benchmarks/profile.py --peer-python .venv-ydata/bin/python
 
 clean:
-	rm -rf $(VENV) .kiln .kiln-demo .pytest_cache
+	rm -rf $(VENV) .venv-bench .venv-ydata .kiln .kiln-demo .pytest_cache
