@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection
 
 from kiln.core._tables import audit_events, audit_head
@@ -20,8 +20,11 @@ __all__ = ["AuditEvent", "GENESIS", "VerifyResult", "list_events", "record", "ve
 GENESIS = "0" * 64
 
 
-@dataclass(frozen=True)
-class AuditEvent:
+class AuditEvent(BaseModel):
+    """One audited action, as stored and as every face shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
     seq: int
     event_id: str
     time: float
@@ -36,8 +39,9 @@ class AuditEvent:
     hash: str
 
 
-@dataclass(frozen=True)
-class VerifyResult:
+class VerifyResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     ok: bool
     checked: int
     first_bad_seq: int | None = None
@@ -144,15 +148,15 @@ def verify(conn: Connection) -> VerifyResult:
     for r in rows:
         m = dict(r._mapping)
         if m["seq"] != expected_seq:
-            return VerifyResult(False, checked, expected_seq, f"event {expected_seq} is missing (deleted)")
+            return VerifyResult(ok=False, checked=checked, first_bad_seq=expected_seq, problem=f"event {expected_seq} is missing (deleted)")
         if m["prev_hash"] != expected_prev:
-            return VerifyResult(False, checked, m["seq"], f"event {m['seq']} does not follow event {m['seq'] - 1} (reordered or a neighbour was deleted)")
+            return VerifyResult(ok=False, checked=checked, first_bad_seq=m["seq"], problem=f"event {m['seq']} does not follow event {m['seq'] - 1} (reordered or a neighbour was deleted)")
         if _digest(m["prev_hash"], m) != m["hash"]:
-            return VerifyResult(False, checked, m["seq"], f"event {m['seq']} was edited: its hash does not match its content")
+            return VerifyResult(ok=False, checked=checked, first_bad_seq=m["seq"], problem=f"event {m['seq']} was edited: its hash does not match its content")
         expected_prev = m["hash"]
         expected_seq += 1
         checked += 1
     head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)).one()
     if head.seq != checked or head.hash != expected_prev:
-        return VerifyResult(False, checked, checked + 1 if head.seq > checked else head.seq, f"the chain ends at event {checked} but the head says {head.seq}: events at the end were deleted")
-    return VerifyResult(True, checked)
+        return VerifyResult(ok=False, checked=checked, first_bad_seq=checked + 1 if head.seq > checked else head.seq, problem=f"the chain ends at event {checked} but the head says {head.seq}: events at the end were deleted")
+    return VerifyResult(ok=True, checked=checked)

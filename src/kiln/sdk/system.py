@@ -39,7 +39,7 @@ class Audit(Namespace):
             self._t.ctx.require("admin")  # type: ignore[union-attr]
             with ws.db.read() as conn:
                 events = _audit.list_events(conn, actor=actor, resource=resource, action=action, since=since, until=until, limit=limit)
-            return [dict(e.__dict__) for e in events]
+            return [e.model_dump() for e in events]
         return list(self._http("GET", "/v1/audit", params={"actor": actor, "resource": resource, "action": action, "since": since, "until": until, "limit": limit}))
 
     def verify(self) -> dict[str, Any]:
@@ -48,7 +48,7 @@ class Audit(Namespace):
             ws = self._t.workspace  # type: ignore[union-attr]
             self._t.ctx.require("admin")  # type: ignore[union-attr]
             with ws.db.read() as conn:
-                return dict(_audit.verify(conn).__dict__)
+                return _audit.verify(conn).model_dump()
         return dict(self._http("GET", "/v1/audit/verify"))
 
     def gc(self, *, grace_s: float = 3600.0, dry_run: bool = False) -> GcReport:

@@ -47,29 +47,7 @@ def revoke_token(name: str, svc: TokenService = service(TokenService)) -> TokenI
     return svc.revoke(name=name)
 
 
-class AuditEventOut(BaseModel):
-    seq: int
-    event_id: str
-    time: float
-    actor: str
-    action: str
-    resource: str
-    request_id: str
-    source: str
-    outcome: str
-    details: dict
-    prev_hash: str
-    hash: str
-
-
-class AuditVerify(BaseModel):
-    ok: bool
-    checked: int
-    first_bad_seq: int | None = None
-    problem: str = ""
-
-
-@router.get("/v1/audit", response_model=list[AuditEventOut])
+@router.get("/v1/audit", response_model=list[audit.AuditEvent])
 def list_audit(
     ws: Ws,
     ctx: Ctx,
@@ -79,18 +57,18 @@ def list_audit(
     since: float | None = None,
     until: float | None = None,
     limit: int = Query(100, ge=1, le=10_000),
-) -> list[AuditEventOut]:
+) -> list[audit.AuditEvent]:
     ctx.require("admin")
     with ws.db.read() as conn:
         events = audit.list_events(conn, actor=actor, resource=resource, action=action, since=since, until=until, limit=limit)
-    return [AuditEventOut(**e.__dict__) for e in events]
+    return events
 
 
-@router.get("/v1/audit/verify", response_model=AuditVerify)
-def verify_audit(ws: Ws, ctx: Ctx) -> AuditVerify:
+@router.get("/v1/audit/verify", response_model=audit.VerifyResult)
+def verify_audit(ws: Ws, ctx: Ctx) -> audit.VerifyResult:
     ctx.require("admin")
     with ws.db.read() as conn:
-        return AuditVerify(**audit.verify(conn).__dict__)
+        return audit.verify(conn)
 
 
 @router.post("/v1/gc", response_model=GcReport)
