@@ -25,10 +25,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
-TRAVERSAL = [
-    line for line in (Path("/work/shared/security/traversal.txt").read_text().splitlines() if Path("/work/shared/security/traversal.txt").is_file() else [])
-    if line and not line.startswith("#")
-] or ["../", "../../etc/passwd", "..", "/etc/passwd", "a/../../b", "..%2f..%2fetc%2fpasswd", "..\\..\\windows\\win.ini", "model#/../../etc/passwd", "name%00.txt", "．．／．．／etc/passwd"]
+from tests.conftest import TRAVERSAL  # noqa: E402,F401 - shared list, re-exported for this package's tests
 
 
 @pytest.fixture(scope="session")
