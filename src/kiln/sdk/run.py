@@ -227,12 +227,21 @@ class Run:
                 params, self._pending_params = self._pending_params, {}
             status = "Failed" if failed else "Completed"
             try:
-                self._runs.finish(self.id, status=status, failure_reason=reason, metrics=rest, params=params or None)
-            except Conflict as exc:
-                if not params or "param" not in exc.message:
-                    raise
-                self._late_conflict = exc  # another process set a param differently; keep the points
-                self._runs.finish(self.id, status=status, failure_reason=reason, metrics=rest)
+                try:
+                    self._runs.finish(self.id, status=status, failure_reason=reason, metrics=rest, params=params or None)
+                except Conflict as exc:
+                    if not params or "param" not in exc.message:
+                        raise
+                    self._late_conflict = exc  # another process set a param differently; keep the points
+                    params = {}
+                    self._runs.finish(self.id, status=status, failure_reason=reason, metrics=rest)
+            except Exception as exc:
+                if not isinstance(exc, Conflict | InvalidArgument):
+                    # The run is still Running (e.g. the server was unreachable): keep the points and
+                    # params, so flush() or the exit hook can still deliver them.
+                    self._restore(rest, params)
+                    _FLUSHER.add(self)
+                raise
         self._raise_late_conflict()
 
     def _raise_late_conflict(self) -> None:
@@ -294,15 +303,19 @@ class Run:
             except KilnError as exc:
                 if isinstance(exc, Conflict | InvalidArgument):
                     raise  # the run finished elsewhere, or bad data: retrying cannot help
-                with self._lock:
-                    self._buf[:0] = batch
+                self._restore(batch, params)
                 raise
             except Exception:
-                with self._lock:
-                    self._buf[:0] = batch
+                self._restore(batch, params)
                 raise
         finally:
             self._flush_lock.release()
+
+    def _restore(self, batch: list[Any], params: dict[str, str]) -> None:
+        """Put points and params that could not be sent back in front of the buffer."""
+        with self._lock:
+            self._buf[:0] = batch
+            self._pending_params = {**params, **self._pending_params}
 
     def _send(self, batch: list[Any], params: dict[str, str]) -> None:
         """One log_batch of points and params; a param another process set differently
