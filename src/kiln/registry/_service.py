@@ -124,11 +124,14 @@ class ModelService:
         now = time.time()
         size = sum(d.size for d in manifest.files.values())
         with self.ws.mutation(self.ctx, action="models.register", resource=f"models/{name}", details={"flavor": manifest.flavor}) as (conn, details):
-            row = conn.execute(sa.select(models.c.name).where(models.c.name == name).with_for_update()).first()
-            if row is None:
-                conn.execute(models.insert(), {"name": name, "description": "", "created_at": now, "created_by": self.ctx.actor, "updated_at": now})
-            else:
-                conn.execute(models.update().where(models.c.name == name), {"updated_at": now})
+            # Insert-if-missing, then lock the row: two first registrations of one model at once
+            # (PostgreSQL) wait on each other instead of one failing on the primary key.
+            conn.execute(
+                _dialect_insert(conn)(models).on_conflict_do_nothing(index_elements=["name"]),
+                {"name": name, "description": "", "created_at": now, "created_by": self.ctx.actor, "updated_at": now},
+            )
+            conn.execute(sa.select(models.c.name).where(models.c.name == name).with_for_update()).one()
+            conn.execute(models.update().where(models.c.name == name), {"updated_at": now})
             latest = conn.execute(sa.select(sa.func.max(model_versions.c.version)).where(model_versions.c.name == name)).scalar()
             version = (latest or 0) + 1
             details["version"] = version
