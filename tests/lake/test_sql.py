@@ -96,3 +96,11 @@ def test_history_records_successes_and_failures(sql: SqlService) -> None:
 def test_bad_query_options(local_sql: SqlService, kwargs: dict, needle: str) -> None:
     with pytest.raises(InvalidArgument, match=needle):
         local_sql.query("SELECT 1", **kwargs)
+
+
+def test_error_after_the_first_batch_is_invalid_argument_and_remembered(local_sql: SqlService) -> None:
+    query = "SELECT CASE WHEN i > 300000 THEN error('boom') ELSE i END AS x FROM range(1000000) t(i)"
+    with pytest.raises(InvalidArgument, match="boom"):
+        local_sql.query(query)
+    last = local_sql.history(limit=1)[0]
+    assert last.query == query and last.status == "error"

@@ -117,7 +117,8 @@ class SqlService:
             raise InvalidArgument(f"refused: {_first_line(exc)}; queries may read only lake datasets") from None
         except duckdb.OutOfMemoryException as exc:
             raise ResourceExhausted(f"query needs more memory than it may use: {_first_line(exc)}; aggregate more or select fewer columns") from None
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError) as exc:
+            # An error after the first batch comes out of the Arrow reader as an OSError.
             if not timer.is_alive() and timer.finished.is_set():
                 raise ResourceExhausted(f"query ran past its {timeout:g} s timeout") from None
             raise InvalidArgument(f"query failed: {_first_line(exc)}") from None
