@@ -191,3 +191,17 @@ def test_gc_keeps_registered_packages_and_removes_half_written_ones(svc, package
     report = collect_garbage(svc.ws, local_context(), grace_s=0, dry_run=False, now=time.time() + 1)
     assert [k for k in report.removed if k.startswith("models/")] == ["models/kept/0123456789abcdef/model.skops"]
     assert svc.load(ref=version.ref).predict(X[:1]).shape == (1,)
+
+
+@pytest.mark.parametrize("fmt", ["pickle", "Pickle", "pkl"])
+def test_a_folder_pickle_claiming_kiln_origin_needs_trust_pickle(svc, tmp_path, fmt):
+    from kiln.registry._package import new_manifest, write_manifest
+
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(pickle.dumps(LinearRegression().fit(X, Y)))
+    write_manifest(folder, new_manifest(folder, flavor="sklearn", options={"file": "model.bin", "format": fmt}, origin="kiln"))
+    version = svc.register_folder(name="claims-kiln", folder=folder)
+    assert version.origin == "folder"
+    with pytest.raises((PermissionDenied, InvalidArgument)):
+        svc.load(ref=f"claims-kiln@{version.version}")

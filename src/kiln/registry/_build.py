@@ -125,7 +125,9 @@ def prepare_folder(folder: Path, *, flavor: str | None = None) -> Manifest:
 
 
 def _pickled(manifest: Manifest) -> bool:
-    return manifest.flavor_options.get("format") in ("pickle", "joblib", "cloudpickle")
+    fmt = manifest.flavor_options.get("format")
+    # The sklearn flavor unpickles every format but skops, whatever the manifest calls it.
+    return fmt in ("pickle", "joblib", "cloudpickle") or (manifest.flavor == "sklearn" and fmt not in (None, "skops"))
 
 
 def _detect(folder: Path, flavor: str | None) -> Manifest:

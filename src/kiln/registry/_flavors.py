@@ -271,8 +271,10 @@ class SklearnFlavor(Flavor):
                     "if you trust them, pass trusted_types=[...] naming them"
                 )
             model = skops.io.load(path, trusted=list(untrusted))
-        else:
+        elif fmt in ("pickle", "joblib", "cloudpickle"):
             model = load_pickle(path, manifest, options)
+        else:
+            raise InvalidArgument(f"scikit-learn model format {fmt!r} is not one of skops, pickle or joblib")
         return estimator_predictor(model, manifest)
 
 
