@@ -135,3 +135,11 @@ def test_nan_is_a_string_in_rest_json(rest):
     assert got["metrics"] == {"a": "NaN", "b": "-Infinity"}
     page = rest.post("/v1/runs/search", json={"filter": "metrics.a > 0", "experiment_names": ["nan"]}).json()
     assert page["runs"] == []
+
+
+def test_out_of_range_offsets_and_steps_are_bad_requests_not_500(rest):
+    run = rest.post("/v1/runs", json={"experiment_name": "edges"}).json()
+    assert rest.post("/v1/runs/search", json={"offset": 10**20}).status_code == 400
+    body = {"metrics": [["a", 1.0, 2**63 - 1, None], ["a", 2.0, None, None]]}
+    got = rest.post(f"/v1/runs/{run['id']}/log-batch", json=body)
+    assert got.status_code == 400 and "step" in got.json()["error"]["message"]

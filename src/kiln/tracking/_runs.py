@@ -50,6 +50,8 @@ __all__ = ["Point", "RunService"]
 Point = tuple[str, float, int | None, float]
 
 _NAN = float("nan")
+_MAX_STEP = 2**63 - 1
+_MAX_OFFSET = 2**62
 _CHUNK = 900
 _RUN_COLS = [
     runs.c.id, runs.c.experiment_id, experiments.c.name.label("experiment_name"), runs.c.name,
@@ -168,6 +170,8 @@ class _Series:
         out = np.empty(len(raw), dtype=np.int64)
         for i, step in enumerate(raw):
             if step is None:
+                if last >= _MAX_STEP:
+                    raise InvalidArgument(f"metric step would pass {_MAX_STEP}: log the next point with an explicit step")
                 step = last + 1
             last = max(last, int(step))
             out[i] = step
@@ -479,6 +483,8 @@ class RunService:
         fingerprint = [sorted(names), filter or "", list(order_by or []), limit]
         if page_token:
             offset = decode_page_token(page_token, fingerprint)
+        if offset > _MAX_OFFSET:
+            raise InvalidArgument("offset must be below 2**62")
         q = sa.select(*_RUN_COLS).select_from(spec.from_)
         with self.ws.db.read() as conn:
             if names:
