@@ -107,3 +107,34 @@ def test_ingest_of_a_csv_far_larger_than_its_memory_budget(tmp_path: Path) -> No
     assert int(rows) == 12_000_000
     growth = float(peak) - float(base)
     assert size_mb > 3 * growth, f"ingesting {size_mb:.0f} MB grew memory by {growth:.0f} MB"
+
+
+@pytest.mark.parametrize("recreate", [False, True])
+def test_append_whose_dataset_was_deleted_meanwhile_conflicts(ws: Workspace, ctx, monkeypatch: pytest.MonkeyPatch, recreate: bool) -> None:
+    """The append's base vanished (deleted, its files gc'd) while it staged: it must not
+    commit a version that lists the deleted files."""
+    import pandas as pd
+
+    from kiln.core.errors import Conflict, NotFound
+
+    svc = DatasetService(ws, ctx)
+    svc.ingest("sales", pd.DataFrame({"id": [1, 2]}))
+    real_stage = DatasetService._stage
+
+    def stage_then_delete(self, *args, **kwargs):
+        staged = real_stage(self, *args, **kwargs)
+        monkeypatch.setattr(DatasetService, "_stage", real_stage)
+        DatasetService(ws, ctx).delete("sales")
+        if recreate:  # a new sales@1 with other data: still not what the append read
+            DatasetService(ws, ctx).ingest("sales", pd.DataFrame({"id": [7, 8, 9]}))
+        return staged
+
+    monkeypatch.setattr(DatasetService, "_stage", stage_then_delete)
+    with pytest.raises(Conflict):
+        svc.ingest("sales", pd.DataFrame({"id": [3]}), append=True)
+    monkeypatch.undo()
+    if recreate:
+        assert svc.get("sales").row_count == 3 and svc.get("sales").version == 1
+    else:
+        with pytest.raises(NotFound):
+            svc.get("sales")

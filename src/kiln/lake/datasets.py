@@ -205,6 +205,9 @@ class DatasetService:
         size = sum(f.bytes for f in files)
         with self.ws.mutation(self.ctx, action="datasets.ingest", resource=f"datasets/{name}", details={"rows": rows, "append": append}) as (conn, details):
             ds = conn.execute(sa.select(t.datasets).where(t.datasets.c.name == name).with_for_update()).first()
+            if append and previous is not None and (ds is None or not self._is_latest(conn, ds.id, previous)):
+                # Deleted (its files may be gone at the next gc), or replaced, while staging.
+                raise Conflict(f"dataset {name!r} changed while appending (latest is no longer {previous.ref}); run the append again")
             if ds is None:
                 ds_id = uuid.uuid4().hex
                 conn.execute(t.datasets.insert().values(id=ds_id, name=name, description=description or "", created_at=now, created_by=self.ctx.actor, latest_version=0))
@@ -212,8 +215,6 @@ class DatasetService:
             else:
                 ds_id = ds.id
                 number = ds.latest_version + 1
-                if append and previous is not None and self._latest_number(conn, ds_id) != previous.version:
-                    raise Conflict(f"dataset {name!r} changed while appending (latest is no longer {previous.ref}); run the append again")
             conn.execute(t.datasets.update().where(t.datasets.c.id == ds_id).values(latest_version=number, **({"description": description} if description else {})))
             vid = uuid.uuid4().hex
             conn.execute(t.versions.insert().values(id=vid, dataset_id=ds_id, version=number, created_at=now, created_by=self.ctx.actor, schema=_dumps([c.model_dump() for c in columns]), row_count=rows, byte_size=size, source=_dumps(source), lineage=_dumps(lineage)))
@@ -357,6 +358,17 @@ class DatasetService:
 
     def _latest_number(self, conn: Connection, ds_id: str) -> int | None:
         return conn.execute(sa.select(sa.func.max(t.versions.c.version)).where(t.versions.c.dataset_id == ds_id)).scalar()
+
+    def _is_latest(self, conn: Connection, ds_id: str, version: DatasetVersion) -> bool:
+        """Whether ``version`` is still the dataset's latest (same number, same files)."""
+        number = self._latest_number(conn, ds_id)
+        if number != version.version:
+            return False
+        keys = conn.execute(
+            sa.select(t.files.c.key).join(t.versions, t.versions.c.id == t.files.c.version_id)
+            .where(t.versions.c.dataset_id == ds_id, t.versions.c.version == number).order_by(t.files.c.idx)
+        ).scalars().all()
+        return list(keys) == [f.key for f in version.files]
 
     def _latest_or_none(self, name: str) -> DatasetVersion | None:
         try:
