@@ -138,3 +138,40 @@ def test_append_whose_dataset_was_deleted_meanwhile_conflicts(ws: Workspace, ctx
     else:
         with pytest.raises(NotFound):
             svc.get("sales")
+
+
+def test_two_first_ingests_of_one_dataset_at_once_on_postgres(tmp_path: Path, pg_schema_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both commit, as versions 1 and 2 (the loser used to hit the unique name: a 500)."""
+    import threading
+
+    import pandas as pd
+
+    ws = Workspace(load_settings(home=str(tmp_path / "kiln"), database_url=pg_schema_url))
+    real_stage = DatasetService._stage
+    barrier = threading.Barrier(2)
+
+    def stage_in_step(self, *args, **kwargs):
+        staged = real_stage(self, *args, **kwargs)
+        barrier.wait(timeout=30)
+        return staged
+
+    monkeypatch.setattr(DatasetService, "_stage", stage_in_step)
+    errors: list[BaseException] = []
+
+    def ingest(n: int) -> None:
+        try:
+            DatasetService(ws, local_context()).ingest("sales", pd.DataFrame({"id": list(range(n))}))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(n,)) for n in (1, 2)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    try:
+        assert errors == []
+        versions = DatasetService(ws, local_context()).versions("sales")
+        assert [v.version for v in versions] == [1, 2] and sorted(v.row_count for v in versions) == [1, 2]
+    finally:
+        ws.close()

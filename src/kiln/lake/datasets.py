@@ -209,12 +209,12 @@ class DatasetService:
                 # Deleted (its files may be gone at the next gc), or replaced, while staging.
                 raise Conflict(f"dataset {name!r} changed while appending (latest is no longer {previous.ref}); run the append again")
             if ds is None:
-                ds_id = uuid.uuid4().hex
-                conn.execute(t.datasets.insert().values(id=ds_id, name=name, description=description or "", created_at=now, created_by=self.ctx.actor, latest_version=0))
-                number = 1
-            else:
-                ds_id = ds.id
-                number = ds.latest_version + 1
+                # Two first ingests at once: on PostgreSQL the second INSERT waits for the
+                # first to commit, then does nothing, and numbers its version after it.
+                conn.execute(_insert_if_absent(conn, t.datasets).values(id=uuid.uuid4().hex, name=name, description=description or "", created_at=now, created_by=self.ctx.actor, latest_version=0))
+                ds = conn.execute(sa.select(t.datasets).where(t.datasets.c.name == name).with_for_update()).one()
+            ds_id = ds.id
+            number = ds.latest_version + 1
             conn.execute(t.datasets.update().where(t.datasets.c.id == ds_id).values(latest_version=number, **({"description": description} if description else {})))
             vid = uuid.uuid4().hex
             conn.execute(t.versions.insert().values(id=vid, dataset_id=ds_id, version=number, created_at=now, created_by=self.ctx.actor, schema=_dumps([c.model_dump() for c in columns]), row_count=rows, byte_size=size, source=_dumps(source), lineage=_dumps(lineage)))
@@ -416,6 +416,17 @@ def export_target(dest: str | os.PathLike[str]) -> Path:
         raise InvalidArgument(f"{target} is a folder; give a file path")
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
+
+
+def _insert_if_absent(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT that skips a row whose unique name already exists."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - Kiln runs on SQLite and PostgreSQL
+        return table.insert()
+    return insert(table).on_conflict_do_nothing(index_elements=["name"])
 
 
 def _check_type(column: str, type_name: str) -> None:
