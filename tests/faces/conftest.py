@@ -127,6 +127,10 @@ def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
             shared.append(Client())
         monkeypatch.setattr(sys, "argv", ["kiln", *map(str, args)])
         monkeypatch.setattr(_common, "_client", shared[0])
+        # Print to whatever sys.stdout/stderr are now (capsys), even if another
+        # fixture pinned the consoles to a stream of its own.
+        monkeypatch.setattr(_common.console, "_file", None)
+        monkeypatch.setattr(_common.err_console, "_file", None)
         capsys.readouterr()
         code = 0
         try:

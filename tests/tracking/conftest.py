@@ -126,8 +126,8 @@ def cli(sqlite_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Any:
 
         out, err = io.StringIO(), io.StringIO()
         monkeypatch.setattr(sys, "argv", ["kiln", *args])
-        monkeypatch.setattr(common.console, "file", out)
-        monkeypatch.setattr(common.err_console, "file", err)
+        monkeypatch.setattr(common.console, "_file", out)
+        monkeypatch.setattr(common.err_console, "_file", err)
         monkeypatch.setattr(sys, "stdout", out)
         code = 0
         try:
