@@ -57,6 +57,8 @@ def test_the_sdk_over_http_returns_the_same_types(app: Any) -> None:
     ("GET", "/v1/streams/clicks/records?position=NOWHERE", None, 400),
     ("GET", "/v1/streams/clicks/records?position=AT_SEQUENCE_NUMBER", None, 400),
     ("GET", "/v1/streams/clicks/records?limit=0", None, 400),
+    ("GET", "/v1/streams/clicks/records?position=AT_SEQUENCE_NUMBER&sequence_number=99999999999999999999999", None, 400),
+    ("POST", "/v1/streams/clicks/consumers/big/read", {"position": "AFTER_SEQUENCE_NUMBER", "sequence_number": 2**63}, 400),
     ("POST", "/v1/streams/clicks/consumers/etl/commit", {"lease": "../../etc"}, 400),
     ("POST", "/v1/streams/clicks/consumers/etl/commit", {"lease": "0" * 32}, 404),
     ("POST", "/v1/streams/clicks/pull", None, 400),

@@ -56,8 +56,8 @@ def _start_after(position: Position | str, sequence_number: int | None, last_seq
     """The sequence number a read starts after."""
     pos = _position(position)
     if pos in (Position.AT_SEQUENCE_NUMBER, Position.AFTER_SEQUENCE_NUMBER):
-        if sequence_number is None or isinstance(sequence_number, bool) or not isinstance(sequence_number, int) or sequence_number < 0:
-            raise InvalidArgument(f"{pos.value} needs a sequence number >= 0 (sequence_number=N, or --from N)")
+        if sequence_number is None or isinstance(sequence_number, bool) or not isinstance(sequence_number, int) or not 0 <= sequence_number < 2**63:
+            raise InvalidArgument(f"{pos.value} needs a sequence number from 0 to 2**63-1 (sequence_number=N, or --from N)")
         return sequence_number - 1 if pos is Position.AT_SEQUENCE_NUMBER else sequence_number
     if sequence_number is not None:
         raise InvalidArgument(f"a sequence number goes with AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER, not {pos.value}")
