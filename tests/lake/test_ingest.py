@@ -226,3 +226,21 @@ def test_row_order_is_kept_for_large_inputs(ws: Workspace, ctx) -> None:
     svc.ingest("ordered", table)
     ids = svc.read_table("ordered", columns=["id"]).column("id").to_numpy()
     assert (ids[1:] > ids[:-1]).all()
+
+
+def test_write_table_records_its_source_in_the_one_audited_commit(svc: DatasetService, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    db = svc.ws.db
+    real_write = type(db).write
+    calls: list[int] = []
+
+    def counted(self):
+        calls.append(1)
+        return real_write(self)
+
+    monkeypatch.setattr(type(db), "write", counted)
+    version = svc.write_table("made", pd.DataFrame({"a": [1]}), source={"kind": "stream", "stream": "s"})
+    monkeypatch.undo()
+    assert version.source == {"kind": "stream", "stream": "s"} == svc.get("made@1").source
+    assert len(calls) == 1  # the audited ingest commit, no second unaudited update

@@ -64,6 +64,9 @@ class DatasetService:
             InvalidArgument: malformed data (the message names the line), bad options.
             NotFound: the source does not exist.
         """
+        return self._ingest(name, source, options=options, append=append, lineage=lineage, progress=progress)
+
+    def _ingest(self, name: str, source: Any, *, options: IngestOptions | None = None, append: bool = False, lineage: dict[str, Any] | None = None, progress: Progress | None = None, source_meta: dict[str, Any] | None = None) -> DatasetVersion:
         check_name(name, kind="dataset")
         opts = options or IngestOptions()
         try:
@@ -72,7 +75,8 @@ class DatasetService:
             # The commit audits itself; a failure before it (bad data, no permission) is audited here.
             self.ws.audit_failure(self.ctx, action="datasets.ingest", resource=f"datasets/{name}", error=exc)
             raise
-        return self._commit(name, written, source=src.meta | {"options": opts.model_dump(exclude_defaults=True)}, lineage=lineage or {}, previous=previous, append=append, description=opts.description)
+        meta = src.meta | {"options": opts.model_dump(exclude_defaults=True)} if source_meta is None else source_meta
+        return self._commit(name, written, source=meta, lineage=lineage or {}, previous=previous, append=append, description=opts.description)
 
     def _stage(self, name: str, source: Any, opts: IngestOptions, append: bool, progress: Progress | None) -> tuple[Any, DatasetVersion | None, list[DatasetFile]]:
         """Parse ``source`` into Parquet files under a fresh prefix (not yet visible)."""
@@ -99,12 +103,9 @@ class DatasetService:
 
     def write_table(self, name: str, data: Any, *, append: bool = False, source: dict[str, Any] | None = None, lineage: dict[str, Any] | None = None, description: str | None = None) -> DatasetVersion:
         """Write an in-memory table (pandas, polars, Arrow) as a new version; for other stages."""
-        version = self.ingest(name, data, options=IngestOptions(description=description), append=append, lineage=lineage)
-        if source:
-            with self.ws.db.write() as conn:
-                conn.execute(t.versions.update().where(t.versions.c.id == self._version_id(conn, name, version.version)).values(source=_dumps(source)))
-            version = version.model_copy(update={"source": source})
-        return version
+        # The source is recorded by the one audited commit (a second, unaudited update
+        # could be lost to a crash and left the version naming an in-memory table).
+        return self._ingest(name, data, options=IngestOptions(description=description), append=append, lineage=lineage, source_meta=source or None)
 
     def _duck(self) -> duckdb.DuckDBPyConnection:
         tmp = self.ws.settings.home / "tmp" / "duckdb"
