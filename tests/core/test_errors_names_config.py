@@ -44,7 +44,7 @@ def test_refs(ref: str, version: int | None, alias: str | None) -> None:
     assert (r.name, r.version, r.alias) == ("s", version, alias)
 
 
-@pytest.mark.parametrize("ref", ["s@0", "s@-1", "s@", "s@1@2", "s@Champ", "s@١"])
+@pytest.mark.parametrize("ref", ["s@0", "s@-1", "s@", "s@1@2", "s@Champ", "s@١", "s@9223372036854775808", "s@99999999999999999999999"])
 def test_bad_refs(ref: str) -> None:
     with pytest.raises(errors.InvalidArgument):
         parse_ref(ref)

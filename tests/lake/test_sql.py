@@ -104,3 +104,8 @@ def test_error_after_the_first_batch_is_invalid_argument_and_remembered(local_sq
         local_sql.query(query)
     last = local_sql.history(limit=1)[0]
     assert last.query == query and last.status == "error"
+
+
+def test_version_past_64_bits_is_invalid_not_a_crash(local_sql: SqlService) -> None:
+    with pytest.raises(InvalidArgument):
+        local_sql.query('SELECT * FROM "sales@99999999999999999999999"')

@@ -49,6 +49,9 @@ class Ref:
         return self.name
 
 
+_MAX_VERSION = 2**63 - 1
+
+
 def parse_ref(ref: str, *, kind: str = "resource") -> Ref:
     """Parse ``name``, ``name@N``, ``name@latest`` or ``name@alias``."""
     if not isinstance(ref, str):
@@ -61,6 +64,8 @@ def parse_ref(ref: str, *, kind: str = "resource") -> Ref:
         version = int(tail)
         if version < 1:
             raise InvalidArgument(f"invalid version in {ref!r}: versions start at 1")
+        if version > _MAX_VERSION:  # the metadata database stores 64-bit integers
+            raise InvalidArgument(f"invalid version in {ref!r}: versions are at most {_MAX_VERSION}")
         return Ref(name, version=version)
     if _ALIAS_RE.fullmatch(tail):
         return Ref(name, alias=tail)
