@@ -293,3 +293,13 @@ def test_odd_ingest_options_never_500(http: httpx.Client, params: dict[str, str]
     resp = upload(http, "odd", body, **params)
     assert resp.status_code < 500, resp.text
     assert "\n" not in resp.json().get("error", {}).get("message", "")
+
+
+def test_cli_shows_brackets_in_data_and_errors_as_they_are(cli: Any) -> None:
+    """Values, column names and error messages are text, not rich markup ('[/x]' used to
+    raise MarkupError and print a traceback; '[bold]' vanished)."""
+    result = cli("sql", """SELECT '[/x]' AS "[/h]", '[bold]hi' AS b""")
+    assert result.code == 0, result
+    assert "[/x]" in result.out and "[/h]" in result.out and "[bold]hi" in result.out
+    result = cli("sql", "SELECT error('[/x] boom')")
+    assert result.code == 2 and result.err.startswith("error: ") and "[/x] boom" in result.err, result

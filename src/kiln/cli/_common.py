@@ -11,7 +11,9 @@ import orjson
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["JsonOpt", "console", "err_console", "get_client", "emit", "fail"]
 
@@ -70,7 +72,7 @@ def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: s
         table.add_column()
         for key, value in data.items():
             if columns is None or key in columns:
-                table.add_row(key, _cell(value, key))
+                table.add_row(Text(key), Text(_cell(value, key)))
         console.print(table)
         return
     rows: Iterable[dict[str, Any]] = data or []
@@ -81,9 +83,10 @@ def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: s
     cols = list(columns or rows[0].keys())
     table = Table(title=title)
     for col in cols:
-        table.add_column(col)
+        table.add_column(Text(col))
     for row in rows:
-        table.add_row(*(_cell(row.get(c), c) for c in cols))
+        # Text, not str: data is shown as it is, never read as rich markup ('[/x]' raised).
+        table.add_row(*(Text(_cell(row.get(c), c)) for c in cols))
     console.print(table)
 
 
@@ -96,5 +99,5 @@ def to_jsonable(value: Any) -> Any:
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)

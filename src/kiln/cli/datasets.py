@@ -102,7 +102,7 @@ def export(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), dest: Pa
     if json:
         print_json({"path": str(path)})
     else:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
 
 
 @app.command("rm")

@@ -48,6 +48,8 @@ _register()
 
 def run() -> None:
     """Console-script entry: user errors print one line and a non-zero exit, no traceback."""
+    from rich.markup import escape
+
     from kiln.core.errors import KilnError
 
     try:
@@ -55,10 +57,10 @@ def run() -> None:
         # (it vendors click, so click's own exception classes would not match here).
         app(standalone_mode=True)
     except KilnError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         sys.exit(exc.exit_code)
     except Exception as exc:  # anything unexpected
         if os.environ.get("KILN_DEBUG"):
             raise
-        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (set KILN_DEBUG=1 for a traceback)", highlight=False)
+        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} (set KILN_DEBUG=1 for a traceback)", highlight=False)
         sys.exit(1)

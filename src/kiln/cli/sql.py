@@ -51,7 +51,7 @@ def sql(
         data = encode_table(table, "csv" if format == "table" else format)
     if output is not None:
         output.write_bytes(data)
-        console.print(f"wrote {table.num_rows} rows to {output}")
+        console.print(f"wrote {table.num_rows} rows to {output}", markup=False)
     elif format in ("parquet", "arrow"):
         if sys.stdout.isatty():
             raise InvalidArgument(f"{format} is binary: pass --output FILE")
