@@ -303,3 +303,17 @@ def test_cli_shows_brackets_in_data_and_errors_as_they_are(cli: Any) -> None:
     assert "[/x]" in result.out and "[/h]" in result.out and "[bold]hi" in result.out
     result = cli("sql", "SELECT error('[/x] boom')")
     assert result.code == 2 and result.err.startswith("error: ") and "[/x] boom" in result.err, result
+
+
+def test_failed_rest_export_leaves_no_temp_file(seeded: httpx.Client, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.core.errors import Unavailable
+    from kiln.lake import DatasetService
+
+    def broken(self, *args, **kwargs):
+        raise Unavailable("the store went away")
+
+    name = seeded.get("/v1/datasets").json()[0]["name"]
+    monkeypatch.setattr(DatasetService, "export", broken)
+    resp = seeded.get(f"/v1/datasets/{name}/export", params={"format": "csv"})
+    assert resp.status_code == 503
+    assert not list((settings.home / "tmp").glob("export-*"))

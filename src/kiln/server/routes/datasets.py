@@ -129,7 +129,11 @@ def export(ref: str, ws: Ws, format: str = Query("parquet", pattern="^(csv|parqu
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix="export-", suffix=f".{format}", dir=tmp_dir)
     os.close(fd)
-    svc.export(f"{version.name}@{version.version}", path, format=format)
+    try:
+        svc.export(f"{version.name}@{version.version}", path, format=format)
+    except BaseException:
+        os.unlink(path)  # the response's background task, which removes it, never runs
+        raise
     return FileResponse(path, media_type=MEDIA_TYPES[format], filename=f"{version.name}-v{version.version}.{format}", background=BackgroundTask(os.unlink, path))
 
 
