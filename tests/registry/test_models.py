@@ -109,3 +109,18 @@ def test_register_and_versions_on_both_backends(ws, uniq, iris, tmp_path):
     assert svc.get_version(ref=f"{name}@prod").version == 2
     assert svc.load(ref=f"{name}@prod").predict(X[:2]).shape == (2,)
     assert name in {m.name for m in svc.list()}
+
+
+def test_a_remotely_loaded_model_leaves_no_folder_behind(client, iris, tmp_path, monkeypatch):
+    import gc
+    import glob
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    X, y = iris
+    client.models.register("tidy", model=LogisticRegression(max_iter=300).fit(X, y), sample_input=X[:5])
+    predictor = client.models.load("tidy")
+    assert len(predictor.predict(X[:3])) == 3
+    del predictor
+    gc.collect()
+    assert glob.glob(str(tmp_path / "kiln-model-*")) == []

@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,13 @@ class Models(Namespace):
         if self._local:
             return self._svc(ModelService).load(ref=ref, trust_pickle=trust_pickle, trusted_types=trusted_types)
         folder = Path(tempfile.mkdtemp(prefix="kiln-model-"))
-        self.download(ref, folder)
-        manifest = Manifest.model_validate_json((folder / MANIFEST_NAME).read_bytes())
-        return load_folder(folder, manifest, LoadOptions(trust_pickle=trust_pickle, trusted_types=tuple(trusted_types)))
+        try:
+            self.download(ref, folder)
+            manifest = Manifest.model_validate_json((folder / MANIFEST_NAME).read_bytes())
+            predictor = load_folder(folder, manifest, LoadOptions(trust_pickle=trust_pickle, trusted_types=tuple(trusted_types)))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        # A custom model_fn may keep reading its folder: remove it with the predictor.
+        weakref.finalize(predictor, shutil.rmtree, folder, True)
+        return predictor
