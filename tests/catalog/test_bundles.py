@@ -100,6 +100,14 @@ def _edit_manifest(everywhere: bool) -> Callable[[str, bytes], tuple[str, bytes]
     return change
 
 
+def _huge_version(data: bytes) -> bytes:
+    import json
+
+    manifest = json.loads(data)
+    manifest["versions"][-1]["version"] = 2**63  # the database holds 64-bit integers
+    return json.dumps(manifest).encode()
+
+
 def _link(name: str, target: str) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = tarfile.SYMTYPE
@@ -120,6 +128,7 @@ def _plain(name: str) -> tarfile.TarInfo:
     ("file missing", lambda n, d: None if n.endswith(".parquet") else (n, d), None, "does not match its manifest"),
     ("no manifest", lambda n, d: None if n == "manifest.json" else (n, d), None, "no manifest.json"),
     ("manifest not JSON", lambda n, d: (n, b"{not json") if n == "manifest.json" else (n, d), None, "manifest is not valid"),
+    ("version past 64 bits", lambda n, d: (n, _huge_version(d)) if n == "manifest.json" else (n, d), None, "manifest is not valid"),
     ("dot-dot member", None, [_plain("../escape.txt")], "'../escape.txt' is refused"),
     ("nested dot-dot", None, [_plain("files/../../escape.txt")], "is refused"),
     ("absolute member", None, [_plain("/tmp/kiln-escape.txt")], "is refused"),

@@ -48,20 +48,21 @@ _FILE_RE = re.compile(r"files/([0-9a-f]{64})\.parquet")
 _MAX_MANIFEST = 64 << 20
 _MAX_MEMBERS = 100_000
 _CHUNK = 1 << 20
+_INT64 = 2**63 - 1  # the metadata database's integers
 
 
 class BundleFile(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    rows: int = Field(ge=0)
-    bytes: int = Field(ge=0)
+    rows: int = Field(ge=0, le=_INT64)
+    bytes: int = Field(ge=0, le=_INT64)
 
 
 class BundleVersion(BaseModel):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=_INT64)
     created_at: float
     created_by: str = Field(max_length=128)
-    row_count: int = Field(ge=0)
-    byte_size: int = Field(ge=0)
+    row_count: int = Field(ge=0, le=_INT64)
+    byte_size: int = Field(ge=0, le=_INT64)
     columns: list[Column]
     source: dict[str, Any]
     lineage: dict[str, Any]
