@@ -317,3 +317,14 @@ def test_failed_rest_export_leaves_no_temp_file(seeded: httpx.Client, settings: 
     resp = seeded.get(f"/v1/datasets/{name}/export", params={"format": "csv"})
     assert resp.status_code == 503
     assert not list((settings.home / "tmp").glob("export-*"))
+
+
+def test_a_type_override_cannot_smuggle_sql(http: httpx.Client, tmp_path: Path) -> None:
+    """An editor's ?types= used to run inside an unsandboxed DuckDB statement: COPY wrote anywhere."""
+    import orjson
+
+    target = tmp_path / "smuggled.csv"
+    types = {"amount": f"INT); COPY (SELECT 42 AS x) TO '{target}'; SELECT CAST(NULL AS INT"}
+    resp = upload(http, "sales", types=orjson.dumps(types).decode())
+    assert resp.status_code == 400 and "unknown type" in resp.json()["error"]["message"]
+    assert not target.exists()

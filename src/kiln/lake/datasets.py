@@ -431,10 +431,13 @@ def _insert_if_absent(conn: Connection, table: sa.Table) -> Any:
 
 
 def _check_type(column: str, type_name: str) -> None:
+    # Check the characters first and parse without running SQL: the name used to be
+    # executed inside "SELECT CAST(NULL AS ...)" on an unsandboxed connection, so
+    # "INT); COPY ... TO '/any/path'; SELECT (1" wrote files wherever the server could.
     try:
-        duckdb.connect().execute(f"SELECT CAST(NULL AS {type_name})")
-        if not type_name.replace(" ", "").replace("(", "").replace(")", "").replace(",", "").replace("_", "").isalnum():
+        if not isinstance(type_name, str) or not type_name.replace(" ", "").replace("(", "").replace(")", "").replace(",", "").replace("_", "").isalnum():
             raise duckdb.Error("bad characters")
+        duckdb.sqltype(type_name)
     except duckdb.Error:
         raise InvalidArgument(f"unknown type {type_name!r} for column {column!r}: use varchar, bigint, double, boolean, date, timestamp...") from None
 
