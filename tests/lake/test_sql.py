@@ -109,3 +109,16 @@ def test_error_after_the_first_batch_is_invalid_argument_and_remembered(local_sq
 def test_version_past_64_bits_is_invalid_not_a_crash(local_sql: SqlService) -> None:
     with pytest.raises(InvalidArgument):
         local_sql.query('SELECT * FROM "sales@99999999999999999999999"')
+
+
+def test_an_unexpected_failure_is_not_remembered_as_ok(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.core.errors import Unavailable
+
+    def down(self, *args, **kwargs):
+        raise Unavailable("the store went away")
+
+    monkeypatch.setattr(SqlService, "_run", down)
+    with pytest.raises(Unavailable):
+        local_sql.query("SELECT 42")
+    last = local_sql.history(limit=1)[0]
+    assert last.query == "SELECT 42" and last.status == "error" and "went away" in last.error

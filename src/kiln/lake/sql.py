@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from kiln.core.context import Context
-from kiln.core.errors import InvalidArgument, NotFound, ResourceExhausted
+from kiln.core.errors import InvalidArgument, KilnError, ResourceExhausted
 from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
 from kiln.lake._models import SqlHistoryEntry
@@ -88,8 +88,11 @@ class SqlService:
             result = self._run(sql, limit, timeout)
             rows = result.table.num_rows
             return result
-        except (InvalidArgument, ResourceExhausted, NotFound) as exc:
+        except KilnError as exc:
             status, error = "error", exc.message
+            raise
+        except BaseException as exc:  # never remembered as "ok"
+            status, error = "error", type(exc).__name__
             raise
         finally:
             self._remember(sql, status, rows, (time.perf_counter() - start) * 1000, error)
