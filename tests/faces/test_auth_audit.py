@@ -326,3 +326,12 @@ def test_server_refusal_variants(cli: Any, monkeypatch: pytest.MonkeyPatch, args
         monkeypatch.setenv(key, value)
     result = cli("server", *args)
     assert result.code == 2 and "refusing to bind" in result.err, result
+
+
+@pytest.mark.parametrize("source", ["s3://other-bucket/secret.csv", "postgresql://postgres@127.0.0.1:5432/test"])
+def test_only_an_admin_points_the_server_at_a_source_it_reads_itself(secured: tuple[httpx.Client, dict[str, str]], source: str) -> None:
+    http, tokens = secured
+    body = {"source": source, "options": {"query": "SELECT 1 AS one"}}
+    resp = http.post("/v1/datasets/theirs/versions", json=body, headers=_as(tokens, "editor"))
+    assert resp.status_code == 403 and "admin" in resp.json()["error"]["message"]
+    assert http.get("/v1/datasets/theirs", headers=_as(tokens, "admin")).status_code == 404

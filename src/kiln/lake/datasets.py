@@ -48,7 +48,7 @@ class DatasetService:
 
     # -- writing -----------------------------------------------------------------
 
-    def ingest(self, name: str, source: Any, *, options: IngestOptions | None = None, append: bool = False, lineage: dict[str, Any] | None = None, progress: Progress | None = None) -> DatasetVersion:
+    def ingest(self, name: str, source: Any, *, options: IngestOptions | None = None, append: bool = False, lineage: dict[str, Any] | None = None, progress: Progress | None = None, source_meta: dict[str, Any] | None = None) -> DatasetVersion:
         """Read ``source`` into a new version of dataset ``name``.
 
         Args:
@@ -59,12 +59,14 @@ class DatasetService:
             append: the new version holds the previous rows plus the new ones.
             lineage: parents and producer recorded with the version.
             progress: called with a fraction in [0, 1] while files are parsed.
+            source_meta: what to record as the version's source instead of the
+                reader's own description (a catalog entry, a stream...).
 
         Raises:
             InvalidArgument: malformed data (the message names the line), bad options.
             NotFound: the source does not exist.
         """
-        return self._ingest(name, source, options=options, append=append, lineage=lineage, progress=progress)
+        return self._ingest(name, source, options=options, append=append, lineage=lineage, progress=progress, source_meta=source_meta)
 
     def _ingest(self, name: str, source: Any, *, options: IngestOptions | None = None, append: bool = False, lineage: dict[str, Any] | None = None, progress: Progress | None = None, source_meta: dict[str, Any] | None = None) -> DatasetVersion:
         check_name(name, kind="dataset")

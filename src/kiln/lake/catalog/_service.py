@@ -121,7 +121,7 @@ class CatalogService:
         data = Path(spec.origin).parent / "data"
         options = IngestOptions(format="csv", null_values=["NA"], description=description)
         if table != "flights":
-            version = datasets.ingest(target, str(data / f"{table}.csv"), options=options, lineage=lineage)
+            return datasets.ingest(target, str(data / f"{table}.csv"), options=options, lineage=lineage, source_meta=source)
         else:
             tmp = Path(tempfile.mkdtemp(prefix="catalog-", dir=_tmp(self.ws)))
             try:
@@ -129,26 +129,15 @@ class CatalogService:
                     member = next(n for n in zf.namelist() if n.endswith(".csv") and "/" not in n.strip("/"))
                     with zf.open(member) as src, open(tmp / "flights.csv", "wb") as out:
                         shutil.copyfileobj(src, out, 1 << 20)
-                version = datasets.ingest(target, str(tmp / "flights.csv"), options=options, lineage=lineage)
+                return datasets.ingest(target, str(tmp / "flights.csv"), options=options, lineage=lineage, source_meta=source)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        return _set_source(datasets, version, source)
 
 
 def _tmp(ws: Workspace) -> Path:
     path = ws.settings.home / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _set_source(datasets: Any, version: DatasetVersion, source: dict[str, Any]) -> DatasetVersion:
-    import orjson
-
-    from kiln.lake import _tables as t
-
-    with datasets.ws.db.write() as conn:
-        conn.execute(t.versions.update().where(t.versions.c.id == datasets._version_id(conn, version.name, version.version)).values(source=orjson.dumps(source, option=orjson.OPT_SORT_KEYS).decode()))
-    return version.model_copy(update={"source": source})
 
 
 def _load_frame(kind: str, key: str) -> Any:

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from kiln.core.errors import InvalidArgument, invalid_input
+from kiln.core.errors import InvalidArgument, PermissionDenied, invalid_input
 from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._wire import MEDIA_TYPES, encode_table
 from kiln.lake.bundles import BundleService
@@ -63,6 +63,7 @@ def _upload_options(params: dict[str, Any]) -> IngestOptions:
 async def ingest(name: str, request: Request, ws: Ws, svc: Svc = service(DatasetService), append: bool = False) -> DatasetVersion:
     """Upload a file as the body (``?format=csv`` and other options as query parameters),
     or send JSON ``{"source": "s3://..."}`` for a source the server reads."""
+    _require(svc, "editor", name)  # before any byte of the body is read or spooled to disk
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     params = {k: v for k, v in request.query_params.items()}
     if ctype == "application/json":
@@ -74,10 +75,9 @@ async def ingest(name: str, request: Request, ws: Ws, svc: Svc = service(Dataset
             raise InvalidArgument("over REST, upload the file as the request body; only s3:// and database sources are read by the server")
         if body.source.lower().startswith("sqlite:"):
             raise InvalidArgument("sqlite: sources name files on the server and are refused over REST; upload the data instead")
-        if not body.source.lower().startswith("s3://"):
-            # The server connects wherever the URL says, with the server's network
-            # reach: only an admin may point it at a database.
-            svc.ctx.require("admin")
+        # The server reads wherever the URL says, with its own credentials and network
+        # reach (other buckets, other databases): only an admin may point it there.
+        _require(svc, "admin", name)
         return await _in_thread(svc.ingest, name, body.source, options=body.options, append=body.append)
     opts = _upload_options(params)
     if opts.format is None:
@@ -98,6 +98,15 @@ async def ingest(name: str, request: Request, ws: Ws, svc: Svc = service(Dataset
         return await _in_thread(svc.ingest, name, path, options=opts, append=append)
     finally:
         os.unlink(path)
+
+
+def _require(svc: DatasetService, role: str, name: str) -> None:
+    """A role check that, when it refuses, leaves the same audit event the service would."""
+    try:
+        svc.ctx.require(role)
+    except PermissionDenied as exc:
+        svc.ws.audit_failure(svc.ctx, action="datasets.ingest", resource=f"datasets/{name}", error=exc)
+        raise
 
 
 async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
