@@ -81,6 +81,9 @@ def test_ragged_csv_names_the_line_and_commits_nothing(svc: DatasetService, tmp_
         svc.ingest("ragged", path)
     assert err.value.details["line"] == 52
     assert svc.list() == []
+    assert svc.ws.store.list("datasets") == [], "a failed ingest removes its own files"
+    if svc.ws.store.capabilities.local_paths:
+        assert not (Path(svc.ws.store.url) / "datasets" / "ragged").exists(), "and its folders"
     with pytest.raises(NotFound):
         svc.get("ragged")
 

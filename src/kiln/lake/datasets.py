@@ -78,7 +78,11 @@ class DatasetService:
             self.ws.audit_failure(self.ctx, action="datasets.ingest", resource=f"datasets/{name}", error=exc)
             raise
         meta = src.meta | {"options": opts.model_dump(exclude_defaults=True)} if source_meta is None else source_meta
-        return self._commit(name, written, source=meta, lineage=lineage or {}, previous=previous, append=append, description=opts.description)
+        try:
+            return self._commit(name, written, source=meta, lineage=lineage or {}, previous=previous, append=append, description=opts.description)
+        except BaseException:
+            self.ws.store.delete(written[0].key.rsplit("/", 1)[0])  # this ingest's own prefix only
+            raise
 
     def _stage(self, name: str, source: Any, opts: IngestOptions, append: bool, progress: Progress | None) -> tuple[Any, DatasetVersion | None, list[DatasetFile]]:
         """Parse ``source`` into Parquet files under a fresh prefix (not yet visible)."""
@@ -190,6 +194,10 @@ class DatasetService:
             if progress is not None:
                 progress(1.0)
             return out
+        except BaseException:
+            # Nothing references these files yet: remove them now rather than at gc.
+            store.delete(prefix)
+            raise
         finally:
             stop.set()
             if watcher is not None:
