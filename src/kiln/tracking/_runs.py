@@ -63,6 +63,8 @@ _RUN_COLS = [
 # Statements of the hot paths, built once: SQLAlchemy then reuses their compiled form.
 _RID = sa.bindparam("rid")
 _Q_STATUS = sa.select(runs.c.status).where(runs.c.id == _RID)
+# Locked: a batch and a finish of one run serialise, so no point lands after the finish.
+_Q_STATUS_LOCKED = _Q_STATUS.with_for_update()
 _Q_ROW = sa.select(*_RUN_COLS).select_from(runs.join(experiments, experiments.c.id == runs.c.experiment_id)).where(runs.c.id == _RID)
 _Q_FINISH = runs.update().where(runs.c.id == sa.bindparam("rid")).values(
     status=sa.bindparam("status"), end_time=sa.bindparam("end_time"), failure_reason=sa.bindparam("failure_reason")
@@ -346,7 +348,7 @@ class RunService:
         resource = f"experiments/{self._experiment_of(run_id)}/runs/{run_id}"
         row = None
         with self.ws.mutation(self.ctx, action=action, resource=resource, details=details) as (conn, _):
-            status = conn.execute(_Q_STATUS, {"rid": run_id}).scalar()
+            status = conn.execute(_Q_STATUS_LOCKED, {"rid": run_id}).scalar()
             if status is None:
                 raise NotFound(f"run {run_id} does not exist; `kiln runs ls EXPERIMENT` lists runs")
             if status != "Running":
