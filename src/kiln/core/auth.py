@@ -75,7 +75,8 @@ class TokenService:
             row = conn.execute(sa.select(tokens).where(tokens.c.name == name)).first()
             if row is None:
                 raise NotFound(f"token {name!r} does not exist; `kiln tokens ls` lists them")
-            conn.execute(tokens.update().where(tokens.c.name == name).values(revoked_at=time.time()))
+            if row.revoked_at is None:  # revoking twice keeps the first revocation time
+                conn.execute(tokens.update().where(tokens.c.name == name).values(revoked_at=time.time()))
             row = conn.execute(sa.select(tokens).where(tokens.c.name == name)).one()
         return _info(row)
 

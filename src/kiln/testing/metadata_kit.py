@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from kiln.core import audit
-from kiln.core._tables import audit_events
+from kiln.core._tables import audit_events, tokens
 from kiln.core.auth import TokenService, authenticate
 from kiln.core.context import Context, local_context
 from kiln.core.errors import AlreadyExists, PermissionDenied, Unauthenticated
@@ -60,7 +60,13 @@ class MetadataStoreContract:
         assert (ctx.actor, ctx.role) == ("token:bot", "editor")
         with pytest.raises(AlreadyExists):
             svc.create(name="bot", role="viewer")
+        assert svc.revoke(name="bot").revoked and svc.list()[0].revoked
+        when = sa.select(tokens.c.revoked_at).where(tokens.c.name == "bot")
+        with workspace.db.read() as conn:
+            first = conn.execute(when).scalar_one()
         svc.revoke(name="bot")
+        with workspace.db.read() as conn:
+            assert conn.execute(when).scalar_one() == first, "revoking twice keeps the first time"
         with pytest.raises(Unauthenticated):
             authenticate(workspace, token.token, source="127.0.0.1", request_id="r")
         with pytest.raises(Unauthenticated):
