@@ -182,3 +182,21 @@ def test_cli_refuses_traversal_names(settings: Any, monkeypatch: pytest.MonkeyPa
                 command.main(args=list(args), standalone_mode=False)
     assert [s.name for s in client.streams.list()] == ["clicks"] and client.datasets.list() == []
     client.close()
+
+
+def test_a_failing_ack_callback_does_not_fail_committed_batches(app: Any) -> None:
+    from kiln.sdk.streams import Producer
+
+    client = kiln.Client("http://testserver", http_transport=SyncASGI(app))
+    client.streams.create("acks")
+
+    def boom(_: Any) -> None:
+        raise RuntimeError("the caller's callback broke")
+
+    producer = Producer(client.streams, "acks", max_batch=2, linger_ms=5, on_ack=boom)
+    pending = [producer.put({"i": i}) for i in range(4)]
+    producer.close(timeout=10)
+    assert [p.result(5) for p in pending] == [1, 2, 3, 4]
+    assert producer.errors == [] and len(producer.callback_errors) == 2
+    assert client.streams.get("acks").pending == 4
+    client.close()

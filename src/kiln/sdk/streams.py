@@ -172,6 +172,7 @@ class Producer:
         self.linger_s = linger_ms / 1000.0
         self.max_pending = max(max_pending, max_batch)
         self.on_ack = on_ack
+        self.callback_errors: list[Exception] = []
         self._caller_sends = streams._local
         self._cond = threading.Condition(threading.Lock())
         self._send_lock = threading.Lock()
@@ -255,13 +256,19 @@ class Producer:
         try:
             result = self._streams.put(self.name, batch.records)
             batch.first = result.first_sequence_number
-            if self.on_ack is not None:
-                self.on_ack(result)
         except Exception as exc:  # noqa: BLE001 - surfaced through result() and errors
             batch.error = exc
             self.errors.append(exc)
-        finally:
             batch.done.set()
+            return
+        batch.done.set()
+        if self.on_ack is not None:
+            # The batch is committed whatever the callback does: a failing callback must
+            # not report it as failed (a retry would write it twice).
+            try:
+                self.on_ack(result)
+            except Exception as exc:  # noqa: BLE001 - the caller's own code
+                self.callback_errors.append(exc)
 
     def flush(self, timeout: float | None = None) -> None:
         """Send what is queued now and wait until every record put so far is acknowledged or failed."""
