@@ -90,6 +90,19 @@ def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: s
     console.print(table)
 
 
+def parse_pairs(pairs: list[str] | None, *, option: str, example: str) -> dict[str, str]:
+    """``["a=int", "b=varchar"]`` -> ``{"a": "int", "b": "varchar"}`` for options like --type."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        col, sep, typ = pair.partition("=")
+        if not sep or not col or not typ:
+            from kiln.core.errors import InvalidArgument
+
+            raise InvalidArgument(f"{option} takes COLUMN=TYPE (e.g. {example}), got {pair!r}")
+        out[col] = typ
+    return out
+
+
 def to_jsonable(value: Any) -> Any:
     """Tracking's JSON view of a value (NaN and infinities as strings); imported lazily
     so that `kiln --help` does not load the tracking stage."""

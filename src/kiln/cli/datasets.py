@@ -8,20 +8,10 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from kiln.cli._common import JsonOpt, console, emit, get_client, print_json
+from kiln.cli._common import JsonOpt, console, emit, get_client, parse_pairs, print_json
 from kiln.core.errors import InvalidArgument
 
 app = typer.Typer(help="Datasets: immutable, versioned Parquet tables.", no_args_is_help=True)
-
-
-def _types(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        col, sep, typ = pair.partition("=")
-        if not sep or not col or not typ:
-            raise InvalidArgument(f"--type takes COLUMN=TYPE (e.g. zip=varchar), got {pair!r}")
-        out[col] = typ
-    return out
 
 
 @app.command("ingest")
@@ -45,7 +35,7 @@ def ingest(
 ) -> None:
     """Ingest a source as a new dataset version; nothing is visible until it is complete."""
     client = get_client()
-    options: dict[str, Any] = dict(delimiter=delimiter, header=header, quote=quote, escape=escape, encoding=encoding, null_values=null or None, skip_rows=skip, sheet=sheet, query=query, types=_types(type_ or []), description=description)
+    options: dict[str, Any] = dict(delimiter=delimiter, header=header, quote=quote, escape=escape, encoding=encoding, null_values=null or None, skip_rows=skip, sheet=sheet, query=query, types=parse_pairs(type_, option="--type", example="zip=varchar"), description=description)
     if json or client.is_remote:
         version = client.datasets.ingest(name, source, append=append, format=format, **options)
     else:

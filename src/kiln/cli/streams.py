@@ -9,24 +9,12 @@ from typing import Any
 import orjson
 import typer
 
-from kiln.cli._common import JsonOpt, console, emit, get_client, print_json
+from kiln.cli._common import JsonOpt, console, emit, get_client, parse_pairs, print_json
 from kiln.core.errors import InvalidArgument
 
 app = typer.Typer(help="Streams (Kinesis): durable record logs, consumers, flushes into datasets.", no_args_is_help=True)
 
 _STREAM_COLUMNS = ["name", "dataset", "last_sequence_number", "flushed_sequence_number", "pending", "flush_rows", "flush_interval_s", "source", "created_at"]
-
-
-def _columns(pairs: list[str]) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    out = {}
-    for pair in pairs:
-        col, sep, typ = pair.partition("=")
-        if not sep or not col or not typ:
-            raise InvalidArgument(f"--column takes COLUMN=TYPE (e.g. user=string), got {pair!r}")
-        out[col] = typ
-    return out
 
 
 @app.command("create")
@@ -41,7 +29,7 @@ def create(
     json: bool = JsonOpt,
 ) -> None:
     """Create a stream."""
-    stream = get_client().streams.create(name, dataset=dataset, columns=_columns(column or []), source=source, flush_rows=flush_rows, flush_interval_s=flush_interval, description=description)
+    stream = get_client().streams.create(name, dataset=dataset, columns=parse_pairs(column, option="--column", example="user=string") or None, source=source, flush_rows=flush_rows, flush_interval_s=flush_interval, description=description)
     if json:
         emit(stream, json=True)
     else:
