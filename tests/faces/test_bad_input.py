@@ -328,3 +328,11 @@ def test_a_type_override_cannot_smuggle_sql(http: httpx.Client, tmp_path: Path) 
     resp = upload(http, "sales", types=orjson.dumps(types).decode())
     assert resp.status_code == 400 and "unknown type" in resp.json()["error"]["message"]
     assert not target.exists()
+
+
+@pytest.mark.parametrize("pair", ["amount", "=int", "amount="])
+def test_cli_malformed_type_override_is_one_line(cli: Any, tmp_path: Path, pair: str) -> None:
+    source = tmp_path / "s.csv"
+    source.write_text("amount\n1\n")
+    result = cli("datasets", "ingest", "sales", str(source), "--type", pair)
+    assert result.code == 2 and "--type takes COLUMN=TYPE" in result.err and "Traceback" not in result.err
