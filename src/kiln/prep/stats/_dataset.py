@@ -13,7 +13,6 @@ import pyarrow as pa
 from kiln.core.errors import InvalidArgument
 from kiln.prep.stats._column import DEFAULT_KLL_K, ColumnStatistics
 from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, infer_kind, iter_batches
-from kiln.prep.stats._values import DEFAULT_MAX_EXACT
 
 __all__ = ["DatasetStatistics", "compute_statistics"]
 
@@ -29,10 +28,11 @@ class DatasetStatistics:
 
     Args:
         kll_k: the KLL sketch's k for numeric columns.
-        max_exact: distinct values counted exactly per column before sketching.
+        max_exact: distinct values counted exactly per column before sketching
+            (default: 10,000 for numbers, 65,536 for strings).
     """
 
-    def __init__(self, *, kll_k: int = DEFAULT_KLL_K, max_exact: int = DEFAULT_MAX_EXACT) -> None:
+    def __init__(self, *, kll_k: int = DEFAULT_KLL_K, max_exact: int | None = None) -> None:
         self.kll_k = kll_k
         self.max_exact = max_exact
         self.row_count = 0
@@ -122,7 +122,8 @@ class DatasetStatistics:
         if d.get("format") != FORMAT:
             raise InvalidArgument(f"not Kiln statistics (format {d.get('format')!r}, "
                                   f"expected {FORMAT!r})")
-        out = cls(kll_k=int(d["kll_k"]), max_exact=int(d["max_exact"]))
+        max_exact = d.get("max_exact")
+        out = cls(kll_k=int(d["kll_k"]), max_exact=None if max_exact is None else int(max_exact))
         out.row_count, out.nbytes = int(d["row_count"]), int(d["nbytes"])
         for c in d["columns"]:
             out.columns[c["name"]] = ColumnStatistics.from_dict(c)
@@ -152,7 +153,7 @@ def compute_statistics(
     *,
     columns: Sequence[str] | None = None,
     kll_k: int = DEFAULT_KLL_K,
-    max_exact: int = DEFAULT_MAX_EXACT,
+    max_exact: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_workers: int | None = None,
 ) -> DatasetStatistics:

@@ -12,11 +12,13 @@ import pyarrow.compute as pc
 
 from kiln.prep.stats._hll import registers, sketch_from_registers
 
-__all__ = ["ValueCounter"]
+__all__ = ["ValueCounter", "default_max_exact"]
 
-DEFAULT_MAX_EXACT = 10_000
+DEFAULT_MAX_EXACT = 10_000  # numbers: sketching them is cheap (vectorised hashes, KLL)
+DEFAULT_MAX_EXACT_STRINGS = 65_536  # strings go through the sketches one by one
 HLL_LG_K = 14  # ~0.8% relative standard error; 8-16 KiB per high-cardinality column
 FREQUENT_LG_MAX_MAP = 10  # tracks ~768 heavy hitters per string column
+_PROBE = 4096  # values looked at before paying for a batch's distinct count
 
 
 def _b64(data: bytes) -> str:
@@ -45,6 +47,12 @@ def _py(values: pa.Array) -> list[Any]:
     return values.to_pylist()
 
 
+def default_max_exact(value_type: pa.DataType | None) -> int:
+    """Distinct values counted exactly by default: more for strings, whose sketches cost more."""
+    return DEFAULT_MAX_EXACT_STRINGS if value_type is not None and pa.types.is_string(value_type) \
+        else DEFAULT_MAX_EXACT
+
+
 class ValueCounter:
     """Counts of each value while there are at most ``max_exact`` distinct values.
 
@@ -67,6 +75,7 @@ class ValueCounter:
         self.hll_: ds.hll_sketch | None = None
         self.regs_: np.ndarray | None = None  # numbers: registers not yet folded into hll_
         self.frequent_: ds.frequent_strings_sketch | None = None
+        self.probe_regs_: np.ndarray | None = None
 
     @property
     def exact(self) -> bool:
@@ -84,20 +93,35 @@ class ValueCounter:
         if not self.exact and not self._is_string:
             self._add_sketch(values, None)  # registers take every value; no dedup needed
             return
-        if not self._is_string and len(values) > self.max_exact:
-            # A batch with too many distinct numbers switches to sketching on its
-            # own; unique() tells that for less than value_counts() costs.
-            keys = pc.unique(values)
-            if len(keys) > self.max_exact:
-                self._to_sketch()
-                self._add_sketch(keys, None)
-                return
+        if not self._is_string and len(values) > self.max_exact and self._looks_distinct(values):
+            # The batch alone has too many distinct numbers: sketch from here on,
+            # starting from the registers that told so.
+            regs = self.probe_regs_
+            self.probe_regs_ = None
+            self._to_sketch()
+            self.regs_ = regs if self.regs_ is None else np.maximum(self.regs_, regs)
+            return
         vc = pc.value_counts(values)
         keys, counts = vc.field("values"), vc.field("counts").to_numpy().astype(np.int64)
         if self.exact:
             self._add_exact(keys, counts)
         else:
             self._add_sketch(keys, counts)
+
+    def _looks_distinct(self, values: pa.Array) -> bool:
+        """True when the batch surely holds more than ``max_exact`` distinct numbers.
+
+        A distinct count of a small slice says whether to look (cheap); if so,
+        the batch's HLL registers decide, with a 20% margin (~25 standard
+        errors), and are kept in ``probe_regs_`` for the switch.
+        """
+        if pc.count_distinct(values.slice(0, _PROBE)).as_py() <= _PROBE // 2:
+            return False
+        regs = registers(_numbers(values), HLL_LG_K)
+        if sketch_from_registers(regs, HLL_LG_K).get_estimate() <= 1.2 * self.max_exact:
+            return False
+        self.probe_regs_ = regs
+        return True
 
     def _add_exact(self, keys: pa.Array, counts: np.ndarray) -> None:
         assert self.values_ is not None and self.counts_ is not None
