@@ -14,6 +14,7 @@ from sklearn import datasets
 
 from kiln.core.errors import InvalidArgument
 from kiln.prep.report import AlertThresholds, ProfileResult, profile
+from kiln.prep.report._sample import RowSampler, hash_rows
 
 N = 5_000
 
@@ -79,9 +80,20 @@ def test_duplicate_rows_are_counted_exactly_over_all_batches() -> None:
     assert doc["overview"]["duplicate_rows"] == doc["duplicates"]["count"] == 130
     assert {a.kind for a in result.alerts} >= {"duplicates"}
     assert not any(a.kind == "unique" for a in result.alerts)
-    assert all(e["count"] in (2, 3) for e in doc["duplicates"]["examples"])
+    examples = doc["duplicates"]["examples"]
+    assert 1 <= len(examples) <= 5 and all(e["count"] in (2, 3) for e in examples)
     assert doc["overview"]["sampled"] and doc["overview"]["sample_rows"] == 1_000
     assert "uniform sample of 1,000 of 5,130 rows" in result.to_html()
+
+
+def test_sampled_rows_keep_their_row_hashes() -> None:
+    table = pa.Table.from_pandas(_mixed(5_000), preserve_index=False)
+    sampler = RowSampler(1_000, seed=3)
+    for batch in table.to_batches(max_chunksize=700):
+        sampler.update(batch, tags=hash_rows(batch))
+    sample = sampler.result()
+    assert sample.num_rows == 1_000 and not sampler.complete
+    np.testing.assert_array_equal(sampler.tags, hash_rows(sample))
 
 
 def test_thresholds_are_configurable() -> None:

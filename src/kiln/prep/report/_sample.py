@@ -17,7 +17,8 @@ class RowSampler:
     Each row gets a random key and the ``size`` rows with the smallest keys
     are kept (bottom-k sampling): uniform without replacement, mergeable, and
     vectorised per batch, since once full only rows whose key beats the
-    current k-th key are looked at.
+    current k-th key are looked at. Each row may carry a tag (its row hash),
+    returned beside the sample by :attr:`tags`.
     """
 
     def __init__(self, size: int, *, seed: int = 0) -> None:
@@ -25,36 +26,41 @@ class RowSampler:
         self.rng_ = np.random.default_rng(seed)
         self.parts_: list[pa.Table] = []
         self.keys_: list[np.ndarray] = []
+        self.tags_: list[np.ndarray] = []
         self.buffered_ = 0
         self.threshold_ = np.inf  # k-th smallest key once the sample is full
         self.seen_ = 0
 
-    def update(self, batch: pa.RecordBatch) -> None:
+    def update(self, batch: pa.RecordBatch, tags: np.ndarray | None = None) -> None:
         n = batch.num_rows
         self.seen_ += n
         if n == 0 or self.size <= 0:
             return
         keys = self.rng_.random(n)
+        if tags is None:
+            tags = np.zeros(n, dtype=np.uint64)
         if np.isfinite(self.threshold_):
             keep = np.flatnonzero(keys < self.threshold_)
             if keep.size == 0:
                 return
-            batch, keys = batch.take(pa.array(keep)), keys[keep]
+            batch, keys, tags = batch.take(pa.array(keep)), keys[keep], tags[keep]
         self.parts_.append(pa.Table.from_batches([batch]))
         self.keys_.append(keys)
+        self.tags_.append(tags)
         self.buffered_ += len(keys)
-        if self.buffered_ >= 2 * self.size:
+        if self.buffered_ >= self.size + max(self.size // 2, 1):
             self._compact()
 
     def _compact(self) -> None:
         table = pa.concat_tables(self.parts_, promote_options="permissive")
-        keys = np.concatenate(self.keys_)
+        keys, tags = np.concatenate(self.keys_), np.concatenate(self.tags_)
         if len(keys) > self.size:
             idx = np.argpartition(keys, self.size - 1)[: self.size]
             idx.sort()  # keep arrival order, so an unsampled input comes back as it was
-            table, keys = table.take(pa.array(idx)), keys[idx]
+            table, keys, tags = table.take(pa.array(idx)), keys[idx], tags[idx]
             self.threshold_ = float(keys.max())
-        self.parts_, self.keys_, self.buffered_ = [table], [keys], len(keys)
+        self.parts_, self.keys_, self.tags_ = [table], [keys], [tags]
+        self.buffered_ = len(keys)
 
     @property
     def complete(self) -> bool:
@@ -67,6 +73,14 @@ class RowSampler:
             return None
         self._compact()
         return self.parts_[0].combine_chunks()
+
+    @property
+    def tags(self) -> np.ndarray:
+        """The sampled rows' tags, in :meth:`result`'s order."""
+        if not self.parts_:
+            return np.zeros(0, dtype=np.uint64)
+        self._compact()
+        return self.tags_[0]
 
 
 def hash_rows(table: pa.Table | pa.RecordBatch) -> np.ndarray:
@@ -92,12 +106,19 @@ class DuplicateCounter:
         self.unique_: np.ndarray | None = None
         self.counts_: np.ndarray | None = None
 
-    def update(self, batch: pa.RecordBatch) -> None:
-        if batch.num_rows == 0:
+    def update(self, batch: pa.RecordBatch) -> np.ndarray:
+        """Count a batch's rows; returns their hashes."""
+        hashes = hash_rows(batch)
+        self.add(hashes)
+        return hashes
+
+    def add(self, hashes: np.ndarray) -> None:
+        """Count rows by their hashes (from :func:`hash_rows`)."""
+        if len(hashes) == 0:
             return
-        self.hashes_.append(hash_rows(batch))
-        self.rows_ += batch.num_rows
-        self.buffered_ += batch.num_rows
+        self.hashes_.append(hashes)
+        self.rows_ += len(hashes)
+        self.buffered_ += len(hashes)
         if self.buffered_ >= self.COMPACT_EVERY:
             self._compact()
 
@@ -124,25 +145,28 @@ class DuplicateCounter:
         self._compact()
         return self.rows_ - len(self.unique_)
 
-    def counts_of(self, hashes: np.ndarray) -> np.ndarray:
-        """How many times each given row hash occurs in the whole stream."""
+    def repeated(self) -> tuple[np.ndarray, np.ndarray]:
+        """Hashes of the rows that occur more than once (sorted), with their counts."""
         self._compact()
-        if len(self.unique_) == 0:
-            return np.zeros(len(hashes), dtype=np.int64)
-        pos = np.searchsorted(self.unique_, hashes).clip(0, len(self.unique_) - 1)
-        return np.where(self.unique_[pos] == hashes, self.counts_[pos], 0)
+        many = self.counts_ > 1
+        return self.unique_[many], self.counts_[many]
 
 
-def duplicate_examples(sample: pa.Table, counter: DuplicateCounter, *,
-                       limit: int = 5) -> list[dict[str, Any]]:
-    """Up to ``limit`` sampled rows that occur more than once in the whole data."""
+def duplicate_examples(sample: pa.Table | None, hashes: np.ndarray, counter: DuplicateCounter,
+                       *, limit: int = 5) -> list[dict[str, Any]]:
+    """Up to ``limit`` sampled rows that occur more than once in the whole data.
+
+    ``hashes`` are the sampled rows' hashes (:attr:`RowSampler.tags`).
+    """
     if sample is None or sample.num_rows == 0 or counter.duplicates == 0:
         return []
-    h = hash_rows(sample)
-    counts = counter.counts_of(h)
-    idx = np.flatnonzero(counts > 1)
-    _, first = np.unique(h[idx], return_index=True)
-    idx = idx[np.sort(first)]
-    idx = idx[np.argsort(-counts[idx], kind="stable")][:limit]
-    rows = sample.take(pa.array(idx)).to_pylist()
-    return [{"row": row, "count": int(c)} for row, c in zip(rows, counts[idx], strict=True)]
+    dup, dup_counts = counter.repeated()
+    pos = np.searchsorted(dup, hashes).clip(0, len(dup) - 1)
+    idx = np.flatnonzero(dup[pos] == hashes)
+    counts = dup_counts[pos[idx]]
+    _, first = np.unique(hashes[idx], return_index=True)  # one example per distinct row
+    keep = np.sort(first)
+    idx, counts = idx[keep], counts[keep]
+    best = np.argsort(-counts, kind="stable")[:limit]
+    rows = sample.take(pa.array(idx[best])).to_pylist()
+    return [{"row": row, "count": int(c)} for row, c in zip(rows, counts[best], strict=True)]
