@@ -7,33 +7,13 @@ the key prefix it owns and a function returning the keys its committed rows use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection
 
 from kiln.core.context import Context
+from kiln.core.gc_roots import register_gc_root, roots
 from kiln.core.workspace import Workspace
 
 __all__ = ["GcReport", "collect_garbage", "register_gc_root"]
-
-
-@dataclass(frozen=True)
-class _Root:
-    prefix: str
-    referenced: Callable[[Connection], set[str]]
-
-
-_ROOTS: list[_Root] = []
-
-
-def register_gc_root(prefix: str, referenced: Callable[[Connection], set[str]]) -> None:
-    """Declare that objects under ``prefix`` are live only when ``referenced`` lists them.
-
-    ``referenced`` may return exact keys or folder prefixes ending in '/'.
-    """
-    _ROOTS.append(_Root(prefix.rstrip("/") + "/", referenced))
 
 
 class GcReport(BaseModel):
@@ -62,7 +42,7 @@ def collect_garbage(ws: Workspace, ctx: Context, *, grace_s: float, dry_run: boo
     freed = 0
     recent = 0
     with ws.db.read() as conn:
-        live = [(root, root.referenced(conn)) for root in _ROOTS]
+        live = [(root, root.referenced(conn)) for root in roots()]
     for root, keys in live:
         prefixes = tuple(k for k in keys if k.endswith("/"))
         for key, size, mtime in ws.store.list(root.prefix.rstrip("/")):

@@ -474,7 +474,7 @@ def _referenced_keys(conn: Connection) -> set[str]:
 
 
 def register() -> None:
-    from kiln.core.gc import register_gc_root
+    from kiln.core.gc_roots import register_gc_root
 
     register_gc_root("datasets/", _referenced_keys)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from kiln.core.gc import register_gc_root
+from kiln.core.gc_roots import register_gc_root
 
 if TYPE_CHECKING:
     from kiln.prep._models import (

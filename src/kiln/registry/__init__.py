@@ -1,6 +1,6 @@
 """Registry: model packages with safe flavors, versions, approval and aliases."""
 
-from kiln.core.gc import register_gc_root
+from kiln.core.gc_roots import register_gc_root
 from kiln.registry._build import package_model, prepare_folder
 from kiln.registry._flavors import (
     Flavor,

@@ -1,6 +1,6 @@
 """Tracking: experiments, runs, params, metrics, artifacts, search and evaluation."""
 
-from kiln.core.gc import register_gc_root
+from kiln.core.gc_roots import register_gc_root
 from kiln.tracking._artifacts import ArtifactService, referenced_keys
 from kiln.tracking._evaluation import EvaluationService
 from kiln.tracking._experiments import ExperimentService

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
@@ -22,8 +23,10 @@ from kiln.prep.report._analysis import (
     missing_patterns,
 )
 from kiln.prep.report._html import render
+from kiln.prep.report._rowhash import ColumnHash, RowHasher, column_hash
 from kiln.prep.report._sample import DuplicateCounter, RowSampler, duplicate_examples
-from kiln.prep.stats import ColumnKind, DatasetStatistics, DataLike, iter_batches
+from kiln.prep.stats import ColumnKind, DatasetStatistics, DataLike
+from kiln.prep.stats._chunks import Chunk, iter_chunks, map_columns
 
 __all__ = ["FORMAT", "ProfileResult", "profile"]
 
@@ -151,7 +154,7 @@ def profile(
         sample_rows: the most rows kept for sample-based analyses (default
             50,000; 100,000 with a ``target``, for the model).
         batch_size: rows per batch for inputs that can be re-sliced.
-        max_workers: threads for the statistics pass (default: half the CPUs).
+        max_workers: threads for the statistics pass (default: the CPUs, at most 8).
         thresholds: when alerts fire (default :class:`AlertThresholds`).
         seed: seed of the sample and the models, for repeatable reports.
 
@@ -168,20 +171,45 @@ def profile(
         sample_rows = SAMPLE_ROWS_TARGET if target is not None else SAMPLE_ROWS
     sampler = RowSampler(sample_rows, seed=seed)
     dups = DuplicateCounter()
-    # Column threads contend for the GIL (the sketches hold it); they pay off
-    # only with cores to spare, so small machines default to one.
-    workers = max_workers or max(1, min(8, (os.cpu_count() or 1) // 2))
-    with ThreadPoolExecutor(max(workers, 2)) as pool:
-        col_pool = pool if workers > 1 else None
-        for batch in iter_batches(data, batch_size=batch_size):
-            hashing = pool.submit(dups.update, batch)  # numpy hashes mostly off the GIL
-            stats.update(batch, executor=col_pool)
-            sampler.update(batch, tags=hashing.result())
+    # Parquet reads, numpy and Arrow kernels run off the GIL; the KLL sketch holds it.
+    workers = max_workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for chunk in iter_chunks(data, batch_size=batch_size):
+            _profile_chunk(chunk, stats, sampler, dups, pool, workers)
     if target is not None and target not in stats.columns:
         raise InvalidArgument(f"target {target!r} is not a column; columns are "
                               f"{', '.join(stats.columns)}")
     sample = sampler.result()
     return ProfileResult(_document(stats, sample, sampler, dups, title, target, th, seed), stats)
+
+
+def _profile_chunk(chunk: Chunk, stats: DatasetStatistics, sampler: RowSampler,
+                   dups: DuplicateCounter, pool: ThreadPoolExecutor | None, workers: int) -> None:
+    """One chunk, a column at a time: its statistics, its share of the row hash and sample.
+
+    Columns are worked on in ``pool``, ``workers`` at a time (see
+    :func:`map_columns`), so only that many columns of the chunk are in
+    memory at once, plus the sampled rows.
+    """
+    names = chunk.column_names
+    keep, keys = sampler.select(chunk.num_rows)
+    take = None if len(keep) == chunk.num_rows else pa.array(keep)
+
+    def one(i: int, arr: pa.Array) -> tuple[ColumnHash, pa.Array]:
+        stats.update_column(names[i], arr)
+        return column_hash(arr), arr if take is None else arr.take(take)
+
+    hasher = RowHasher(chunk.num_rows)
+    kept: list[pa.Array] = []
+
+    for hashed, part in map_columns(chunk, one, pool, workers):
+        hasher.add(hashed)  # in column order
+        kept.append(part)
+    stats.end_chunk(names, chunk.num_rows)
+    hashes = hasher.result()
+    dups.add(hashes)
+    if len(keep):
+        sampler.add(pa.RecordBatch.from_arrays(kept, names=names), keys, hashes[keep])
 
 
 def _document(stats: DatasetStatistics, sample: pa.Table | None, sampler: RowSampler,

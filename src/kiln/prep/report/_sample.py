@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
-__all__ = ["DuplicateCounter", "RowSampler"]
+from kiln.prep.report._rowhash import hash_rows
+
+__all__ = ["DuplicateCounter", "RowSampler", "hash_rows"]
 
 
 class RowSampler:
@@ -31,25 +32,39 @@ class RowSampler:
         self.threshold_ = np.inf  # k-th smallest key once the sample is full
         self.seen_ = 0
 
-    def update(self, batch: pa.RecordBatch, tags: np.ndarray | None = None) -> None:
-        n = batch.num_rows
+    def select(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Draw keys for the next ``n`` rows: (indices of rows that may enter, their keys).
+
+        Pass those rows to :meth:`add`; the others are already out.
+        """
         self.seen_ += n
         if n == 0 or self.size <= 0:
-            return
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
         keys = self.rng_.random(n)
-        if tags is None:
-            tags = np.zeros(n, dtype=np.uint64)
-        if np.isfinite(self.threshold_):
-            keep = np.flatnonzero(keys < self.threshold_)
-            if keep.size == 0:
-                return
-            batch, keys, tags = batch.take(pa.array(keep)), keys[keep], tags[keep]
-        self.parts_.append(pa.Table.from_batches([batch]))
+        if not np.isfinite(self.threshold_):
+            return np.arange(n), keys
+        keep = np.flatnonzero(keys < self.threshold_)
+        return keep, keys[keep]
+
+    def add(self, rows: pa.RecordBatch | pa.Table, keys: np.ndarray,
+            tags: np.ndarray | None = None) -> None:
+        """Offer the rows :meth:`select` let in, with their keys (and tags)."""
+        if len(keys) == 0:
+            return
+        self.parts_.append(rows if isinstance(rows, pa.Table) else pa.Table.from_batches([rows]))
         self.keys_.append(keys)
-        self.tags_.append(tags)
+        self.tags_.append(np.zeros(len(keys), dtype=np.uint64) if tags is None else tags)
         self.buffered_ += len(keys)
         if self.buffered_ >= self.size + max(self.size // 2, 1):
             self._compact()
+
+    def update(self, batch: pa.RecordBatch, tags: np.ndarray | None = None) -> None:
+        """Offer a whole batch (``tags``: one per row)."""
+        keep, keys = self.select(batch.num_rows)
+        if len(keep) == batch.num_rows:
+            self.add(batch, keys, tags)
+        elif len(keep):
+            self.add(batch.take(pa.array(keep)), keys, None if tags is None else tags[keep])
 
     def _compact(self) -> None:
         table = pa.concat_tables(self.parts_, promote_options="permissive")
@@ -81,13 +96,6 @@ class RowSampler:
             return np.zeros(0, dtype=np.uint64)
         self._compact()
         return self.tags_[0]
-
-
-def hash_rows(table: pa.Table | pa.RecordBatch) -> np.ndarray:
-    """A 64-bit hash per row (polars, multi-threaded, fixed seed within a process)."""
-    if table.num_columns == 0:
-        return np.zeros(table.num_rows, dtype=np.uint64)
-    return pl.from_arrow(table).hash_rows(seed=0).to_numpy()
 
 
 class DuplicateCounter:

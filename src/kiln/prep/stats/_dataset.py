@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from kiln.core.errors import InvalidArgument
+from kiln.prep.stats._chunks import Chunk, as_chunk, iter_chunks, map_columns
 from kiln.prep.stats._column import DEFAULT_KLL_K, ColumnStatistics
 from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, infer_kind, iter_batches
 
@@ -38,6 +40,8 @@ class DatasetStatistics:
         self.row_count = 0
         self.nbytes = 0
         self.columns: dict[str, ColumnStatistics] = {}
+        self._lock = threading.Lock()
+        self._fresh: set[str] = set()  # columns first seen in the current chunk
 
     def __getitem__(self, name: str) -> ColumnStatistics:
         try:
@@ -53,38 +57,61 @@ class DatasetStatistics:
     def __len__(self) -> int:
         return len(self.columns)
 
-    def _column(self, field: pa.Field) -> ColumnStatistics:
-        col = self.columns.get(field.name)
+    def _column(self, name: str, arr: pa.Array | pa.ChunkedArray) -> ColumnStatistics:
+        col = self.columns.get(name)
         if col is None:
-            tz = getattr(field.type, "tz", None)
-            col = ColumnStatistics(field.name, infer_kind(field.type), kll_k=self.kll_k,
-                                   max_exact=self.max_exact, tz=tz)
-            # A column first seen late was missing from every earlier row.
-            col.count = col.null_count = self.row_count
-            self.columns[field.name] = col
+            with self._lock:  # column threads may meet a new column at once
+                col = self.columns.get(name)
+                if col is None:
+                    col = ColumnStatistics(name, infer_kind(arr.type), kll_k=self.kll_k,
+                                           max_exact=self.max_exact,
+                                           tz=getattr(arr.type, "tz", None))
+                    # A column first seen late was missing from every earlier row.
+                    col.count = col.null_count = self.row_count
+                    self.columns[name] = col
+                    self._fresh.add(name)
         return col
 
-    def update(self, batch: pa.RecordBatch | pa.Table, *,
-               executor: ThreadPoolExecutor | None = None) -> DatasetStatistics:
-        """Add one batch; columns are processed on ``executor`` when given.
+    def update_column(self, name: str, arr: pa.Array | pa.ChunkedArray) -> None:
+        """Add one chunk's values of one column; finish the chunk with :meth:`end_chunk`.
+
+        Different columns may be updated from different threads.
+        """
+        self._column(name, arr).update(arr)
+        with self._lock:
+            self.nbytes += arr.nbytes
+
+    def end_chunk(self, names: list[str], num_rows: int) -> None:
+        """Close a chunk of ``num_rows`` rows whose columns ``names`` were all updated."""
+        seen = set(names)
+        for name, col in self.columns.items():
+            if name not in seen:  # absent from this chunk: all missing
+                col.count += num_rows
+                col.null_count += num_rows
+        if self._fresh:  # created by column threads in any order: use the chunk's order
+            old = [n for n in self.columns if n not in self._fresh]
+            self.columns = {n: self.columns[n] for n in old + [n for n in names if n in self._fresh]}
+            self._fresh.clear()
+        self.row_count += num_rows
+
+    def update(self, batch: pa.RecordBatch | pa.Table | Chunk, *,
+               executor: ThreadPoolExecutor | None = None, window: int = 4) -> DatasetStatistics:
+        """Add one batch (or chunk); columns are processed on ``executor`` when given.
+
+        Args:
+            batch: the rows.
+            executor: threads for the columns (None: this thread).
+            window: the most columns in flight on ``executor``.
 
         Returns:
             self, so calls chain.
         """
-        cols = [(self._column(f), batch.column(i)) for i, f in enumerate(batch.schema)]
-        seen = {c.name for c, _ in cols}
-        if executor is None or len(cols) < 2:
-            for col, arr in cols:
-                col.update(arr)
-        else:
-            # Arrow kernels, numpy and the KLL batch update release the GIL.
-            list(executor.map(lambda ca: ca[0].update(ca[1]), cols))
-        for name, col in self.columns.items():
-            if name not in seen:  # absent from this batch: all missing
-                col.count += batch.num_rows
-                col.null_count += batch.num_rows
-        self.row_count += batch.num_rows
-        self.nbytes += batch.nbytes
+        chunk = as_chunk(batch)
+        names = chunk.column_names
+        for _ in map_columns(chunk, lambda i, arr: self.update_column(names[i], arr),
+                             executor, window):
+            pass
+        self.end_chunk(names, chunk.num_rows)
         return self
 
     def merge(self, other: DatasetStatistics) -> DatasetStatistics:
@@ -181,8 +208,12 @@ def compute_statistics(
     workers = max_workers or max(1, min(8, (os.cpu_count() or 1) // 2))
     executor = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
-        for batch in select_columns(iter_batches(data, batch_size=batch_size), columns):
-            stats.update(batch, executor=executor)
+        if columns is None:
+            for chunk in iter_chunks(data, batch_size=batch_size):
+                stats.update(chunk, executor=executor, window=workers)
+        else:
+            for batch in select_columns(iter_batches(data, batch_size=batch_size), columns):
+                stats.update(batch, executor=executor, window=workers)
     finally:
         if executor is not None:
             executor.shutdown()

@@ -1,0 +1,177 @@
+"""Column-at-a-time access to data-like inputs, so a pass holds one column of one chunk.
+
+A *chunk* is a run of rows (a record batch, a slice of a table or frame, a
+Parquet row group) whose columns are materialised one at a time, on demand:
+a Parquet row group reads just that column chunk. Whole row groups are never
+decoded at once, which keeps a profile of a file small in memory; a pandas
+frame is converted to Arrow one slice at a time, never whole.
+"""
+
+from __future__ import annotations
+
+import os
+import collections
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+import pyarrow as pa
+
+from kiln.core.errors import InvalidArgument
+from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, iter_batches
+
+__all__ = ["Chunk", "as_chunk", "iter_chunks", "map_columns"]
+
+T = TypeVar("T")
+
+
+class Chunk(Protocol):
+    """Rows whose columns are read one by one."""
+
+    num_rows: int
+    column_names: list[str]
+
+    def column(self, i: int) -> pa.Array:
+        """Column ``i`` as one (unchunked) array."""
+
+
+class _BatchChunk:
+    """A record batch (or table) already in memory."""
+
+    def __init__(self, batch: pa.RecordBatch | pa.Table) -> None:
+        self.batch = batch
+        self.num_rows = batch.num_rows
+        self.column_names = list(batch.schema.names)
+
+    def column(self, i: int) -> pa.Array | pa.ChunkedArray:
+        return self.batch.column(i)
+
+
+def as_chunk(data: pa.RecordBatch | pa.Table | Chunk) -> Chunk:
+    """A record batch or table as a :class:`Chunk`; a chunk as itself."""
+    return _BatchChunk(data) if isinstance(data, pa.RecordBatch | pa.Table) else data
+
+
+class _RowGroupChunk:
+    """One row group of a Parquet file; each column is read only when asked for."""
+
+    def __init__(self, file: Any, index: int, names: list[str]) -> None:
+        self.file, self.index = file, index
+        self.num_rows = file.metadata.row_group(index).num_rows
+        self.column_names = names
+
+    def column(self, i: int) -> pa.Array:
+        table = self.file.read_row_group(self.index, columns=[self.column_names[i]],
+                                         use_threads=False)
+        return table.column(0).combine_chunks()
+
+
+class _FragmentChunk:
+    """One row group of a ``pyarrow.dataset`` Parquet fragment (local or remote)."""
+
+    def __init__(self, fragment: Any, schema: pa.Schema, num_rows: int) -> None:
+        self.fragment, self.schema = fragment, schema
+        self.num_rows = num_rows
+        self.column_names = list(schema.names)
+
+    def column(self, i: int) -> pa.Array:
+        table = self.fragment.to_table(columns=[self.column_names[i]], schema=self.schema,
+                                       use_threads=False)
+        return table.column(0).combine_chunks()
+
+
+def _parquet_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+        if not files:
+            raise InvalidArgument(f"no .parquet files under {path}")
+        return files
+    if not path.exists():
+        raise InvalidArgument(f"no such file: {path}")
+    return [path]
+
+
+def _file_chunks(path: Path) -> Iterator[Chunk]:
+    import pyarrow.parquet as pq  # pyarrow.dataset would import pandas (~50 MiB)
+
+    for file_path in _parquet_files(path):
+        try:
+            file = pq.ParquetFile(file_path, buffer_size=1 << 20)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidArgument(f"{file_path} is not a readable Parquet file: {exc}") from None
+        file_names = list(file.schema_arrow.names)
+        if file.metadata.num_row_groups == 0:
+            yield _BatchChunk(pa.RecordBatch.from_pylist([], schema=file.schema_arrow))
+        for index in range(file.metadata.num_row_groups):
+            yield _RowGroupChunk(file, index, file_names)
+
+
+def _dataset_chunks(data: Any) -> Iterator[Chunk] | None:
+    """Row-group chunks of a Parquet ``pyarrow.dataset.Dataset``; None for other formats."""
+    fragments = list(data.get_fragments())
+    if not fragments or not all(hasattr(f, "row_groups") and hasattr(f, "subset") for f in fragments):
+        return None
+
+    def chunks() -> Iterator[Chunk]:
+        for fragment in fragments:
+            for rg in fragment.row_groups:
+                yield _FragmentChunk(fragment.subset(row_group_ids=[rg.id]), data.schema,
+                                     rg.num_rows)
+
+    return chunks()
+
+
+def iter_chunks(data: DataLike, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Chunk]:
+    """Yield the chunks of a data-like input, columns read lazily where the input allows.
+
+    Args:
+        data: anything :func:`iter_batches` takes, or a path to a Parquet file
+            or a folder of them. Parquet files and Parquet datasets are read a
+            column chunk at a time; pandas frames convert a slice at a time;
+            everything else goes batch by batch.
+        batch_size: the most rows per chunk for inputs that can be re-sliced
+            (a Parquet row group is one chunk, whatever its size).
+
+    Raises:
+        InvalidArgument: for unreadable inputs.
+    """
+    if batch_size < 1:
+        raise InvalidArgument(f"batch_size must be positive, got {batch_size}")
+    if isinstance(data, str | os.PathLike):
+        yield from _file_chunks(Path(data))
+        return
+    mod = type(data).__module__
+    if mod.startswith("pandas") and hasattr(data, "iloc") and len(data) > 0:
+        for start in range(0, len(data), batch_size):  # one slice in Arrow at a time
+            yield from (_BatchChunk(b) for b in
+                        iter_batches(data.iloc[start:start + batch_size], batch_size=batch_size))
+        return
+    if hasattr(data, "get_fragments") and hasattr(data, "schema"):  # pyarrow.dataset
+        chunks = _dataset_chunks(data)
+        if chunks is not None:
+            yield from chunks
+            return
+    for batch in iter_batches(data, batch_size=batch_size):
+        yield _BatchChunk(batch)
+
+
+def map_columns(chunk: Chunk, fn: Callable[[int, pa.Array], T],
+                pool: ThreadPoolExecutor | None = None, window: int = 2) -> Iterator[T]:
+    """``fn(i, column i)`` for every column of ``chunk``, results in column order.
+
+    Columns are read in the calling thread (Parquet readers are not
+    thread-safe) and ``fn`` runs on ``pool``, with at most ``window`` columns
+    in flight, so that many columns of the chunk are in memory at once.
+    """
+    if pool is None:
+        for i in range(len(chunk.column_names)):
+            yield fn(i, chunk.column(i))
+        return
+    pending: collections.deque[Future[T]] = collections.deque()
+    for i in range(len(chunk.column_names)):
+        pending.append(pool.submit(fn, i, chunk.column(i)))
+        while len(pending) > window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
