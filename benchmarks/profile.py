@@ -4,16 +4,26 @@
     python benchmarks/profile.py --peer-python /path/to/venv/bin/python
     python benchmarks/profile.py --big                # 1,000,000 x 50, Kiln alone
 
-The table is generated once with a fixed seed and written to Parquet; each
-tool then runs in a fresh subprocess that loads it into a pandas DataFrame
-(not timed), so neither shares the other's heap. Reported per tool: wall time
-of ``profile + to_html`` (after imports and a warm-up call on 2,000 rows that
-pays one-time costs such as template compilation), the process's peak RSS
-during that call (VmHWM, reset just before it; the loaded DataFrame and the
-tool's imports are in it), the RSS the call added on top of what the process
-held before it, and the HTML size. ydata-profiling is a benchmark-only peer, never a Kiln
-dependency; it pins older numpy/pandas, so it usually lives in its own venv
-(pass ``--peer-python``); when it cannot be imported it is reported as skipped.
+The table is generated once with a fixed seed and written to Parquet in
+122,880-row groups (how Kiln's lake stores a version: DuckDB's default).
+Each tool runs in a fresh subprocess, so neither shares the other's heap,
+in two modes:
+
+* ``frame``: both are handed the same pandas DataFrame, loaded before the
+  clock starts (``ProfileReport(df, minimal=True)`` against ``profile(df)``).
+* ``file``: each profiles the Parquet file its own way: ydata has to load
+  it into pandas first (``pd.read_parquet``, timed), Kiln streams it
+  (``profile(path)``, a column chunk at a time), as ``kiln profile`` does.
+
+Reported per tool and mode: wall time of ``profile + to_html`` (median of
+``--repeat`` runs, after a warm-up call on a 2,000-row file that pays one-time
+costs such as imports and template compilation), the process's peak RSS
+during the call (VmHWM, reset just before it, so imports, and in ``frame``
+mode the DataFrame, are in it), the RSS the call added on top of what the
+process held before it, and the HTML size. ydata-profiling is a
+benchmark-only peer, never a Kiln dependency; it pins older numpy/pandas, so
+it usually lives in its own venv (pass ``--peer-python``); when it cannot be
+imported it is reported as skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import time
 from pathlib import Path
 
 TARGETS = {"speed": 20.0, "memory": 5.0, "html": 5.0}
+ROW_GROUP = 122_880  # rows per Parquet row group, as DuckDB (Kiln's lake) writes them
 
 
 def make_table(rows: int, cols: int, seed: int = 0):  # type: ignore[no-untyped-def]
@@ -96,29 +107,30 @@ def _reset_peak() -> None:
         pass
 
 
-def worker(tool: str, parquet: str, html_out: str, repeat: int = 1) -> None:
+def worker(tool: str, mode: str, parquet: str, warm: str, html_out: str, repeat: int = 1) -> None:
     """Run one tool in this (fresh) process and print its figures as JSON."""
     import pandas as pd
 
-    frame = pd.read_parquet(parquet)
     if tool == "kiln":
         from kiln.prep.report import profile
 
-        def run(df: pd.DataFrame) -> str:
-            return profile(df, title="benchmark").to_html()
+        def run(source: str | pd.DataFrame) -> str:
+            return profile(source, title="benchmark").to_html()
     else:
         import warnings
 
         warnings.filterwarnings("ignore")
         from ydata_profiling import ProfileReport
 
-        def run(df: pd.DataFrame) -> str:
+        def run(source: str | pd.DataFrame) -> str:
+            df = pd.read_parquet(source) if isinstance(source, str) else source
             return ProfileReport(df, minimal=True, title="benchmark",
                                  progress_bar=False).to_html()
-    # A warm-up call on a small slice pays one-time costs (lazy imports, template
+    frame = pd.read_parquet(parquet) if mode == "frame" else None
+    # A warm-up call on a small file pays one-time costs (lazy imports, template
     # compilation) for both tools, so the figure is the profiling itself.
     start = time.perf_counter()
-    run(frame.head(2_000))
+    run(pd.read_parquet(warm) if mode == "frame" else warm)
     warmup = time.perf_counter() - start
     times, peak, added = [], 0, 0
     for _ in range(repeat):  # the median damps noise from other work on the machine
@@ -126,17 +138,19 @@ def worker(tool: str, parquet: str, html_out: str, repeat: int = 1) -> None:
         _reset_peak()
         base = _status_kib("VmRSS")
         start = time.perf_counter()
-        html = run(frame)
+        html = run(frame if mode == "frame" else parquet)
         times.append(time.perf_counter() - start)
         hwm = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         peak, added = max(peak, hwm), max(added, hwm - base)
     seconds = statistics.median(times)
     Path(html_out).write_text(html, encoding="utf-8")
-    print(json.dumps({"seconds": seconds, "runs": [round(t, 2) for t in times], "warmup_s": warmup, "peak_mib": peak / 1024,
-                      "added_mib": added / 1024, "html_bytes": len(html.encode("utf-8"))}))
+    print(json.dumps({"seconds": seconds, "runs": [round(t, 2) for t in times],
+                      "warmup_s": warmup, "peak_mib": peak / 1024, "added_mib": added / 1024,
+                      "html_bytes": len(html.encode("utf-8"))}))
 
 
-def _run(python: str, tool: str, parquet: str, tmp: str, repeat: int) -> dict | None:
+def _run(python: str, tool: str, mode: str, files: tuple[str, str], tmp: str,
+         repeat: int) -> dict | None:
     env = dict(os.environ)
     src = str(Path(__file__).resolve().parents[1] / "src")
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
@@ -145,8 +159,8 @@ def _run(python: str, tool: str, parquet: str, tmp: str, repeat: int) -> dict | 
                                env=env)
         if probe.returncode != 0:
             return None
-    out = subprocess.run([python, __file__, "--worker", tool, parquet,
-                          str(Path(tmp) / f"{tool}.html"), "--repeat", str(repeat)],
+    out = subprocess.run([python, __file__, "--worker", tool, mode, *files,
+                          str(Path(tmp) / f"{tool}-{mode}.html"), "--repeat", str(repeat)],
                          capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
         sys.stderr.write(out.stderr[-3000:])
@@ -155,9 +169,16 @@ def _run(python: str, tool: str, parquet: str, tmp: str, repeat: int) -> dict | 
 
 
 def _line(name: str, r: dict) -> str:
-    return (f"{name:<6} {r['seconds']:>7.2f} s median of {r['runs']} (warm-up {r['warmup_s']:.1f} s) "
-            f"{r['peak_mib']:>9.0f} MiB peak "
-            f"{r['added_mib']:>8.0f} MiB added {r['html_bytes'] / 1024:>9.0f} KiB html")
+    return (f"{name:<11} {r['seconds']:>6.2f} s median of {r['runs']} (warm-up {r['warmup_s']:.1f} s)"
+            f" {r['peak_mib']:>6.0f} MiB peak {r['added_mib']:>5.0f} MiB added"
+            f" {r['html_bytes'] / 1024:>6.0f} KiB html")
+
+
+def _verdict(key: str, value: float) -> str:
+    target = TARGETS.get(key)
+    if target is None:
+        return ""
+    return f"  (target >= {target:g}x: {'met' if value >= target else 'MISSED'})"
 
 
 def main() -> None:
@@ -169,37 +190,47 @@ def main() -> None:
                     help="interpreter that has ydata-profiling (default: this one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per tool (median)")
-    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--mode", choices=["frame", "file", "both"], default="both")
+    ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(*args.worker, repeat=args.repeat)
         return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     rows, cols = (1_000_000, 50) if args.big else (args.rows, args.cols)
+    modes = ["frame", "file"] if args.mode == "both" else [args.mode]
     with tempfile.TemporaryDirectory() as tmp:
-        parquet = str(Path(tmp) / "data.parquet")
-        make_table(rows, cols, args.seed).to_parquet(parquet)
-        print(f"data: {rows:,} rows x {cols} columns (seed {args.seed})")
-        kiln = _run(sys.executable, "kiln", parquet, tmp, args.repeat)
-        print(_line("kiln", kiln))
+        parquet, warm = str(Path(tmp) / "data.parquet"), str(Path(tmp) / "warm.parquet")
+        table = pa.Table.from_pandas(make_table(rows, cols, args.seed), preserve_index=False)
+        pq.write_table(table, parquet, row_group_size=ROW_GROUP)
+        pq.write_table(table.slice(0, 2_000), warm)
+        del table
+        print(f"data: {rows:,} rows x {cols} columns (seed {args.seed}), "
+              f"{Path(parquet).stat().st_size / 2**20:.1f} MiB of Parquet")
         if args.big:
+            for mode in modes:
+                kiln = _run(sys.executable, "kiln", mode, (parquet, warm), tmp, args.repeat)
+                print(_line(f"kiln {mode}", kiln))
             ok = kiln["html_bytes"] <= 2_000_000
             print(f"html size {'within' if ok else 'OVER'} the 2 MB limit")
             return
-        peer = _run(args.peer_python, "ydata", parquet, tmp, args.repeat)
-        if peer is None:
-            print("ydata    skipped: ydata_profiling is not importable "
-                  f"with {args.peer_python} (pass --peer-python)")
-            return
-        print(_line("ydata", peer))
-        ratios = {"speed": peer["seconds"] / kiln["seconds"],
-                  "memory": peer["peak_mib"] / kiln["peak_mib"],
-                  "memory_added": peer["added_mib"] / max(kiln["added_mib"], 1.0),
-                  "html": peer["html_bytes"] / kiln["html_bytes"]}
-        for key, value in ratios.items():
-            target = TARGETS.get(key)
-            verdict = "" if target is None else \
-                (f"  (target >= {target:g}x: {'met' if value >= target else 'MISSED'})")
-            print(f"ratio {key:<13} ydata/kiln = {value:6.1f}x{verdict}")
+        for mode in modes:
+            kiln = _run(sys.executable, "kiln", mode, (parquet, warm), tmp, args.repeat)
+            print(_line(f"kiln {mode}", kiln))
+            peer = _run(args.peer_python, "ydata", mode, (parquet, warm), tmp, args.repeat)
+            if peer is None:
+                print("ydata    skipped: ydata_profiling is not importable "
+                      f"with {args.peer_python} (pass --peer-python)")
+                return
+            print(_line(f"ydata {mode}", peer))
+            ratios = {"speed": peer["seconds"] / kiln["seconds"],
+                      "memory": peer["peak_mib"] / kiln["peak_mib"],
+                      "memory_added": peer["added_mib"] / max(kiln["added_mib"], 1.0),
+                      "html": peer["html_bytes"] / kiln["html_bytes"]}
+            for key, value in ratios.items():
+                print(f"  {mode:<5} ratio {key:<13} ydata/kiln = {value:6.1f}x{_verdict(key, value)}")
 
 
 if __name__ == "__main__":

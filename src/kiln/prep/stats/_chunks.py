@@ -175,3 +175,4 @@ def map_columns(chunk: Chunk, fn: Callable[[int, pa.Array], T],
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+

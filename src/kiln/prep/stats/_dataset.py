@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -12,7 +13,12 @@ from typing import Any
 import pyarrow as pa
 
 from kiln.core.errors import InvalidArgument
-from kiln.prep.stats._chunks import Chunk, as_chunk, iter_chunks, map_columns
+from kiln.prep.stats._chunks import (
+    Chunk,
+    as_chunk,
+    iter_chunks,
+    map_columns,
+)
 from kiln.prep.stats._column import DEFAULT_KLL_K, ColumnStatistics
 from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, infer_kind, iter_batches
 
@@ -194,7 +200,7 @@ def compute_statistics(
         max_exact: per column, distinct values counted exactly before
             switching to HLL + frequent-items sketches.
         batch_size: rows per batch for inputs that can be re-sliced.
-        max_workers: threads used across columns (default: half the CPUs; 1 = serial).
+        max_workers: threads used across columns (default: the CPUs, at most 8; 1 = serial).
 
     Returns:
         The statistics, mergeable with those of other chunks.
@@ -203,20 +209,15 @@ def compute_statistics(
         InvalidArgument: for an unreadable input or a column not in it.
     """
     stats = DatasetStatistics(kll_k=kll_k, max_exact=max_exact)
-    # Column threads contend for the GIL (the sketches hold it); they pay off
-    # only with cores to spare, so small machines default to one.
-    workers = max_workers or max(1, min(8, (os.cpu_count() or 1) // 2))
-    executor = ThreadPoolExecutor(workers) if workers > 1 else None
-    try:
+    # Parquet reads, numpy and Arrow kernels run off the GIL; the KLL sketch holds it.
+    workers = max_workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as executor:
         if columns is None:
             for chunk in iter_chunks(data, batch_size=batch_size):
                 stats.update(chunk, executor=executor, window=workers)
         else:
             for batch in select_columns(iter_batches(data, batch_size=batch_size), columns):
                 stats.update(batch, executor=executor, window=workers)
-    finally:
-        if executor is not None:
-            executor.shutdown()
     return stats
 
 
