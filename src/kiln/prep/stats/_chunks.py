@@ -175,4 +175,3 @@ def map_columns(chunk: Chunk, fn: Callable[[int, pa.Array], T],
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
-
