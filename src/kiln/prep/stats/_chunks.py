@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import collections
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -21,7 +22,7 @@ import pyarrow as pa
 from kiln.core.errors import InvalidArgument
 from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, iter_batches
 
-__all__ = ["Chunk", "as_chunk", "iter_chunks", "map_columns"]
+__all__ = ["Chunk", "as_chunk", "iter_chunks", "map_columns", "select"]
 
 T = TypeVar("T")
 
@@ -56,14 +57,15 @@ def as_chunk(data: pa.RecordBatch | pa.Table | Chunk) -> Chunk:
 class _RowGroupChunk:
     """One row group of a Parquet file; each column is read only when asked for."""
 
-    def __init__(self, file: Any, index: int, names: list[str]) -> None:
-        self.file, self.index = file, index
+    def __init__(self, file: Any, path: Path, index: int, names: list[str]) -> None:
+        self.file, self.path, self.index = file, path, index
         self.num_rows = file.metadata.row_group(index).num_rows
         self.column_names = names
 
     def column(self, i: int) -> pa.Array:
-        table = self.file.read_row_group(self.index, columns=[self.column_names[i]],
-                                         use_threads=False)
+        name = self.column_names[i]
+        with _unreadable(f"column {name!r} of row group {self.index} of {self.path}"):
+            table = self.file.read_row_group(self.index, columns=[name], use_threads=False)
         return table.column(0).combine_chunks()
 
 
@@ -76,9 +78,40 @@ class _FragmentChunk:
         self.column_names = list(schema.names)
 
     def column(self, i: int) -> pa.Array:
-        table = self.fragment.to_table(columns=[self.column_names[i]], schema=self.schema,
-                                       use_threads=False)
+        name = self.column_names[i]
+        with _unreadable(f"column {name!r} of {self.fragment.path}"):
+            table = self.fragment.to_table(columns=[name], schema=self.schema, use_threads=False)
         return table.column(0).combine_chunks()
+
+
+class _SelectedChunk:
+    """Some columns of a chunk, by name."""
+
+    def __init__(self, chunk: Chunk, columns: Sequence[str]) -> None:
+        missing = [c for c in columns if c not in chunk.column_names]
+        if missing:
+            raise InvalidArgument(f"no column(s) {missing}; columns are {chunk.column_names}")
+        self.chunk = chunk
+        self.num_rows = chunk.num_rows
+        self.column_names = list(columns)
+        self.index = [chunk.column_names.index(c) for c in columns]
+
+    def column(self, i: int) -> pa.Array | pa.ChunkedArray:
+        return self.chunk.column(self.index[i])
+
+
+def select(chunk: Chunk, columns: Sequence[str] | None) -> Chunk:
+    """``chunk`` restricted to ``columns`` (all when None); unknown names are an error."""
+    return chunk if columns is None else _SelectedChunk(chunk, columns)
+
+
+@contextlib.contextmanager
+def _unreadable(what: str) -> Iterator[None]:
+    """Turn a read error of a column chunk into an :class:`InvalidArgument` naming it."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidArgument(f"cannot read {what}: {exc}") from None
 
 
 def _parquet_files(path: Path) -> list[Path]:
@@ -104,20 +137,29 @@ def _file_chunks(path: Path) -> Iterator[Chunk]:
         if file.metadata.num_row_groups == 0:
             yield _BatchChunk(pa.RecordBatch.from_pylist([], schema=file.schema_arrow))
         for index in range(file.metadata.num_row_groups):
-            yield _RowGroupChunk(file, index, file_names)
+            yield _RowGroupChunk(file, file_path, index, file_names)
 
 
 def _dataset_chunks(data: Any) -> Iterator[Chunk] | None:
     """Row-group chunks of a Parquet ``pyarrow.dataset.Dataset``; None for other formats."""
-    fragments = list(data.get_fragments())
+    try:
+        fragments = list(data.get_fragments())
+    except ValueError:  # a filtered or projected dataset: read it through its scanner
+        return None
     if not fragments or not all(hasattr(f, "row_groups") and hasattr(f, "subset") for f in fragments):
         return None
 
     def chunks() -> Iterator[Chunk]:
+        empty = True
         for fragment in fragments:
-            for rg in fragment.row_groups:
+            with _unreadable(str(fragment.path)):
+                groups = fragment.row_groups
+            for rg in groups:
+                empty = False
                 yield _FragmentChunk(fragment.subset(row_group_ids=[rg.id]), data.schema,
                                      rg.num_rows)
+        if empty:  # still tell the schema
+            yield _BatchChunk(pa.RecordBatch.from_pylist([], schema=data.schema))
 
     return chunks()
 

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,9 +18,10 @@ from kiln.prep.stats._chunks import (
     as_chunk,
     iter_chunks,
     map_columns,
+    select,
 )
 from kiln.prep.stats._column import DEFAULT_KLL_K, ColumnStatistics
-from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, infer_kind, iter_batches
+from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, infer_kind
 
 __all__ = ["DatasetStatistics", "compute_statistics"]
 
@@ -212,23 +213,6 @@ def compute_statistics(
     # Parquet reads, numpy and Arrow kernels run off the GIL; the KLL sketch holds it.
     workers = max_workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as executor:
-        if columns is None:
-            for chunk in iter_chunks(data, batch_size=batch_size):
-                stats.update(chunk, executor=executor, window=workers)
-        else:
-            for batch in select_columns(iter_batches(data, batch_size=batch_size), columns):
-                stats.update(batch, executor=executor, window=workers)
+        for chunk in iter_chunks(data, batch_size=batch_size):
+            stats.update(select(chunk, columns), executor=executor, window=workers)
     return stats
-
-
-def select_columns(batches: Iterable[pa.RecordBatch],
-                   columns: Sequence[str] | None) -> Iterable[pa.RecordBatch]:
-    """Yield batches restricted to ``columns`` (all when None)."""
-    for batch in batches:
-        if columns is None:
-            yield batch
-            continue
-        missing = [c for c in columns if c not in batch.schema.names]
-        if missing:
-            raise InvalidArgument(f"no column(s) {missing}; columns are {batch.schema.names}")
-        yield batch.select(list(columns))
