@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from kiln.core.errors import InvalidArgument
 from kiln.prep.stats._moments import Moments
-from kiln.prep.stats._types import ColumnKind, canonical_type, normalize_array
+from kiln.prep.stats._types import ColumnKind, canonical_type, infer_kind, normalize_array
 from kiln.prep.stats._values import ValueCounter, default_max_exact
 
 __all__ = ["ColumnStatistics", "DEFAULT_KLL_K", "QUANTILES"]
@@ -42,12 +42,15 @@ class ColumnStatistics:
     Numbers (integers, floats, and bools as 0/1) keep exact moments of their
     finite values (count, mean, M2..M4), min, max, sum, zeros, negatives and
     infinities, and a KLL sketch for quantiles and histograms. Datetimes keep
-    min/max and a KLL sketch of epoch seconds. While the value counter is
-    exact, the counts are the distribution: quantiles and histograms are read
-    from them exactly, and :attr:`kll` is built from them only when asked for;
-    values go into the sketch itself once the counter has switched to sketching. Every kind but ``other`` keeps
+    min/max and a KLL sketch of epoch seconds. Every kind but ``other`` keeps
     a :class:`ValueCounter` (exact counts up to ``max_exact`` distinct values,
     HLL + frequent items past that). Strings keep length min/mean/max.
+
+    While the value counter is exact, its counts are the distribution:
+    quantiles and histograms are read from them exactly, and :attr:`kll` is
+    built from them only when asked for. Values go into the sketch itself
+    once the counter has switched to sketching, which is when a column has
+    too many distinct values for counts to be cheaper than the sketch.
 
     ``missing`` counts nulls plus NaNs; ``present`` is ``count - missing``.
     Min and max are over finite values; infinities are counted apart.
@@ -227,6 +230,12 @@ class ColumnStatistics:
     # -- building --------------------------------------------------------------
     def update(self, arr: pa.Array | pa.ChunkedArray) -> None:
         """Add one batch of the column's values."""
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if self.kind is ColumnKind.STRING and pa.types.is_dictionary(arr.type) and \
+                infer_kind(arr.type) is ColumnKind.STRING:
+            self._update_dictionary(arr)
+            return
         kind, arr, tz = normalize_array(arr)
         if kind is not self.kind or tz != self.tz:
             other = ColumnStatistics(self.name, kind, kll_k=self.kll_k,
@@ -302,6 +311,23 @@ class ColumnStatistics:
         self.length_min = _min(self.length_min, mm["min"])
         self.length_max = _max(self.length_max, mm["max"])
         self.length_sum += int(pc.sum(lengths).as_py())
+
+    def _update_dictionary(self, arr: pa.DictionaryArray) -> None:
+        """Strings as a dictionary and indices: counted by index, never decoded."""
+        self.count += len(arr)
+        self.null_count += arr.null_count
+        indices = arr.indices.drop_null() if arr.null_count else arr.indices
+        if len(indices) == 0:
+            return
+        counts = np.bincount(indices.to_numpy(), minlength=len(arr.dictionary))
+        used = np.flatnonzero(counts)
+        keys = arr.dictionary.take(pa.array(used)).cast(pa.string())
+        counts = counts[used]
+        lengths = pc.utf8_length(keys).to_numpy()
+        self.length_min = _min(self.length_min, int(lengths.min()))
+        self.length_max = _max(self.length_max, int(lengths.max()))
+        self.length_sum += int(np.dot(lengths, counts))
+        self.values.update_counts(keys, counts)
 
     def _update_datetimes(self, valid: pa.Array) -> np.ndarray | None:
         """Min and max of a batch; returns its epoch seconds to sketch."""

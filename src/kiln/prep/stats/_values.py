@@ -108,6 +108,17 @@ class ValueCounter:
         else:
             self._add_sketch(keys, counts)
 
+    def update_counts(self, keys: pa.Array, counts: np.ndarray) -> None:
+        """Count values already counted: ``counts[i]`` occurrences of ``keys[i]``."""
+        if len(keys) == 0:
+            return
+        if keys.type != self.value_type:
+            keys = keys.cast(self.value_type)
+        if self.exact:
+            self._add_exact(keys, np.asarray(counts, dtype=np.int64))
+        else:
+            self._add_sketch(keys, np.asarray(counts, dtype=np.int64))
+
     def _looks_distinct(self, values: pa.Array) -> bool:
         """True when the batch surely holds more than ``max_exact`` distinct numbers.
 
