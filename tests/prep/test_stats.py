@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pytest
 
@@ -277,3 +278,19 @@ def test_numeric_sketch_mode_survives_json_and_further_updates() -> None:
     assert not back["x"].distinct_exact
     assert back["x"].distinct == pytest.approx(50_000, rel=0.03)
     assert a.merge(back)["x"].distinct == pytest.approx(50_000, rel=0.03)
+
+
+@pytest.mark.parametrize("max_exact", [None, 50])
+def test_dictionary_strings_count_like_plain_strings(max_exact: int | None) -> None:
+    rng = np.random.default_rng(11)
+    words = [f"w{k}" if k % 7 else "" for k in range(120)]
+    values = pa.array([None if rng.random() < 0.1 else words[int(rng.integers(0, 120))]
+                       for _ in range(9_000)], type=pa.large_string())
+    # Each batch encodes on its own, so dictionaries differ between batches.
+    coded = [pa.RecordBatch.from_arrays([pc.dictionary_encode(values.slice(i, 2_000))], ["s"])
+             for i in range(0, 9_000, 2_000)]
+    plain = compute_statistics(pa.table({"s": values}), batch_size=2_000, max_exact=max_exact)["s"]
+    dict_ = compute_statistics(coded, max_exact=max_exact)["s"]
+    assert dict_.summary() == plain.summary()
+    assert dict_.distinct_exact == (max_exact is None)
+    assert (dict_.length_min, dict_.length_max) == (0, 4)
