@@ -33,8 +33,7 @@ class Moments:
         mean = float(x.mean())
         d = x - mean
         d2 = d * d
-        # Dot products sum without a temporary array each (fresh arrays cost page faults).
-        return cls(n, mean, float(d2.sum()), float(np.dot(d2, d)), float(np.dot(d2, d2)))
+        return cls(n, mean, float(d2.sum()), float((d2 * d).sum()), float((d2 * d2).sum()))
 
     def merge(self, other: Moments) -> Moments:
         """Combine with another set's moments (Pébay 2008, eqs. 2.1-2.3)."""
