@@ -36,7 +36,7 @@ bench:
 	.venv-bench/bin/python benchmarks/streams.py
 	.venv-bench/bin/python benchmarks/tracking.py
 	.venv-bench/bin/python benchmarks/recipes.py
-	.venv-bench/bin/python benchmarks/profile.py --peer-python .venv-ydata/bin/python
+	.venv-bench/bin/python benchmarks/profile.py --peer-python .venv-ydata/bin/python --procs 3 --repeat 2
 
 clean:
 	rm -rf $(VENV) .venv-bench .venv-ydata .kiln .kiln-demo .pytest_cache
