@@ -28,6 +28,7 @@ from kiln.prep.report._rowhash import ColumnHash, RowHasher, column_hash
 from kiln.prep.report._sample import DuplicateCounter, RowSampler, duplicate_examples
 from kiln.prep.stats import ColumnKind, DatasetStatistics, DataLike
 from kiln.prep.stats._chunks import Chunk, iter_chunks, map_columns
+from kiln.prep.stats._types import DEFAULT_BATCH_SIZE
 
 __all__ = ["FORMAT", "ProfileResult", "profile"]
 
@@ -133,7 +134,7 @@ def profile(
     title: str = "Dataset profile",
     target: str | None = None,
     sample_rows: int | None = None,
-    batch_size: int = 65_536,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     max_workers: int | None = None,
     thresholds: AlertThresholds | None = None,
     seed: int = 0,

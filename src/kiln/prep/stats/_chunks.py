@@ -9,12 +9,12 @@ frame is converted to Arrow one slice at a time, never whole.
 
 from __future__ import annotations
 
-import os
 import collections
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
@@ -33,8 +33,8 @@ class Chunk(Protocol):
     num_rows: int
     column_names: list[str]
 
-    def column(self, i: int) -> pa.Array:
-        """Column ``i`` as one (unchunked) array."""
+    def column(self, i: int) -> pa.Array | pa.ChunkedArray:
+        """Column ``i`` (a chunked array only for an in-memory table)."""
 
 
 class _BatchChunk:
@@ -126,7 +126,7 @@ def _parquet_files(path: Path) -> list[Path]:
 
 
 def _file_chunks(path: Path) -> Iterator[Chunk]:
-    import pyarrow.parquet as pq  # pyarrow.dataset would import pandas (~50 MiB)
+    import pyarrow.parquet as pq
 
     for file_path in _parquet_files(path):
         try:

@@ -137,10 +137,13 @@ class ValueCounter:
     def _add_exact(self, keys: pa.Array, counts: np.ndarray) -> None:
         assert self.values_ is not None and self.counts_ is not None
         if len(self.values_):
-            table = pa.table({"v": pa.concat_arrays([self.values_, keys]),
-                              "c": np.concatenate([self.counts_, counts])})
-            grouped = table.group_by("v", use_threads=False).aggregate([("c", "sum")])
-            keys, counts = grouped.column("v").combine_chunks(), grouped.column("c_sum").to_numpy()
+            # Encode both key sets into one dictionary and add counts by index: far
+            # cheaper than a group-by plan for the few thousand keys kept here.
+            both = pc.dictionary_encode(pa.concat_arrays([self.values_, keys]))
+            summed = np.bincount(both.indices.to_numpy(),
+                                 weights=np.concatenate([self.counts_, counts]),
+                                 minlength=len(both.dictionary))
+            keys, counts = both.dictionary, summed.astype(np.int64)  # exact below 2**53
         self.values_, self.counts_ = keys, counts.astype(np.int64, copy=False)
         if len(keys) > self.max_exact:
             self._to_sketch()
