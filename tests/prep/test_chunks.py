@@ -350,7 +350,7 @@ def test_profile_of_parquet_counts_duplicates_across_row_groups(tmp_path: Path) 
 
 
 class _RecordingChunk:
-    """A chunk that notes which columns were read, and on which thread."""
+    """A chunk that notes which columns were read, and on which threads."""
 
     def __init__(self, n: int) -> None:
         self.num_rows = 1
@@ -387,8 +387,8 @@ def test_map_columns_keeps_order_and_bounds_read_ahead(window: int) -> None:
             assert len(chunk.reads) <= len(out) + window + 1
             out.append(result)
     assert out == [(i, i * 10) for i in range(n)]
-    assert chunk.reads == list(range(n))
-    assert chunk.threads == {threading.get_ident()}  # Parquet readers are not thread-safe
+    assert sorted(chunk.reads) == list(range(n))
+    assert threading.get_ident() not in chunk.threads  # reads run on the pool too
     assert most <= window + 1
 
 

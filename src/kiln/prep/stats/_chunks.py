@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -54,18 +55,41 @@ def as_chunk(data: pa.RecordBatch | pa.Table | Chunk) -> Chunk:
     return _BatchChunk(data) if isinstance(data, pa.RecordBatch | pa.Table) else data
 
 
+class _ParquetSource:
+    """One Parquet file, opened once per thread: a ``ParquetFile`` is not thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self._open = pq.ParquetFile
+        try:
+            self.main = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InvalidArgument(f"{path} is not a readable Parquet file: {exc}") from None
+        self._local = threading.local()
+
+    def file(self) -> Any:
+        """This thread's handle (reads only the footer when first opened)."""
+        handle = getattr(self._local, "file", None)
+        if handle is None:
+            handle = self._local.file = self._open(self.path, metadata=self.main.metadata)
+        return handle
+
+
 class _RowGroupChunk:
     """One row group of a Parquet file; each column is read only when asked for."""
 
-    def __init__(self, file: Any, path: Path, index: int, names: list[str]) -> None:
-        self.file, self.path, self.index = file, path, index
-        self.num_rows = file.metadata.row_group(index).num_rows
+    def __init__(self, source: _ParquetSource, index: int, names: list[str]) -> None:
+        self.source, self.index = source, index
+        self.num_rows = source.main.metadata.row_group(index).num_rows
         self.column_names = names
 
     def column(self, i: int) -> pa.Array:
         name = self.column_names[i]
-        with _unreadable(f"column {name!r} of row group {self.index} of {self.path}"):
-            table = self.file.read_row_group(self.index, columns=[name], use_threads=False)
+        with _unreadable(f"column {name!r} of row group {self.index} of {self.source.path}"):
+            table = self.source.file().read_row_group(self.index, columns=[name],
+                                                      use_threads=False)
         return table.column(0).combine_chunks()
 
 
@@ -126,18 +150,13 @@ def _parquet_files(path: Path) -> list[Path]:
 
 
 def _file_chunks(path: Path) -> Iterator[Chunk]:
-    import pyarrow.parquet as pq
-
     for file_path in _parquet_files(path):
-        try:
-            file = pq.ParquetFile(file_path, buffer_size=1 << 20)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InvalidArgument(f"{file_path} is not a readable Parquet file: {exc}") from None
-        file_names = list(file.schema_arrow.names)
-        if file.metadata.num_row_groups == 0:
-            yield _BatchChunk(pa.RecordBatch.from_pylist([], schema=file.schema_arrow))
-        for index in range(file.metadata.num_row_groups):
-            yield _RowGroupChunk(file, file_path, index, file_names)
+        source = _ParquetSource(file_path)
+        schema = source.main.schema_arrow
+        if source.main.metadata.num_row_groups == 0:
+            yield _BatchChunk(pa.RecordBatch.from_pylist([], schema=schema))
+        for index in range(source.main.metadata.num_row_groups):
+            yield _RowGroupChunk(source, index, list(schema.names))
 
 
 def _dataset_chunks(data: Any) -> Iterator[Chunk] | None:
@@ -202,9 +221,9 @@ def map_columns(chunk: Chunk, fn: Callable[[int, pa.Array], T],
                 pool: ThreadPoolExecutor | None = None, window: int = 2) -> Iterator[T]:
     """``fn(i, column i)`` for every column of ``chunk``, results in column order.
 
-    Columns are read in the calling thread (Parquet readers are not
-    thread-safe) and ``fn`` runs on ``pool``, with at most ``window`` columns
-    in flight, so that many columns of the chunk are in memory at once.
+    With a ``pool``, each column is read and worked on in a pool thread, at
+    most ``window + 1`` columns at once, so that many columns of the chunk
+    are in memory at a time (chunks are safe to read from several threads).
     """
     if pool is None:
         for i in range(len(chunk.column_names)):
@@ -212,8 +231,12 @@ def map_columns(chunk: Chunk, fn: Callable[[int, pa.Array], T],
         return
     pending: collections.deque[Future[T]] = collections.deque()
     for i in range(len(chunk.column_names)):
-        pending.append(pool.submit(fn, i, chunk.column(i)))
+        pending.append(pool.submit(_read_then, fn, chunk, i))
         while len(pending) > window:
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def _read_then(fn: Callable[[int, pa.Array], T], chunk: Chunk, i: int) -> T:
+    return fn(i, chunk.column(i))
