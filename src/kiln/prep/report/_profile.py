@@ -202,7 +202,7 @@ def _profile_chunk(chunk: Chunk, stats: DatasetStatistics, sampler: RowSampler,
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
         coded = _dictionary_encoded(arr)
-        stats.update_column(names[i], coded)
+        stats.update_column(names[i], coded, nbytes=arr.nbytes)
         return column_hash(coded), arr if take is None else arr.take(take)
 
     hasher = RowHasher(chunk.num_rows)

@@ -79,14 +79,17 @@ class DatasetStatistics:
                     self._fresh.add(name)
         return col
 
-    def update_column(self, name: str, arr: pa.Array | pa.ChunkedArray) -> None:
+    def update_column(self, name: str, arr: pa.Array | pa.ChunkedArray,
+                      nbytes: int | None = None) -> None:
         """Add one chunk's values of one column; finish the chunk with :meth:`end_chunk`.
 
-        Different columns may be updated from different threads.
+        Different columns may be updated from different threads. ``nbytes`` is
+        the size to count for the values (default: ``arr``'s), for a caller
+        that re-encoded them.
         """
         self._column(name, arr).update(arr)
         with self._lock:
-            self.nbytes += arr.nbytes
+            self.nbytes += arr.nbytes if nbytes is None else nbytes
 
     def end_chunk(self, names: list[str], num_rows: int) -> None:
         """Close a chunk of ``num_rows`` rows whose columns ``names`` were all updated."""

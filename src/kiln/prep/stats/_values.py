@@ -75,7 +75,6 @@ class ValueCounter:
         self.hll_: ds.hll_sketch | None = None
         self.regs_: np.ndarray | None = None  # numbers: registers not yet folded into hll_
         self.frequent_: ds.frequent_strings_sketch | None = None
-        self.probe_regs_: np.ndarray | None = None
 
     @property
     def exact(self) -> bool:
@@ -93,14 +92,14 @@ class ValueCounter:
         if not self.exact and not self._is_string:
             self._add_sketch(values, None)  # registers take every value; no dedup needed
             return
-        if not self._is_string and len(values) > self.max_exact and self._looks_distinct(values):
-            # The batch alone has too many distinct numbers: sketch from here on,
-            # starting from the registers that told so.
-            regs = self.probe_regs_
-            self.probe_regs_ = None
-            self._to_sketch()
-            self.regs_ = regs if self.regs_ is None else np.maximum(self.regs_, regs)
-            return
+        if not self._is_string and len(values) > self.max_exact:
+            regs = self._registers_if_distinct(values)
+            if regs is not None:
+                # The batch alone has too many distinct numbers: sketch from here on,
+                # starting from the registers that told so.
+                self._to_sketch()
+                self.regs_ = regs if self.regs_ is None else np.maximum(self.regs_, regs)
+                return
         vc = pc.value_counts(values)
         keys, counts = vc.field("values"), vc.field("counts").to_numpy().astype(np.int64)
         if self.exact:
@@ -119,20 +118,18 @@ class ValueCounter:
         else:
             self._add_sketch(keys, np.asarray(counts, dtype=np.int64))
 
-    def _looks_distinct(self, values: pa.Array) -> bool:
-        """True when the batch surely holds more than ``max_exact`` distinct numbers.
+    def _registers_if_distinct(self, values: pa.Array) -> np.ndarray | None:
+        """The batch's HLL registers when it surely holds over ``max_exact`` distinct numbers.
 
         A distinct count of a small slice says whether to look (cheap); if so,
-        the batch's HLL registers decide, with a 20% margin (~25 standard
-        errors), and are kept in ``probe_regs_`` for the switch.
+        the registers' estimate decides, with a 20% margin (~25 standard errors).
         """
         if pc.count_distinct(values.slice(0, _PROBE)).as_py() <= _PROBE // 2:
-            return False
+            return None
         regs = registers(_numbers(values), HLL_LG_K)
         if sketch_from_registers(regs, HLL_LG_K).get_estimate() <= 1.2 * self.max_exact:
-            return False
-        self.probe_regs_ = regs
-        return True
+            return None
+        return regs
 
     def _add_exact(self, keys: pa.Array, counts: np.ndarray) -> None:
         assert self.values_ is not None and self.counts_ is not None
