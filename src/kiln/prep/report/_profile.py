@@ -148,8 +148,9 @@ def profile(
     uniform sample of at most ``sample_rows`` rows; the report says so.
 
     Args:
-        data: a pyarrow Table / RecordBatch / Dataset / RecordBatchReader, a
-            pandas or polars DataFrame, or an iterable of ``RecordBatch``.
+        data: a path to a Parquet file or folder (read a column chunk at a
+            time), a pyarrow Table / RecordBatch / Dataset / RecordBatchReader,
+            a pandas or polars DataFrame, or an iterable of ``RecordBatch``.
         title: the report's title.
         target: a column to predict; adds problem type, a quick LightGBM
             model, per-feature prediction power (flagging possible leakage),

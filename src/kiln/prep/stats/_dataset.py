@@ -197,8 +197,9 @@ def compute_statistics(
     """Compute :class:`DatasetStatistics` in one pass, one batch in memory at a time.
 
     Args:
-        data: a pyarrow Table / RecordBatch / Dataset / RecordBatchReader, a
-            pandas or polars DataFrame, or any iterable of ``RecordBatch``.
+        data: a path to a Parquet file or folder, a pyarrow Table /
+            RecordBatch / Dataset / RecordBatchReader, a pandas or polars
+            DataFrame, or any iterable of ``RecordBatch``.
         columns: only these columns (default: all).
         kll_k: KLL sketch accuracy parameter (2048: rank error ~0.1%).
         max_exact: per column, distinct values counted exactly before
