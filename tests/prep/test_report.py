@@ -14,7 +14,8 @@ from sklearn import datasets
 
 from kiln.core.errors import InvalidArgument
 from kiln.prep.report import AlertThresholds, ProfileResult, profile
-from kiln.prep.report._sample import RowSampler, hash_rows
+from kiln.prep.report._rowhash import hash_rows
+from kiln.prep.report._sample import RowSampler
 
 N = 5_000
 

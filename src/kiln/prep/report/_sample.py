@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from kiln.prep.report._rowhash import hash_rows
-
-__all__ = ["DuplicateCounter", "RowSampler", "hash_rows"]
+__all__ = ["DuplicateCounter", "RowSampler"]
 
 
 class RowSampler:
@@ -114,14 +112,8 @@ class DuplicateCounter:
         self.unique_: np.ndarray | None = None
         self.counts_: np.ndarray | None = None
 
-    def update(self, batch: pa.RecordBatch) -> np.ndarray:
-        """Count a batch's rows; returns their hashes."""
-        hashes = hash_rows(batch)
-        self.add(hashes)
-        return hashes
-
     def add(self, hashes: np.ndarray) -> None:
-        """Count rows by their hashes (from :func:`hash_rows`)."""
+        """Count rows by their hashes (from :mod:`kiln.prep.report._rowhash`)."""
         if len(hashes) == 0:
             return
         self.hashes_.append(hashes)
