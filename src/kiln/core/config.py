@@ -36,6 +36,15 @@ class Settings:
     max_request_mb: float = 6.0
     max_upload_mb: float = 2048.0
     ingest_memory_mb: int = 512
+    # Security (issue 8). Comma-separated extra names the server answers to, besides loopback.
+    allowed_hosts: str = ""
+    # Key of the audit trail's MAC; empty: a key file in KILN_HOME, made at init (owner-only).
+    audit_key: str = ""
+    # Whether model code (pickles, code/inference.py) may run: "trusted" (versions an admin
+    # trusted), or "never".
+    model_code: str = "trusted"
+    # Time limit of one call into a model worker process.
+    worker_timeout_s: float = 300.0
     source_file: str = field(default="", compare=False)
 
     def resolved(self) -> Settings:
@@ -47,8 +56,9 @@ class Settings:
     def public(self) -> dict[str, Any]:
         """Settings safe to print: secrets masked."""
         data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        if data.get("token"):
-            data["token"] = "***"
+        for secret in ("token", "audit_key"):
+            if data.get(secret):
+                data[secret] = "***"
         data["database_url"] = _mask_password(data["database_url"])
         return data
 
@@ -98,6 +108,7 @@ _TYPES: dict[str, type] = {
     "max_request_mb": float,
     "max_upload_mb": float,
     "ingest_memory_mb": int,
+    "worker_timeout_s": float,
 }
 
 
