@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from kiln.core.context import local_context
-from kiln.core.errors import NotFound
+from kiln.core.errors import Conflict, NotFound
 from kiln.registry import ModelService, package_model
 from kiln.sdk.run import Run
 
@@ -51,6 +51,36 @@ def test_register_sklearn_object_load_and_lifecycle(client, iris):
         client.models.get_version("iris@champion")
     with pytest.raises(NotFound, match="no version 9"):
         client.models.get_version("iris@9")
+
+
+def test_a_rejected_version_holds_no_alias(client, iris):
+    X, y = iris
+    for _ in range(2):
+        client.models.register("gate", model=LogisticRegression(max_iter=300).fit(X, y), sample_input=X[:5])
+    client.models.set_alias("gate", "prod", 1)
+    with pytest.raises(Conflict, match="holds alias prod"):
+        client.models.reject("gate@1")
+    assert client.models.get_version("gate@1").status == "PendingManualApproval"
+    client.models.set_alias("gate", "prod", 2)
+    assert client.models.reject("gate@1").status == "Rejected"
+    with pytest.raises(Conflict, match="was rejected"):
+        client.models.set_alias("gate", "prod", 1)
+    assert client.models.get("gate").aliases == {"prod": 2}
+
+
+def test_approving_needs_an_approver(ws, tmp_path):
+    from kiln.core.context import Context
+    from kiln.core.errors import PermissionDenied
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    package_model(LogisticRegression(max_iter=300).fit(X, y), tmp_path / "pkg", sample_input=X[:5])
+    editor = ModelService(ws, Context(actor="token:ed", role="editor"))
+    editor.register_folder(name="appr", folder=tmp_path / "pkg")
+    for status in ("Approved", "Rejected", "PendingManualApproval"):
+        with pytest.raises(PermissionDenied, match="needs 'approver'"):
+            editor.set_status(ref="appr@1", status=status)
+    approver = ModelService(ws, Context(actor="token:ap", role="approver"))
+    assert approver.set_status(ref="appr@1", status="Approved").status_updated_by == "token:ap"
 
 
 @pytest.mark.parametrize("kind", ["xgboost", "lightgbm"])

@@ -6,11 +6,11 @@ import typer
 
 from kiln.cli._common import JsonOpt, console, emit, get_client
 
-app = typer.Typer(help="API tokens with roles viewer / editor / admin.", no_args_is_help=True)
+app = typer.Typer(help="API tokens with roles viewer / editor / approver / admin.", no_args_is_help=True)
 
 
 @app.command("create")
-def create(name: str = typer.Argument(..., help="A name for the token, e.g. ci-bot."), role: str = typer.Option("viewer", help="viewer, editor or admin."), json: bool = JsonOpt) -> None:
+def create(name: str = typer.Argument(..., help="A name for the token, e.g. ci-bot."), role: str = typer.Option("viewer", help="viewer, editor, approver (an editor who may approve models) or admin."), json: bool = JsonOpt) -> None:
     """Create a token; its secret is printed once."""
     token = get_client().tokens.create(name, role=role)
     if json:

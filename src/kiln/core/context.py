@@ -10,7 +10,9 @@ from kiln.core.errors import PermissionDenied
 
 __all__ = ["ROLES", "Context", "local_context"]
 
-ROLES = ("viewer", "editor", "admin")
+# Each role holds the rights of those before it. An approver is an editor who may also
+# approve or reject model versions.
+ROLES = ("viewer", "editor", "approver", "admin")
 
 
 def _new_request_id() -> str:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kiln.core.context import Context
-from kiln.core.errors import InvalidArgument, NotFound
+from kiln.core.errors import Conflict, InvalidArgument, NotFound
 from kiln.core.names import Ref, check_alias, check_name, parse_ref
 from kiln.core.storage import check_key
 from kiln.core.workspace import Workspace
@@ -222,14 +222,27 @@ class ModelService:
     # -- changes --------------------------------------------------------------------------
 
     def set_status(self, *, ref: str, status: str, comment: str | None = None) -> ModelVersion:
-        """Set a version's approval status: PendingManualApproval, Approved or Rejected."""
+        """Set a version's approval status: PendingManualApproval, Approved or Rejected.
+
+        Needs the approver role (an editor may not approve what it registered).
+
+        Raises:
+            PermissionDenied: the caller is not an approver or admin.
+            Conflict: rejecting a version that an alias points at.
+        """
         if status not in APPROVAL_STATUSES:
             raise InvalidArgument(f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, not {status!r}")
         parsed = parse_ref(ref, kind="model")
         action = {"Approved": "models.approve", "Rejected": "models.reject"}.get(status, "models.status")
-        with self.ws.mutation(self.ctx, action=action, resource=f"models/{parsed.name}", details={"ref": str(parsed), "status": status}) as (conn, details):
+        with self.ws.mutation(self.ctx, action=action, resource=f"models/{parsed.name}", role="approver", details={"ref": str(parsed), "status": status}) as (conn, details):
             row = self._resolve(conn, parsed)
             details["version"] = row.version
+            held = sorted(a for a, v in self._aliases(conn, row.name).items() if v == row.version)
+            if status == "Rejected" and held:
+                raise Conflict(
+                    f"{row.name}@{row.version} holds alias {', '.join(held)}; a rejected version cannot serve "
+                    f"under an alias - point it elsewhere first (`kiln models alias {row.name} {held[0]} VERSION`)"
+                )
             conn.execute(
                 model_versions.update().where(model_versions.c.name == row.name, model_versions.c.version == row.version),
                 {"status": status, "status_updated_at": time.time(), "status_updated_by": self.ctx.actor, "status_comment": (comment or None) and comment[:4000]},
@@ -255,7 +268,9 @@ class ModelService:
         check_name(name, kind="model")
         check_alias(alias)
         with self.ws.mutation(self.ctx, action="models.alias", resource=f"models/{name}", details={"alias": alias, "version": version}) as (conn, _):
-            self._resolve(conn, Ref(name, version=version))
+            row = self._resolve(conn, Ref(name, version=version))
+            if row.status == "Rejected":
+                raise Conflict(f"{name}@{version} was rejected; an alias may point only at a version that is not rejected")
             ins = _dialect_insert(conn)(model_aliases)
             conn.execute(
                 ins.on_conflict_do_update(index_elements=["name", "alias"], set_={"version": ins.excluded.version, "updated_at": ins.excluded.updated_at}),

@@ -18,6 +18,14 @@ def get_ws(request: Request) -> Workspace:
 
 
 def get_ctx(request: Request) -> Context:
+    """Who is calling: authenticated once per request (the route gate and the handler share it)."""
+    cached = getattr(request.state, "ctx", None)
+    if cached is None:
+        cached = request.state.ctx = _authenticate(request)
+    return cached
+
+
+def _authenticate(request: Request) -> Context:
     ws: Workspace = request.app.state.workspace
     request_id: str = request.state.request_id
     source = request.client.host if request.client else "unknown"

@@ -7,9 +7,10 @@ from pydantic import BaseModel
 
 from kiln.lake._models import DatasetVersion
 from kiln.lake.catalog import CatalogEntry, CatalogService
+from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import service
 
-router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
+router = APIRouter(prefix="/v1/catalog", tags=["catalog"], route_class=KilnRoute)
 
 Svc = CatalogService
 

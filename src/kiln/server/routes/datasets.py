@@ -16,9 +16,10 @@ from kiln.core.errors import InvalidArgument, PermissionDenied, invalid_input
 from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._wire import MEDIA_TYPES, encode_table
 from kiln.lake.bundles import BundleService
+from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import Ws, service
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=KilnRoute)
 
 Svc = DatasetService
 
@@ -58,12 +59,12 @@ def _upload_options(params: dict[str, Any]) -> IngestOptions:
 
 
 @router.post("/{name}/versions", response_model=DatasetVersion, status_code=201, openapi_extra={
+    **role("editor", action="datasets.ingest"),
     "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": IngestRequest.model_json_schema()}}},
 })
 async def ingest(name: str, request: Request, ws: Ws, svc: Svc = service(DatasetService), append: bool = False) -> DatasetVersion:
     """Upload a file as the body (``?format=csv`` and other options as query parameters),
     or send JSON ``{"source": "s3://..."}`` for a source the server reads."""
-    _require(svc, "editor", name)  # before any byte of the body is read or spooled to disk
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     params = {k: v for k, v in request.query_params.items()}
     if ctype == "application/json":

@@ -21,11 +21,12 @@ from kiln.prep._models import (
 )
 from kiln.prep.profiles import ProfileService
 from kiln.prep.recipes_service import RecipeService
+from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import service
 
-router = APIRouter()
-profiles = APIRouter(prefix="/v1/datasets", tags=["profiles"])
-recipes = APIRouter(prefix="/v1/recipes", tags=["recipes"])
+router = APIRouter(route_class=KilnRoute)
+profiles = APIRouter(prefix="/v1/datasets", tags=["profiles"], route_class=KilnRoute)
+recipes = APIRouter(prefix="/v1/recipes", tags=["recipes"], route_class=KilnRoute)
 
 
 async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -21,10 +21,11 @@ from kiln.core.errors import PayloadTooLarge
 from kiln.core.names import check_name, parse_ref
 from kiln.registry import Model, ModelFile, ModelService, ModelVersion
 from kiln.registry._package import extract_tar
+from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import service
 from kiln.tracking._models import dump_json
 
-router = APIRouter(tags=["registry"])
+router = APIRouter(tags=["registry"], route_class=KilnRoute)
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -60,7 +61,7 @@ def list_versions(name: str, svc: ModelService = service(ModelService)) -> Respo
     return _json(svc.list_versions(name=name))
 
 
-@router.post("/v1/models/{name}/versions", response_model=ModelVersion, status_code=201)
+@router.post("/v1/models/{name}/versions", response_model=ModelVersion, status_code=201, openapi_extra=role("editor", action="models.register"))
 async def register_version(
     name: str,
     request: Request,
@@ -111,7 +112,7 @@ class StatusBody(BaseModel):
     comment: str | None = None
 
 
-@router.post("/v1/models/{name}/versions/{version}/status", response_model=ModelVersion)
+@router.post("/v1/models/{name}/versions/{version}/status", response_model=ModelVersion, openapi_extra=role("approver", action="models.status"))
 def set_status(name: str, version: str, body: StatusBody, svc: ModelService = service(ModelService)) -> Response:
     return _json(svc.set_status(ref=_ref(name, version), status=body.status, comment=body.comment))
 
@@ -120,12 +121,12 @@ class CommentBody(BaseModel):
     comment: str | None = None
 
 
-@router.post("/v1/models/{name}/versions/{version}/approve", response_model=ModelVersion)
+@router.post("/v1/models/{name}/versions/{version}/approve", response_model=ModelVersion, openapi_extra=role("approver", action="models.approve"))
 def approve(name: str, version: str, body: CommentBody | None = None, svc: ModelService = service(ModelService)) -> Response:
     return _json(svc.set_status(ref=_ref(name, version), status="Approved", comment=body.comment if body else None))
 
 
-@router.post("/v1/models/{name}/versions/{version}/reject", response_model=ModelVersion)
+@router.post("/v1/models/{name}/versions/{version}/reject", response_model=ModelVersion, openapi_extra=role("approver", action="models.reject"))
 def reject(name: str, version: str, body: CommentBody | None = None, svc: ModelService = service(ModelService)) -> Response:
     return _json(svc.set_status(ref=_ref(name, version), status="Rejected", comment=body.comment if body else None))
 

@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from kiln.lake import SqlHistoryEntry
 from kiln.lake._wire import MEDIA_TYPES, encode_table
 from kiln.lake.sql import SqlService
+from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import service
 
-router = APIRouter(prefix="/v1/sql", tags=["sql"])
+router = APIRouter(prefix="/v1/sql", tags=["sql"], route_class=KilnRoute)
 
 
 class SqlRequest(BaseModel):
@@ -23,7 +24,7 @@ class SqlRequest(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=86400)
 
 
-@router.post("", responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}})
+@router.post("", responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}}, openapi_extra=role("viewer"))
 def run_sql(body: SqlRequest, svc: SqlService = service(SqlService)) -> Response:
     """Run one read-only SELECT over the lake; JSON is ``{"columns", "types", "rows", "truncated", "elapsed_ms"}``."""
     result = svc.query(body.query, limit=body.limit, timeout_s=body.timeout_s)

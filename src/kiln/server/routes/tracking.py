@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import service
 from kiln.tracking import (
     ArtifactInfo,
@@ -33,7 +34,7 @@ from kiln.tracking._base import check_artifact_name, check_run_id
 from kiln.tracking._evaluation import parquet_to_frame
 from kiln.tracking._models import MetricHistory, dump_json
 
-router = APIRouter(tags=["tracking"])
+router = APIRouter(tags=["tracking"], route_class=KilnRoute)
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -88,7 +89,7 @@ class SearchBody(BaseModel):
     page_token: str | None = None
 
 
-@router.post("/v1/runs/search", response_model=RunPage)
+@router.post("/v1/runs/search", response_model=RunPage, openapi_extra=role("viewer"))
 def search_runs(body: SearchBody, svc: RunService = service(RunService)) -> Response:
     page = svc.search(
         experiment_names=body.experiment_names, filter=body.filter, order_by=body.order_by,
@@ -101,7 +102,7 @@ class CompareBody(BaseModel):
     run_ids: list[str]
 
 
-@router.post("/v1/runs/compare", response_model=RunComparison)
+@router.post("/v1/runs/compare", response_model=RunComparison, openapi_extra=role("viewer"))
 def compare_runs(body: CompareBody, svc: RunService = service(RunService)) -> Response:
     return _json(svc.compare(run_ids=body.run_ids))
 
