@@ -37,7 +37,6 @@ def evaluate(
     compare: bool = typer.Option(False, "--compare", help="Evaluate several models side by side."),
     experiment: str = typer.Option("evaluations", help="Experiment the evaluation runs go to."),
     problem_type: str = typer.Option(None, help="classification or regression (default: inferred)."),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow a pickle-based model from outside Kiln."),
     json: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of a table."),
 ) -> None:
     """Evaluate a model on a dataset (a Kiln dataset reference or a .csv/.parquet file) into a run."""
@@ -46,7 +45,7 @@ def evaluate(
         if len(args) < 3:
             raise InvalidArgument("--compare takes two or more models and then the dataset: MODEL_A MODEL_B DATASET")
         dataset, data = _data(args[-1])
-        result = client.evaluations.compare(args[:-1], target=target, dataset=dataset, data=data, experiment=experiment, trust_pickle=trust_pickle)
+        result = client.evaluations.compare(args[:-1], target=target, dataset=dataset, data=data, experiment=experiment)
         if json:
             emit(to_jsonable(result), json=True)
             return
@@ -62,7 +61,7 @@ def evaluate(
     if len(args) != 2:
         raise InvalidArgument("evaluate takes MODEL_REF DATASET (or --compare MODEL_A MODEL_B DATASET)")
     dataset, data = _data(args[1])
-    report = client.evaluations.evaluate(args[0], target=target, dataset=dataset, data=data, experiment=experiment, problem_type=problem_type, trust_pickle=trust_pickle)
+    report = client.evaluations.evaluate(args[0], target=target, dataset=dataset, data=data, experiment=experiment, problem_type=problem_type)
     if json:
         emit(to_jsonable(report), json=True)
         return

@@ -10,7 +10,7 @@ from kiln.cli._common import JsonOpt, console, emit, get_client, to_jsonable
 
 app = typer.Typer(help="The model registry: versions, approval and aliases.", no_args_is_help=True)
 
-_VERSION_COLS = ["name", "version", "flavor", "status", "aliases", "task", "size", "created_at", "created_by"]
+_VERSION_COLS = ["name", "version", "flavor", "status", "aliases", "task", "size", "created_at", "created_by", "trusted_by"]
 
 
 @app.command("register")
@@ -63,6 +63,18 @@ def approve(ref: str, comment: str = typer.Option(None, help="Why."), json: bool
 def reject(ref: str, comment: str = typer.Option(None, help="Why."), json: bool = JsonOpt) -> None:
     """Mark a version Rejected."""
     version = get_client().models.reject(ref, comment=comment)
+    emit(to_jsonable(version), json=json, columns=_VERSION_COLS)
+
+
+@app.command("trust")
+def trust(
+    ref: str,
+    revoke: bool = typer.Option(False, "--revoke", help="Take the trust back."),
+    comment: str = typer.Option(None, help="Why (kept in the audit trail)."),
+    json: bool = JsonOpt,
+) -> None:
+    """Trust a version's code (a pickle, code/inference.py) to run on the server (admin only)."""
+    version = get_client().models.trust(ref, trusted=not revoke, comment=comment)
     emit(to_jsonable(version), json=json, columns=_VERSION_COLS)
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "Conflict",
     "InvalidArgument",
     "KilnError",
+    "ModelError",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -113,6 +114,14 @@ class Unavailable(KilnError):
     exit_code = 7
 
 
+class ModelError(KilnError):
+    """The model's own code failed, crashed or ran past its time (SageMaker's ModelError, 424)."""
+
+    code = "model_error"
+    http_status = 424
+    exit_code = 8
+
+
 def invalid_input(what: str, exc: Exception) -> InvalidArgument:
     """A pydantic ValidationError (or other ValueError) as one line: ``what: field: problem; ...``."""
     errors = getattr(exc, "errors", None)
@@ -139,6 +148,7 @@ _BY_CODE: dict[str, type[KilnError]] = {
         NotAcceptable,
         ResourceExhausted,
         Unavailable,
+        ModelError,
     )
 }
 

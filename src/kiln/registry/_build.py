@@ -124,6 +124,11 @@ def prepare_folder(folder: Path, *, flavor: str | None = None) -> Manifest:
     return manifest
 
 
+def runs_code(manifest: Manifest) -> bool:
+    """Whether loading this package runs code it brought: a pickle, or code/inference.py."""
+    return manifest.flavor == "custom" or _pickled(manifest) or "code/inference.py" in manifest.files
+
+
 def _pickled(manifest: Manifest) -> bool:
     fmt = manifest.flavor_options.get("format")
     # The sklearn flavor unpickles every format but skops, whatever the manifest calls it.

@@ -293,17 +293,28 @@ def estimator_predictor(model: Any, manifest: Manifest) -> Predictor:
     )
 
 
+def require_trust(manifest: Manifest, options: LoadOptions, what: str) -> None:
+    """Refuse to run a package's own code (a pickle, ``code/inference.py``) unless trusted.
+
+    Whatever a package's manifest says of its origin, its code runs only when the
+    loader was told to trust it: by the caller for its own process, by an admin's
+    recorded trust for the server's workers.
+    """
+    if not options.trust_pickle:
+        raise PermissionDenied(
+            f"this {manifest.flavor} package holds {what}, from {manifest.origin}; loading it runs any code it contains. "
+            "On a server an admin trusts the version (`kiln models trust NAME@VERSION`); in your own process "
+            "load with trust_pickle=True if you trust its source"
+        )
+
+
 def load_pickle(path: Path, manifest: Manifest, options: LoadOptions) -> Any:
-    """Unpickle a model file, only when Kiln wrote it or the caller trusts it.
+    """Unpickle a model file, only when the loader trusts it.
 
     Raises:
-        PermissionDenied: the pickle came from outside Kiln and ``trust_pickle`` is False.
+        PermissionDenied: ``trust_pickle`` is False.
     """
-    if manifest.origin != "kiln" and not options.trust_pickle:
-        raise PermissionDenied(
-            f"model file {path.name!r} is a pickle from outside Kiln ({manifest.origin}); loading a pickle runs "
-            "any code it contains. If you trust its source, load with trust_pickle=True (CLI: --trust-pickle)"
-        )
+    require_trust(manifest, options, f"model file {path.name!r}, a pickle")
     if path.suffix == ".joblib":
         import joblib
 
@@ -311,7 +322,7 @@ def load_pickle(path: Path, manifest: Manifest, options: LoadOptions) -> Any:
     import pickle
 
     with open(path, "rb") as fh:
-        return pickle.load(fh)  # noqa: S301 - gated by trust_pickle / origin above
+        return pickle.load(fh)  # noqa: S301 - gated by require_trust above
 
 
 # -- custom (SageMaker inference handlers) ------------------------------------------------
@@ -356,6 +367,7 @@ class CustomFlavor(Flavor):
             raise InvalidArgument("a custom model package needs code/inference.py with model_fn and predict_fn")
 
     def load(self, folder: Path, manifest: Manifest, options: LoadOptions) -> Predictor:
+        require_trust(manifest, options, "code/inference.py")
         module = load_handlers(folder)
         if not hasattr(module, "model_fn"):
             raise InvalidArgument("code/inference.py of a custom model must define model_fn(model_dir)")

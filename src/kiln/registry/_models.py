@@ -97,6 +97,11 @@ class ModelVersion(KilnModel):
     status_updated_at: float | None = None
     status_updated_by: str | None = None
     status_comment: str | None = None
+    # Whether loading runs code from the package (a pickle, code/inference.py), and which
+    # admin trusted that code to run on the server (provenance, never a request flag).
+    runs_code: bool = False
+    trusted_by: str | None = None
+    trusted_at: float | None = None
 
     @property
     def ref(self) -> str:

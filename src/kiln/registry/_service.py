@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from kiln.core.context import Context
-from kiln.core.errors import Conflict, InvalidArgument, NotFound
+from kiln.core.errors import Conflict, InvalidArgument, NotFound, PermissionDenied
 from kiln.core.names import Ref, check_alias, check_name, parse_ref
 from kiln.core.storage import check_key
 from kiln.core.workspace import Workspace
-from kiln.registry._build import prepare_folder
+from kiln.registry._build import prepare_folder, runs_code
 from kiln.registry._flavors import LoadOptions, Predictor, get_flavor
 from kiln.registry._models import (
     APPROVAL_STATUSES,
@@ -31,6 +31,7 @@ from kiln.registry._models import (
 )
 from kiln.registry._package import check_package_path, iter_tar, verify_folder, write_manifest
 from kiln.registry._tables import model_aliases, model_versions, models
+from kiln.registry._worker import WorkerPredictor
 from kiln.tracking._base import check_run_id
 
 __all__ = ["ModelService", "referenced_prefixes"]
@@ -50,6 +51,7 @@ def _version(row: Any, aliases: list[str]) -> ModelVersion:
         files=[ModelFile(path=p, size=d.size, sha256=d.sha256) for p, d in sorted(manifest.files.items())],
         size=row.size, created_at=row.created_at, created_by=row.created_by, status_updated_at=row.status_updated_at,
         status_updated_by=row.status_updated_by, status_comment=row.status_comment,
+        runs_code=runs_code(manifest), trusted_by=row.trusted_by, trusted_at=row.trusted_at,
     )
 
 
@@ -142,6 +144,7 @@ class ModelService:
                     "description": description, "manifest": manifest.model_dump_json(), "prefix": prefix, "size": size,
                     "file_count": len(manifest.files), "run_id": manifest.lineage.run_id, "created_at": now,
                     "created_by": self.ctx.actor, "status_updated_at": None, "status_updated_by": None, "status_comment": None,
+                    "trusted_by": None, "trusted_at": None,
                 },
             )
             got = conn.execute(sa.select(model_versions).where(model_versions.c.name == name, model_versions.c.version == version)).one()
@@ -288,6 +291,26 @@ class ModelService:
                 raise NotFound(f"model {name!r} has no alias {alias!r}")
         return self.get(name=name)
 
+    def trust(self, *, ref: str, trusted: bool = True, comment: str | None = None) -> ModelVersion:
+        """Record that an admin trusts (or no longer trusts) a version's code to run on the server.
+
+        A package whose loading runs its own code (a pickle, ``code/inference.py``) is
+        loaded by the server only after this, and only in a worker process.
+
+        Raises:
+            PermissionDenied: the caller is not an admin.
+        """
+        parsed = parse_ref(ref, kind="model")
+        action = "models.trust" if trusted else "models.distrust"
+        with self.ws.mutation(self.ctx, action=action, resource=f"models/{parsed.name}", role="admin", details={"ref": str(parsed)}) as (conn, details):
+            row = self._resolve(conn, parsed)
+            details["version"] = row.version
+            if comment:
+                details["comment"] = comment[:500]
+            values = {"trusted_by": self.ctx.actor, "trusted_at": time.time()} if trusted else {"trusted_by": None, "trusted_at": None}
+            conn.execute(model_versions.update().where(model_versions.c.name == row.name, model_versions.c.version == row.version), values)
+        return self.get_version(ref=f"{row.name}@{row.version}")
+
     # -- files ------------------------------------------------------------------------------
 
     def _located(self, ref: str) -> tuple[Any, Manifest]:
@@ -351,14 +374,52 @@ class ModelService:
         return self.get_version(ref=f"{row.name}@{row.version}")
 
     def load(self, *, ref: str, trust_pickle: bool = False, trusted_types: Sequence[str] = ()) -> Predictor:
-        """Load a version as a :class:`Predictor`, after checking every file's sha256.
+        """Load a version into THIS process as a :class:`Predictor`, after checking every file's sha256.
+
+        For the caller's own process (the SDK in-process, a notebook): ``trust_pickle``
+        is that caller's decision to run the package's code (a pickle, ``code/inference.py``).
+        The server never loads models this way; it uses :meth:`start_worker`.
 
         Raises:
             InvalidArgument: a stored file does not match its hash.
-            PermissionDenied: the model is a pickle from outside Kiln and ``trust_pickle`` is False,
-                or holds types no one has vetted.
+            PermissionDenied: the model runs code (a pickle from outside Kiln,
+                ``code/inference.py``) and ``trust_pickle`` is False, or holds types no one has vetted.
         """
         row, manifest = self._located(ref)
+        folder = self._fetch(row, manifest)
+        return load_folder(folder, manifest, LoadOptions(trust_pickle=trust_pickle, trusted_types=tuple(trusted_types)))
+
+    def start_worker(self, *, ref: str, trusted_types: Sequence[str] = ()) -> WorkerPredictor:
+        """Load a version in a worker process of its own (how the server runs models).
+
+        Whether the package's code may run is decided here, from the server's
+        ``model_code`` setting and the version's recorded trust, never by the caller.
+
+        Raises:
+            PermissionDenied: the package runs code and no admin trusted this version,
+                or the server runs no model code at all.
+            ModelError: the model failed, crashed or hung while loading.
+        """
+        row, manifest = self._located(ref)
+        trusted = False
+        if runs_code(manifest):
+            what = "code/inference.py" if manifest.flavor == "custom" or "code/inference.py" in manifest.files else "a pickle"
+            if self.ws.settings.model_code == "never":
+                raise PermissionDenied(f"model {row.name}@{row.version} holds {what}, and this server runs no model code (KILN_MODEL_CODE=never)")
+            if row.trusted_by is None:
+                raise PermissionDenied(
+                    f"model {row.name}@{row.version} holds {what} (uploaded by {row.created_by}); loading it runs that code. "
+                    f"An admin who trusts it can allow it: `kiln models trust {row.name}@{row.version}`"
+                )
+            trusted = True
+        folder = self._fetch(row, manifest)
+        return WorkerPredictor.start(
+            folder, manifest, trusted=trusted, trusted_types=tuple(trusted_types),
+            timeout_s=self.ws.settings.worker_timeout_s, label=f"model {row.name}@{row.version}",
+        )
+
+    def _fetch(self, row: Any, manifest: Manifest) -> Path:
+        """The version's verified package in this machine's cache."""
         folder = cache_folder(self.ws.settings.home, row.name, row.version, row.prefix)
         if not _cached(folder, manifest):
             tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=folder.parent))
@@ -368,7 +429,7 @@ class ModelService:
                 tmp.rename(folder)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        return load_folder(folder, manifest, LoadOptions(trust_pickle=trust_pickle, trusted_types=tuple(trusted_types)))
+        return folder
 
 
 def cache_folder(home: Path, name: str, version: int, prefix: str) -> Path:

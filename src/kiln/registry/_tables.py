@@ -36,6 +36,9 @@ model_versions = sa.Table(
     sa.Column("status_updated_at", sa.Float),
     sa.Column("status_updated_by", sa.String(128)),
     sa.Column("status_comment", sa.Text),
+    # Who trusted the package's code (pickles, code/inference.py) to run on the server.
+    sa.Column("trusted_by", sa.String(128)),
+    sa.Column("trusted_at", sa.Float),
 )
 
 model_aliases = sa.Table(

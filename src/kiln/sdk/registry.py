@@ -143,6 +143,15 @@ class Models(Namespace):
         """Mark a version Rejected."""
         return self.set_status(ref, "Rejected", comment=comment)
 
+    def trust(self, ref: str, *, trusted: bool = True, comment: str | None = None) -> ModelVersion:
+        """Trust a version's code (a pickle, ``code/inference.py``) to run on the server (admin only).
+
+        ``trusted=False`` takes the trust back.
+        """
+        if self._local:
+            return self._svc(ModelService).trust(ref=ref, trusted=trusted, comment=comment)
+        return ModelVersion.model_validate(self._http("POST", _path(ref) + "/trust", json={"trusted": trusted, "comment": comment}))
+
     def set_alias(self, name: str, alias: str, version: int) -> Model:
         """Point ``alias`` at ``version`` (``client.models.load("churn@champion")`` then finds it)."""
         if self._local:

@@ -235,7 +235,6 @@ class Evaluations(Namespace):
         experiment: str = "evaluations",
         run_name: str | None = None,
         problem_type: str | None = None,
-        trust_pickle: bool = False,
     ) -> EvaluationReport:
         """Evaluate ``model`` (``name@version|alias``) on a Kiln dataset or a table.
 
@@ -247,16 +246,18 @@ class Evaluations(Namespace):
             experiment: the experiment the evaluation run is logged to.
             run_name: a name for that run.
             problem_type: ``classification`` or ``regression`` (inferred by default).
-            trust_pickle: allow loading a pickle-based model from outside Kiln.
+
+        The model runs in a worker process. One that runs code (a pickle,
+        ``code/inference.py``) needs an admin's ``client.models.trust(ref)`` first.
         """
         from kiln.tracking._evaluation import EvaluationService, table_to_parquet
 
         if self._local:
             return self._svc(EvaluationService).evaluate(
                 model=model, target=target, dataset=dataset, data=data, experiment=experiment,
-                run_name=run_name, problem_type=problem_type, trust_pickle=trust_pickle,
+                run_name=run_name, problem_type=problem_type,
             )
-        params = {"model": model, "target": target, "dataset": dataset, "experiment": experiment, "run_name": run_name, "problem_type": problem_type, "trust_pickle": trust_pickle}
+        params = {"model": model, "target": target, "dataset": dataset, "experiment": experiment, "run_name": run_name, "problem_type": problem_type}
         if data is not None:
             got = self._http("POST", "/v1/evaluations/upload", content=table_to_parquet(data), params=params, headers={"content-type": "application/octet-stream"})
         else:
@@ -271,16 +272,15 @@ class Evaluations(Namespace):
         dataset: str | None = None,
         data: Any = None,
         experiment: str = "evaluations",
-        trust_pickle: bool = False,
     ) -> EvaluationComparison:
         """Evaluate several models on the same data and put their metrics side by side."""
         from kiln.tracking._evaluation import EvaluationService, table_to_parquet
 
         if self._local:
             return self._svc(EvaluationService).compare(
-                models=list(models), target=target, dataset=dataset, data=data, experiment=experiment, trust_pickle=trust_pickle
+                models=list(models), target=target, dataset=dataset, data=data, experiment=experiment
             )
-        params = {"models": list(models), "target": target, "dataset": dataset, "experiment": experiment, "trust_pickle": trust_pickle}
+        params = {"models": list(models), "target": target, "dataset": dataset, "experiment": experiment}
         if data is not None:
             got = self._http("POST", "/v1/evaluations/compare/upload", content=table_to_parquet(data), params=params, headers={"content-type": "application/octet-stream"})
         else:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from kiln.core.context import Context
-from kiln.core.errors import InvalidArgument, KilnError
+from kiln.core.errors import InvalidArgument, ModelError
 from kiln.core.workspace import Workspace
 from kiln.tracking._artifacts import ArtifactService
 from kiln.tracking._models import EvaluationComparison, EvaluationReport
@@ -179,18 +179,23 @@ class EvaluationService:
         experiment: str = "evaluations",
         run_name: str | None = None,
         problem_type: str | None = None,
-        trust_pickle: bool = False,
     ) -> EvaluationReport:
         """Score ``model`` on a dataset version (or a table) and log everything to a new run.
+
+        The model runs in a worker process of its own, never in this one; a model
+        that runs code (a pickle, ``code/inference.py``) runs only if an admin trusted it.
 
         Raises:
             InvalidArgument: the target column is missing, or data and model do not fit.
             NotFound: the model or dataset does not exist.
+            PermissionDenied: the caller may not write runs, or the model's code is not trusted.
+            ModelError: the model crashed or ran past the worker's time limit.
         """
+        self.ctx.require("editor")  # an evaluation writes a run: refused before any model loads
         frame, label = self._data(dataset, data)
-        return self._evaluate(model, frame, label, target, experiment, run_name, problem_type, trust_pickle)
+        return self._evaluate(model, frame, label, target, experiment, run_name, problem_type)
 
-    def _evaluate(self, model: str, frame: Any, label: str, target: str, experiment: str, run_name: str | None, problem_type: str | None, trust_pickle: bool) -> EvaluationReport:
+    def _evaluate(self, model: str, frame: Any, label: str, target: str, experiment: str, run_name: str | None, problem_type: str | None) -> EvaluationReport:
         from kiln.registry._service import ModelService
 
         if target not in frame.columns:
@@ -199,19 +204,16 @@ class EvaluationService:
             raise InvalidArgument("the data has no rows to evaluate on")
         models = ModelService(self.ws, self.ctx)
         version = models.get_version(ref=model)
-        predictor = models.load(ref=f"{version.name}@{version.version}", trust_pickle=trust_pickle)
         y = frame[target]
         X = frame.drop(columns=[target])
-        kind = _problem(y, predictor, problem_type)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                pred = predictor.predict(X)
-                proba = predictor.predict_proba(X) if kind == "classification" and predictor.can_predict_proba else None
-        except KilnError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the model's own error, reported as bad input
-            raise InvalidArgument(f"model {version.ref} could not predict on this data: {type(exc).__name__}: {str(exc)[:300]}") from None
+        with models.start_worker(ref=version.ref) as predictor:
+            kind = _problem(y, predictor, problem_type)
+            try:
+                pred, proba = predictor.predict_both(X, proba=kind == "classification")
+            except ModelError as exc:
+                if not predictor.worker.alive:
+                    raise  # it crashed or hung: the model's fault, not the data's
+                raise InvalidArgument(f"model {version.ref} could not predict on this data: {exc.message[:300]}") from None
         graphs: dict[str, Any] = {}
         per_class = None
         if kind == "classification":
@@ -261,13 +263,13 @@ class EvaluationService:
         dataset: str | None = None,
         data: Any = None,
         experiment: str = "evaluations",
-        trust_pickle: bool = False,
     ) -> EvaluationComparison:
         """Evaluate several models on the same data; metrics side by side and the best per metric."""
+        self.ctx.require("editor")
         if len(models) < 2:
             raise InvalidArgument("compare needs at least two models")
         frame, label = self._data(dataset, data)
-        reports = [self._evaluate(m, frame, label, target, experiment, None, None, trust_pickle) for m in models]
+        reports = [self._evaluate(m, frame, label, target, experiment, None, None) for m in models]
         keys = sorted({k for r in reports for k in r.metrics})
         table = {k: [r.metrics.get(k) for r in reports] for k in keys}
         best: dict[str, str] = {}

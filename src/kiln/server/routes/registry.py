@@ -131,6 +131,17 @@ def reject(name: str, version: str, body: CommentBody | None = None, svc: ModelS
     return _json(svc.set_status(ref=_ref(name, version), status="Rejected", comment=body.comment if body else None))
 
 
+class TrustBody(BaseModel):
+    trusted: bool = True
+    comment: str | None = None
+
+
+@router.post("/v1/models/{name}/versions/{version}/trust", response_model=ModelVersion, openapi_extra=role("admin", action="models.trust"))
+def trust(name: str, version: str, body: TrustBody, svc: ModelService = service(ModelService)) -> Response:
+    """Record that an admin trusts this version's code (a pickle, code/inference.py) to run in the server's workers."""
+    return _json(svc.trust(ref=_ref(name, version), trusted=body.trusted, comment=body.comment))
+
+
 class AliasBody(BaseModel):
     version: int
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import service
@@ -184,13 +184,16 @@ def get_artifact(run_id: str, name: str, svc: ArtifactService = service(Artifact
 
 
 class EvaluateBody(BaseModel):
+    # Unknown fields are refused: trust is the model version's recorded provenance, and a
+    # request that still sends "trust_pickle" learns that instead of being silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
     model: str
     target: str
     dataset: str
     experiment: str = "evaluations"
     run_name: str | None = None
     problem_type: str | None = None
-    trust_pickle: bool = False
 
 
 @router.post("/v1/evaluations", response_model=EvaluationReport)
@@ -201,24 +204,25 @@ def evaluate(body: EvaluateBody, svc: EvaluationService = service(EvaluationServ
 @router.post("/v1/evaluations/upload", response_model=EvaluationReport)
 async def evaluate_upload(
     request: Request, model: str, target: str, experiment: str = "evaluations", run_name: str | None = None,
-    problem_type: str | None = None, trust_pickle: bool = False, svc: EvaluationService = service(EvaluationService),
+    problem_type: str | None = None, svc: EvaluationService = service(EvaluationService),
 ) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     frame = parquet_to_frame(await request.body())
     report = await run_in_threadpool(
         svc.evaluate, model=model, target=target, data=frame, experiment=experiment, run_name=run_name,
-        problem_type=problem_type, trust_pickle=trust_pickle,
+        problem_type=problem_type,
     )
     return _json(report)
 
 
 class CompareModelsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     models: list[str]
     target: str
     dataset: str
     experiment: str = "evaluations"
-    trust_pickle: bool = False
 
 
 @router.post("/v1/evaluations/compare", response_model=EvaluationComparison)
@@ -228,11 +232,11 @@ def compare_models(body: CompareModelsBody, svc: EvaluationService = service(Eva
 
 @router.post("/v1/evaluations/compare/upload", response_model=EvaluationComparison)
 async def compare_models_upload(
-    request: Request, target: str, models: list[str] = Query(...), experiment: str = "evaluations", trust_pickle: bool = False,
+    request: Request, target: str, models: list[str] = Query(...), experiment: str = "evaluations",
     svc: EvaluationService = service(EvaluationService),
 ) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     frame = parquet_to_frame(await request.body())
-    result = await run_in_threadpool(svc.compare, models=models, target=target, data=frame, experiment=experiment, trust_pickle=trust_pickle)
+    result = await run_in_threadpool(svc.compare, models=models, target=target, data=frame, experiment=experiment)
     return _json(result)
