@@ -232,3 +232,26 @@ def test_the_key_setting_replaces_the_file(tmp_path: Path) -> None:
         other.close()
     with pytest.raises(InvalidArgument, match="shorter than"):
         Workspace(load_settings(home=str(tmp_path), audit_key="short"))
+
+
+def test_the_server_lifespan_anchors_what_was_written_when_it_ends(tmp_path: Path) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from kiln.server._audit_anchor import lifespan
+
+    ws = Workspace(load_settings(home=str(tmp_path)))
+    app = SimpleNamespace(state=SimpleNamespace(workspace=ws))
+
+    async def serve() -> None:
+        async with lifespan(app):
+            for i in range(3):
+                with ws.mutation(CTX, action="t.write", resource=f"t/{i}"):
+                    pass
+            assert orjson.loads(ws.store.read_bytes(ANCHOR_KEY))["seq"] == 1, "the first commit anchors at once"
+
+    try:
+        asyncio.run(serve())
+        assert orjson.loads(ws.store.read_bytes(ANCHOR_KEY))["seq"] == 3
+    finally:
+        ws.close()
