@@ -2,12 +2,16 @@
 
 The key MACs every event (see :mod:`kiln.core.audit`); it comes from the
 ``audit_key`` setting (``KILN_AUDIT_KEY``) or from ``KILN_HOME/audit.key``, a file
-only its owner may read, made when the workspace is first opened.
+only its owner may read, made when the workspace is first opened. Processes on
+several machines sharing one database must share the key: set ``KILN_AUDIT_KEY``
+(or copy the file) on each.
 
 The anchor is one small object in the workspace's object store
 (``audit/anchor.json``) holding the latest anchored sequence number and that
 event's MAC, itself MACed with the key. An attacker who can rewrite the database
-cannot move it, so deleting the tail or rolling the tables back shows.
+cannot move it, so deleting the tail or rolling the tables back shows. Writers
+read it first and only move it forward; the store offers no compare-and-swap, so
+two writers racing may briefly leave it a little behind, never ahead or wrong.
 """
 
 from __future__ import annotations
