@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 import kiln
+from kiln.core._audit_anchor import ANCHOR_KEY
 from kiln.core.context import local_context
 from kiln.core.errors import KilnError, PermissionDenied, Unauthenticated
 from kiln.core.workspace import Workspace
@@ -278,11 +279,14 @@ def _tamper(ws: Workspace, how: str) -> int:
         "delete-last": ["DELETE FROM kiln_audit_events WHERE seq = 5"],
         "delete-first": ["DELETE FROM kiln_audit_events WHERE seq = 1"],
         "reorder": ["UPDATE kiln_audit_events SET seq = -1 WHERE seq = 2", "UPDATE kiln_audit_events SET seq = 2 WHERE seq = 3", "UPDATE kiln_audit_events SET seq = 3 WHERE seq = -1"],
+        # The head moved along: only the anchor outside the database shows these.
+        "delete-last-and-head": ["DELETE FROM kiln_audit_events WHERE seq = 5", "UPDATE kiln_audit_head SET seq = 4, hash = (SELECT hash FROM kiln_audit_events WHERE seq = 4)"],
+        "delete-all-and-reset-head": ["DELETE FROM kiln_audit_events", f"UPDATE kiln_audit_head SET seq = 0, hash = '{'0' * 64}'"],
     }[how]
     with ws.db.engine.begin() as conn:
         for sql in statements:
             conn.execute(sa.text(sql))
-    return {"edit": 3, "edit-details": 2, "delete-middle": 3, "delete-last": 5, "delete-first": 1, "reorder": 2}[how]
+    return {"edit": 3, "edit-details": 2, "delete-middle": 3, "delete-last": 5, "delete-first": 1, "reorder": 2, "delete-last-and-head": 5, "delete-all-and-reset-head": 1}[how]
 
 
 @pytest.fixture
@@ -298,7 +302,7 @@ def trail(any_ws: Workspace, cli: Any, monkeypatch: pytest.MonkeyPatch) -> tuple
     return any_ws, cli
 
 
-@pytest.mark.parametrize("how", ["edit", "edit-details", "delete-middle", "delete-last", "delete-first", "reorder"])
+@pytest.mark.parametrize("how", ["edit", "edit-details", "delete-middle", "delete-last", "delete-first", "reorder", "delete-last-and-head", "delete-all-and-reset-head"])
 def test_audit_verify_names_the_first_bad_event(trail: tuple[Workspace, Any], how: str) -> None:
     ws, cli = trail
     clean = cli("audit", "verify")
@@ -310,6 +314,39 @@ def test_audit_verify_names_the_first_bad_event(trail: tuple[Workspace, Any], ho
     assert result.err.startswith(f"error: audit trail broken at event {bad_seq}:"), result.err
     report = json.loads(cli("audit", "verify", "--json").out)
     assert report["ok"] is False and report["first_bad_seq"] == bad_seq
+
+
+@pytest.mark.parametrize("damage", ["missing", "damaged"])
+def test_a_missing_or_damaged_anchor_is_reported_as_tampering_by_every_face(trail: tuple[Workspace, Any], damage: str) -> None:
+    ws, cli = trail
+    if damage == "missing":
+        ws.store.delete(ANCHOR_KEY)
+    else:
+        ws.store.put_bytes(ANCHOR_KEY, b'{"seq": 9, "mac": "x"}')
+    result = cli("audit", "verify")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert result.err.strip().splitlines() == [result.err.strip()]
+    assert result.err.startswith("error: audit trail broken: the audit anchor"), result.err
+    assert ("missing" if damage == "missing" else "damaged") in result.err
+    with http_client(create_app(ws)) as http:
+        resp = http.get("/v1/audit/verify")
+    assert resp.status_code == 200 and resp.json()["ok"] is False and resp.json()["first_bad_seq"] is None
+
+
+@pytest.mark.parametrize("key", ["missing", "loose"])
+def test_verify_without_a_usable_key_says_what_to_do(ws: Workspace, key: str, tmp_path: Path) -> None:
+    path = ws.settings.home / "audit.key"
+    with kiln.Client(settings=ws.settings) as client:
+        client.tokens.create("one")  # a trail MACed with the key
+    if key == "missing":
+        path.unlink()
+    else:
+        path.chmod(0o644)
+    env = {**os.environ, "KILN_HOME": str(ws.settings.home)}
+    proc = subprocess.run([sys.executable, "-m", "kiln", "audit", "verify"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == (3 if key == "missing" else 5), proc
+    assert ("restore the file from a backup" if key == "missing" else f"chmod 600 {path}") in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_server_refuses_public_bind_without_auth(settings: Any, tmp_path: Path) -> None:

@@ -195,7 +195,7 @@ def test_sql_outside_the_lake_is_refused_on_every_face(seeded: httpx.Client, ws:
             assert result.code == 2 and result.err.startswith("error: "), (query, result)
     finally:
         client.close()
-    assert sorted(p.name for p in Path(ws.store.url).iterdir()) == ["datasets"]
+    assert sorted(p.name for p in Path(ws.store.url).iterdir()) == ["audit", "datasets"]  # audit: the anchor
     assert not (settings.home / "x.csv").exists()
     assert not list(Path.cwd().glob(".tmp"))
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kiln.core import audit
 from kiln.core.config import load_settings
 from kiln.core.context import local_context
 from kiln.core.gc import collect_garbage
@@ -53,8 +52,7 @@ def test_sigkill_mid_ingest_leaves_no_version_and_gc_cleans_up(tmp_path: Path) -
     assert report.removed and not [p for p in target.rglob("*") if p.is_file()]
     assert svc.read_table("small").num_rows == 10, "committed data survives gc"
     assert svc.ingest("big", _big_csv(tmp_path / "again.csv", 1000)).version == 1
-    with ws.db.read() as conn:
-        assert audit.verify(conn).ok
+    assert ws.verify_audit().ok
     ws.close()
 
 

@@ -174,4 +174,4 @@ def test_create_twice_conflicts_and_delete_removes_records_and_consumers(streams
     with streams.ws.db.read() as conn:
         events = audit.list_events(conn, resource="streams/clicks")
         assert {"streams.create", "streams.delete"} <= {e.action for e in events}
-        assert audit.verify(conn).ok
+    assert streams.ws.verify_audit().ok

@@ -1,4 +1,4 @@
-"""kiln audit: the hash-chained trail of every mutation."""
+"""kiln audit: the MAC-chained, anchored trail of every mutation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from kiln.cli._common import JsonOpt, console, emit, fail, get_client
 from kiln.core.errors import InvalidArgument
 
-app = typer.Typer(help="The audit trail: list events, verify the hash chain.", no_args_is_help=True)
+app = typer.Typer(help="The audit trail: list events, verify the MAC chain and its anchor.", no_args_is_help=True)
 
 
 def _when(text: str | None) -> float | None:
@@ -41,11 +41,12 @@ def list_(
 
 @app.command("verify")
 def verify(json: bool = JsonOpt) -> None:
-    """Check the hash chain; exits 1 and names the first bad event on tampering."""
+    """Check the MAC chain and its anchor; exits 1 and names the first bad event on tampering."""
     result = get_client().audit.verify()
     if json:
         emit(result, json=True)
     elif result["ok"]:
         console.print(f"audit trail intact: {result['checked']} events verified")
     if not result["ok"]:
-        fail(f"audit trail broken at event {result['first_bad_seq']}: {result['problem']}", code=1)
+        where = f" at event {result['first_bad_seq']}" if result["first_bad_seq"] is not None else ""
+        fail(f"audit trail broken{where}: {result['problem']}", code=1)

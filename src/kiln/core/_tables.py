@@ -1,4 +1,4 @@
-"""Core tables: API tokens and the audit trail."""
+"""Core tables: API tokens and the audit trail (``hash``/``prev_hash`` hold HMAC-SHA256 MACs)."""
 
 import sqlalchemy as sa
 
@@ -40,4 +40,6 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # "hmac-sha256"; "sha256" for a trail made before core_0002, until it is carried over.
+    sa.Column("scheme", sa.String(16), nullable=False, server_default="sha256"),
 )

@@ -29,6 +29,11 @@ class Workspace:
         self.db.migrate()
         self._store: ObjectStore | None = None
         self._store_lock = threading.Lock()
+        try:
+            self.audit = audit.AuditTrail.open(self.settings, self.db, lambda: self.store)
+        except BaseException:
+            self.db.dispose()
+            raise
 
     @property
     def store(self) -> ObjectStore:
@@ -60,7 +65,8 @@ class Workspace:
             ctx.require(role)  # inside: a refused attempt is audited as a failure too
             with self.db.write() as conn:
                 yield conn, extra
-                audit.record(conn, ctx, action=action, resource=resource, details=extra)
+                self.audit.record(conn, ctx, action=action, resource=resource, details=extra)
+            self.audit.committed()
         except KilnError as exc:
             self._record_failure(ctx, action, resource, extra, exc.code, exc.message)
             raise
@@ -77,12 +83,19 @@ class Workspace:
     ) -> None:
         try:
             with self.db.write() as conn:
-                audit.record(
+                self.audit.record(
                     conn, ctx, action=action, resource=resource, outcome="failure",
                     details={**extra, "error": code, "message": message[:500]},
                 )
+            self.audit.committed()
         except KilnError:
             pass  # the database itself is failing; the original error is what matters
 
+    def verify_audit(self) -> audit.VerifyResult:
+        """Check the audit trail against its key and its anchor (only reads)."""
+        return self.audit.verify()
+
     def close(self) -> None:
+        """Anchor the audit events this process wrote, then release the database."""
+        self.audit.close()
         self.db.dispose()

@@ -43,12 +43,15 @@ class Audit(Namespace):
         return list(self._http("GET", "/v1/audit", params={"actor": actor, "resource": resource, "action": action, "since": since, "until": until, "limit": limit}))
 
     def verify(self) -> dict[str, Any]:
-        """Check the hash chain: ``{"ok", "checked", "first_bad_seq", "problem"}``."""
+        """Check the MAC chain and its anchor: ``{"ok", "checked", "first_bad_seq", "problem"}``.
+
+        ``first_bad_seq`` names the first missing or bad event; it is ``None`` when the
+        anchor outside the database is itself missing or damaged.
+        """
         if self._local:
             ws = self._t.workspace  # type: ignore[union-attr]
             self._t.ctx.require("admin")  # type: ignore[union-attr]
-            with ws.db.read() as conn:
-                return _audit.verify(conn).model_dump()
+            return ws.verify_audit().model_dump()
         return dict(self._http("GET", "/v1/audit/verify"))
 
     def gc(self, *, grace_s: float = 3600.0, dry_run: bool = False) -> GcReport:

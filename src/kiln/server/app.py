@@ -142,6 +142,7 @@ async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> 
 # function takes the app and returns an async context manager.
 LIFESPAN_HOOKS = [
     "kiln.lake.streams._worker:lifespan",
+    "kiln.server._audit_anchor:lifespan",
 ]
 
 

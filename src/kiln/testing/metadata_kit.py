@@ -85,8 +85,7 @@ class MetadataStoreContract:
             t.start()
         for t in threads:
             t.join()
-        with workspace.db.read() as conn:
-            result = audit.verify(conn)
+        result = workspace.verify_audit()
         assert result.ok and result.checked == 40
 
     @pytest.mark.parametrize("tamper", ["edit", "delete_middle", "delete_last", "reorder"])
@@ -107,8 +106,7 @@ class MetadataStoreContract:
                 conn.execute(e.update().where(e.c.seq == 2).values(seq=-2))
                 conn.execute(e.update().where(e.c.seq == 3).values(seq=2))
                 conn.execute(e.update().where(e.c.seq == -2).values(seq=3))
-        with workspace.db.read() as conn:
-            result = audit.verify(conn)
+        result = workspace.verify_audit()
         assert not result.ok
         assert result.first_bad_seq == {"edit": 3, "delete_middle": 3, "delete_last": 5, "reorder": 2}[tamper], result
         assert result.problem

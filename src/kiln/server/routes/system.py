@@ -68,8 +68,7 @@ def list_audit(
 @router.get("/v1/audit/verify", response_model=audit.VerifyResult, openapi_extra=role("admin"))
 def verify_audit(ws: Ws, ctx: Ctx) -> audit.VerifyResult:
     ctx.require("admin")
-    with ws.db.read() as conn:
-        return audit.verify(conn)
+    return ws.verify_audit()
 
 
 @router.post("/v1/gc", response_model=GcReport, openapi_extra=role("admin"))

@@ -1,0 +1,257 @@
+"""Replayed attacks on the audit trail: each must be caught by verify, naming the first bad event.
+
+The attacker can rewrite the metadata database at will, but has neither the audit key
+(KILN_HOME/audit.key or KILN_AUDIT_KEY) nor write access to the anchor's MAC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from kiln.core._audit_anchor import ANCHOR_KEY, KEY_FILE
+from kiln.core._tables import audit_events, audit_head
+from kiln.core.config import Settings, load_settings
+from kiln.core.context import Context
+from kiln.core.errors import InvalidArgument, NotFound, PermissionDenied
+from kiln.core.workspace import Workspace
+
+CTX = Context(actor="local:alice", request_id="req")
+
+
+@pytest.fixture(params=["sqlite+folder", pytest.param("postgres+s3", marks=[pytest.mark.postgres, pytest.mark.s3])])
+def settings_any(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings of a workspace on the embedded defaults, or on PostgreSQL + S3."""
+    if request.param == "sqlite+folder":
+        return load_settings(home=str(tmp_path / "kiln"))
+    return load_settings(
+        home=str(tmp_path / "kiln"),
+        database_url=request.getfixturevalue("pg_schema_url"),
+        storage_url=request.getfixturevalue("s3_bucket"),
+        s3_endpoint_url=request.getfixturevalue("s3_endpoint"),
+    )
+
+
+@pytest.fixture
+def ws(settings_any: Settings) -> Iterator[Workspace]:
+    """Five events written by another process that has closed (so the anchor is at 5)."""
+    _write(settings_any, 5)
+    workspace = Workspace(settings_any)
+    yield workspace
+    workspace.close()
+
+
+def _write(settings: Settings, n: int) -> None:
+    writer = Workspace(settings)
+    try:
+        for i in range(n):
+            with writer.mutation(CTX, action="t.write", resource=f"t/{i}", details={"i": i}):
+                pass
+    finally:
+        writer.close()
+
+
+def _rows(ws: Workspace) -> list[dict[str, Any]]:
+    with ws.db.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(audit_events).order_by(audit_events.c.seq))]
+
+
+def _replace_trail(ws: Workspace, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as the whole trail and point the head at the last one, as an attacker would."""
+    with ws.db.engine.begin() as conn:
+        conn.execute(audit_events.delete())
+        if rows:
+            conn.execute(audit_events.insert(), rows)
+        last = rows[-1] if rows else {"seq": 0, "hash": "0" * 64}
+        conn.execute(audit_head.update().values(seq=last["seq"], hash=last["hash"]))
+
+
+def _sha256(prev: str, row: dict[str, Any]) -> str:
+    # The chain before the keyed MAC, recomputed by an attacker who knows the code.
+    body = orjson.dumps([row["seq"], row["event_id"], repr(float(row["time"])), row["actor"], row["action"], row["resource"], row["request_id"], row["source"], row["outcome"], row["details"]])
+    return hashlib.sha256(prev.encode() + b"\n" + body).hexdigest()
+
+
+def _guessed_key(prev: str, row: dict[str, Any]) -> str:
+    body = orjson.dumps(["kiln.audit.event/v2", row["seq"], row["event_id"], repr(float(row["time"])), row["actor"], row["action"], row["resource"], row["request_id"], row["source"], row["outcome"], row["details"], prev])
+    return hmac.new(b"0" * 32, body, hashlib.sha256).hexdigest()
+
+
+def _rechain(rows: list[dict[str, Any]], start: int, digest: Any) -> list[dict[str, Any]]:
+    """Renumber from 1 and recompute every link from ``start`` on with ``digest``."""
+    out: list[dict[str, Any]] = []
+    for i, row in enumerate(rows, start=1):
+        row = {**row, "seq": i}
+        if i >= start:
+            row["prev_hash"] = out[-1]["hash"] if out else "0" * 64
+            row["hash"] = digest(row["prev_hash"], row)
+        out.append(row)
+    return out
+
+
+def _bad(ws: Workspace, seq: int | None) -> str:
+    result = ws.verify_audit()
+    assert not result.ok and result.first_bad_seq == seq, result
+    assert result.problem
+    return result.problem
+
+
+def test_a_new_workspace_verifies_without_an_anchor(tmp_path: Path) -> None:
+    ws = Workspace(load_settings(home=str(tmp_path)))
+    try:
+        assert ws.verify_audit().ok and not ws.store.exists(ANCHOR_KEY)
+    finally:
+        ws.close()
+    assert not ws.store.exists(ANCHOR_KEY), "closing without writing anchors nothing"
+
+
+def test_an_intact_trail_verifies_and_is_anchored(ws: Workspace) -> None:
+    result = ws.verify_audit()
+    assert result.ok and result.checked == 5
+    assert orjson.loads(ws.store.read_bytes(ANCHOR_KEY))["seq"] == 5
+    _write(ws.settings, 2)  # events after the anchor are fine while they chain from it
+    assert ws.verify_audit().ok
+
+
+EDITS = {
+    "time": 1.0, "actor": "local:mallory", "action": "tokens.revoke", "resource": "t/forged",
+    "request_id": "forged", "source": "10.6.6.6", "outcome": "failure", "details": '{"i":99}',
+    "seq": 99, "event_id": "f" * 32, "prev_hash": "1" * 64, "hash": "1" * 64,
+}
+
+
+@pytest.mark.parametrize("field", list(EDITS))
+def test_editing_any_field_is_caught(ws: Workspace, field: str) -> None:
+    with ws.db.engine.begin() as conn:
+        conn.execute(audit_events.update().where(audit_events.c.seq == 3).values({field: EDITS[field]}))
+    _bad(ws, 3)
+
+
+def test_deleting_the_last_event_and_updating_the_head_is_caught(ws: Workspace) -> None:
+    _replace_trail(ws, _rows(ws)[:4])
+    assert "anchor" in _bad(ws, 5)
+
+
+def test_deleting_every_event_and_resetting_the_head_is_caught(ws: Workspace) -> None:
+    _replace_trail(ws, [])
+    assert "events 1 to 5" in _bad(ws, 1)
+
+
+@pytest.mark.parametrize("digest", [_sha256, _guessed_key], ids=["plain-sha256", "guessed-key"])
+@pytest.mark.parametrize("start", [2, 1], ids=["from-the-edit", "from-scratch"])
+def test_editing_deleting_and_rechaining_is_caught(ws: Workspace, digest: Any, start: int) -> None:
+    rows = _rows(ws)
+    rows[1]["resource"] = "t/forged"
+    del rows[3]
+    _replace_trail(ws, _rechain(rows, start, digest))
+    _bad(ws, start)
+
+
+def test_a_rollback_to_an_earlier_copy_is_caught(ws: Workspace) -> None:
+    earlier = _rows(ws)[:3]  # as if copied from a backup taken at event 3
+    _replace_trail(ws, earlier)
+    assert "rolled back" in _bad(ws, 4)
+    _write(ws.settings, 3)  # genuine events after the rollback pass the anchor's seq...
+    _bad(ws, 5)  # ...but event 5 is not the anchored one
+    assert orjson.loads(ws.store.read_bytes(ANCHOR_KEY))["seq"] == 5, "the anchor never moves past a mismatch"
+
+
+def test_the_anchor_never_moves_backwards(ws: Workspace) -> None:
+    first = ws.store.read_bytes(ANCHOR_KEY)
+    with ws.db.engine.begin() as conn:  # a writer whose view of the head is behind the anchor
+        conn.execute(audit_head.update().values(seq=4, hash=_rows(ws)[3]["hash"]))
+    ws.audit._dirty = True
+    ws.audit.flush()
+    assert ws.store.read_bytes(ANCHOR_KEY) == first
+
+
+def test_a_missing_anchor_is_tampering(ws: Workspace) -> None:
+    ws.store.delete(ANCHOR_KEY)
+    assert "anchor" in _bad(ws, None) and "missing" in _bad(ws, None)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "seq-changed", "mac-changed", "empty"])
+def test_a_damaged_anchor_is_tampering(ws: Workspace, damage: str) -> None:
+    data = orjson.loads(ws.store.read_bytes(ANCHOR_KEY))
+    raw = {
+        "garbage": b"\x00not json",
+        "seq-changed": orjson.dumps({**data, "seq": 3}),
+        "mac-changed": orjson.dumps({**data, "anchor_mac": "0" * 64}),
+        "empty": b"",
+    }[damage]
+    ws.store.put_bytes(ANCHOR_KEY, raw)
+    assert "anchor" in _bad(ws, None)
+    _write(ws.settings, 1)
+    assert ws.store.read_bytes(ANCHOR_KEY) == raw, "a writer leaves a damaged anchor as evidence"
+
+
+# -- the key ------------------------------------------------------------------------------
+
+
+def test_the_key_file_is_made_owner_only_at_init(tmp_path: Path) -> None:
+    Workspace(load_settings(home=str(tmp_path))).close()
+    assert stat.S_IMODE((tmp_path / KEY_FILE).stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_key_file_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    Workspace(load_settings(home=str(tmp_path))).close()
+    os.chmod(tmp_path / KEY_FILE, mode)
+    with pytest.raises(PermissionDenied, match="chmod 600"):
+        Workspace(load_settings(home=str(tmp_path)))
+
+
+def test_a_missing_key_says_what_to_do(ws: Workspace) -> None:
+    (ws.settings.home / KEY_FILE).unlink()
+    with pytest.raises(NotFound, match="restore the file from a backup.*KILN_AUDIT_KEY"):
+        Workspace(ws.settings)
+
+
+def test_the_key_setting_replaces_the_file(tmp_path: Path) -> None:
+    settings = load_settings(home=str(tmp_path), audit_key="k" * 40)
+    _write(settings, 3)
+    assert not (tmp_path / KEY_FILE).exists()
+    ws = Workspace(settings)
+    try:
+        assert ws.verify_audit().ok
+    finally:
+        ws.close()
+    other = Workspace(load_settings(home=str(tmp_path), audit_key="x" * 40))
+    try:
+        assert "audit key" in _bad(other, 1)
+    finally:
+        other.close()
+    with pytest.raises(InvalidArgument, match="shorter than"):
+        Workspace(load_settings(home=str(tmp_path), audit_key="short"))
+
+
+def test_the_server_lifespan_anchors_what_was_written_when_it_ends(tmp_path: Path) -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from kiln.server._audit_anchor import lifespan
+
+    ws = Workspace(load_settings(home=str(tmp_path)))
+    app = SimpleNamespace(state=SimpleNamespace(workspace=ws))
+
+    async def serve() -> None:
+        async with lifespan(app):
+            for i in range(3):
+                with ws.mutation(CTX, action="t.write", resource=f"t/{i}"):
+                    pass
+            assert orjson.loads(ws.store.read_bytes(ANCHOR_KEY))["seq"] == 1, "the first commit anchors at once"
+
+    try:
+        asyncio.run(serve())
+        assert orjson.loads(ws.store.read_bytes(ANCHOR_KEY))["seq"] == 3
+    finally:
+        ws.close()
