@@ -55,8 +55,15 @@ class SyncASGI(httpx.BaseTransport):
             self._runner = None
 
 
+# What the SDK sends on every request; the server refuses state-changing requests without it
+# (or a token) since a web page cannot send it cross-site.
+CLIENT_HEADERS = {"x-kiln-client": "1"}
+
+
 def http_client(app: Any, **kwargs: Any) -> httpx.Client:
-    return httpx.Client(transport=SyncASGI(app, **kwargs), base_url="http://testserver")
+    """A raw HTTP client on ``app`` that sends what the SDK sends (create the app with
+    ``allowed_hosts=["testserver"]``: httpx's test Host)."""
+    return httpx.Client(transport=SyncASGI(app, **kwargs), base_url="http://testserver", headers=CLIENT_HEADERS)
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +87,7 @@ def ws(settings: Settings, migrated_db: Path) -> Iterator[Workspace]:
 
 @pytest.fixture
 def app(ws: Workspace) -> Any:
-    return create_app(ws)
+    return create_app(ws, auth=False, allowed_hosts=["testserver"])
 
 
 @pytest.fixture

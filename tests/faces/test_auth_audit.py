@@ -35,7 +35,7 @@ def secured(ws: Workspace) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
     tokens["revoked"] = admin.tokens.create("gone", role="admin").token
     admin.tokens.revoke("gone")
     admin.close()
-    with http_client(create_app(ws, auth=True)) as http:
+    with http_client(create_app(ws, auth=True, allowed_hosts=["testserver"])) as http:
         yield http, tokens
 
 
@@ -351,13 +351,13 @@ def test_verify_without_a_usable_key_says_what_to_do(ws: Workspace, key: str, tm
 
 def test_server_refuses_public_bind_without_auth(settings: Any, tmp_path: Path) -> None:
     env = {**os.environ, "KILN_HOME": str(settings.home)}
-    proc = subprocess.run([sys.executable, "-m", "kiln", "server", "--host", "0.0.0.0"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "kiln", "server", "--host", "0.0.0.0", "--no-auth"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2, proc
     assert "refusing to bind 0.0.0.0 without auth" in proc.stderr and "--auth" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(("args", "env"), [(["--host", "::"], {}), (["--host", "10.1.2.3", "--no-auth"], {}), ([], {"KILN_HOST": "0.0.0.0"}), ([], {"KILN_HOST": "0.0.0.0", "KILN_AUTH": "false"})])
+@pytest.mark.parametrize(("args", "env"), [(["--host", "::", "--no-auth"], {}), (["--host", "10.1.2.3", "--no-auth"], {}), (["--no-auth"], {"KILN_HOST": "0.0.0.0"}), ([], {"KILN_HOST": "0.0.0.0", "KILN_AUTH": "false"})])
 def test_server_refusal_variants(cli: Any, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str]) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)

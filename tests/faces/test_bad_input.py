@@ -42,7 +42,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def shared_app(settings: Settings) -> Iterator[Any]:
     ws = Workspace(settings)
-    yield create_app(ws)
+    yield create_app(ws, auth=False, allowed_hosts=["testserver"])
     ws.close()
 
 
@@ -205,7 +205,7 @@ def test_sql_outside_the_lake_is_refused_on_every_face(seeded: httpx.Client, ws:
 @pytest.fixture
 def small(tmp_path: Path) -> Iterator[httpx.Client]:
     ws = Workspace(load_settings(home=str(tmp_path / "small"), max_request_mb=0.01, max_upload_mb=0.02))
-    with http_client(create_app(ws)) as http:
+    with http_client(create_app(ws, auth=False, allowed_hosts=["testserver"])) as http:
         yield http
     ws.close()
 
@@ -246,7 +246,7 @@ def test_unknown_route_and_method_use_the_error_shape(http: httpx.Client) -> Non
 
 
 def test_unexpected_error_keeps_the_shape_and_the_request_id(ws: Workspace, caplog: pytest.LogCaptureFixture) -> None:
-    app = create_app(ws)
+    app = create_app(ws, auth=False, allowed_hosts=["testserver"])
 
     def boom() -> None:
         raise RuntimeError("secret detail")

@@ -17,7 +17,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from kiln.core.auth import TokenService
 from kiln.core.config import Settings
+from kiln.core.context import local_context
 from kiln.core.workspace import Workspace
 from kiln.server.app import create_app
 
@@ -26,7 +28,11 @@ _HOME = Path(tempfile.mkdtemp(prefix="kiln-fuzz-"))
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 _WS = Workspace(Settings(home=_HOME / "kiln").resolved())
 atexit.register(_WS.close)
-APP = create_app(_WS)
+# What a real client sends: an admin token (as the SDK picks up from kiln server's token file)
+# and the client header.
+_TOKEN = TokenService(_WS, local_context()).create(name="fuzz-admin-token", role="admin").token
+HEADERS = {"authorization": f"Bearer {_TOKEN}", "x-kiln-client": "1"}
+APP = create_app(_WS, auth=True, allowed_hosts=["testserver"])
 
 # The foundation's routes; later stages fuzz their own.
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP).include(path_regex=r"^/v1/(health|tokens|audit|gc|datasets|sql)")
@@ -35,4 +41,4 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP).include(path_regex
 @schema.parametrize()
 @settings(max_examples=25, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_api(case: schemathesis.Case) -> None:
-    case.call_and_validate(checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance])
+    case.call_and_validate(headers=HEADERS, checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance])

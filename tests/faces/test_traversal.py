@@ -50,7 +50,7 @@ def _discover() -> list[tuple[str, str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Settings(home=Path(tmp)).resolved())
         try:
-            app = create_app(ws)
+            app = create_app(ws, auth=False, allowed_hosts=["testserver"])
             found = set(_walk(app.routes))
             for path, item in app.openapi()["paths"].items():
                 found |= {(m.upper(), path) for m in item if m in ("get", "post", "put", "patch", "delete")}
@@ -77,7 +77,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Clien
     (root / "outside").mkdir()
     (root / "outside" / "sentinel.txt").write_text("untouched")
     ws = Workspace(Settings(home=root / "kiln").resolved())
-    with http_client(create_app(ws)) as http:
+    with http_client(create_app(ws, auth=False, allowed_hosts=["testserver"])) as http:
         assert upload(http, "sales").status_code == 201
         assert http.post("/v1/tokens", json={"name": "keeper", "role": "viewer"}).status_code == 201
         yield http, root
@@ -176,7 +176,7 @@ def test_openapi_takes_no_server_path() -> None:
     """REST never takes a path on the server: no query parameter or body field names one."""
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace(Settings(home=Path(tmp)).resolved())
-        names = _inputs(create_app(ws).openapi())
+        names = _inputs(create_app(ws, auth=False, allowed_hosts=["testserver"]).openapi())
         ws.close()
     assert {"format", "source", "query"} <= names
     assert not names & {"dest", "path", "output", "filename", "file", "file_path", "dir", "directory", "folder", "local_path"}

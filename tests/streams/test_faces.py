@@ -98,7 +98,7 @@ def module_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Clie
     from tests.faces.conftest import http_client
 
     ws = Workspace(load_settings(home=str(tmp_path_factory.mktemp("streams-faces"))))
-    with http_client(create_app(ws)) as client:
+    with http_client(create_app(ws, auth=False, allowed_hosts=["testserver"])) as client:
         assert client.post("/v1/streams", json={"name": "clicks"}).status_code == 201
         yield client
     ws.close()

@@ -44,7 +44,7 @@ def _start(home: Path, port: int) -> subprocess.Popen[bytes]:
 def test_sigkill_mid_stream_loses_no_acknowledged_record(tmp_path: Path) -> None:
     home, port = tmp_path / "kiln", _free_port()
     proc = _start(home, port)
-    client = kiln.Client(f"http://127.0.0.1:{port}")
+    client = kiln.Client(f"http://127.0.0.1:{port}", home=str(home))  # the server's token file
     # The server's worker flushes every 0.2 s meanwhile, so the kill can land mid-flush too.
     client.streams.create("clicks", flush_rows=40, flush_interval_s=0.2)
     sent: list[tuple[int, PendingRecord]] = []

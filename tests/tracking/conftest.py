@@ -87,7 +87,7 @@ def local_client(ws: Workspace) -> Client:
 
 
 def remote_client(ws: Workspace) -> Client:
-    tc = TestClient(create_app(ws))
+    tc = TestClient(create_app(ws, auth=False, allowed_hosts=["testserver"]), client=("127.0.0.1", 50000))
     return Client("http://testserver", http_transport=tc._transport)
 
 
@@ -102,7 +102,7 @@ def client(request: pytest.FixtureRequest, sqlite_ws: Workspace) -> Iterator[Cli
 @pytest.fixture
 def rest(sqlite_ws: Workspace) -> Iterator[Any]:
     """A raw HTTP client on the REST API."""
-    with TestClient(create_app(sqlite_ws), raise_server_exceptions=False) as tc:
+    with TestClient(create_app(sqlite_ws, auth=False, allowed_hosts=["testserver"]), raise_server_exceptions=False, client=("127.0.0.1", 50000), headers={"x-kiln-client": "1"}) as tc:
         yield tc
 
 
@@ -145,7 +145,7 @@ def raw(sqlite_ws: Workspace) -> Any:
     import asyncio
     from urllib.parse import quote, unquote
 
-    app = create_app(sqlite_ws)
+    app = create_app(sqlite_ws, auth=False, allowed_hosts=["testserver"])
 
     def send(method: str, path_template: str, value: str, body: bytes = b"{}") -> int:
         status, location = _once(method, path_template.format(quote(value, safe="")), body)
@@ -157,7 +157,10 @@ def raw(sqlite_ws: Workspace) -> Any:
         scope = {
             "type": "http", "http_version": "1.1", "method": method, "scheme": "http", "path": unquote(raw_path),
             "raw_path": raw_path.encode(), "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
-            "server": ("testserver", 80), "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "server": ("testserver", 80), "headers": [
+                (b"host", b"testserver"), (b"x-kiln-client", b"1"),
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            ],
         }
         status: list[int] = []
         location: list[str] = []

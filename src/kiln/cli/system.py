@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from kiln.cli._common import JsonOpt, console, emit, fail, get_client
+from kiln.cli._common import JsonOpt, console, emit, err_console, fail, get_client
 
 app = typer.Typer()
 
@@ -39,19 +39,48 @@ def doctor(json: bool = JsonOpt) -> None:
 def server(
     host: str = typer.Option(None, help="Address to bind (default 127.0.0.1, or KILN_HOST)."),
     port: int = typer.Option(None, help="Port (default 8300, or KILN_PORT)."),
-    auth: bool = typer.Option(None, "--auth/--no-auth", help="Require API tokens (required off loopback)."),
+    auth: bool = typer.Option(None, "--auth/--no-auth", help="Require API tokens (the default; required off loopback). --no-auth lets every program on this machine in as admin."),
 ) -> None:
     """Run the REST API (and Studio) server."""
     import uvicorn
 
+    from kiln.core.auth import ensure_local_token, is_loopback
     from kiln.core.config import load_settings
-    from kiln.server.app import create_app, is_loopback
+    from kiln.core.errors import KilnError
+    from kiln.core.workspace import Workspace
+    from kiln.server.app import create_app
 
     settings = load_settings(host=host, port=port, auth=auth)
     if not is_loopback(settings.host) and not settings.auth:
         fail(f"refusing to bind {settings.host} without auth: start with --auth (and create tokens with `kiln tokens create`), or bind 127.0.0.1")
-    app = create_app(settings=settings)
-    console.print(f"kiln server on http://{settings.host}:{settings.port} (auth {'on' if settings.auth else 'off'})")
+    ws = Workspace(settings)
+    try:
+        token_file = ensure_local_token(ws) if settings.auth else None
+        app = create_app(ws)
+    except KilnError as exc:
+        ws.close()
+        fail(exc.message)
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = f"http://{shown}:{settings.port}"
+    console.print(f"kiln server on {url} (auth {'on' if settings.auth else 'OFF'})", highlight=False)
+    if token_file is not None:
+        client_url = url if is_loopback(settings.host) else f"http://127.0.0.1:{settings.port}"
+        console.print(
+            f"  local admin token: {token_file} (owner-only)\n"
+            f"  the CLI and SDK on this machine use it with the same KILN_HOME and no KILN_TOKEN:\n"
+            f"      KILN_URL={client_url} kiln datasets ls\n"
+            f"      kiln.Client(\"{client_url}\")\n"
+            f"  other clients: curl -H \"Authorization: Bearer $(cat {token_file})\" {client_url}/v1/health\n"
+            f"  tokens for others: kiln tokens create NAME --role viewer|editor|admin",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+    else:
+        err_console.print(
+            "[bold red]WARNING: --no-auth: no token is asked for. Any program run by any user of this "
+            "machine that sends 'X-Kiln-Client: 1' is an admin here (web pages are still refused). "
+            "Drop --no-auth to require the token kiln server writes to KILN_HOME.[/bold red]",
+            highlight=False,
+        )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
 
 

@@ -28,7 +28,8 @@ class Settings:
     executor: str = "local"
     host: str = "127.0.0.1"
     port: int = 8300
-    auth: bool = False
+    # Require API tokens; `kiln server` writes a local admin token to KILN_HOME/server-token.
+    auth: bool = True
     url: str = ""
     token: str = ""
     sql_timeout_s: float = 60.0

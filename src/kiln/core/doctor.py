@@ -63,6 +63,18 @@ def run_checks() -> dict[str, Any]:
         r.raise_for_status()
         return settings.url
 
+    def auth() -> str:
+        from kiln.core.auth import local_token_path, read_local_token
+
+        if not settings.auth:
+            return "off (--no-auth): every Kiln client on this machine is admin"
+        if settings.token:
+            return "on; clients send KILN_TOKEN"
+        path = local_token_path(settings.home)
+        if read_local_token(settings.home):  # raises when others can read it
+            return f"on; clients on this machine use {path} (owner-only)"
+        return f"on; no local token yet: `kiln server` writes {path}"
+
     db_backend = settings.database_url.split(":", 1)[0]
     checks.append(_check("metadata", db_backend, database))
     checks.append(_check("objects", "s3" if settings.storage_url.startswith("s3://") else "folder", storage))
@@ -70,6 +82,7 @@ def run_checks() -> dict[str, Any]:
     checks.append(_check("executor", settings.executor, executor))
     if settings.url:
         checks.append(_check("server", "http", server))
+    checks.append(_check("auth", "tokens" if settings.auth else "none", auth))
     if "ws" in state:
         state["ws"].close()
     return {"settings": settings.public(), "checks": checks}

@@ -40,7 +40,8 @@ class HttpTransport:
     is_local = False
 
     def __init__(self, base_url: str, *, token: str = "", timeout: float = 300.0, transport: httpx.BaseTransport | None = None) -> None:
-        headers = {"user-agent": "kiln-sdk"}
+        # X-Kiln-Client tells the server this is not a web page (which cannot send it cross-site).
+        headers = {"user-agent": "kiln-sdk", "x-kiln-client": "1"}
         if token:
             headers["authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")

@@ -22,7 +22,10 @@ class Client:
 
     Args:
         url: a Kiln server's base URL; default ``KILN_URL`` or in-process.
-        token: bearer token for the server; default ``KILN_TOKEN``.
+        token: bearer token for the server; default ``KILN_TOKEN``, else, for a server on
+            loopback (``localhost``, ``127.0.0.1``, ``[::1]``), the admin token that
+            ``kiln server`` wrote to ``KILN_HOME/server-token`` (this client's KILN_HOME),
+            if there is one.
         settings: explicit settings for the in-process case.
         home: shortcut for ``settings=load_settings(home=...)``.
     """
@@ -33,7 +36,9 @@ class Client:
         self.settings = settings
         url = url if url is not None else settings.url
         if url:
-            self._t: Transport = HttpTransport(url, token=token if token is not None else settings.token, transport=http_transport)
+            if token is None:
+                token = settings.token or _local_token(url, settings)
+            self._t: Transport = HttpTransport(url, token=token, transport=http_transport)
         else:
             from kiln.core.workspace import Workspace
 
@@ -76,6 +81,19 @@ class Client:
     def __repr__(self) -> str:
         where = self._t.base_url if isinstance(self._t, HttpTransport) else str(self.settings.home)
         return f"Client({where!r})"
+
+
+def _local_token(url: str, settings: Settings) -> str:
+    """The token file of a server on this machine, for a loopback URL; "" otherwise."""
+    from urllib.parse import urlsplit
+
+    from kiln.core.auth import is_loopback, read_local_token
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return read_local_token(settings.home) if is_loopback(host) else ""
 
 
 def _attach_stages(client: Client) -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import ipaddress
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -20,9 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import kiln
+from kiln.core.auth import is_loopback
+from kiln.core.auth import is_loopback
 from kiln.core.config import Settings
 from kiln.core.errors import InvalidArgument, KilnError, PayloadTooLarge
 from kiln.core.workspace import Workspace
+from kiln.server._guard import BrowserGuard, HostRules
 
 __all__ = ["ROUTE_MODULES", "create_app", "is_loopback"]
 
@@ -39,15 +41,6 @@ ROUTE_MODULES = [
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class KilnJSONResponse(JSONResponse):
@@ -155,9 +148,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-def create_app(workspace: Workspace | None = None, *, settings: Settings | None = None, auth: bool | None = None) -> FastAPI:
-    """Build the app over ``workspace`` (opened from settings when not given)."""
+def create_app(workspace: Workspace | None = None, *, settings: Settings | None = None, auth: bool | None = None, allowed_hosts: Sequence[str] = ()) -> FastAPI:
+    """Build the app over ``workspace`` (opened from settings when not given).
+
+    ``auth`` overrides the ``auth`` setting; ``allowed_hosts`` adds ``Host`` names the app
+    answers to, besides loopback, the bound host and the ``allowed_hosts`` setting.
+    """
     ws = workspace or Workspace(settings)
+    rules = HostRules.build([*ws.settings.allowed_hosts.split(","), *allowed_hosts], bound=ws.settings.host)
     app = FastAPI(
         title="Kiln",
         version=kiln.__version__,
@@ -210,6 +208,8 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
     _document_errors(app)
     max_body = int(ws.settings.max_request_mb * (1 << 20))
     max_upload = int(ws.settings.max_upload_mb * (1 << 20))
+    # Added first, so it runs inside _RequestLimits: its refusals carry a request id too.
+    app.add_middleware(BrowserGuard, rules=rules)  # type: ignore[arg-type]
     app.add_middleware(_RequestLimits, max_body=max_body, max_upload=max_upload)  # type: ignore[arg-type]
     return app
 
