@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ import orjson
 import pandas as pd
 import pytest
 
-from kiln.core.context import local_context
-from kiln.core.errors import AlreadyExists, InvalidArgument
+from kiln.core.context import Context, local_context
+from kiln.core.errors import AlreadyExists, InvalidArgument, PayloadTooLarge
 from kiln.core.workspace import Workspace
 from kiln.lake import DatasetService
 from kiln.lake.bundles import BundleService
@@ -39,11 +40,18 @@ def test_a_bundle_moves_every_version_with_schema_source_lineage_and_checksums(a
     ws = Workspace(load_settings(home=str(tmp_path / "elsewhere")))
     source = _three_versions(ws)
     path = BundleService(ws, local_context()).export("sales", tmp_path / "sales.tar")
-    imported = BundleService(any_ws, local_context()).import_(path)
+    importer = Context(actor="token:importer", role="editor")
+    started = time.time()
+    imported = BundleService(any_ws, importer).import_(path)
     target = DatasetService(any_ws, local_context())
     assert [v.version for v in imported] == [1, 2, 3]
     for before, after in zip(source.versions("sales"), target.versions("sales"), strict=True):
-        assert (after.version, after.row_count, after.columns, after.source, after.lineage, after.created_at, after.created_by) == (before.version, before.row_count, before.columns, before.source, before.lineage, before.created_at, before.created_by)
+        assert (after.version, after.row_count, after.columns, after.lineage) == (before.version, before.row_count, before.columns, before.lineage)
+        # Created here by the importer; the original author is kept as provenance.
+        assert after.created_by == "token:importer" and after.created_at >= started
+        provenance = after.source.pop("bundle")
+        assert after.source == before.source
+        assert (provenance["author"], provenance["authored_at"], provenance["imported_by"], provenance["file"]) == (before.created_by, before.created_at, "token:importer", "sales.tar")
         assert [f.sha256 for f in after.files] == [f.sha256 for f in before.files]
         assert target.read_table(after.ref).equals(source.read_table(before.ref))
     assert [d.description for d in target.list()] == ["daily sales"]
@@ -171,3 +179,35 @@ def test_bundles_through_the_cli_and_rest(ws: Workspace, cli: Callable[..., Any]
     bad = http.post("/v1/datasets/bundles", params={"name": "sales-four"}, content=corrupt, headers={"content-type": "application/octet-stream"})
     assert bad.status_code == 400 and "nothing was imported" in bad.json()["error"]["message"]
     assert http.get("/v1/datasets/nope/bundle").status_code == 404
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        n = min(len(buf), self.left)
+        buf[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+def gzip_bomb(path: Path, member: str, size: int = 200 << 20) -> Path:
+    """A gzipped tar whose one member unpacks to ``size`` zero bytes (about 1/1000 of it packed)."""
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo(member)
+        info.size = size
+        tar.addfile(info, _Zeros(size))
+    return path
+
+
+def test_a_bundle_bomb_is_refused_before_anything_is_staged(ws: Workspace, tmp_path: Path) -> None:
+    bomb = gzip_bomb(tmp_path / "bomb.tar.gz", "manifest.json")
+    assert bomb.stat().st_size < 2 << 20
+    with pytest.raises(PayloadTooLarge, match="unpacks to more than 64 MB"):
+        BundleService(ws, local_context()).import_(bomb, name="bomb")
+    staged = sum(p.stat().st_size for p in (ws.settings.home / "tmp").rglob("*") if p.is_file())
+    assert staged == 0

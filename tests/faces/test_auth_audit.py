@@ -328,7 +328,7 @@ def test_a_missing_or_damaged_anchor_is_reported_as_tampering_by_every_face(trai
     assert result.err.strip().splitlines() == [result.err.strip()]
     assert result.err.startswith("error: audit trail broken: the audit anchor"), result.err
     assert ("missing" if damage == "missing" else "damaged") in result.err
-    with http_client(create_app(ws)) as http:
+    with http_client(create_app(ws, auth=False, allowed_hosts=["testserver"])) as http:
         resp = http.get("/v1/audit/verify")
     assert resp.status_code == 200 and resp.json()["ok"] is False and resp.json()["first_bad_seq"] is None
 

@@ -21,6 +21,7 @@ from tests.faces.conftest import CSV, SyncASGI, http_client, upload
 
 RAGGED = b"id,city,amount\n1,paris,10.5\n2,lyon\n3,nice,7.0\n"
 SLOW_SQL = "SELECT count(*) FROM range(100000000000) a"
+HUGE = "sales@" + "9" * 5000  # past Python's 4,300-digit int() limit: was a 500
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,12 @@ CASES: list[Case] = [
      lambda h, f: h.post("/v1/sql", json={"query": 'SELECT * FROM "sales@9"'}), NotFound, r"has no version 9 \(latest is 2\)"),
     ("sql-timeout", lambda c, f: c.sql(SLOW_SQL, timeout_s=0.2), lambda f: ["sql", SLOW_SQL, "--timeout", "0.2"],
      lambda h, f: h.post("/v1/sql", json={"query": SLOW_SQL, "timeout_s": 0.2}), ResourceExhausted, r"ran past its 0.2 s timeout"),
+    ("huge-version", lambda c, f: c.datasets.get(HUGE), lambda f: ["datasets", "show", HUGE],
+     lambda h, f: h.get(f"/v1/datasets/{HUGE}"), InvalidArgument, r"versions are at most 9223372036854775807"),
+    ("huge-version-sql", lambda c, f: c.sql(f'SELECT * FROM "{HUGE}"'), lambda f: ["sql", f'SELECT * FROM "{HUGE}"'],
+     lambda h, f: h.post("/v1/sql", json={"query": f'SELECT * FROM "{HUGE}"'}), InvalidArgument, r"versions are at most"),
+    ("huge-model-version", lambda c, f: c.models.get_version(HUGE), lambda f: ["models", "show", HUGE],
+     lambda h, f: h.get(f"/v1/models/sales/versions/{HUGE[6:]}"), InvalidArgument, r"versions are at most"),
     ("token-role", lambda c, f: c.tokens.create("bot", role="root"), lambda f: ["tokens", "create", "bot", "--role", "root"],
      lambda h, f: h.post("/v1/tokens", json={"name": "bot", "role": "root"}), InvalidArgument, r"unknown role 'root'"),
     ("token-revoke-unknown", lambda c, f: c.tokens.revoke("ghost"), lambda f: ["tokens", "revoke", "ghost"],

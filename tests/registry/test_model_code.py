@@ -81,7 +81,7 @@ def _tar(files: dict[str, bytes]) -> bytes:
 def server(tmp_path: Path) -> Iterator[tuple[Any, dict[str, dict[str, str]], Workspace]]:
     from fastapi.testclient import TestClient
 
-    ws = Workspace(load_settings(home=str(tmp_path / "kiln"), worker_timeout_s=8))
+    ws = Workspace(load_settings(home=str(tmp_path / "kiln"), worker_timeout_s=20))
     tokens = TokenService(ws, local_context())
     headers = {r: {"authorization": f"Bearer {tokens.create(name=f'as-{r}', role=r).token}"} for r in ROLES}
     import pandas as pd
@@ -173,3 +173,36 @@ def test_model_code_off_refuses_even_trusted_versions(tmp_path: Path) -> None:
         svc.start_worker(ref="c@1")
     assert not (tmp_path / "m").exists()
     ws.close()
+
+
+def test_a_gzip_bomb_upload_writes_nothing(server: Any, tmp_path: Path) -> None:
+    import tempfile
+
+    from tests.catalog.test_bundles import gzip_bomb
+
+    http, as_, _ = server
+    bomb = gzip_bomb(tmp_path / "bomb.tar.gz", "model.skops").read_bytes()
+    before = set(Path(tempfile.gettempdir()).glob("kiln-upload-*"))
+    assert _upload_raw(http, as_["viewer"], bomb).status_code == 403
+    resp = _upload_raw(http, as_["editor"], bomb)
+    assert resp.status_code == 413 and "unpacks to more than 64 MB" in resp.json()["error"]["message"]
+    assert set(Path(tempfile.gettempdir()).glob("kiln-upload-*")) == before
+    assert http.get("/v1/models", headers=as_["viewer"]).json() == []
+
+
+def _upload_raw(http: Any, headers: dict[str, str], data: bytes) -> Any:
+    return http.post("/v1/models/bomb/versions", content=data, headers={**headers, "content-type": "application/octet-stream"})
+
+
+@pytest.mark.parametrize(("kind", "files", "says"), [
+    ("skops", {"model.skops": b"not a zip file"}, "could not be loaded as a sklearn model"),
+    ("xgboost", {"xgboost-model": b"\x00not a model at all"}, "could not be loaded as a xgboost model"),
+    ("onnx", {"model.onnx": b"garbage"}, "could not be loaded as a onnx model"),
+])
+def test_a_package_that_is_not_what_it_says_is_a_4xx_without_server_paths(server: Any, kind: str, files: dict[str, bytes], says: str) -> None:
+    pytest.importorskip({"skops": "skops", "xgboost": "xgboost", "onnx": "onnxruntime"}[kind])
+    http, as_, ws = server
+    assert _upload(http, as_["editor"], kind, files).status_code == 201
+    resp = _evaluate(http, as_["editor"], kind)
+    assert 400 <= resp.status_code < 500 and says in resp.json()["error"]["message"], resp.text
+    assert str(ws.settings.home) not in resp.text and "/tmp" not in resp.text

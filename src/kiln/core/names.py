@@ -13,11 +13,16 @@ NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 
 
+def _short(text: str, limit: int = 80) -> str:
+    """User input as an error message shows it: never thousands of characters."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def check_name(name: str, *, kind: str = "resource") -> str:
     """Return ``name`` if it is a valid resource name, else raise InvalidArgument."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidArgument(
-            f"invalid {kind} name {name!r}: use 1-63 lower-case letters, digits and '-', "
+            f"invalid {kind} name {_short(name) if isinstance(name, str) else name!r}: use 1-63 lower-case letters, digits and '-', "
             "starting with a letter or digit",
             details={"name": str(name)[:200]},
         )
@@ -55,12 +60,14 @@ _MAX_VERSION = 2**63 - 1
 def parse_ref(ref: str, *, kind: str = "resource") -> Ref:
     """Parse ``name``, ``name@N``, ``name@latest`` or ``name@alias``."""
     if not isinstance(ref, str):
-        raise InvalidArgument(f"invalid {kind} reference {ref!r}")
+        raise InvalidArgument(f"invalid {kind} reference {_short(repr(ref))}")
     name, sep, tail = ref.partition("@")
     check_name(name, kind=kind)
     if not sep or tail == "latest":
         return Ref(name)
     if tail.isdigit() and tail.isascii():
+        if len(tail.lstrip("0")) > len(str(_MAX_VERSION)):  # before int(): Python refuses 4,300+ digits
+            raise InvalidArgument(f"invalid version in {_short(ref)!r}: versions are at most {_MAX_VERSION}")
         version = int(tail)
         if version < 1:
             raise InvalidArgument(f"invalid version in {ref!r}: versions start at 1")
@@ -70,5 +77,5 @@ def parse_ref(ref: str, *, kind: str = "resource") -> Ref:
     if _ALIAS_RE.fullmatch(tail):
         return Ref(name, alias=tail)
     raise InvalidArgument(
-        f"invalid {kind} reference {ref!r}: use NAME, NAME@VERSION or NAME@ALIAS"
+        f"invalid {kind} reference {_short(ref)!r}: use NAME, NAME@VERSION or NAME@ALIAS"
     )

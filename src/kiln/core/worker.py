@@ -56,11 +56,13 @@ class Worker:
     Args:
         timeout_s: the default time limit of one call (loading a model counts as a call).
         label: names the worker in errors (``model iris@2``).
+        redact: server paths replaced by ``<path>`` in the errors the worker sends back.
     """
 
-    def __init__(self, *, timeout_s: float, label: str = "model") -> None:
+    def __init__(self, *, timeout_s: float, label: str = "model", redact: Sequence[str] = ()) -> None:
         self.timeout_s = timeout_s
         self.label = label
+        self.redact = sorted((p for p in redact if p), key=len, reverse=True)
         self._proc: subprocess.Popen[bytes] | None = None
         self._cwd: tempfile.TemporaryDirectory[str] | None = None
 
@@ -103,8 +105,11 @@ class Worker:
             raise ModelError(f"{self.label} crashed its worker process ({_exit_text(code)})") from None
         error = header.get("error")
         if error is not None:
+            message = str(error.get("message", ""))
+            for path in self.redact:
+                message = message.replace(path, "<path>")
             cls = _BY_CODE.get(str(error.get("code")), ModelError)
-            raise (cls if cls is not KilnError else ModelError)(str(error.get("message", ""))[:2000])
+            raise (cls if cls is not KilnError else ModelError)(message[:2000])
         return dict(header.get("result") or {}), out
 
     def _reap(self) -> int | None:

@@ -34,7 +34,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 import kiln
 from kiln.core.context import Context
-from kiln.core.errors import AlreadyExists, InvalidArgument, KilnError, NotFound
+from kiln.core.errors import AlreadyExists, InvalidArgument, KilnError, NotFound, PayloadTooLarge
+from kiln.core.limits import unpacked_limit
 from kiln.core.names import check_name
 from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
@@ -203,13 +204,18 @@ class BundleService:
             tar = tarfile.open(src, "r:*")
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise _refuse(f"{src.name} is not a Kiln bundle (a tar archive): {exc}") from None
+        limit = unpacked_limit(src.stat().st_size, int(self.ws.settings.max_upload_mb * 4 * (1 << 20)))
         with tar:
             members: dict[str, tarfile.TarInfo] = {}
+            total = 0
             try:
                 for i, member in enumerate(tar):
                     if i >= _MAX_MEMBERS:
                         raise _refuse(f"bundle has more than {_MAX_MEMBERS} members")
                     _check_member(member)
+                    total += member.size
+                    if total > limit:
+                        raise PayloadTooLarge(f"bundle unpacks to more than {limit / (1 << 20):g} MB; nothing was imported")
                     if member.name in members:
                         raise _refuse(f"bundle member {member.name!r} appears twice")
                     members[member.name] = member
@@ -261,24 +267,31 @@ class BundleService:
         latest = max(v.version for v in manifest.versions)
         details = {"versions": len(manifest.versions), "bundle": source_name[:200], "exported_as": ds_meta.name, "exported_at": manifest.exported_at}
         out: list[DatasetVersion] = []
+        # The versions are created here, now, by the importer; who wrote them first, and when,
+        # is kept as provenance in each version's source.
+        now = time.time()
         with self.ws.mutation(self.ctx, action="datasets.import", resource=f"datasets/{name}", details=details) as (conn, _):
             if conn.execute(sa.select(t.datasets.c.id).where(t.datasets.c.name == name).with_for_update()).first() is not None:
                 raise AlreadyExists(f"dataset {name!r} already exists in this workspace; import under another name with --name NEW")
             ds_id = uuid.uuid4().hex
-            conn.execute(t.datasets.insert().values(id=ds_id, name=name, description=ds_meta.description, created_at=ds_meta.created_at, created_by=ds_meta.created_by, latest_version=latest))
+            conn.execute(t.datasets.insert().values(id=ds_id, name=name, description=ds_meta.description, created_at=now, created_by=self.ctx.actor, latest_version=latest))
             for v in sorted(manifest.versions, key=lambda v: v.version):
                 vid = uuid.uuid4().hex
+                source = {**v.source, "bundle": {
+                    "file": source_name[:200], "imported_by": self.ctx.actor, "imported_at": now, "exported_as": ds_meta.name,
+                    "exported_at": manifest.exported_at, "author": v.created_by, "authored_at": v.created_at,
+                }}
                 conn.execute(t.versions.insert().values(
-                    id=vid, dataset_id=ds_id, version=v.version, created_at=v.created_at, created_by=v.created_by,
+                    id=vid, dataset_id=ds_id, version=v.version, created_at=now, created_by=self.ctx.actor,
                     schema=_dumps([c.model_dump() for c in v.columns]), row_count=v.row_count, byte_size=v.byte_size,
-                    source=_dumps(v.source), lineage=_dumps(v.lineage),
+                    source=_dumps(source), lineage=_dumps(v.lineage),
                 ))
                 files = [{"version_id": vid, "idx": i, "key": keys[f.sha256], "rows": f.rows, "bytes": f.bytes, "sha256": f.sha256} for i, f in enumerate(v.files)]
                 conn.execute(t.files.insert(), files)
                 out.append(DatasetVersion(
-                    name=name, version=v.version, created_at=v.created_at, created_by=v.created_by, row_count=v.row_count,
+                    name=name, version=v.version, created_at=now, created_by=self.ctx.actor, row_count=v.row_count,
                     byte_size=v.byte_size, columns=v.columns, files=[{"key": f["key"], "rows": f["rows"], "bytes": f["bytes"], "sha256": f["sha256"]} for f in files],
-                    source=v.source, lineage=v.lineage,
+                    source=source, lineage=v.lineage,
                 ))
         return out
 

@@ -227,7 +227,7 @@ def extract_tar(data: IO[bytes], dest: Path, *, max_bytes: int) -> list[str]:
                 raise InvalidArgument(f"tar member {member.name[:80]!r} would land outside the package")
             total += member.size
             if total > max_bytes:
-                raise PayloadTooLarge(f"the package is larger than {max_bytes / (1 << 20):g} MB")
+                raise PayloadTooLarge(f"the package unpacks to more than {max_bytes / (1 << 20):g} MB; nothing was registered")
             target.parent.mkdir(parents=True, exist_ok=True)
             src = tar.extractfile(member)
             assert src is not None

@@ -415,7 +415,7 @@ class ModelService:
         folder = self._fetch(row, manifest)
         return WorkerPredictor.start(
             folder, manifest, trusted=trusted, trusted_types=tuple(trusted_types),
-            timeout_s=self.ws.settings.worker_timeout_s, label=f"model {row.name}@{row.version}",
+            timeout_s=self.ws.settings.worker_timeout_s, label=f"model {row.name}@{row.version}", home=self.ws.settings.home,
         )
 
     def _fetch(self, row: Any, manifest: Manifest) -> Path:

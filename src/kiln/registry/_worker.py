@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kiln.core.errors import InvalidArgument
+from kiln.core.errors import InvalidArgument, ModelError
 from kiln.core.worker import Worker, pack_array, unpack_array
 from kiln.registry._models import Manifest
 
@@ -30,13 +30,26 @@ class WorkerPredictor:
         self.can_predict_proba = can_predict_proba
 
     @classmethod
-    def start(cls, folder: Path, manifest: Manifest, *, trusted: bool, trusted_types: tuple[str, ...], timeout_s: float, label: str) -> WorkerPredictor:
-        worker = Worker(timeout_s=timeout_s, label=label)
+    def start(cls, folder: Path, manifest: Manifest, *, trusted: bool, trusted_types: tuple[str, ...], timeout_s: float, label: str, home: Path) -> WorkerPredictor:
+        """Start a worker and load the verified package in ``folder`` there.
+
+        Raises:
+            PermissionDenied: the package needs a trust it was not given.
+            ModelError: the model files could not be loaded (not what their flavor says they
+                are), or loading crashed or hung the worker.
+        """
+        worker = Worker(timeout_s=timeout_s, label=label, redact=[str(folder), str(home)])
         try:
             info, _ = worker.call(
                 "kiln.registry._worker:load",
                 {"folder": str(folder), "manifest": manifest.model_dump_json(), "trusted": trusted, "trusted_types": list(trusted_types)},
             )
+        except ModelError as exc:
+            crashed = not worker.alive
+            worker.close()
+            if crashed:
+                raise
+            raise ModelError(f"{label} could not be loaded as a {manifest.flavor} model: {exc.message[:500]}") from None
         except BaseException:
             worker.close()
             raise

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from kiln.core.errors import PayloadTooLarge
+from kiln.core.limits import unpacked_limit
 from kiln.core.names import check_name, parse_ref
 from kiln.registry import Model, ModelFile, ModelService, ModelVersion
 from kiln.registry._package import extract_tar
@@ -87,7 +88,9 @@ async def register_version(
         spool.seek(0)
         folder = tmp / "package"
         folder.mkdir()
-        await run_in_threadpool(extract_tar, spool, folder, max_bytes=limit * 4)
+        # A compressed tar may unpack to a bounded multiple of its size (a gzip bomb stops at
+        # the member header that passes the bound, before its bytes are written).
+        await run_in_threadpool(extract_tar, spool, folder, max_bytes=unpacked_limit(size, limit * 4))
         version = await run_in_threadpool(
             svc.register_folder, name=name, folder=folder, flavor=flavor, description=description,
             run_id=run_id, job=job, datasets=datasets,
