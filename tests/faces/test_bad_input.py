@@ -343,3 +343,13 @@ def test_cli_malformed_type_override_is_one_line(cli: Any, tmp_path: Path, pair:
     source.write_text("amount\n1\n")
     result = cli("datasets", "ingest", "sales", str(source), "--type", pair)
     assert result.code == 2 and "--type takes COLUMN=TYPE" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(("fmt", "body"), [("parquet", b"PAR1garbage"), ("json", b"{{{"), ("jsonl", b"[1,\n"), ("excel", b"garbage")])
+def test_errors_name_no_server_path(http: httpx.Client, ws: Workspace, fmt: str, body: bytes) -> None:
+    import tempfile
+
+    resp = http.post(f"/v1/datasets/leak/versions?format={fmt}", content=body, headers={"content-type": "application/octet-stream"})
+    assert resp.status_code == 400, resp.text
+    for root in (str(ws.settings.home), tempfile.gettempdir()):
+        assert root not in resp.text, resp.text

@@ -7,6 +7,7 @@ import importlib
 import logging
 import re
 import uuid
+from pathlib import Path
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -170,13 +171,16 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         lifespan=_lifespan,
     )
     app.state.workspace = ws
+    hide_paths = _path_hider(ws)
     app.state.auth = ws.settings.auth if auth is None else auth
 
     @app.exception_handler(KilnError)
     async def _kiln_error(_: Request, exc: KilnError) -> KilnJSONResponse:
         if exc.http_status >= 500:
             log.error("%s: %s", exc.code, exc.message)
-        return _error(exc.http_status, exc.code, exc.message, exc.details)
+        # The last guard against a library's message naming a server file (DuckDB quotes the
+        # paths it read): callers see "<server path>", the log keeps nothing less.
+        return _error(exc.http_status, exc.code, hide_paths(exc.message), exc.details)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> KilnJSONResponse:
@@ -212,6 +216,20 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
     app.add_middleware(BrowserGuard, rules=rules)  # type: ignore[arg-type]
     app.add_middleware(_RequestLimits, max_body=max_body, max_upload=max_upload)  # type: ignore[arg-type]
     return app
+
+
+def _path_hider(ws: Workspace) -> Any:
+    import tempfile
+
+    roots = {str(ws.settings.home), str(ws.settings.home.resolve()), tempfile.gettempdir(), str(Path(tempfile.gettempdir()).resolve())}
+    if "://" not in ws.settings.storage_url:
+        roots.add(str(Path(ws.settings.storage_url).resolve()))
+    pattern = re.compile("|".join(re.escape(r) + r"[^\s'\"]*" for r in sorted(roots, key=len, reverse=True)))
+
+    def hide(message: str) -> str:
+        return pattern.sub("<server path>", message)
+
+    return hide
 
 
 class ErrorBody(BaseModel):
