@@ -1,17 +1,27 @@
 """SQL over the lake (the Athena part): DuckDB, read-only, sandboxed, timed, limited.
 
 Every dataset is a view: ``sales`` is its latest version and ``"sales@3"`` a
-fixed one. User SQL runs on a connection that can read only the lake's files:
-external access is off except for the store's folder, the configuration is
-locked, and only a single SELECT-like statement is accepted.
+fixed one. The sandbox has three layers, each of which holds on its own:
+
+1. the statement allowlist: one SELECT (or EXPLAIN of one);
+2. the function check: DuckDB's parse tree may call only a few table functions
+   (``range``, ``unnest``...), no scalar function that reveals the server
+   (``current_setting``, ``getenv``...) and no system view;
+3. the connection: datasets are handed to DuckDB as Arrow datasets of their
+   live versions, so DuckDB needs no file access at all (external access off,
+   no allowed directories, no temp folder, no Python replacement scans) and its
+   configuration is locked. Reading a deleted version's file, or writing
+   anywhere, fails here even if a statement or a function slips through.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import duckdb
@@ -25,14 +35,22 @@ from kiln.core.errors import InvalidArgument, KilnError, ResourceExhausted
 from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
 from kiln.lake._models import SqlHistoryEntry
-from kiln.lake._sources import quote_ident, sql_str
 from kiln.lake.datasets import DatasetService
 
 __all__ = ["QueryResult", "SqlService"]
 
 _ALLOWED = {"SELECT", "EXPLAIN"}
-_REF = re.compile(r'"([a-z0-9][a-z0-9-]{0,62})@(\d+|latest)"')
+_REF = re.compile(r"([a-z0-9][a-z0-9-]{0,62})@(\d+|latest)")
 _MAX_QUERY = 100_000
+# Table functions a query may call; every other one (read_parquet, glob, query,
+# duckdb_settings(), ...) is refused before DuckDB sees the query.
+_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
+# Scalar functions that reveal the server: its settings (paths), environment, secrets.
+_SCALAR_REFUSED = frozenset({"current_setting", "getenv", "which_secret", "getvariable"})
+# System views (duckdb_databases, pragma_database_list, pg_settings, sqlite_master) and
+# anything that looks like a file (replacement scans: FROM 'x.parquet').
+_SYSTEM_VIEW = re.compile(r"(duckdb_|pragma_|sqlite_|pg_)|.*[./\\:*?~]")
+_ONLY_DATASETS = 'queries may read only lake datasets; use FROM sales or FROM "sales@3"'
 
 
 class QueryResult(BaseModel):
@@ -75,13 +93,14 @@ class SqlService:
             raise InvalidArgument("empty query: give one SELECT statement")
         if len(sql) > _MAX_QUERY:
             raise InvalidArgument(f"query is longer than {_MAX_QUERY} characters")
-        max_rows = self.ws.settings.sql_max_rows
+        # A client may lower the server's limits, never raise them.
+        max_rows, max_timeout = self.ws.settings.sql_max_rows, self.ws.settings.sql_timeout_s
         limit = max_rows if limit is None else limit
         if limit < 0 or limit > max_rows:
-            raise InvalidArgument(f"limit must be between 0 and {max_rows} (KILN_SQL_MAX_ROWS)")
-        timeout = timeout_s if timeout_s is not None else self.ws.settings.sql_timeout_s
-        if timeout <= 0 or timeout > 24 * 3600:
-            raise InvalidArgument("timeout must be between 0 and 86400 seconds")
+            raise InvalidArgument(f"limit must be between 0 and {max_rows} rows, the server's maximum (KILN_SQL_MAX_ROWS)")
+        timeout = max_timeout if timeout_s is None else timeout_s
+        if not 0 < timeout <= max_timeout:
+            raise InvalidArgument(f"timeout must be more than 0 and at most {max_timeout:g} seconds, the server's maximum (KILN_SQL_TIMEOUT_S)")
         start = time.perf_counter()
         status, error, rows = "ok", "", 0
         try:
@@ -116,54 +135,62 @@ class SqlService:
             table = pa.Table.from_batches(batches, schema=reader.schema)
         except duckdb.InterruptException:
             raise ResourceExhausted(f"query ran past its {timeout:g} s timeout; narrow it or raise the timeout") from None
-        except duckdb.PermissionException as exc:
-            raise InvalidArgument(f"refused: {_first_line(exc)}; queries may read only lake datasets") from None
+        except duckdb.PermissionException:
+            raise InvalidArgument(f"refused: file access; {_ONLY_DATASETS}") from None
         except duckdb.OutOfMemoryException as exc:
-            raise ResourceExhausted(f"query needs more memory than it may use: {_first_line(exc)}; aggregate more or select fewer columns") from None
+            raise ResourceExhausted(f"query needs more memory than it may use: {self._first_line(exc)}; aggregate more or select fewer columns") from None
         except (duckdb.Error, OSError) as exc:
             # An error after the first batch comes out of the Arrow reader as an OSError.
             if not timer.is_alive() and timer.finished.is_set():
                 raise ResourceExhausted(f"query ran past its {timeout:g} s timeout") from None
-            raise InvalidArgument(f"query failed: {_first_line(exc)}") from None
+            raise InvalidArgument(f"query failed: {self._first_line(exc)}") from None
         finally:
             timer.cancel()
             con.close()
         return QueryResult(table=table, truncated=truncated, elapsed_ms=(time.perf_counter() - start) * 1000)
 
     def _sandbox(self, sql: str) -> duckdb.DuckDBPyConnection:
-        """A connection (cursor) on the workspace's locked, read-only DuckDB, with the
-        datasets as temporary views that only this connection sees."""
+        """A connection (cursor) on the workspace's locked DuckDB, with the datasets the
+        query names as Arrow datasets of their live versions that only this cursor sees."""
         con = _sandbox_database(self.ws)
         try:
             statements = con.extract_statements(sql)
             if len(statements) != 1:
                 raise InvalidArgument(f"send exactly one statement (got {len(statements)})")
-            kind = statements[0].type.name
+            kind, select = statements[0].type.name, sql
             if kind == "EXPLAIN":
-                kind = _explained_kind(con, sql)
+                kind, select = _explained(con, sql)
             if kind not in _ALLOWED:
                 raise InvalidArgument(f"only SELECT queries are allowed; {kind} statements are refused (SQL over the lake is read-only)")
+            names = _checked_tables(con, select)
             services = DatasetService(self.ws, self.ctx)
-            for name, keys in services.latest_files().items():
-                self._view(con, name, keys)
-            for name, version in {(m.group(1), m.group(2)) for m in _REF.finditer(sql)}:
-                ref = name if version == "latest" else f"{name}@{version}"
-                self._view(con, f"{name}@{version}", [f.key for f in services.get(ref).files])
+            latest = services.latest_files()
+            for name in names:
+                if name in latest:
+                    self._view(con, name, latest[name])
+                elif (ref := _REF.fullmatch(name)) is not None:
+                    version = ref.group(2)
+                    ref_name = ref.group(1) if version == "latest" else name
+                    self._view(con, name, [f.key for f in services.get(ref_name).files])
         except duckdb.Error as exc:
             con.close()
-            raise InvalidArgument(f"query failed: {_first_line(exc)}") from None
+            raise InvalidArgument(f"query failed: {self._first_line(exc)}") from None
         except BaseException:
             con.close()
             raise
         return con
 
     def _view(self, con: duckdb.DuckDBPyConnection, view: str, keys: list[str]) -> None:
-        store = self.ws.store
-        if store.capabilities.local_paths:
-            files = ", ".join(sql_str(store.path(k)) for k in keys)
-            con.execute(f"CREATE TEMP VIEW {quote_ident(view)} AS SELECT * FROM read_parquet([{files}])")
-        else:
-            con.register(view, pads.dataset([store.path(k) for k in keys], format="parquet", filesystem=store.fs))
+        # An Arrow dataset, not a path: DuckDB itself may open no file at all.
+        con.register(view, _arrow_dataset(self.ws, keys))
+
+    def _first_line(self, exc: BaseException) -> str:
+        """The error's first line, without the server's paths."""
+        line = _first_line(exc)
+        settings = self.ws.settings
+        for root in sorted({str(self.ws.store.url), str(settings.home), str(settings.home.resolve())}, key=len, reverse=True):
+            line = line.replace(root, "<lake>")
+        return _PATH.sub("<path>", line)
 
     def _remember(self, sql: str, status: str, rows: int, elapsed_ms: float, error: str) -> None:
         with self.ws.db.write() as conn:
@@ -180,8 +207,8 @@ class SqlService:
             return [SqlHistoryEntry(**r._mapping) for r in conn.execute(q)]
 
 
-def _explained_kind(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """The type of the statement an EXPLAIN wraps ("SELECT" when allowed).
+def _explained(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, str]:
+    """The type of the statement an EXPLAIN wraps ("SELECT" when allowed), and its text.
 
     EXPLAIN ANALYZE runs its statement, so ``EXPLAIN ANALYZE COPY ... TO`` would write.
     Anything this cannot read as EXPLAIN [ANALYZE] [(options)] SELECT is refused.
@@ -191,7 +218,7 @@ def _explained_kind(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     ends = [pos for pos, _ in tokens[1:]] + [len(sql)]
     words = [(pos, sql[pos:end].strip().upper()) for (pos, kind), end in zip(tokens, ends, strict=True) if kind != duckdb.token_type.comment]
     if not words or words[0][1] != "EXPLAIN":
-        return refused
+        return refused, ""
     depth = 0
     for pos, text in words[1:]:
         if text == "(":
@@ -202,11 +229,74 @@ def _explained_kind(con: duckdb.DuckDBPyConnection, sql: str) -> str:
             try:
                 inner = con.extract_statements(sql[pos:])
             except duckdb.Error:
-                return refused
+                return refused, ""
             if len(inner) == 1 and inner[0].type.name == "SELECT":
-                return "SELECT"
-            return f"EXPLAIN {inner[0].type.name}" if len(inner) == 1 else refused
-    return refused
+                return "SELECT", sql[pos:]
+            return (f"EXPLAIN {inner[0].type.name}" if len(inner) == 1 else refused), ""
+    return refused, ""
+
+
+def _checked_tables(con: duckdb.DuckDBPyConnection, select: str) -> set[str]:
+    """The tables one SELECT names, after walking DuckDB's parse tree for anything
+    that reaches past the lake's datasets (see ``_TABLE_FUNCTIONS``).
+
+    Raises:
+        InvalidArgument: the query calls a refused function or names a system view.
+    """
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [select]).fetchall()[0][0])
+    if tree.get("error"):
+        raise InvalidArgument(f"query failed: {tree.get('error_message', 'not a SELECT')}"[:500])
+    tables: set[str] = set()
+    stack: list[Any] = [tree["statements"]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        if kind == "TABLE_FUNCTION":
+            name = str(node.get("function", {}).get("function_name", "")).lower()
+            if name not in _TABLE_FUNCTIONS:
+                raise InvalidArgument(f"refused: table function {name}(); {_ONLY_DATASETS}")
+        elif kind == "BASE_TABLE":
+            name = str(node.get("table_name", ""))
+            if node.get("schema_name") or node.get("catalog_name") or _SYSTEM_VIEW.match(name.lower()):
+                raise InvalidArgument(f"refused: table {name!r}; {_ONLY_DATASETS}")
+            tables.add(name)
+        elif kind == "SHOW_REF" and node.get("query") is None:
+            raise InvalidArgument("refused: SHOW of the database; list datasets with `kiln datasets list`")
+        elif node.get("class") == "FUNCTION" and str(node.get("function_name", "")).lower() in _SCALAR_REFUSED:
+            raise InvalidArgument(f"refused: {node['function_name']}() reveals the server's settings; {_ONLY_DATASETS}")
+        stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+    return tables
+
+
+_ARROW: OrderedDict[tuple[str, tuple[str, ...]], pads.Dataset] = OrderedDict()
+_ARROW_LOCK = threading.Lock()
+_ARROW_KEEP = 256
+
+
+def _arrow_dataset(ws: Workspace, keys: list[str]) -> pads.Dataset:
+    """The Parquet files of one version as an Arrow dataset of row-group fragments
+    (more fragments scan in parallel). A version's files never change, so the
+    dataset (metadata only) is kept for the next query."""
+    key = (str(ws.store.url), tuple(keys))
+    with _ARROW_LOCK:
+        found = _ARROW.get(key)
+        if found is not None:
+            _ARROW.move_to_end(key)
+            return found
+    store = ws.store
+    whole = pads.dataset([store.path(k) for k in keys], format="parquet", filesystem=store.fs)
+    fragments = [piece for fragment in whole.get_fragments() for piece in fragment.split_by_row_group()]
+    found = pads.FileSystemDataset(fragments, whole.schema, whole.format, filesystem=whole.filesystem) if fragments else whole
+    with _ARROW_LOCK:
+        _ARROW[key] = found
+        while len(_ARROW) > _ARROW_KEEP:
+            _ARROW.popitem(last=False)
+    return found
 
 
 _DATABASES: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
@@ -217,31 +307,30 @@ def _sandbox_database(ws: Workspace) -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB per workspace, locked down once; queries use cursors on it.
 
     Opening a DuckDB costs ~17 ms; a cursor costs well under one. The lock-down is
-    database-wide: no external access except the lake's folder, no extensions, no
-    spilling to a temp folder a query could read, and the settings locked.
+    database-wide: no file access at all (datasets come in as Arrow datasets), no
+    extensions, no temp folder to spill into, no scans of Python variables, and
+    the settings locked.
     """
     key = (ws.settings.storage_url, ws.settings.database_url)
     with _DATABASES_LOCK:
         db = _DATABASES.get(key)
         if db is None:
-            # DuckDB lets queries read its temp folder even with external access
-            # off: give it an empty folder of its own and forbid spilling into it.
-            scratch = ws.settings.home / "tmp" / "sql-sandbox"
-            scratch.mkdir(parents=True, exist_ok=True)
             db = duckdb.connect(config={
-                "temp_directory": str(scratch),
+                "temp_directory": "",
+                "max_temp_directory_size": "0B",
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
+                "python_enable_replacements": False,
                 "threads": max(1, os.cpu_count() or 1),
-                "max_temp_directory_size": "0B",
             })
-            if ws.store.capabilities.local_paths:
-                db.execute(f"SET allowed_directories=[{sql_str(str(ws.store.url))}]")
             db.execute("SET enable_external_access=false")
             db.execute("SET lock_configuration=true")
             _DATABASES[key] = db
         return db.cursor()
 
 
-def _first_line(exc: Exception) -> str:
+_PATH = re.compile(r"""(?<![\w.])(?:[a-z][a-z0-9+]*://|/)[^\s'"]*(?:/[^\s'"]*)+""")
+
+
+def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:500]
