@@ -47,9 +47,10 @@ _MAX_QUERY = 100_000
 _TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each", "json_tree"})
 # Scalar functions that reveal the server: its settings (paths), environment, secrets.
 _SCALAR_REFUSED = frozenset({"current_setting", "getenv", "which_secret", "getvariable"})
-# System views (duckdb_databases, pragma_database_list, pg_settings, sqlite_master) and
-# anything that looks like a file (replacement scans: FROM 'x.parquet').
-_SYSTEM_VIEW = re.compile(r"(duckdb_|pragma_|sqlite_|pg_)|.*[./\\:*?~]")
+# System views (duckdb_databases, pragma_database_list, pg_settings, sqlite_master), and
+# table names that look like a file (replacement scans: FROM 'x.parquet').
+_SYSTEM_VIEW = re.compile(r"duckdb_|pragma_|sqlite_|pg_")
+_FILE_LIKE = re.compile(r"[./\\:*?~]")
 _ONLY_DATASETS = 'queries may read only lake datasets; use FROM sales or FROM "sales@3"'
 
 
@@ -262,6 +263,8 @@ def _checked_tables(con: duckdb.DuckDBPyConnection, select: str) -> set[str]:
                 raise InvalidArgument(f"refused: table function {name}(); {_ONLY_DATASETS}")
         elif kind == "BASE_TABLE":
             name = str(node.get("table_name", ""))
+            if _FILE_LIKE.search(name):  # a replacement scan: FROM 'x.parquet' (not echoed back: it may be a path)
+                raise InvalidArgument(f"refused: reading a file; {_ONLY_DATASETS}")
             if node.get("schema_name") or node.get("catalog_name") or _SYSTEM_VIEW.match(name.lower()):
                 raise InvalidArgument(f"refused: table {name!r}; {_ONLY_DATASETS}")
             tables.add(name)
@@ -321,6 +324,9 @@ def _sandbox_database(ws: Workspace) -> duckdb.DuckDBPyConnection:
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
                 "python_enable_replacements": False,
+                # Not the server's ~/.duckdb: no setting may name a server path.
+                "allow_persistent_secrets": False,
+                "secret_directory": "no-secrets",
                 "threads": max(1, os.cpu_count() or 1),
             })
             db.execute("SET enable_external_access=false")
