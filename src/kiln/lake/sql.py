@@ -1,17 +1,26 @@
 """SQL over the lake (the Athena part): DuckDB, read-only, sandboxed, timed, limited.
 
 Every dataset is a view: ``sales`` is its latest version and ``"sales@3"`` a
-fixed one. The sandbox has three layers, each of which holds on its own:
+fixed one. The sandbox has three layers:
 
 1. the statement allowlist: one SELECT (or EXPLAIN of one);
 2. the function check: DuckDB's parse tree may call only a few table functions
    (``range``, ``unnest``...), no scalar function that reveals the server
    (``current_setting``, ``getenv``...) and no system view;
-3. the connection: datasets are handed to DuckDB as Arrow datasets of their
-   live versions, so DuckDB needs no file access at all (external access off,
-   no allowed directories, no temp folder, no Python replacement scans) and its
-   configuration is locked. Reading a deleted version's file, or writing
-   anywhere, fails here even if a statement or a function slips through.
+3. the connection: a DuckDB per snapshot of the lake (its set of live files)
+   whose only readable paths are exactly those files (``allowed_paths``),
+   external access otherwise off, no temp folder, no extensions, no scans of
+   Python variables, configuration locked. Views read the files with DuckDB's
+   own Parquet reader. An S3 lake's datasets come in as Arrow datasets
+   instead, and its connection may open no file at all.
+
+Layer 3 holds on its own against reading a deleted version's file or any file
+outside the live ones, writing a new file anywhere (the lake, /tmp), ATTACH of
+another database and SET. One thing it does not stop: ``COPY ... TO`` a live
+file with ``USE_TMP_FILE false`` overwrites it, because DuckDB's allowed paths
+allow writes as well as reads. Only layers 1 and 2 refuse that (each alone
+does), and with both bypassed the live files' paths show in
+``duckdb_settings()``.
 """
 
 from __future__ import annotations
@@ -31,10 +40,11 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from kiln.core.context import Context
-from kiln.core.errors import InvalidArgument, KilnError, ResourceExhausted
+from kiln.core.errors import Conflict, InvalidArgument, KilnError, ResourceExhausted
 from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
 from kiln.lake._models import SqlHistoryEntry
+from kiln.lake._sources import quote_ident, sql_str
 from kiln.lake.datasets import DatasetService
 
 __all__ = ["QueryResult", "SqlService"]
@@ -151,9 +161,11 @@ class SqlService:
         return QueryResult(table=table, truncated=truncated, elapsed_ms=(time.perf_counter() - start) * 1000)
 
     def _sandbox(self, sql: str) -> duckdb.DuckDBPyConnection:
-        """A connection (cursor) on the workspace's locked DuckDB, with the datasets the
-        query names as Arrow datasets of their live versions that only this cursor sees."""
-        con = _sandbox_database(self.ws)
+        """A cursor on the locked DuckDB of the lake's current snapshot, with the
+        datasets the query names as temporary views that only this cursor sees."""
+        services = DatasetService(self.ws, self.ctx)
+        live = services.live_files()
+        con = _sandbox_database(self.ws, live)
         try:
             statements = con.extract_statements(sql)
             if len(statements) != 1:
@@ -163,16 +175,14 @@ class SqlService:
                 kind, select = _explained(con, sql)
             if kind not in _ALLOWED:
                 raise InvalidArgument(f"only SELECT queries are allowed; {kind} statements are refused (SQL over the lake is read-only)")
-            names = _checked_tables(con, select)
-            services = DatasetService(self.ws, self.ctx)
-            latest = services.latest_files()
-            for name in names:
-                if name in latest:
-                    self._view(con, name, latest[name])
-                elif (ref := _REF.fullmatch(name)) is not None:
-                    version = ref.group(2)
-                    ref_name = ref.group(1) if version == "latest" else name
-                    self._view(con, name, [f.key for f in services.get(ref_name).files])
+            for name in _checked_tables(con, select):
+                keys = _version_keys(live, name)
+                if keys is None and (ref := _REF.fullmatch(name)) is not None:
+                    # Not in the snapshot: NotFound (or InvalidArgument) with the usual message.
+                    services.get(ref.group(1) if ref.group(2) == "latest" else name)
+                    raise Conflict(f"dataset {ref.group(1)!r} changed as the query started; run it again")
+                if keys is not None:
+                    self._view(con, name, keys)
         except duckdb.Error as exc:
             con.close()
             raise InvalidArgument(f"query failed: {self._first_line(exc)}") from None
@@ -182,8 +192,14 @@ class SqlService:
         return con
 
     def _view(self, con: duckdb.DuckDBPyConnection, view: str, keys: list[str]) -> None:
-        # An Arrow dataset, not a path: DuckDB itself may open no file at all.
-        con.register(view, _arrow_dataset(self.ws, keys))
+        store = self.ws.store
+        if store.capabilities.local_paths:
+            # DuckDB's own reader: the connection may open exactly these files.
+            files = ", ".join(sql_str(store.path(k)) for k in keys)
+            con.execute(f"CREATE TEMP VIEW {quote_ident(view)} AS SELECT * FROM read_parquet([{files}])")
+        else:
+            # S3: DuckDB cannot load httpfs offline, and its connection opens no file at all.
+            con.register(view, _arrow_dataset(self.ws, keys))
 
     def _first_line(self, exc: BaseException) -> str:
         """The error's first line, without the server's paths."""
@@ -302,36 +318,64 @@ def _arrow_dataset(ws: Workspace, keys: list[str]) -> pads.Dataset:
     return found
 
 
-_DATABASES: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
+_DATABASES: OrderedDict[tuple[str, str, frozenset[str]], duckdb.DuckDBPyConnection] = OrderedDict()
 _DATABASES_LOCK = threading.Lock()
+_SNAPSHOTS_KEPT = 2  # per workspace: the current one, and the one before for queries still on it
+_DATABASES_KEPT = 8
 
 
-def _sandbox_database(ws: Workspace) -> duckdb.DuckDBPyConnection:
-    """One in-memory DuckDB per workspace, locked down once; queries use cursors on it.
+def _version_keys(live: dict[str, dict[int, list[str]]], name: str) -> list[str] | None:
+    """The file keys of the version a view name stands for (``sales``, ``sales@3``,
+    ``sales@latest``) in this snapshot, or None when it names none."""
+    if name in live:
+        return live[name][max(live[name])]
+    ref = _REF.fullmatch(name)
+    if ref is None or ref.group(1) not in live:
+        return None
+    versions = live[ref.group(1)]
+    return versions[max(versions)] if ref.group(2) == "latest" else versions.get(int(ref.group(2)))
 
-    Opening a DuckDB costs ~17 ms; a cursor costs well under one. The lock-down is
-    database-wide: no file access at all (datasets come in as Arrow datasets), no
-    extensions, no temp folder to spill into, no scans of Python variables, and
-    the settings locked.
+
+def _sandbox_database(ws: Workspace, live: dict[str, dict[int, list[str]]]) -> duckdb.DuckDBPyConnection:
+    """A cursor on the locked in-memory DuckDB of this snapshot of the lake.
+
+    A snapshot is the set of live files: committing or deleting a version changes
+    it, and the next query gets a DuckDB that may read exactly the new set.
+    Opening and locking one costs ~17 ms, a cursor well under one, so the latest
+    ``_SNAPSHOTS_KEPT`` per workspace are kept. One dropped here stays open until
+    the last query on it closes its cursor.
     """
-    key = (ws.settings.storage_url, ws.settings.database_url)
+    keys = frozenset(k for versions in live.values() for files in versions.values() for k in files)
+    workspace = (ws.settings.storage_url, ws.settings.database_url)
+    cache_key = (*workspace, keys)
     with _DATABASES_LOCK:
-        db = _DATABASES.get(key)
-        if db is None:
-            db = duckdb.connect(config={
-                "temp_directory": "",
-                "max_temp_directory_size": "0B",
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-                "python_enable_replacements": False,
-                # Not the server's ~/.duckdb: no setting may name a server path.
-                "allow_persistent_secrets": False,
-                "secret_directory": "no-secrets",
-                "threads": max(1, os.cpu_count() or 1),
-            })
-            db.execute("SET enable_external_access=false")
-            db.execute("SET lock_configuration=true")
-            _DATABASES[key] = db
+        db = _DATABASES.get(cache_key)
+        if db is not None:
+            _DATABASES.move_to_end(cache_key)
+            return db.cursor()
+        store = ws.store
+        allowed = sorted(store.path(k) for k in keys) if store.capabilities.local_paths else []
+        db = duckdb.connect(":memory:", config={
+            "temp_directory": "",
+            "max_temp_directory_size": "0B",
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "python_enable_replacements": False,
+            # Not the server's ~/.duckdb: no setting may name a server path.
+            "allow_persistent_secrets": False,
+            "secret_directory": "no-secrets",
+            "threads": max(1, os.cpu_count() or 1),
+        })
+        # Exact files, not the lake's folder: a deleted version's files stay there until gc.
+        db.execute(f"SET allowed_paths=[{', '.join(sql_str(p) for p in allowed)}]")
+        db.execute("SET enable_external_access=false")
+        db.execute("SET lock_configuration=true")
+        _DATABASES[cache_key] = db
+        same = [k for k in _DATABASES if k[:2] == workspace]
+        for old in same[:-_SNAPSHOTS_KEPT]:
+            del _DATABASES[old]
+        while len(_DATABASES) > _DATABASES_KEPT:
+            _DATABASES.popitem(last=False)
         return db.cursor()
 
 
