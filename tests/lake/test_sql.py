@@ -5,6 +5,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from kiln.core.errors import InvalidArgument, NotFound, ResourceExhausted
@@ -139,25 +140,110 @@ def _open_functions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _open_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlmod, "_sandbox_database", lambda ws: duckdb.connect())
+    monkeypatch.setattr(sqlmod, "_sandbox_database", lambda ws, live: duckdb.connect())
+
+
+def _lake_files(lake: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(lake.rglob("*")) if p.is_file()}
 
 
 def test_the_connection_alone_stops_writes_and_file_reads(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _open_statements(monkeypatch)
     _open_functions(monkeypatch)
     lake = Path(local_sql.ws.store.url)
-    before = sorted(lake.rglob("*"))
     path = _deleted_file(local_sql)
-    for query in [f"COPY sales TO '{lake}/datasets/sales/x.csv'", f"COPY sales TO '{tmp_path}/x.csv'", f"SELECT * FROM read_parquet('{path}')",
-                  f"SELECT * FROM '{path}'", f"ATTACH '{tmp_path}/x.db' AS x", "SET enable_external_access = true", "SET temp_directory = '/tmp'"]:
+    live = local_sql.ws.store.path(DatasetService(local_sql.ws, local_sql.ctx).get("sales").files[0].key)
+    before = _lake_files(lake)
+    for query in [f"SELECT * FROM read_parquet('{path}')", f"SELECT * FROM '{path}'", f"SELECT * FROM read_parquet('{live}/../../../secret/{Path(path).parent.name}/{Path(path).name}')",
+                  f"SELECT * FROM read_parquet('{lake}/datasets/*/*/*.parquet')", "SELECT * FROM read_text('/etc/hostname')",
+                  f"COPY sales TO '{tmp_path}/x.csv'", f"COPY sales TO '{lake}/datasets/sales/x.parquet' (FORMAT parquet)",
+                  f"COPY sales TO '{live}.new' (FORMAT parquet, USE_TMP_FILE false)", f"COPY sales TO '{live}' (FORMAT parquet)",
+                  f"ATTACH '{tmp_path}/x.db' AS x", f"ATTACH '{lake}/x.db' AS y", "SET enable_external_access = true", "SET allowed_paths = ['/']", "SET temp_directory = '/tmp'"]:
         with pytest.raises(InvalidArgument, match="refused|query failed") as info:
             local_sql.query(query)
-        assert str(lake) not in info.value.message and str(tmp_path) not in info.value.message
-    assert sorted(lake.rglob("*")) == [*before, *[p for p in sorted(lake.rglob("*")) if p not in before and "secret" in str(p)]]
+        assert str(lake) not in info.value.message and str(tmp_path) not in info.value.message and "1234" not in info.value.message
+    assert _lake_files(lake) == before
     assert list(tmp_path.iterdir()) == []
-    settings = local_sql.query("SELECT name, value FROM duckdb_settings()").rows()
+    # With layers 1 and 2 both bypassed, the settings show the live files' paths (the
+    # files the connection may open) and nothing else of the server.
+    settings = {s["name"]: str(s["value"]) for s in local_sql.query("SELECT name, value FROM duckdb_settings()").rows()}
     server = [str(local_sql.ws.settings.home), str(lake), os.path.expanduser("~"), os.getcwd()]
-    assert not [s for s in settings if any(root in str(s["value"]) for root in server)], settings
+    assert not [(k, v) for k, v in settings.items() if k != "allowed_paths" and any(root in v for root in server)]
+    assert live in settings["allowed_paths"] and path not in settings["allowed_paths"]
+
+
+def test_overwriting_a_live_file_is_refused_by_the_statement_and_function_layers_each_alone(tmp_path: Path, ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.core.config import load_settings
+
+    ws = Workspace(load_settings(home=str(tmp_path / "kiln")))
+    try:
+        sql = _seed(ws, ctx)
+        live = ws.store.path(DatasetService(ws, ctx).get("regions").files[0].key)
+        overwrite = f"COPY (SELECT 'x' AS region, 'pwned' AS label) TO '{live}' (FORMAT parquet, USE_TMP_FILE false)"
+        original = Path(live).read_bytes()
+        with monkeypatch.context() as m:
+            _open_functions(m)  # the statement allowlist alone
+            with pytest.raises(InvalidArgument, match="COPY statements are refused"):
+                sql.query(overwrite)
+        with monkeypatch.context() as m:
+            _open_statements(m)  # the function check alone
+            with pytest.raises(InvalidArgument, match="not a SELECT|Only SELECT"):
+                sql.query(overwrite)
+        assert Path(live).read_bytes() == original
+        # The residual the module docstring states: DuckDB's allowed_paths allow writing
+        # to a live file, so the connection alone lets this through. If this starts
+        # failing, DuckDB closed the hole: say so in sql.py's docstring.
+        _open_statements(monkeypatch)
+        _open_functions(monkeypatch)
+        sql.query(overwrite)
+        assert Path(live).read_bytes() != original
+    finally:
+        ws.close()
+
+
+def test_the_snapshot_follows_commits_and_deletes_at_once(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = DatasetService(local_sql.ws, local_sql.ctx)
+    assert local_sql.query("SELECT count(*) AS n FROM regions").rows() == [{"n": 2}]  # the snapshot's DuckDB is warm
+    ds.ingest("regions", pd.DataFrame({"region": ["e"], "label": ["East"]}))
+    assert local_sql.query("SELECT label FROM regions").rows() == [{"label": "East"}]
+    assert local_sql.query('SELECT count(*) AS n FROM "regions@2"').rows() == [{"n": 1}]
+    path = local_sql.ws.store.path(ds.get("regions@2").files[0].key)
+    ds.delete("regions@2")
+    assert local_sql.query("SELECT count(*) AS n FROM regions").rows() == [{"n": 2}]
+    with pytest.raises(NotFound, match=r"no version 2 \(latest is 1\)"):
+        local_sql.query('SELECT * FROM "regions@2"')
+    # The connection alone: the deleted version's file was readable a moment ago, and is not now.
+    _open_statements(monkeypatch)
+    _open_functions(monkeypatch)
+    with pytest.raises(InvalidArgument, match="refused: file access"):
+        local_sql.query(f"SELECT * FROM read_parquet('{path}')")
+    kept = [k for k in sqlmod._DATABASES if k[:2] == (local_sql.ws.settings.storage_url, local_sql.ws.settings.database_url)]
+    assert len(kept) <= sqlmod._SNAPSHOTS_KEPT
+
+
+def test_a_query_cannot_read_the_servers_python_variables(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_frame = pd.DataFrame({"pin": [1234]})
+    monkeypatch.setattr(sqlmod, "secret_frame", secret_frame, raising=False)  # a global of the frame that runs the query
+    monkeypatch.setattr(sqlmod, "secret_table", pa.table({"pin": [1234]}), raising=False)
+    for name in ["secret_frame", "secret_table"]:
+        with pytest.raises(InvalidArgument, match="does not exist") as info:
+            local_sql.query(f"SELECT * FROM {name}")
+        assert "1234" not in info.value.message
+    # Only the connection stops it (external access off, replacement scans off): a plain one reads it.
+    _open_connection(monkeypatch)
+    assert local_sql.query("SELECT * FROM secret_frame").rows() == [{"pin": 1234}]
+
+
+def test_queries_on_one_snapshot_while_another_is_committed(local_sql: SqlService) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ds = DatasetService(local_sql.ws, local_sql.ctx)
+    with ThreadPoolExecutor(4) as pool:
+        counts = [pool.submit(local_sql.query, "SELECT count(*) AS n FROM range(3000000) JOIN regions ON true") for _ in range(6)]
+        for i in range(3):
+            ds.ingest(f"churn-{i}", pd.DataFrame({"x": [i]}))
+        assert {f.result().rows()[0]["n"] for f in counts} == {6_000_000}
+    assert local_sql.query('SELECT x FROM "churn-2"').rows() == [{"x": 2}]
 
 
 def test_the_function_check_alone_stops_file_reads_and_settings(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
