@@ -107,6 +107,10 @@ CASES: list[Case] = [
      lambda h, f: h.post("/v1/sql", json={"query": f'SELECT * FROM "{HUGE}"'}), InvalidArgument, r"versions are at most"),
     ("huge-model-version", lambda c, f: c.models.get_version(HUGE), lambda f: ["models", "show", HUGE],
      lambda h, f: h.get(f"/v1/models/sales/versions/{HUGE[6:]}"), InvalidArgument, r"versions are at most"),
+    ("sql-timeout-above-server", lambda c, f: c.sql("SELECT 1", timeout_s=86400), lambda f: ["sql", "SELECT 1", "--timeout", "86400"],
+     lambda h, f: h.post("/v1/sql", json={"query": "SELECT 1", "timeout_s": 86400}), InvalidArgument, r"at most 60 seconds, the server's maximum \(KILN_SQL_TIMEOUT_S\)"),
+    ("sql-limit-above-server", lambda c, f: c.sql("SELECT 1", limit=10**7), lambda f: ["sql", "SELECT 1", "--limit", "10000000"],
+     lambda h, f: h.post("/v1/sql", json={"query": "SELECT 1", "limit": 10**7}), InvalidArgument, r"between 0 and 1000000 rows, the server's maximum \(KILN_SQL_MAX_ROWS\)"),
     ("token-role", lambda c, f: c.tokens.create("bot", role="root"), lambda f: ["tokens", "create", "bot", "--role", "root"],
      lambda h, f: h.post("/v1/tokens", json={"name": "bot", "role": "root"}), InvalidArgument, r"unknown role 'root'"),
     ("token-revoke-unknown", lambda c, f: c.tokens.revoke("ghost"), lambda f: ["tokens", "revoke", "ghost"],
@@ -184,6 +188,10 @@ def _outside_sql(store: str, home: Path) -> list[str]:
         "SELECT * FROM read_csv('/etc/passwd')",
         f"SELECT * FROM read_text('{home}/kiln.db')",
         "SELECT * FROM read_parquet('../../etc/passwd')",
+        f"SELECT * FROM read_parquet('{store}/datasets/*/*/*.parquet')",
+        f"COPY sales TO '{store}/datasets/sales/x.csv'",
+        "SELECT current_setting('temp_directory')",
+        "SELECT * FROM duckdb_settings()",
         "SELECT 1; SELECT 2",
     ]
 

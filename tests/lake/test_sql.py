@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from kiln.core.errors import InvalidArgument, NotFound, ResourceExhausted
 from kiln.core.workspace import Workspace
 from kiln.lake import DatasetService
+from kiln.lake import sql as sqlmod
 from kiln.lake.sql import SqlService
 
 
@@ -65,12 +71,201 @@ def test_row_limit_truncates_and_says_so(sql: SqlService) -> None:
     "SELECT * FROM '/etc/passwd'",
     "SELECT * FROM read_parquet('/tmp/*.parquet')",
     "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM read_blob('/etc/hostname')",
+    "SELECT * FROM parquet_metadata('/tmp/x.parquet')",
+    "SELECT * FROM sniff_csv('/etc/passwd')",
+    "SELECT * FROM iceberg_scan('/tmp/x')",
+    "SELECT * FROM query('SELECT * FROM read_text(''/etc/hostname'')')",
+    "SELECT * FROM (SELECT * FROM sales) s, LATERAL (SELECT * FROM read_csv_auto('/etc/passwd'))",
+    "SELECT current_setting('temp_directory')",
+    "SELECT [current_setting('secret_directory') for x in [1]]",
+    "SELECT getenv('HOME')",
+    "SELECT which_secret('s3://b/x', 's3')",
+    "SELECT * FROM duckdb_settings()",
+    "SELECT * FROM duckdb_databases()",
+    "SELECT * FROM duckdb_extensions()",
+    "SELECT * FROM duckdb_databases",
+    "SELECT * FROM pragma_database_list",
+    "SELECT * FROM pg_catalog.pg_settings",
+    "SELECT * FROM pg_settings",
+    "SHOW databases",
+    "EXPLAIN SELECT * FROM read_parquet('/tmp/x.parquet')",
     "",
     "SELEC 1",
 ])
 def test_only_read_only_lake_queries_run(local_sql: SqlService, query: str) -> None:
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument) as info:
         local_sql.query(query)
+    assert str(local_sql.ws.settings.home) not in info.value.message
+
+
+def test_explain_describe_and_quoted_versions_still_work(local_sql: SqlService) -> None:
+    assert "physical_plan" in str(local_sql.query("EXPLAIN SELECT * FROM sales").rows())
+    assert len(local_sql.query('DESCRIBE "sales@1"')) == 3
+    assert local_sql.query('SELECT count(*) AS n FROM "sales@1" JOIN range(2) r ON true').rows() == [{"n": 6}]
+    with pytest.raises(InvalidArgument, match='use FROM sales or FROM "sales@3"'):
+        local_sql.query("SELECT * FROM read_parquet('x.parquet')")
+
+
+def _deleted_file(sql: SqlService) -> str:
+    """A dataset that was deleted (its file stays until `kiln gc`); the file's path."""
+    ds = DatasetService(sql.ws, sql.ctx)
+    ds.ingest("secret", pd.DataFrame({"pin": [1234]}))
+    path = str(sql.ws.store.path(ds.get("secret").files[0].key))
+    ds.delete("secret")
+    return path
+
+
+def test_a_deleted_dataset_is_unreadable_by_any_route(sql: SqlService) -> None:
+    path = _deleted_file(sql)
+    for query in ["SELECT * FROM secret", 'SELECT * FROM "secret@1"', 'SELECT * FROM "secret@latest"', f"SELECT * FROM read_parquet('{path}')",
+                  f"SELECT * FROM parquet_scan(['{path}'])", f"SELECT * FROM '{path}'", f"SELECT * FROM glob('{path}')"]:
+        with pytest.raises((InvalidArgument, NotFound)) as info:
+            sql.query(query)
+        assert path not in info.value.message and "1234" not in info.value.message, (query, info.value.message)
+
+
+class _Everything(frozenset):
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+def _open_statements(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlmod, "_ALLOWED", _Everything())
+    monkeypatch.setattr(sqlmod, "_explained", lambda con, sql: ("SELECT", sql))
+
+
+def _open_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlmod, "_checked_tables", lambda con, select: {"sales"})
+
+
+def _open_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlmod, "_sandbox_database", lambda ws, live: duckdb.connect())
+
+
+def _lake_files(lake: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(lake.rglob("*")) if p.is_file()}
+
+
+def test_the_connection_alone_stops_writes_and_file_reads(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _open_statements(monkeypatch)
+    _open_functions(monkeypatch)
+    lake = Path(local_sql.ws.store.url)
+    path = _deleted_file(local_sql)
+    live = local_sql.ws.store.path(DatasetService(local_sql.ws, local_sql.ctx).get("sales").files[0].key)
+    before = _lake_files(lake)
+    for query in [f"SELECT * FROM read_parquet('{path}')", f"SELECT * FROM '{path}'", f"SELECT * FROM read_parquet('{live}/../../../secret/{Path(path).parent.name}/{Path(path).name}')",
+                  f"SELECT * FROM read_parquet('{lake}/datasets/*/*/*.parquet')", "SELECT * FROM read_text('/etc/hostname')",
+                  f"COPY sales TO '{tmp_path}/x.csv'", f"COPY sales TO '{lake}/datasets/sales/x.parquet' (FORMAT parquet)",
+                  f"COPY sales TO '{live}.new' (FORMAT parquet, USE_TMP_FILE false)", f"COPY sales TO '{live}' (FORMAT parquet)",
+                  f"ATTACH '{tmp_path}/x.db' AS x", f"ATTACH '{lake}/x.db' AS y", "SET enable_external_access = true", "SET allowed_paths = ['/']", "SET temp_directory = '/tmp'"]:
+        with pytest.raises(InvalidArgument, match="refused|query failed") as info:
+            local_sql.query(query)
+        assert str(lake) not in info.value.message and str(tmp_path) not in info.value.message and "1234" not in info.value.message
+    assert _lake_files(lake) == before
+    assert list(tmp_path.iterdir()) == []
+    # With layers 1 and 2 both bypassed, the settings show the live files' paths (the
+    # files the connection may open) and nothing else of the server.
+    settings = {s["name"]: str(s["value"]) for s in local_sql.query("SELECT name, value FROM duckdb_settings()").rows()}
+    server = [str(local_sql.ws.settings.home), str(lake), os.path.expanduser("~"), os.getcwd()]
+    assert not [(k, v) for k, v in settings.items() if k != "allowed_paths" and any(root in v for root in server)]
+    assert live in settings["allowed_paths"] and path not in settings["allowed_paths"]
+
+
+def test_overwriting_a_live_file_is_refused_by_the_statement_and_function_layers_each_alone(tmp_path: Path, ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.core.config import load_settings
+
+    ws = Workspace(load_settings(home=str(tmp_path / "kiln")))
+    try:
+        sql = _seed(ws, ctx)
+        live = ws.store.path(DatasetService(ws, ctx).get("regions").files[0].key)
+        overwrite = f"COPY (SELECT 'x' AS region, 'pwned' AS label) TO '{live}' (FORMAT parquet, USE_TMP_FILE false)"
+        original = Path(live).read_bytes()
+        with monkeypatch.context() as m:
+            _open_functions(m)  # the statement allowlist alone
+            with pytest.raises(InvalidArgument, match="COPY statements are refused"):
+                sql.query(overwrite)
+        with monkeypatch.context() as m:
+            _open_statements(m)  # the function check alone
+            with pytest.raises(InvalidArgument, match="not a SELECT|Only SELECT"):
+                sql.query(overwrite)
+        assert Path(live).read_bytes() == original
+        # The residual the module docstring states: DuckDB's allowed_paths allow writing
+        # to a live file, so the connection alone lets this through. If this starts
+        # failing, DuckDB closed the hole: say so in sql.py's docstring.
+        _open_statements(monkeypatch)
+        _open_functions(monkeypatch)
+        sql.query(overwrite)
+        assert Path(live).read_bytes() != original
+    finally:
+        ws.close()
+
+
+def test_the_snapshot_follows_commits_and_deletes_at_once(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = DatasetService(local_sql.ws, local_sql.ctx)
+    assert local_sql.query("SELECT count(*) AS n FROM regions").rows() == [{"n": 2}]  # the snapshot's DuckDB is warm
+    ds.ingest("regions", pd.DataFrame({"region": ["e"], "label": ["East"]}))
+    assert local_sql.query("SELECT label FROM regions").rows() == [{"label": "East"}]
+    assert local_sql.query('SELECT count(*) AS n FROM "regions@2"').rows() == [{"n": 1}]
+    path = local_sql.ws.store.path(ds.get("regions@2").files[0].key)
+    ds.delete("regions@2")
+    assert local_sql.query("SELECT count(*) AS n FROM regions").rows() == [{"n": 2}]
+    with pytest.raises(NotFound, match=r"no version 2 \(latest is 1\)"):
+        local_sql.query('SELECT * FROM "regions@2"')
+    # The connection alone: the deleted version's file was readable a moment ago, and is not now.
+    _open_statements(monkeypatch)
+    _open_functions(monkeypatch)
+    with pytest.raises(InvalidArgument, match="refused: file access"):
+        local_sql.query(f"SELECT * FROM read_parquet('{path}')")
+    kept = [k for k in sqlmod._DATABASES if k[:2] == (local_sql.ws.settings.storage_url, local_sql.ws.settings.database_url)]
+    assert len(kept) <= sqlmod._SNAPSHOTS_KEPT
+
+
+def test_a_query_cannot_read_the_servers_python_variables(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret_frame = pd.DataFrame({"pin": [1234]})
+    monkeypatch.setattr(sqlmod, "secret_frame", secret_frame, raising=False)  # a global of the frame that runs the query
+    monkeypatch.setattr(sqlmod, "secret_table", pa.table({"pin": [1234]}), raising=False)
+    for name in ["secret_frame", "secret_table"]:
+        with pytest.raises(InvalidArgument, match="does not exist") as info:
+            local_sql.query(f"SELECT * FROM {name}")
+        assert "1234" not in info.value.message
+    # Only the connection stops it (external access off, replacement scans off): a plain one reads it.
+    _open_connection(monkeypatch)
+    assert local_sql.query("SELECT * FROM secret_frame").rows() == [{"pin": 1234}]
+
+
+def test_queries_on_one_snapshot_while_another_is_committed(local_sql: SqlService) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ds = DatasetService(local_sql.ws, local_sql.ctx)
+    with ThreadPoolExecutor(4) as pool:
+        counts = [pool.submit(local_sql.query, "SELECT count(*) AS n FROM range(3000000) JOIN regions ON true") for _ in range(6)]
+        for i in range(3):
+            ds.ingest(f"churn-{i}", pd.DataFrame({"x": [i]}))
+        assert {f.result().rows()[0]["n"] for f in counts} == {6_000_000}
+    assert local_sql.query('SELECT x FROM "churn-2"').rows() == [{"x": 2}]
+
+
+def test_the_function_check_alone_stops_file_reads_and_settings(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    _open_statements(monkeypatch)
+    _open_connection(monkeypatch)
+    path = _deleted_file(local_sql)
+    for query in [f"SELECT * FROM read_parquet('{path}')", f"SELECT * FROM '{path}'", "SELECT * FROM glob('/etc/*')",
+                  "SELECT current_setting('temp_directory')", "SELECT * FROM duckdb_databases", "SELECT * FROM duckdb_settings()"]:
+        with pytest.raises(InvalidArgument, match="refused"):
+            local_sql.query(query)
+    with pytest.raises(InvalidArgument, match="not a SELECT|Only SELECT"):
+        local_sql.query(f"COPY (SELECT 1) TO '{path}.csv'")
+    assert not Path(f"{path}.csv").exists()
+
+
+def test_the_statement_allowlist_alone_stops_writes(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _open_functions(monkeypatch)
+    _open_connection(monkeypatch)
+    for query in [f"COPY (SELECT 1) TO '{tmp_path}/x.csv'", f"EXPLAIN ANALYZE COPY (SELECT 1) TO '{tmp_path}/x.csv'", f"ATTACH '{tmp_path}/x.db'", "SET threads = 1"]:
+        with pytest.raises(InvalidArgument, match="refused"):
+            local_sql.query(query)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_version_is_not_found(sql: SqlService) -> None:
@@ -92,10 +287,33 @@ def test_history_records_successes_and_failures(sql: SqlService) -> None:
     assert history[0].error and history[1].rows == 1
 
 
-@pytest.mark.parametrize(("kwargs", "needle"), [({"limit": -1}, "limit"), ({"timeout_s": 0}, "timeout"), ({"limit": 10**9}, "limit")])
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"limit": -1}, "limit"),
+    ({"timeout_s": 0}, "timeout"),
+    ({"limit": 1_000_001}, r"at most|between 0 and 1000000 rows, the server's maximum \(KILN_SQL_MAX_ROWS\)"),
+    ({"timeout_s": 60.5}, r"at most 60 seconds, the server's maximum \(KILN_SQL_TIMEOUT_S\)"),
+    ({"timeout_s": 86_400}, "at most 60 seconds"),
+])
 def test_bad_query_options(local_sql: SqlService, kwargs: dict, needle: str) -> None:
     with pytest.raises(InvalidArgument, match=needle):
         local_sql.query("SELECT 1", **kwargs)
+
+
+def test_a_client_may_lower_the_limits_but_not_raise_them(tmp_path: Path, ctx) -> None:
+    from kiln.core.config import load_settings
+
+    ws = Workspace(load_settings(home=str(tmp_path), sql_timeout_s=2, sql_max_rows=5))
+    try:
+        sql = SqlService(ws, ctx)
+        assert len(sql.query("SELECT * FROM range(100)")) == 5 and len(sql.query("SELECT * FROM range(100)", limit=3)) == 3
+        with pytest.raises(ResourceExhausted, match="2 s timeout"):
+            sql.query("SELECT count(*) FROM range(10000000000) a, range(10) b")
+        with pytest.raises(InvalidArgument, match="at most 2 seconds"):
+            sql.query("SELECT 1", timeout_s=3)
+        with pytest.raises(InvalidArgument, match="between 0 and 5 rows"):
+            sql.query("SELECT 1", limit=6)
+    finally:
+        ws.close()
 
 
 def test_error_after_the_first_batch_is_invalid_argument_and_remembered(local_sql: SqlService) -> None:

@@ -20,8 +20,8 @@ def sql(
     query: str = typer.Argument(..., help='One SELECT; datasets are tables ("sales", "sales@3"). `kiln sql history` lists past queries.'),
     format: str = typer.Option("table", "--format", "-f", help="table, csv, json, jsonl, parquet or arrow."),
     output: Path = typer.Option(None, "--output", "-o", help="Write to this file instead of the terminal."),
-    limit: int = typer.Option(None, help="At most this many rows (default KILN_SQL_MAX_ROWS)."),
-    timeout: float = typer.Option(None, help="Seconds before the query is stopped (default KILN_SQL_TIMEOUT_S)."),
+    limit: int = typer.Option(None, help="At most this many rows (default and maximum: the server's KILN_SQL_MAX_ROWS)."),
+    timeout: float = typer.Option(None, help="Seconds before the query is stopped (default and maximum: the server's KILN_SQL_TIMEOUT_S)."),
 ) -> None:
     """Run SQL over the lake; `--format json` prints a JSON array of row objects."""
     client = get_client()

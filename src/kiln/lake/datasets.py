@@ -277,6 +277,21 @@ class DatasetService:
                 out.setdefault(name, []).append(key)
         return out
 
+    def live_files(self) -> dict[str, dict[int, list[str]]]:
+        """Every live version's file keys, by dataset and version number, in one query (for SQL)."""
+        self.ctx.require("viewer")
+        q = (
+            sa.select(t.datasets.c.name, t.versions.c.version, t.files.c.key)
+            .join(t.versions, t.versions.c.dataset_id == t.datasets.c.id)
+            .join(t.files, t.files.c.version_id == t.versions.c.id)
+            .order_by(t.datasets.c.name, t.versions.c.version, t.files.c.idx)
+        )
+        out: dict[str, dict[int, list[str]]] = {}
+        with self.ws.db.read() as conn:
+            for name, version, key in conn.execute(q):
+                out.setdefault(name, {}).setdefault(version, []).append(key)
+        return out
+
     def versions(self, name: str) -> list[DatasetVersion]:
         self.ctx.require("viewer")
         check_name(name, kind="dataset")

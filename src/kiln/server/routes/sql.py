@@ -20,8 +20,8 @@ router = APIRouter(prefix="/v1/sql", tags=["sql"], route_class=KilnRoute)
 class SqlRequest(BaseModel):
     query: str = Field(..., max_length=100_000)
     format: Literal["json", "csv", "parquet", "arrow", "jsonl"] = "json"
-    limit: int | None = Field(None, ge=0)
-    timeout_s: float | None = Field(None, gt=0, le=86400)
+    limit: int | None = Field(None, ge=0, description="Rows; at most the server's KILN_SQL_MAX_ROWS.")
+    timeout_s: float | None = Field(None, gt=0, description="Seconds; at most the server's KILN_SQL_TIMEOUT_S.")
 
 
 @router.post("", responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}}, openapi_extra=role("viewer"))
