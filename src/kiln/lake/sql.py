@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict
 
 from kiln.core.context import Context
 from kiln.core.errors import Conflict, InvalidArgument, KilnError, ResourceExhausted
+from kiln.core.names import parse_ref
 from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
 from kiln.lake._models import SqlHistoryEntry
@@ -333,7 +334,10 @@ def _version_keys(live: dict[str, dict[int, list[str]]], name: str) -> list[str]
     if ref is None or ref.group(1) not in live:
         return None
     versions = live[ref.group(1)]
-    return versions[max(versions)] if ref.group(2) == "latest" else versions.get(int(ref.group(2)))
+    if ref.group(2) == "latest":
+        return versions[max(versions)]
+    # parse_ref bounds the number before int() does (a 5,000-digit version is a 400)
+    return versions.get(parse_ref(f"{ref.group(1)}@{ref.group(2)}", kind="dataset").version)  # type: ignore[arg-type]
 
 
 def _sandbox_database(ws: Workspace, live: dict[str, dict[int, list[str]]]) -> duckdb.DuckDBPyConnection:
