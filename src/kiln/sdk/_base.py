@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from kiln.core.errors import InvalidArgument, KilnError, Unavailable, error_from
 
 if TYPE_CHECKING:
     from kiln.core.context import Context
+    from kiln.core.ops import Operation
     from kiln.core.workspace import Workspace
 
 __all__ = ["HttpTransport", "LocalTransport", "Namespace", "Transport", "seg"]
@@ -29,6 +31,10 @@ class LocalTransport:
     def __init__(self, workspace: Workspace, ctx: Context) -> None:
         self.workspace = workspace
         self.ctx = ctx
+
+    def call(self, op: Operation, **args: Any) -> Any:
+        """Run a declared operation in this process."""
+        return op.invoke(self.workspace, self.ctx, args)
 
     def close(self) -> None:
         self.workspace.close()
@@ -66,6 +72,14 @@ class HttpTransport:
             raise Unavailable(f"cannot reach the Kiln server at {self.base_url}: {exc}") from None
         return _decode(resp)
 
+    def call(self, op: Operation, **args: Any) -> Any:
+        """Run a declared operation on the server: path, query and body from its declaration."""
+        path = op.path_for(args, seg)
+        query = {k: args[k] for k in op.query_args if args.get(k) is not None}
+        body = {k: args[k] for k in op.body if k in args} if op.body else None
+        got = self.request(op.method, path, params=query or None, json=body)
+        return _adapter(op.response).validate_python(got)
+
     @contextmanager
     def stream(self, method: str, path: str, *, params: dict[str, Any] | None = None) -> Iterator[httpx.Response]:
         _check_path(path)
@@ -80,6 +94,13 @@ class HttpTransport:
 
     def close(self) -> None:
         self._http.close()
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(response: Any) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(response)
 
 
 def seg(value: Any) -> str:
@@ -134,6 +155,10 @@ class Namespace:
         t = self._t
         assert isinstance(t, LocalTransport)
         return cls(t.workspace, t.ctx)  # type: ignore[call-arg]
+
+    def _call(self, op: Operation, **args: Any) -> Any:
+        """A declared operation, on whichever transport this client has."""
+        return self._t.call(op, **args)
 
     def _http(self, method: str, path: str, **kwargs: Any) -> Any:
         t = self._t

@@ -27,6 +27,7 @@ from kiln.registry._package import (
     verify_folder,
 )
 from kiln.registry._service import ModelService, load_folder
+from kiln.registry import _ops as ops
 from kiln.sdk._base import Namespace
 
 __all__ = ["Models"]
@@ -35,10 +36,10 @@ _MAX_DOWNLOAD = 1 << 40
 
 
 def _path(ref: str) -> str:
-    """``/v1/models/{name}/versions/{version-or-alias}`` for a reference."""
-    parsed = parse_ref(ref, kind="model")
-    tail = str(parsed.version) if parsed.version is not None else (parsed.alias or "latest")
-    return f"/v1/models/{parsed.name}/versions/{tail}"
+    """``/v1/models/{name}/versions/{version-or-alias}`` for a reference (the streamed routes)."""
+    from kiln.sdk._base import seg
+
+    return ops.GET_VERSION.path_for({"ref": ref}, seg)
 
 
 def _active_run_id() -> str | None:
@@ -105,75 +106,52 @@ class Models(Namespace):
 
     def list(self) -> list[Model]:
         """Every registered model."""
-        if self._local:
-            return self._svc(ModelService).list()
-        return [Model.model_validate(m) for m in self._http("GET", "/v1/models")]
+        return self._call(ops.LIST)  # type: ignore[no-any-return]
 
     def get(self, name: str) -> Model:
         """A model with its latest version and aliases."""
-        if self._local:
-            return self._svc(ModelService).get(name=name)
-        parse_ref(name, kind="model")
-        return Model.model_validate(self._http("GET", f"/v1/models/{name}"))
+        return self._call(ops.GET, name=name)  # type: ignore[no-any-return]
 
     def versions(self, name: str) -> builtins.list[ModelVersion]:
         """Every version of a model, newest first."""
-        if self._local:
-            return self._svc(ModelService).list_versions(name=name)
-        parse_ref(name, kind="model")
-        return [ModelVersion.model_validate(v) for v in self._http("GET", f"/v1/models/{name}/versions")]
+        return self._call(ops.VERSIONS, name=name)  # type: ignore[no-any-return]
 
     def get_version(self, ref: str) -> ModelVersion:
         """A version by ``name``, ``name@3`` or ``name@alias``."""
-        if self._local:
-            return self._svc(ModelService).get_version(ref=ref)
-        return ModelVersion.model_validate(self._http("GET", _path(ref)))
+        return self._call(ops.GET_VERSION, ref=ref)  # type: ignore[no-any-return]
 
     def set_status(self, ref: str, status: str, *, comment: str | None = None) -> ModelVersion:
-        """Set the approval status: PendingManualApproval, Approved or Rejected."""
-        if self._local:
-            return self._svc(ModelService).set_status(ref=ref, status=status, comment=comment)
-        return ModelVersion.model_validate(self._http("POST", _path(ref) + "/status", json={"status": status, "comment": comment}))
+        """Set the approval status: PendingManualApproval, Approved or Rejected (approver role)."""
+        return self._call(ops.STATUS, ref=ref, status=status, comment=comment)  # type: ignore[no-any-return]
 
     def approve(self, ref: str, *, comment: str | None = None) -> ModelVersion:
-        """Mark a version Approved."""
-        return self.set_status(ref, "Approved", comment=comment)
+        """Mark a version Approved (approver role)."""
+        return self._call(ops.APPROVE, ref=ref, comment=comment)  # type: ignore[no-any-return]
 
     def reject(self, ref: str, *, comment: str | None = None) -> ModelVersion:
-        """Mark a version Rejected."""
-        return self.set_status(ref, "Rejected", comment=comment)
+        """Mark a version Rejected (approver role); it may not hold an alias."""
+        return self._call(ops.REJECT, ref=ref, comment=comment)  # type: ignore[no-any-return]
 
     def trust(self, ref: str, *, trusted: bool = True, comment: str | None = None) -> ModelVersion:
         """Trust a version's code (a pickle, ``code/inference.py``) to run on the server (admin only).
 
         ``trusted=False`` takes the trust back.
         """
-        if self._local:
-            return self._svc(ModelService).trust(ref=ref, trusted=trusted, comment=comment)
-        return ModelVersion.model_validate(self._http("POST", _path(ref) + "/trust", json={"trusted": trusted, "comment": comment}))
+        return self._call(ops.TRUST, ref=ref, trusted=trusted, comment=comment)  # type: ignore[no-any-return]
 
     def set_alias(self, name: str, alias: str, version: int) -> Model:
         """Point ``alias`` at ``version`` (``client.models.load("churn@champion")`` then finds it)."""
-        if self._local:
-            return self._svc(ModelService).set_alias(name=name, alias=alias, version=version)
-        parse_ref(f"{name}@{alias}", kind="model")
-        return Model.model_validate(self._http("PUT", f"/v1/models/{name}/aliases/{alias}", json={"version": version}))
+        return self._call(ops.SET_ALIAS, name=name, alias=alias, version=version)  # type: ignore[no-any-return]
 
     def delete_alias(self, name: str, alias: str) -> Model:
         """Remove an alias."""
-        if self._local:
-            return self._svc(ModelService).delete_alias(name=name, alias=alias)
-        parse_ref(f"{name}@{alias}", kind="model")
-        return Model.model_validate(self._http("DELETE", f"/v1/models/{name}/aliases/{alias}"))
+        return self._call(ops.DELETE_ALIAS, name=name, alias=alias)  # type: ignore[no-any-return]
 
     def update(self, ref: str, *, description: str) -> Model | ModelVersion:
         """Describe a model (``name``) or one version (``name@3``)."""
-        if self._local:
-            return self._svc(ModelService).update(ref=ref, description=description)
         parsed = parse_ref(ref, kind="model")
-        if parsed.version is None and parsed.alias is None:
-            return Model.model_validate(self._http("PATCH", f"/v1/models/{parsed.name}", json={"description": description}))
-        return ModelVersion.model_validate(self._http("PATCH", _path(ref), json={"description": description}))
+        op = ops.DESCRIBE if parsed.version is None and parsed.alias is None else ops.DESCRIBE_VERSION
+        return self._call(op, ref=ref, description=description)  # type: ignore[no-any-return]
 
     def read_file(self, ref: str, path: str) -> bytes:
         """One file of a version's package."""

@@ -21,12 +21,16 @@ from kiln.core.errors import PayloadTooLarge
 from kiln.core.limits import unpacked_limit
 from kiln.core.names import check_name, parse_ref
 from kiln.registry import Model, ModelFile, ModelService, ModelVersion
+from kiln.registry import _ops as ops
 from kiln.registry._package import extract_tar
+from kiln.server._ops import operations_router
 from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import service
 from kiln.tracking._models import dump_json
 
 router = APIRouter(tags=["registry"], route_class=KilnRoute)
+# Declared operations first; below, the special cases: an upload and streamed files.
+router.include_router(operations_router(ops.ALL, tags=[]))
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -36,30 +40,6 @@ def _json(obj: Any, status: int = 200) -> Response:
 def _ref(name: str, version: str) -> str:
     """``name@version`` after checking both parts (a traversal string fails here)."""
     return str(parse_ref(f"{check_name(name, kind='model')}@{version}", kind="model"))
-
-
-@router.get("/v1/models", response_model=list[Model])
-def list_models(svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.list())
-
-
-@router.get("/v1/models/{name}", response_model=Model)
-def get_model(name: str, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.get(name=name))
-
-
-class DescriptionBody(BaseModel):
-    description: str
-
-
-@router.patch("/v1/models/{name}", response_model=Model)
-def update_model(name: str, body: DescriptionBody, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.update(ref=check_name(name, kind="model"), description=body.description))
-
-
-@router.get("/v1/models/{name}/versions", response_model=list[ModelVersion])
-def list_versions(name: str, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.list_versions(name=name))
 
 
 @router.post("/v1/models/{name}/versions", response_model=ModelVersion, status_code=201, openapi_extra=role("editor", action="models.register"))
@@ -98,65 +78,6 @@ async def register_version(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return _json(version, 201)
-
-
-@router.get("/v1/models/{name}/versions/{version}", response_model=ModelVersion)
-def get_version(name: str, version: str, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.get_version(ref=_ref(name, version)))
-
-
-@router.patch("/v1/models/{name}/versions/{version}", response_model=ModelVersion)
-def update_version(name: str, version: str, body: DescriptionBody, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.update(ref=_ref(name, version), description=body.description))
-
-
-class StatusBody(BaseModel):
-    status: str
-    comment: str | None = None
-
-
-@router.post("/v1/models/{name}/versions/{version}/status", response_model=ModelVersion, openapi_extra=role("approver", action="models.status"))
-def set_status(name: str, version: str, body: StatusBody, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.set_status(ref=_ref(name, version), status=body.status, comment=body.comment))
-
-
-class CommentBody(BaseModel):
-    comment: str | None = None
-
-
-@router.post("/v1/models/{name}/versions/{version}/approve", response_model=ModelVersion, openapi_extra=role("approver", action="models.approve"))
-def approve(name: str, version: str, body: CommentBody | None = None, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.set_status(ref=_ref(name, version), status="Approved", comment=body.comment if body else None))
-
-
-@router.post("/v1/models/{name}/versions/{version}/reject", response_model=ModelVersion, openapi_extra=role("approver", action="models.reject"))
-def reject(name: str, version: str, body: CommentBody | None = None, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.set_status(ref=_ref(name, version), status="Rejected", comment=body.comment if body else None))
-
-
-class TrustBody(BaseModel):
-    trusted: bool = True
-    comment: str | None = None
-
-
-@router.post("/v1/models/{name}/versions/{version}/trust", response_model=ModelVersion, openapi_extra=role("admin", action="models.trust"))
-def trust(name: str, version: str, body: TrustBody, svc: ModelService = service(ModelService)) -> Response:
-    """Record that an admin trusts this version's code (a pickle, code/inference.py) to run in the server's workers."""
-    return _json(svc.trust(ref=_ref(name, version), trusted=body.trusted, comment=body.comment))
-
-
-class AliasBody(BaseModel):
-    version: int
-
-
-@router.put("/v1/models/{name}/aliases/{alias}", response_model=Model)
-def set_alias(name: str, alias: str, body: AliasBody, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.set_alias(name=name, alias=alias, version=body.version))
-
-
-@router.delete("/v1/models/{name}/aliases/{alias}", response_model=Model)
-def delete_alias(name: str, alias: str, svc: ModelService = service(ModelService)) -> Response:
-    return _json(svc.delete_alias(name=name, alias=alias))
 
 
 @router.get("/v1/models/{name}/versions/{version}/files", response_model=list[ModelFile])

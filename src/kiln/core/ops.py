@@ -1,0 +1,137 @@
+"""Operations, each declared once: name, HTTP method and path, role, service method,
+request and response. The REST route, the SDK's remote call and the OpenAPI entry
+are derived from the declaration (see ``kiln.server._ops`` and ``kiln.sdk._base``),
+so an SDK namespace calls one interface whatever its transport.
+
+A declaration names the service method that does the work; its keyword arguments
+are the operation's parameters. Each one travels over HTTP as a path segment (a
+``{placeholder}`` of ``path``), in the JSON body (``body``), or as a query
+parameter (the rest). A reference (``iris@3``) may be split across two path
+segments with ``ref=("name", "version")``. Uploads and streamed downloads stay
+hand-written routes: they are the special cases.
+
+Declarations import nothing heavy: the service is named by its dotted path and
+loaded when first called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from kiln.core.context import ROLES
+from kiln.core.errors import InvalidArgument
+from kiln.core.names import parse_ref
+
+__all__ = ["OPERATIONS", "Operation", "declare"]
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+OPERATIONS: dict[str, Operation] = {}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of Kiln's API.
+
+    Attributes:
+        name: ``<stage>.<verb>``, unique (``models.get_version``); also the audit action
+            of a refusal and the OpenAPI operation id.
+        method: HTTP method.
+        path: the route, with ``{placeholders}`` named after the call's arguments.
+        role: the least role that may call it (``public`` for no token at all).
+        service: ``"module:Class"`` of the service, built as ``Class(workspace, context)``.
+        call: the service method, called with keyword arguments.
+        response: the type the call returns (a pydantic model, ``list[...]``...).
+        body: arguments sent in the JSON body; the others not in the path go in the query.
+        ref: ``(name_segment, version_segment)`` when the ``ref`` argument is split over two
+            path segments (``/v1/models/{name}/versions/{version}``).
+        fixed: arguments the operation always passes (``approve`` is ``set_status`` with
+            ``status="Approved"``).
+        kind: the resource kind named in errors about a bad reference.
+        summary: one line for the OpenAPI; defaults to the service method's first line.
+    """
+
+    name: str
+    method: str
+    path: str
+    role: str
+    service: str
+    call: str
+    response: Any
+    body: tuple[str, ...] = ()
+    ref: tuple[str, str] | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    kind: str = "resource"
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"{self.name}: unknown method {self.method}")
+        if self.role not in (*ROLES, "public"):
+            raise ValueError(f"{self.name}: unknown role {self.role}")
+
+    @cached_property
+    def service_class(self) -> type:
+        module, _, cls = self.service.partition(":")
+        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+    @cached_property
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        """The service method's keyword arguments, less the fixed ones."""
+        sig = inspect.signature(getattr(self.service_class, self.call))
+        return {n: p for n, p in sig.parameters.items() if n != "self" and n not in self.fixed}
+
+    @property
+    def segments(self) -> list[str]:
+        return _PLACEHOLDER.findall(self.path)
+
+    @property
+    def path_args(self) -> list[str]:
+        """Arguments carried in the path (``ref`` for a split reference)."""
+        names = [s for s in self.segments if not (self.ref and s in self.ref)]
+        return [*names, "ref"] if self.ref else names
+
+    @property
+    def query_args(self) -> list[str]:
+        return [n for n in self.parameters if n not in self.body and n not in self.path_args]
+
+    def path_for(self, args: Mapping[str, Any], quote: Callable[[Any], str]) -> str:
+        """The request path for these arguments, each segment quoted whole."""
+        values = {k: args[k] for k in self.segments if k in args}
+        if self.ref:
+            parsed = parse_ref(str(args["ref"]), kind=self.kind)
+            tail = str(parsed.version) if parsed.version is not None else (parsed.alias or "latest")
+            values.update({self.ref[0]: parsed.name, self.ref[1]: tail})
+        return self.path.format(**{k: quote(v) for k, v in values.items()})
+
+    def args_from_path(self, values: Mapping[str, str]) -> dict[str, Any]:
+        """The call's arguments from the path segments of a request."""
+        out = {k: v for k, v in values.items() if not (self.ref and k in self.ref)}
+        if self.ref:
+            name, version = values[self.ref[0]], values[self.ref[1]]
+            out["ref"] = f"{name}@{version}"
+        return out
+
+    def invoke(self, workspace: Any, context: Any, args: Mapping[str, Any]) -> Any:
+        """Run the operation in this process, on ``workspace`` as ``context``."""
+        unknown = set(args) - set(self.parameters)
+        if unknown:
+            raise InvalidArgument(f"{self.name} takes no argument {sorted(unknown)[0]!r}")
+        service = self.service_class(workspace, context)
+        return getattr(service, self.call)(**args, **self.fixed)
+
+
+def declare(*operations: Operation) -> tuple[Operation, ...]:
+    """Add operations to :data:`OPERATIONS` (each stage's ``_ops`` module does this once)."""
+    for op in operations:
+        if OPERATIONS.get(op.name, op) != op:
+            raise ValueError(f"operation {op.name} is declared twice")
+        OPERATIONS[op.name] = op
+    return operations
