@@ -55,6 +55,7 @@ class Operation:
         fixed: arguments the operation always passes (``approve`` is ``set_status`` with
             ``status="Approved"``).
         kind: the resource kind named in errors about a bad reference.
+        status: the HTTP status of a success (201 for a create).
         summary: one line for the OpenAPI; defaults to the service method's first line.
     """
 
@@ -69,6 +70,7 @@ class Operation:
     ref: tuple[str, str] | None = None
     fixed: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "resource"
+    status: int = 200
     summary: str = ""
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,7 +77,7 @@ class HttpTransport:
         """Run a declared operation on the server: path, query and body from its declaration."""
         path = op.path_for(args, seg)
         query = {k: args[k] for k in op.query_args if args.get(k) is not None}
-        body = {k: args[k] for k in op.body if k in args} if op.body else None
+        body = {k: _finite(args[k]) for k in op.body if k in args} if op.body else None
         got = self.request(op.method, path, params=query or None, json=body)
         return _adapter(op.response).validate_python(got)
 
@@ -101,6 +102,17 @@ def _adapter(response: Any) -> Any:
     from pydantic import TypeAdapter
 
     return TypeAdapter(response)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: send them as the strings pydantic parses back."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def seg(value: Any) -> str:

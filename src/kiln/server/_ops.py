@@ -14,8 +14,8 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
-from pydantic import ConfigDict, create_model
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from pydantic import ConfigDict, TypeAdapter, create_model
 from starlette.concurrency import run_in_threadpool
 
 from kiln.core.ops import Operation
@@ -30,7 +30,7 @@ def operations_router(operations: Iterable[Operation], *, tags: list[str]) -> AP
     router = APIRouter(tags=list(tags), route_class=KilnRoute)
     for op in operations:
         router.add_api_route(
-            op.path, _endpoint(op), methods=[op.method], response_model=op.response, name=op.name.split(".", 1)[1],
+            op.path, _endpoint(op), methods=[op.method], response_model=op.response, status_code=op.status, name=op.name.split(".", 1)[1],
             operation_id=op.name, summary=op.summary or _first_line(op), openapi_extra=role(op.role, action=op.name),
         )
     return router
@@ -42,6 +42,7 @@ def _first_line(op: Operation) -> str:
 
 
 def _endpoint(op: Operation) -> Any:
+    adapter: TypeAdapter[Any] = TypeAdapter(op.response)
     params = op.parameters
     hints = typing.get_type_hints(getattr(op.service_class, op.call))
 
@@ -71,7 +72,9 @@ def _endpoint(op: Operation) -> Any:
         if body is not None:
             args.update(body.model_dump(exclude_unset=True))
         ws = request.app.state.workspace
-        return await run_in_threadpool(op.invoke, ws, get_ctx(request), args)
+        result = await run_in_threadpool(op.invoke, ws, get_ctx(request), args)
+        # The response type serialises itself (NaN metrics as "NaN", as the models say).
+        return Response(adapter.dump_json(result), media_type="application/json", status_code=op.status)
 
     endpoint.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]
     endpoint.__name__ = op.name.replace(".", "_")
