@@ -34,6 +34,7 @@ def transports(tmp_path: Path, seed: Callable[[kiln.Client], None]) -> Iterator[
     here = Workspace(load_settings(home=str(tmp_path / "local")))
     there = Workspace(load_settings(home=str(tmp_path / "remote")))
     token = TokenService(there, local_context()).create(name="parity", role="admin").token
+    TokenService(here, local_context()).create(name="parity", role="admin")  # both hold the same tokens
     local = kiln.Client(settings=here.settings)
     remote = kiln.Client("http://127.0.0.1:8300", token=token, http_transport=SyncASGI(create_app(there, auth=True)))
     try:
@@ -47,16 +48,19 @@ def transports(tmp_path: Path, seed: Callable[[kiln.Client], None]) -> Iterator[
         there.close()
 
 
+_PER_WORKSPACE = {"actor", "source", "time", "seq", "hash", "prev_hash", "token", "key", "keys"}
+
+
 def same(value: Any) -> Any:
-    """What both transports must agree on: everything but who and when (actors and clocks
-    differ), ids made at random, and files' hashes (a skops file is a zip, stamped with
-    the time it was written)."""
+    """What both transports must agree on: everything but who, where and when (actors,
+    sources and clocks differ), ids made at random, and hashes (a skops file is a zip
+    stamped with the time it was written; audit MACs chain those times)."""
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     if isinstance(value, list):
         return [same(v) for v in value]
     if isinstance(value, dict):
-        return {k: same(v) for k, v in value.items() if not k.endswith(("_at", "_by", "sha256", "id", "_ids", "token", "key", "keys"))}
+        return {k: same(v) for k, v in value.items() if k not in _PER_WORKSPACE and not k.endswith(("_at", "_by", "sha256", "id", "_ids"))}
     return value
 
 

@@ -51,7 +51,7 @@ class TokenService:
         self.ws = ws
         self.ctx = ctx
 
-    def create(self, *, name: str, role: str) -> NewToken:
+    def create(self, *, name: str, role: str = "viewer") -> NewToken:
         check_name(name, kind="token")
         if role not in ROLES:
             raise InvalidArgument(f"unknown role {role!r}: use one of {', '.join(ROLES)}")

@@ -1,0 +1,44 @@
+"""The system operations (tokens, audit, gc) agree on both transports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kiln
+from tests.faces.parity import errors_agree, transports, walk
+
+pytestmark = pytest.mark.xdist_group("parity-core")
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "tokens.create": {"name": "ci-bot", "role": "editor"},
+    "tokens.list": {},
+    "tokens.revoke": {"name": "ci-bot"},
+    "audit.list": {"action": "tokens.revoke", "limit": 5},
+    "audit.verify": {},
+    "system.gc": {"grace_s": 0, "dry_run": True},
+}
+
+
+@pytest.fixture
+def clients(tmp_path: Path) -> Iterator[tuple[kiln.Client, kiln.Client]]:
+    with transports(tmp_path, lambda client: None) as pair:
+        yield pair
+
+
+def test_both_transports_agree(clients: tuple[kiln.Client, kiln.Client]) -> None:
+    walk(clients, EXAMPLES)
+
+
+@pytest.mark.parametrize(("name", "args"), [
+    ("tokens.revoke", {"name": "ghost"}),
+    ("tokens.create", {"name": "Bad Name"}),
+    ("tokens.create", {"name": "bot", "role": "root"}),
+    ("audit.list", {"limit": 0}),
+    ("system.gc", {"grace_s": -1}),
+])
+def test_errors_agree(clients: tuple[kiln.Client, kiln.Client], name: str, args: dict[str, Any]) -> None:
+    errors_agree(clients, name, args)
