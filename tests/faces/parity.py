@@ -48,7 +48,7 @@ def transports(tmp_path: Path, seed: Callable[[kiln.Client], None]) -> Iterator[
         there.close()
 
 
-_PER_WORKSPACE = {"actor", "source", "time", "seq", "hash", "prev_hash", "token", "key", "keys"}
+_PER_WORKSPACE = {"actor", "source", "time", "seq", "hash", "prev_hash", "token", "key", "keys", "elapsed_ms"}
 
 
 def same(value: Any) -> Any:

@@ -16,6 +16,7 @@ from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._sources import to_arrow
 from kiln.lake._wire import decode_table
 from kiln.lake.datasets import export_format, export_target
+from kiln.lake import _ops as ops
 from kiln.sdk._base import HttpTransport, Namespace, seg
 
 __all__ = ["Datasets"]
@@ -73,20 +74,16 @@ class Datasets(Namespace):
         return DatasetVersion.model_validate(self._http("POST", f"/v1/datasets/{seg(name)}/versions", params=params, content=sink.getvalue(), headers={"content-type": "application/octet-stream"}))
 
     def list(self) -> list[Dataset]:
-        if self._local:
-            return self._svc(DatasetService).list()
-        return [Dataset.model_validate(d) for d in self._http("GET", "/v1/datasets")]
+        """Every dataset with its latest version's size."""
+        return self._call(ops.DATASETS_LIST)  # type: ignore[no-any-return]
 
     def get(self, ref: str) -> DatasetVersion:
         """A version: ``name`` (latest) or ``name@3``."""
-        if self._local:
-            return self._svc(DatasetService).get(ref)
-        return DatasetVersion.model_validate(self._http("GET", f"/v1/datasets/{seg(ref)}"))
+        return self._call(ops.DATASETS_GET, ref=ref)  # type: ignore[no-any-return]
 
     def versions(self, name: str) -> list[DatasetVersion]:
-        if self._local:
-            return self._svc(DatasetService).versions(name)
-        return [DatasetVersion.model_validate(v) for v in self._http("GET", f"/v1/datasets/{seg(name)}/versions")]
+        """Every version of a dataset, oldest first."""
+        return self._call(ops.DATASETS_VERSIONS, name=name)  # type: ignore[no-any-return]
 
     def head(self, ref: str, n: int = 10) -> pa.Table:
         if self._local:
@@ -159,9 +156,7 @@ class Datasets(Namespace):
 
     def delete(self, ref: str) -> list[int]:
         """Delete ``name@V`` or every version of ``name``; returns the versions removed."""
-        if self._local:
-            return self._svc(DatasetService).delete(ref)
-        return list(self._http("DELETE", f"/v1/datasets/{seg(ref)}")["deleted_versions"])
+        return self._call(ops.DATASETS_DELETE, ref=ref)  # type: ignore[no-any-return]
 
     def profile(self, ref: str, *, target: str | None = None) -> Any:
         """Profile a version and store the HTML and JSON reports with it; returns a ``ProfileInfo``."""

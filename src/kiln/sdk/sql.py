@@ -28,6 +28,6 @@ def run_sql(t: Any, query: str, *, limit: int | None, timeout_s: float | None) -
 
 
 def sql_history(t: Any, *, limit: int = 50) -> list[SqlHistoryEntry]:
-    if isinstance(t, LocalTransport):
-        return SqlService(t.workspace, t.ctx).history(limit=limit)
-    return [SqlHistoryEntry.model_validate(e) for e in t.request("GET", "/v1/sql/history", params={"limit": limit})]
+    from kiln.lake import _ops as ops
+
+    return t.call(ops.SQL_HISTORY, limit=limit)  # type: ignore[no-any-return]

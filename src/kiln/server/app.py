@@ -21,7 +21,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import kiln
 from kiln.core.auth import is_loopback
-from kiln.core.auth import is_loopback
 from kiln.core.config import Settings
 from kiln.core.errors import InvalidArgument, KilnError, PayloadTooLarge
 from kiln.core.workspace import Workspace

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from kiln.lake._models import DatasetVersion
 from kiln.lake.catalog import CatalogEntry, CatalogService
-from kiln.server._roles import KilnRoute, role
+from kiln.server._roles import KilnRoute
 from kiln.server.deps import service
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"], route_class=KilnRoute)

@@ -13,13 +13,19 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from kiln.core.errors import InvalidArgument, PermissionDenied, invalid_input
-from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
+from kiln.lake import DatasetService, DatasetVersion, IngestOptions
 from kiln.lake._wire import MEDIA_TYPES, encode_table
 from kiln.lake.bundles import BundleService
+from kiln.lake import _ops as ops
+from kiln.server._ops import operations_router
 from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import Ws, service
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], route_class=KilnRoute)
+# The declared operations (list, get, versions, delete), then the special cases under
+# /v1/datasets: uploads, exports and bundles (the files router, included at the end).
+router = APIRouter(tags=["datasets"], route_class=KilnRoute)
+router.include_router(operations_router(ops.ALL, tags=[]))
+files = APIRouter(prefix="/v1/datasets", route_class=KilnRoute)
 
 Svc = DatasetService
 
@@ -30,16 +36,6 @@ class IngestRequest(BaseModel):
     source: str
     options: IngestOptions = IngestOptions()
     append: bool = False
-
-
-class Deleted(BaseModel):
-    name: str
-    deleted_versions: list[int]
-
-
-@router.get("", response_model=list[Dataset])
-def list_datasets(svc: Svc = service(DatasetService)) -> list[Dataset]:
-    return svc.list()
 
 
 def _upload_options(params: dict[str, Any]) -> IngestOptions:
@@ -58,7 +54,7 @@ def _upload_options(params: dict[str, Any]) -> IngestOptions:
         raise invalid_input("invalid ingest options", exc) from None
 
 
-@router.post("/{name}/versions", response_model=DatasetVersion, status_code=201, openapi_extra={
+@files.post("/{name}/versions", response_model=DatasetVersion, status_code=201, openapi_extra={
     **role("editor", action="datasets.ingest"),
     "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}, "application/json": {"schema": IngestRequest.model_json_schema()}}},
 })
@@ -116,23 +112,13 @@ async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
-@router.get("/{ref}", response_model=DatasetVersion)
-def show(ref: str, svc: Svc = service(DatasetService)) -> DatasetVersion:
-    return svc.get(ref)
-
-
-@router.get("/{name}/versions", response_model=list[DatasetVersion])
-def versions(name: str, svc: Svc = service(DatasetService)) -> list[DatasetVersion]:
-    return svc.versions(name)
-
-
-@router.get("/{ref}/head")
+@files.get("/{ref}/head")
 def head(ref: str, n: int = Query(10, ge=0, le=100_000), format: str = Query("json", pattern="^(json|csv|arrow|parquet|jsonl)$"), svc: Svc = service(DatasetService)) -> Response:
     table = svc.head(ref, n=n)
     return Response(encode_table(table, format), media_type=MEDIA_TYPES[format])
 
 
-@router.get("/{ref}/export")
+@files.get("/{ref}/export")
 def export(ref: str, ws: Ws, format: str = Query("parquet", pattern="^(csv|parquet|jsonl|json)$"), svc: Svc = service(DatasetService)) -> FileResponse:
     version = svc.get(ref)
     tmp_dir = ws.settings.home / "tmp"
@@ -147,12 +133,7 @@ def export(ref: str, ws: Ws, format: str = Query("parquet", pattern="^(csv|parqu
     return FileResponse(path, media_type=MEDIA_TYPES[format], filename=f"{version.name}-v{version.version}.{format}", background=BackgroundTask(os.unlink, path))
 
 
-@router.delete("/{ref}", response_model=Deleted)
-def delete(ref: str, svc: Svc = service(DatasetService)) -> Deleted:
-    return Deleted(name=ref.split("@", 1)[0], deleted_versions=svc.delete(ref))
-
-
-@router.get("/{name}/bundle")
+@files.get("/{name}/bundle")
 def export_bundle(name: str, ws: Ws, svc: BundleService = service(BundleService)) -> FileResponse:
     """Every version of a dataset, with schema, source, lineage and checksums, as one tar bundle."""
     tmp_dir = ws.settings.home / "tmp"
@@ -167,7 +148,7 @@ def export_bundle(name: str, ws: Ws, svc: BundleService = service(BundleService)
     return FileResponse(path, media_type="application/x-tar", filename=f"{name}.kiln.tar", background=BackgroundTask(os.unlink, path))
 
 
-@router.post("/bundles", response_model=list[DatasetVersion], status_code=201, openapi_extra={
+@files.post("/bundles", response_model=list[DatasetVersion], status_code=201, openapi_extra={
     "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
 })
 async def import_bundle(request: Request, ws: Ws, name: str | None = None, svc: BundleService = service(BundleService)) -> list[DatasetVersion]:
@@ -182,3 +163,6 @@ async def import_bundle(request: Request, ws: Ws, name: str | None = None, svc: 
         return await _in_thread(svc.import_, path, name=name)
     finally:
         os.unlink(path)
+
+
+router.include_router(files)

@@ -21,7 +21,7 @@ from kiln.prep._models import (
 )
 from kiln.prep.profiles import ProfileService
 from kiln.prep.recipes_service import RecipeService
-from kiln.server._roles import KilnRoute, role
+from kiln.server._roles import KilnRoute
 from kiln.server.deps import service
 
 router = APIRouter(route_class=KilnRoute)

@@ -14,13 +14,12 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from kiln.core.errors import PayloadTooLarge
 from kiln.core.limits import unpacked_limit
 from kiln.core.names import check_name, parse_ref
-from kiln.registry import Model, ModelFile, ModelService, ModelVersion
+from kiln.registry import ModelFile, ModelService, ModelVersion
 from kiln.registry import _ops as ops
 from kiln.registry._package import extract_tar
 from kiln.server._ops import operations_router

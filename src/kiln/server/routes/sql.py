@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from kiln.lake import SqlHistoryEntry
 from kiln.lake._wire import MEDIA_TYPES, encode_table
 from kiln.lake.sql import SqlService
 from kiln.server._roles import KilnRoute, role
@@ -31,8 +30,3 @@ def run_sql(body: SqlRequest, svc: SqlService = service(SqlService)) -> Response
     extra = {"truncated": result.truncated, "elapsed_ms": result.elapsed_ms} if body.format == "json" else {}
     headers = {"x-kiln-truncated": str(result.truncated).lower()}
     return Response(encode_table(result.table, body.format, **extra), media_type=MEDIA_TYPES[body.format], headers=headers)
-
-
-@router.get("/history", response_model=list[SqlHistoryEntry])
-def history(limit: int = Query(50, ge=1, le=10_000), svc: SqlService = service(SqlService)) -> list[SqlHistoryEntry]:
-    return svc.history(limit=limit)

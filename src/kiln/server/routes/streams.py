@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from kiln.lake.streams import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamService
-from kiln.server._roles import KilnRoute, role
+from kiln.server._roles import KilnRoute
 from kiln.server.deps import service
 
 router = APIRouter(prefix="/v1/streams", tags=["streams"], route_class=KilnRoute)
