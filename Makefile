@@ -40,6 +40,7 @@ bench:
 	.venv-bench/bin/python -m compileall -q src
 	@test -x .venv-ydata/bin/python || $(PYTHON) -m venv .venv-ydata
 	.venv-bench/bin/uv pip install --quiet --python .venv-ydata/bin/python "ydata-profiling>=4.9" pyarrow psutil
+	.venv-bench/bin/python benchmarks/cli.py
 	.venv-bench/bin/python benchmarks/ingest.py
 	.venv-bench/bin/python benchmarks/sql.py
 	.venv-bench/bin/python benchmarks/streams.py
