@@ -112,3 +112,14 @@ def test_an_old_sha256_trail_is_carried_over_to_keyed_macs(backend: str, tmp_pat
     result = ws.verify_audit()
     assert not result.ok and result.first_bad_seq == 1 and "sha256" in result.problem, result
     ws.close()
+
+
+def test_heads_constant_is_alembics(tmp_path: Path) -> None:
+    """A workspace at head opens without Alembic only if kiln.migrations.HEADS is right."""
+    from kiln.migrations import HEADS
+
+    db = Database(f"sqlite:///{tmp_path / 'k.db'}")
+    assert not db._at_heads()
+    db.migrate()
+    assert db.current() == set(HEADS) and db.pending() == set() and db._at_heads()
+    db.dispose()

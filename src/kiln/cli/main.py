@@ -1,55 +1,116 @@
-"""The ``kiln`` command: thin over the SDK, which is thin over the services."""
+"""The ``kiln`` command: thin over the SDK, which is thin over the services.
+
+Start-up time matters for a CLI: ``kiln --help`` imports no command module, and a
+command imports only its own (a lazy group); each module imports the heavy libraries
+it needs inside its commands or through the SDK.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
+from typing import Any
 
 import typer
+from typer import _click
+from typer.core import TyperCommand, TyperGroup
 
-from kiln.cli._common import err_console
+__all__ = ["COMMANDS", "app", "run"]
 
-__all__ = ["app", "run"]
+# name -> (module under kiln.cli, whether the name is a group of commands, one-line help).
+# The help is what `kiln --help` lists without importing the module; a test checks it
+# against each command's own help, so the two cannot drift.
+COMMANDS: dict[str, tuple[str, bool, str]] = {
+    "doctor": ("system", False, "Show the settings in use and whether each part answers."),
+    "server": ("system", False, "Run the REST API (and Studio) server."),
+    "gc": ("system", False, "Remove stored files that no committed resource references."),
+    "sql": ("sql", False, "Run SQL over the lake; `--format json` prints a JSON array of row objects."),
+    "evaluate": ("evaluate", False, "Evaluate a model on a dataset (a Kiln dataset reference or a .csv/.parquet file) into a run."),
+    "profile": ("profile", False, "Profile a dataset version (one streaming pass); the HTML and JSON reports are stored with it."),
+    "tokens": ("tokens", True, "API tokens with roles viewer / editor / approver / admin."),
+    "audit": ("audit", True, "The audit trail: list events, verify the MAC chain and its anchor."),
+    "datasets": ("datasets", True, "Datasets: immutable, versioned Parquet tables."),
+    "experiments": ("experiments", True, "Experiments: named groups of runs."),
+    "runs": ("runs", True, "Runs: params, metrics and artifacts of experiments."),
+    "models": ("models", True, "The model registry: versions, approval and aliases."),
+    "streams": ("streams", True, "Streams (Kinesis): durable record logs, consumers, flushes into datasets."),
+    "catalog": ("catalog", True, "The offline catalog of public datasets (nothing is downloaded)."),
+    "recipes": ("recipes", True, "Recipes: ordered, typed data-prep steps with fitted state, previews and export."),
+}
+
+
+def load_command(name: str) -> _click.Command:
+    """The real click command (or group) for ``name``, importing its module."""
+    module_name, is_group, _ = COMMANDS[name]
+    module = importlib.import_module(f"kiln.cli.{module_name}")
+    group = typer.main.get_group(module.app)
+    if is_group:
+        group.name = name
+        return group
+    command = group.get_command(_click.Context(group), name) if hasattr(group, "get_command") else None
+    if command is None:  # a module with one command: typer builds the command itself
+        command = typer.main.get_command(module.app)
+    return command
+
+
+class _LazyGroup(TyperGroup):
+    """Lists commands from :data:`COMMANDS`; imports a command's module only to run it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._loaded: dict[str, _click.Command] = {}
+        self._listing = False
+        # Stand-ins that carry the name and help: typer's "did you mean" reads the keys.
+        self.commands = {name: TyperCommand(name=name, help=help_) for name, (_, _, help_) in COMMANDS.items()}
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        if self._listing:
+            return self.commands[cmd_name]
+        if cmd_name not in self._loaded:
+            self._loaded[cmd_name] = load_command(cmd_name)
+        return self._loaded[cmd_name]
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
 
 app = typer.Typer(
     name="kiln",
+    cls=_LazyGroup,
     help="Kiln: a local-first machine-learning platform. Run `kiln doctor` to see what is in use.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 
-# (module under kiln.cli, sub-command name or None to add its commands at the top level)
-COMMAND_MODULES: list[tuple[str, str | None]] = [
-    ("system", None),
-    ("tokens", "tokens"),
-    ("audit", "audit"),
-    ("datasets", "datasets"),
-    ("sql", None),
-    ("experiments", "experiments"), ("runs", "runs"), ("models", "models"), ("evaluate", None),
-    ("streams", "streams"), ("catalog", "catalog"),
-    ("profile", None), ("recipes", "recipes"),
-]
+
+def _print_version(value: bool) -> None:
+    if value:
+        from kiln import __version__
+
+        print(f"kiln {__version__}")
+        raise typer.Exit()
 
 
-def _register() -> None:
-    for module_name, group in COMMAND_MODULES:
-        module = importlib.import_module(f"kiln.cli.{module_name}")
-        if group is None:
-            app.registered_commands.extend(module.app.registered_commands)
-            app.registered_groups.extend(module.app.registered_groups)
-        else:
-            app.add_typer(module.app, name=group)
-
-
-_register()
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", help="Print Kiln's version and exit.", callback=_print_version, is_eager=True),
+) -> None:
+    """Kiln: a local-first machine-learning platform. Run `kiln doctor` to see what is in use."""
 
 
 def run() -> None:
     """Console-script entry: user errors print one line and a non-zero exit, no traceback."""
-    from rich.markup import escape
-
     from kiln.core.errors import KilnError
 
     try:
@@ -57,10 +118,18 @@ def run() -> None:
         # (it vendors click, so click's own exception classes would not match here).
         app(standalone_mode=True)
     except KilnError as exc:
-        err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        _error("error", exc.message)
         sys.exit(exc.exit_code)
     except Exception as exc:  # anything unexpected
         if os.environ.get("KILN_DEBUG"):
             raise
-        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))} (set KILN_DEBUG=1 for a traceback)", highlight=False)
+        _error("internal error", f"{type(exc).__name__}: {exc} (set KILN_DEBUG=1 for a traceback)")
         sys.exit(1)
+
+
+def _error(kind: str, message: str) -> None:
+    from rich.markup import escape
+
+    from kiln.cli._common import err_console
+
+    err_console.print(f"[red]{kind}:[/red] {escape(message)}", highlight=False)

@@ -135,7 +135,8 @@ class Database:
     def migrate(self, target: str = "heads") -> None:
         """Upgrade the schema to ``target`` (all branch heads by default), once per process."""
         with self._lock:
-            if self._migrated and target == "heads":
+            if target == "heads" and (self._migrated or self._at_heads()):
+                self._migrated = True
                 return
             from alembic import command
 
@@ -146,6 +147,17 @@ class Database:
                 command.upgrade(self._alembic_config(conn), target)
             if target == "heads":
                 self._migrated = True
+
+    def _at_heads(self) -> bool:
+        """Whether the schema is already at every head: one cheap read, no Alembic."""
+        from kiln.migrations import HEADS
+
+        try:
+            with self.read() as conn:
+                current = {r[0] for r in conn.exec_driver_sql("SELECT version_num FROM alembic_version")}
+        except sa.exc.DBAPIError:  # no alembic_version yet: a new database
+            return False
+        return current == HEADS
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -15,13 +15,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import InvalidArgument, NotFound
 from kiln.lake._models import IngestOptions
+from kiln.core._lazy import lazy
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+else:
+    duckdb = lazy("duckdb")
+    pa = lazy("pyarrow")
 
 __all__ = ["Source", "open_source", "duck_error", "quote_ident", "sql_str"]
 

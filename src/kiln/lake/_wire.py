@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from kiln.core.errors import InvalidArgument
+from kiln.core._lazy import lazy
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+else:
+    pa = lazy("pyarrow")
+    pacsv = lazy("pyarrow.csv")
+    pq = lazy("pyarrow.parquet")
 
 __all__ = ["MEDIA_TYPES", "encode_table", "decode_table", "rows_json"]
 

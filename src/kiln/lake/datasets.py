@@ -10,13 +10,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import orjson
-import pyarrow as pa
-import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -28,6 +24,18 @@ from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
 from kiln.lake._models import Column, Dataset, DatasetFile, DatasetVersion, IngestOptions
 from kiln.lake._sources import duck_error, open_source, quote_ident, sql_str
+from kiln.core._lazy import lazy
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+else:
+    duckdb = lazy("duckdb")
+    pa = lazy("pyarrow")
+    pads = lazy("pyarrow.dataset")
+    pq = lazy("pyarrow.parquet")
 
 __all__ = ["DatasetService", "Progress"]
 

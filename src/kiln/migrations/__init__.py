@@ -1,0 +1,8 @@
+"""Alembic migrations of the metadata database, one branch per stage."""
+
+# What alembic_version holds once every branch is at its head (a head that another
+# branch depends on, like lake_0001, is implied and not listed), so that opening a
+# workspace whose schema is current reads one table instead of loading Alembic and
+# every migration script. A new migration updates this set; a test in
+# tests/contract/test_metadata_store.py checks it against what Alembic writes.
+HEADS = frozenset({"core_0002", "prep_0001", "registry_0002", "streams_0001", "tracking_0001"})

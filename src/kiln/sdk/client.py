@@ -46,7 +46,18 @@ class Client:
         self.datasets = Datasets(self._t)
         self.tokens = Tokens(self._t)
         self.audit = Audit(self._t)
-        _attach_stages(self)
+
+    def __getattr__(self, attr: str) -> Any:
+        # Stage namespaces attach on first use: a command that lists datasets does not
+        # import tracking, the registry, streams, the catalog or prep.
+        for name, module, cls in _STAGE_NAMESPACES:
+            if name == attr and "_t" in self.__dict__:
+                import importlib
+
+                namespace = getattr(importlib.import_module(module), cls)(self._t)
+                setattr(self, attr, namespace)
+                return namespace
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
 
     @property
     def is_remote(self) -> bool:
@@ -96,14 +107,5 @@ def _local_token(url: str, settings: Settings) -> str:
     return read_local_token(settings.home) if is_loopback(host) else ""
 
 
-def _attach_stages(client: Client) -> None:
-    """Later stages add their namespaces here (experiments, models, recipes...)."""
-    import importlib
-
-    for attr, module, cls in _STAGE_NAMESPACES:
-        mod = importlib.import_module(module)
-        setattr(client, attr, getattr(mod, cls)(client._t))
-
-
-# (attribute, module, class) - one line per stage namespace.
+# (attribute, module, class) - one line per stage namespace; later stages add theirs here.
 _STAGE_NAMESPACES: list[tuple[str, str, str]] = [("experiments", "kiln.sdk.tracking", "Experiments"), ("runs", "kiln.sdk.tracking", "Runs"), ("evaluations", "kiln.sdk.tracking", "Evaluations"), ("models", "kiln.sdk.registry", "Models"), ("streams", "kiln.sdk.streams", "Streams"), ("catalog", "kiln.sdk.catalog", "Catalog"), ("recipes", "kiln.sdk.prep", "Recipes")]

@@ -5,11 +5,9 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kiln.core.errors import InvalidArgument, invalid_input
 from kiln.lake import Dataset, DatasetService, DatasetVersion, IngestOptions
@@ -18,6 +16,14 @@ from kiln.lake._wire import decode_table
 from kiln.lake.datasets import export_format, export_target
 from kiln.lake import _ops as ops
 from kiln.sdk._base import HttpTransport, Namespace, seg
+from kiln.core._lazy import lazy
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+else:
+    pa = lazy("pyarrow")
+    pq = lazy("pyarrow.parquet")
 
 __all__ = ["Datasets"]
 
