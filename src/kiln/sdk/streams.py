@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kiln.core.errors import InvalidArgument, KilnError
-from kiln.lake.streams import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamService
-from kiln.sdk._base import Namespace, seg
+from kiln.lake.streams import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream
+from kiln.lake.streams import _ops as ops
+from kiln.sdk._base import Namespace
 
 __all__ = ["PendingRecord", "Producer", "Streams"]
 
@@ -19,32 +20,23 @@ class Streams(Namespace):
 
     def create(self, name: str, *, dataset: str | None = None, columns: dict[str, str] | None = None, source: str | None = None, flush_rows: int = 10_000, flush_interval_s: float = 60.0, description: str = "") -> Stream:
         """Create a stream; see :meth:`kiln.lake.streams.StreamService.create`."""
-        if self._local:
-            return self._svc(StreamService).create(name, dataset=dataset, columns=columns, source=source, flush_rows=flush_rows, flush_interval_s=flush_interval_s, description=description)
-        body = {"name": name, "dataset": dataset, "columns": columns, "source": source, "flush_rows": flush_rows, "flush_interval_s": flush_interval_s, "description": description}
-        return Stream.model_validate(self._http("POST", "/v1/streams", json=body))
+        return self._call(ops.CREATE, name=name, dataset=dataset, columns=columns, source=source, flush_rows=flush_rows, flush_interval_s=flush_interval_s, description=description)  # type: ignore[no-any-return]
 
     def list(self) -> list[Stream]:
-        if self._local:
-            return self._svc(StreamService).list()
-        return [Stream.model_validate(s) for s in self._http("GET", "/v1/streams")]
+        """Every stream."""
+        return self._call(ops.LIST)  # type: ignore[no-any-return]
 
     def get(self, name: str) -> Stream:
-        if self._local:
-            return self._svc(StreamService).get(name)
-        return Stream.model_validate(self._http("GET", f"/v1/streams/{seg(name)}"))
+        """One stream with its counts."""
+        return self._call(ops.GET, name=name)  # type: ignore[no-any-return]
 
     def delete(self, name: str) -> Stream:
         """Delete a stream with its records and consumers; the datasets it wrote stay."""
-        if self._local:
-            return self._svc(StreamService).delete(name)
-        return Stream.model_validate(self._http("DELETE", f"/v1/streams/{seg(name)}"))
+        return self._call(ops.DELETE, name=name)  # type: ignore[no-any-return]
 
     def put(self, name: str, records: list[dict[str, Any]]) -> PutResult:
         """Append one batch of JSON objects; returns once it is committed (acknowledged)."""
-        if self._local:
-            return self._svc(StreamService).put_records(name, records)
-        return PutResult.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/records", json={"records": records}))
+        return self._call(ops.PUT, name=name, records=records)  # type: ignore[no-any-return]
 
     def producer(self, name: str, *, max_batch: int = 500, linger_ms: float = 50.0, max_pending: int = 100_000) -> Producer:
         """A producer that batches :meth:`Producer.put` calls in a background thread."""
@@ -55,15 +47,9 @@ class Streams(Namespace):
         (commit it with :meth:`commit`); without, read from ``position`` and claim nothing.
         """
         pos = position.value if isinstance(position, Position) else position
-        if self._local:
-            svc = self._svc(StreamService)
-            if consumer is None:
-                return svc.read(name, position=pos, sequence_number=sequence_number, limit=limit)
-            return svc.read_consumer(name, consumer, limit=limit, position=pos, sequence_number=sequence_number, lease_s=lease_s)
         if consumer is None:
-            return ReadResult.model_validate(self._http("GET", f"/v1/streams/{seg(name)}/records", params={"position": pos, "sequence_number": sequence_number, "limit": limit}))
-        body = {"limit": limit, "position": pos, "sequence_number": sequence_number, "lease_s": lease_s}
-        return ReadResult.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/consumers/{seg(consumer)}/read", json=body))
+            return self._call(ops.READ, name=name, position=pos, sequence_number=sequence_number, limit=limit)  # type: ignore[no-any-return]
+        return self._call(ops.READ_CONSUMER, name=name, consumer=consumer, limit=limit, position=pos, sequence_number=sequence_number, lease_s=lease_s)  # type: ignore[no-any-return]
 
     def commit(self, batch: ReadResult | str, *, consumer: str | None = None, lease: str | None = None) -> Consumer:
         """Commit a consumer read: ``commit(batch)``, or ``commit(name, consumer=..., lease=...)``."""
@@ -75,37 +61,32 @@ class Streams(Namespace):
             name = batch
             if consumer is None or lease is None:
                 raise InvalidArgument("commit(name, consumer=..., lease=...) needs the consumer and the lease a read returned")
-        if self._local:
-            return self._svc(StreamService).commit(name, consumer, lease)
-        return Consumer.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/consumers/{seg(consumer)}/commit", json={"lease": lease}))
+        return self._call(ops.COMMIT, name=name, consumer=consumer, lease=lease)  # type: ignore[no-any-return]
 
     def create_consumer(self, name: str, consumer: str, *, position: Position | str = Position.TRIM_HORIZON, sequence_number: int | None = None) -> Consumer:
+        """A named consumer that starts at ``position`` (it is also made on its first read)."""
         pos = position.value if isinstance(position, Position) else position
-        if self._local:
-            return self._svc(StreamService).create_consumer(name, consumer, position=pos, sequence_number=sequence_number)
-        return Consumer.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/consumers", json={"name": consumer, "position": pos, "sequence_number": sequence_number}))
+        return self._call(ops.CREATE_CONSUMER, name=name, consumer=consumer, position=pos, sequence_number=sequence_number)  # type: ignore[no-any-return]
 
     def consumers(self, name: str) -> list[Consumer]:
-        if self._local:
-            return self._svc(StreamService).consumers(name)
-        return [Consumer.model_validate(c) for c in self._http("GET", f"/v1/streams/{seg(name)}/consumers")]
+        """A stream's named consumers and how far each has committed."""
+        return self._call(ops.CONSUMERS, name=name)  # type: ignore[no-any-return]
+
+    def get_consumer(self, name: str, consumer: str) -> Consumer:
+        """One named consumer."""
+        return self._call(ops.GET_CONSUMER, name=name, consumer=consumer)  # type: ignore[no-any-return]
 
     def delete_consumer(self, name: str, consumer: str) -> Consumer:
-        if self._local:
-            return self._svc(StreamService).delete_consumer(name, consumer)
-        return Consumer.model_validate(self._http("DELETE", f"/v1/streams/{seg(name)}/consumers/{seg(consumer)}"))
+        """Forget a named consumer and its leases."""
+        return self._call(ops.DELETE_CONSUMER, name=name, consumer=consumer)  # type: ignore[no-any-return]
 
     def flush(self, name: str) -> FlushResult:
         """Write pending records into the stream's dataset now (misfits into ``<dataset>-dlq``)."""
-        if self._local:
-            return self._svc(StreamService).flush(name)
-        return FlushResult.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/flush"))
+        return self._call(ops.FLUSH, name=name)  # type: ignore[no-any-return]
 
     def pull(self, name: str, *, max_messages: int = 1000, timeout_s: float = 1.0) -> PullResult:
         """Pull once from the stream's NATS source."""
-        if self._local:
-            return self._svc(StreamService).pull(name, max_messages=max_messages, timeout_s=timeout_s)
-        return PullResult.model_validate(self._http("POST", f"/v1/streams/{seg(name)}/pull", json={"max_messages": max_messages, "timeout_s": timeout_s}))
+        return self._call(ops.PULL, name=name, max_messages=max_messages, timeout_s=timeout_s)  # type: ignore[no-any-return]
 
 
 class _Batch:
