@@ -148,6 +148,31 @@ def test_cli_create_put_read_commit_flush(cli: Callable[..., Any], tmp_path: Any
     assert cli("streams", "read", "clicks", "--from", "2", "--json").out.count("sequence_number") >= 2
 
 
+def test_cli_consumer_read_only_looks_until_commit(cli: Callable[..., Any]) -> None:
+    """`read --consumer` used to claim the batch, so the `--commit` after it found nothing."""
+    assert cli("streams", "create", "clicks", "--column", "user=string").code == 0
+    assert cli("streams", "put", "clicks", "-r", '{"user": "a"}', "-r", '{"user": "b"}').code == 0
+    for _ in range(2):
+        looked = orjson.loads(cli("streams", "read", "clicks", "--consumer", "etl", "--json").out)
+        assert [r["sequence_number"] for r in looked["records"]] == [1, 2] and looked.get("lease") is None
+    consumed = orjson.loads(cli("streams", "read", "clicks", "--consumer", "etl", "--commit", "--json").out)
+    assert [r["sequence_number"] for r in consumed["records"]] == [1, 2] and consumed["committed"]["checkpoint"] == 2
+    assert orjson.loads(cli("streams", "read", "clicks", "--consumer", "etl", "--json").out)["records"] == []
+    assert cli("streams", "read", "clicks", "--commit").code == 2
+
+
+def test_sdk_read_with_commit_consumes(ws: Any) -> None:
+    import kiln
+
+    with kiln.Client(settings=ws.settings) as client:
+        client.streams.create("clicks", columns={"user": "string"})
+        client.streams.put("clicks", [{"user": "a"}, {"user": "b"}, {"user": "c"}])
+        assert [r.sequence_number for r in client.streams.read("clicks", consumer="etl", limit=2, commit=True).records] == [1, 2]
+        assert client.streams.get_consumer("clicks", "etl").checkpoint == 2
+        assert [r.sequence_number for r in client.streams.peek("clicks", "etl").records] == [3]
+        assert client.streams.get_consumer("clicks", "etl").claimed == 2, "peeking claims nothing"
+
+
 @pytest.mark.parametrize("args", [
     ("streams", "show", "nope"),
     ("streams", "put", "clicks", "-r", "[1, 2]"),

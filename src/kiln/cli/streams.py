@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import typer
 
-from kiln.cli._common import JsonOpt, console, emit, get_client, parse_pairs, print_json
+from kiln.cli._common import JsonOpt, console, emit, fail, get_client, parse_pairs, print_json
 from kiln.core.errors import InvalidArgument
 
 app = typer.Typer(help="Streams (Kinesis): durable record logs, consumers, flushes into datasets.", no_args_is_help=True)
@@ -102,19 +102,29 @@ def put(
 @app.command("read")
 def read(
     name: str = typer.Argument(..., help="Stream name."),
-    consumer: str = typer.Option(None, "--consumer", "-c", help="Read as this named consumer (claims the records; see --commit)."),
+    consumer: str = typer.Option(None, "--consumer", "-c", help="Show this named consumer's next records (claims nothing unless --commit or --claim)."),
     position: str = typer.Option("TRIM_HORIZON", "--position", "-p", help="TRIM_HORIZON, LATEST, AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER (a consumer's start when new)."),
     from_: int = typer.Option(None, "--from", help="Sequence number for AT_/AFTER_SEQUENCE_NUMBER."),
     limit: int = typer.Option(100, "--limit", "-n", min=1, max=10_000),
-    commit: bool = typer.Option(False, "--commit", help="With --consumer: commit the batch after printing it."),
+    commit: bool = typer.Option(False, "--commit", help="With --consumer: consume the batch (claim and commit it)."),
+    claim: bool = typer.Option(False, "--claim", help="With --consumer: claim the batch under a lease, to commit later with `kiln streams commit`."),
     json: bool = JsonOpt,
 ) -> None:
-    """Print records from a position, or the next batch of a named consumer."""
+    """Print records from a position, or the next batch of a named consumer.
+
+    With --consumer alone this only looks: nothing is claimed, so a later --commit
+    consumes the same records.
+    """
     client = get_client()
     if from_ is not None and position.upper() == "TRIM_HORIZON":
         position = "AT_SEQUENCE_NUMBER"
-    batch = client.streams.read(name, consumer=consumer, position=position, sequence_number=from_, limit=limit)
-    committed = client.streams.commit(batch) if commit and consumer and batch.lease else None
+    if (commit or claim) and not consumer:
+        fail("--commit and --claim go with --consumer NAME")
+    if consumer and not (commit or claim):
+        batch = client.streams.peek(name, consumer, position=position, sequence_number=from_, limit=limit)
+    else:
+        batch = client.streams.read(name, consumer=consumer, position=position, sequence_number=from_, limit=limit)
+    committed = client.streams.commit(batch) if commit and batch.lease else None
     if json:
         print_json(batch.model_dump(mode="json") | ({"committed": committed.model_dump(mode="json")} if committed else {}))
         return

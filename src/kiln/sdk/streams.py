@@ -42,14 +42,32 @@ class Streams(Namespace):
         """A producer that batches :meth:`Producer.put` calls in a background thread."""
         return Producer(self, name, max_batch=max_batch, linger_ms=linger_ms, max_pending=max_pending)
 
-    def read(self, name: str, *, consumer: str | None = None, limit: int = 1000, position: Position | str = Position.TRIM_HORIZON, sequence_number: int | None = None, lease_s: float = 60.0) -> ReadResult:
+    def read(self, name: str, *, consumer: str | None = None, limit: int = 1000, position: Position | str = Position.TRIM_HORIZON, sequence_number: int | None = None, lease_s: float = 60.0, commit: bool = False) -> ReadResult:
         """Read records. With ``consumer``, claim the next batch for that named consumer
-        (commit it with :meth:`commit`); without, read from ``position`` and claim nothing.
+        and commit it with :meth:`commit` — or at once with ``commit=True`` (at-most-once:
+        a crash after the commit loses the batch); without, read from ``position`` and
+        claim nothing.
         """
         pos = position.value if isinstance(position, Position) else position
         if consumer is None:
+            if commit:
+                raise InvalidArgument("commit=True goes with consumer=...: only a named consumer's read can be committed")
             return self._call(ops.READ, name=name, position=pos, sequence_number=sequence_number, limit=limit)  # type: ignore[no-any-return]
-        return self._call(ops.READ_CONSUMER, name=name, consumer=consumer, limit=limit, position=pos, sequence_number=sequence_number, lease_s=lease_s)  # type: ignore[no-any-return]
+        batch: ReadResult = self._call(ops.READ_CONSUMER, name=name, consumer=consumer, limit=limit, position=pos, sequence_number=sequence_number, lease_s=lease_s)
+        if commit and batch.lease:
+            self.commit(batch)
+        return batch
+
+    def peek(self, name: str, consumer: str, *, limit: int = 1000, position: Position | str = Position.TRIM_HORIZON, sequence_number: int | None = None) -> ReadResult:
+        """The records a named consumer would read next, claiming nothing (its checkpoint
+        and leases stay as they are); a consumer that does not exist yet would start at ``position``."""
+        from kiln.core.errors import NotFound
+
+        try:
+            state = self.get_consumer(name, consumer)
+        except NotFound:
+            return self.read(name, position=position, sequence_number=sequence_number, limit=limit)
+        return self.read(name, position=Position.AFTER_SEQUENCE_NUMBER, sequence_number=state.checkpoint, limit=limit)
 
     def commit(self, batch: ReadResult | str, *, consumer: str | None = None, lease: str | None = None) -> Consumer:
         """Commit a consumer read: ``commit(batch)``, or ``commit(name, consumer=..., lease=...)``."""

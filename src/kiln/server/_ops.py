@@ -68,7 +68,7 @@ def _endpoint(op: Operation) -> Any:
     async def endpoint(request: Request, **values: Any) -> Any:
         body = values.pop("body", None)
         args = op.args_from_path({s: values.pop(s) for s in op.segments})
-        args.update({k: v for k, v in values.items()})
+        args.update(values)
         if body is not None:
             args.update(body.model_dump(exclude_unset=True))
         ws = request.app.state.workspace
