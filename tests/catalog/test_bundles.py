@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from kiln.core.context import Context, local_context
-from kiln.core.errors import AlreadyExists, InvalidArgument, PayloadTooLarge
+from kiln.core.errors import AlreadyExists, InvalidArgument, NotFound, PayloadTooLarge
 from kiln.core.workspace import Workspace
 from kiln.lake import DatasetService
 from kiln.lake.bundles import BundleService
@@ -211,3 +211,16 @@ def test_a_bundle_bomb_is_refused_before_anything_is_staged(ws: Workspace, tmp_p
         BundleService(ws, local_context()).import_(bomb, name="bomb")
     staged = sum(p.stat().st_size for p in (ws.settings.home / "tmp").rglob("*") if p.is_file())
     assert staged == 0
+
+
+def test_a_bundle_of_one_version(ws: Workspace, tmp_path: Path, cli: Callable[..., Any]) -> None:
+    """`kiln datasets export sales@2 --bundle` was refused; it bundles that version alone."""
+    source = _three_versions(ws)
+    result = cli("datasets", "export", "sales@2", "--bundle", str(tmp_path / "two.tar"))
+    assert result.code == 0, result
+    imported = BundleService(ws, local_context()).import_(tmp_path / "two.tar", name="sales-two")
+    assert [v.version for v in imported] == [2]
+    assert DatasetService(ws, local_context()).read_table("sales-two@2").equals(source.read_table("sales@2"))
+    with pytest.raises(NotFound, match="no version 9"):
+        BundleService(ws, local_context()).export("sales@9", tmp_path / "nine.tar")
+    assert not (tmp_path / "nine.tar").exists()

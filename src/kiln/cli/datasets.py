@@ -84,7 +84,7 @@ def versions(name: str, json: bool = JsonOpt) -> None:
 
 
 @app.command("export")
-def export(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), dest: Path = typer.Argument(None, help="File to write."), format: str = typer.Option(None, "--format", "-f", help="csv, parquet or jsonl (default: from DEST's extension)."), bundle: Path = typer.Option(None, "--bundle", help="Instead: write NAME with every version, schema, source, lineage and checksums to this bundle file (see `kiln datasets import`)."), json: bool = JsonOpt) -> None:
+def export(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), dest: Path = typer.Argument(None, help="File to write."), format: str = typer.Option(None, "--format", "-f", help="csv, parquet or jsonl (default: from DEST's extension)."), bundle: Path = typer.Option(None, "--bundle", help="Instead: write NAME with every version (NAME@V: that version), schema, source, lineage and checksums to this bundle file (see `kiln datasets import`)."), json: bool = JsonOpt) -> None:
     """Write a version to a file, or a whole dataset to a bundle with --bundle."""
     if (dest is None) == (bundle is None):
         raise InvalidArgument("give DEST (a file for one version) or --bundle FILE (the whole dataset), not both")

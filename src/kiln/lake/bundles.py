@@ -36,7 +36,7 @@ import kiln
 from kiln.core.context import Context
 from kiln.core.errors import AlreadyExists, InvalidArgument, KilnError, NotFound, PayloadTooLarge
 from kiln.core.limits import unpacked_limit
-from kiln.core.names import check_name
+from kiln.core.names import check_name, parse_ref
 from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
 from kiln.lake._models import Column, DatasetVersion
@@ -120,17 +120,22 @@ class BundleService:
     # -- export ------------------------------------------------------------------
 
     def export(self, name: str, dest: str | os.PathLike[str]) -> Path:
-        """Write every version of dataset ``name`` to a bundle at ``dest``.
+        """Write every version of dataset ``name`` to a bundle at ``dest`` (``name@3``: that
+        version alone, keeping its number).
 
         Raises:
-            NotFound: no such dataset.
+            NotFound: no such dataset or version.
             KilnError: a stored file does not match its recorded sha256 (storage corruption).
         """
         from kiln.lake.datasets import DatasetService
 
-        check_name(name, kind="dataset")
+        ref = parse_ref(name, kind="dataset")
+        if ref.alias is not None:
+            raise InvalidArgument(f"datasets have no aliases; bundle {ref.name} or {ref.name}@VERSION")
+        name = ref.name
         self.ctx.require("viewer")
-        versions = DatasetService(self.ws, self.ctx).versions(name)
+        datasets = DatasetService(self.ws, self.ctx)
+        versions = datasets.versions(name) if ref.version is None else [datasets.get(ref)]
         with self.ws.db.read() as conn:
             ds = conn.execute(sa.select(t.datasets).where(t.datasets.c.name == name)).first()
         if ds is None or not versions:
