@@ -154,3 +154,19 @@ def test_a_remotely_loaded_model_leaves_no_folder_behind(client, iris, tmp_path,
     del predictor
     gc.collect()
     assert glob.glob(str(tmp_path / "kiln-model-*")) == []
+
+
+@pytest.mark.parametrize("flavor", [None, "xgboost"])
+def test_an_xgboost_model_json_folder_registers(client, iris, tmp_path, flavor):
+    """A folder holding Booster.save_model("model.json") was not recognised, even with --flavor xgboost."""
+    xgb = pytest.importorskip("xgboost")
+    X, y = iris
+    booster = xgb.train({"objective": "multi:softprob", "num_class": 3}, xgb.DMatrix(X.to_numpy(), label=y), num_boost_round=3)
+    folder = tmp_path / "xgb"
+    folder.mkdir()
+    booster.save_model(str(folder / "model.json"))
+    (folder / "notes.json").write_text('{"author": "someone"}')
+    version = client.models.register("xgb-json", path=folder, flavor=flavor)
+    assert (version.flavor, version.runs_code) == ("xgboost", False)
+    got = client.models.load(version.ref).predict(X.to_numpy()[:4])
+    np.testing.assert_allclose(got, booster.predict(xgb.DMatrix(X.to_numpy()[:4])), rtol=1e-6)

@@ -53,6 +53,11 @@ class XGBoostFlavor(Flavor):
         found = first_file(folder, "xgboost-model", "*.ubj")
         if found:
             return {"file": found, "format": "ubj" if found.endswith(".ubj") else "auto", "api": "booster"}
+        # Booster.save_model("model.json"): a JSON document whose first key is "learner".
+        for path in sorted(Path(folder).rglob("*.json")):
+            rel = path.relative_to(folder)
+            if rel.parts[0] != "code" and path.name != "kiln-model.json" and _xgboost_json(path):
+                return {"file": rel.as_posix(), "format": "json", "api": "booster"}
         return None
 
     def load(self, folder: Path, manifest: Manifest, options: LoadOptions) -> Predictor:
@@ -72,6 +77,12 @@ class XGBoostFlavor(Flavor):
             return booster.predict(xgb.DMatrix(as_array(data, manifest, float)), validate_features=False)
 
         return Predictor(manifest=manifest, model=booster, predict=predict)
+
+
+def _xgboost_json(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip()
+    return head.startswith(b"{") and head[1:].lstrip().startswith(b'"learner"')
 
 
 class LightGBMFlavor(Flavor):
