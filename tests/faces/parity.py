@@ -8,6 +8,7 @@ examples of all stages cover every declared operation.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,8 @@ from kiln.core.workspace import Workspace
 from kiln.server.app import create_app
 
 from .conftest import SyncASGI
+
+_RANDOM_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex, as Kiln makes ids
 
 
 @contextmanager
@@ -53,14 +56,17 @@ _PER_WORKSPACE = {"actor", "source", "time", "seq", "hash", "prev_hash", "token"
 
 def same(value: Any) -> Any:
     """What both transports must agree on: everything but who, where and when (actors,
-    sources and clocks differ), ids made at random, and hashes (a skops file is a zip
-    stamped with the time it was written; audit MACs chain those times)."""
+    sources and clocks differ), ids made at random (under an ``*id`` key, or a uuid's hex
+    as a value: a recipe output's lineage names its fit), and hashes (a skops file is a
+    zip stamped with the time it was written; audit MACs chain those times)."""
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     if isinstance(value, list):
         return [same(v) for v in value]
     if isinstance(value, dict):
         return {k: same(v) for k, v in value.items() if k not in _PER_WORKSPACE and not k.endswith(("_at", "_by", "sha256", "id", "_ids"))}
+    if isinstance(value, str) and _RANDOM_ID.fullmatch(value):
+        return "<random id>"
     return value
 
 

@@ -88,7 +88,7 @@ def test_create_refuses_bad_recipes_naming_the_step(ws: Workspace, svc: RecipeSe
 def test_columns_are_checked_at_apply_before_any_row_is_read(ws: Workspace, ctx: Context, svc: RecipeService, monkeypatch: pytest.MonkeyPatch) -> None:
     svc.create("typo", {"steps": [PLAIN["steps"][0], {"op": "fill_missing", "params": {"columns": ["agee"], "strategy": "mean"}}]})
     monkeypatch.setattr(DatasetService, "read_table", lambda *a, **k: pytest.fail("read rows"))
-    for call in (lambda: svc.apply("typo", "people", output="out"), lambda: svc.preview("typo", "people")):
+    for call in (lambda: svc.apply("typo", "people", output_dataset="out"), lambda: svc.preview("typo", "people")):
         with pytest.raises(InvalidArgument, match=r'^step 2 \(fill_missing\): column "agee" not found \(did you mean "age"\?\)'):
             call()
     with pytest.raises(NotFound, match="dataset 'out' does not exist"):
@@ -102,7 +102,7 @@ def test_apply_writes_a_version_with_lineage_and_stores_the_fit(any_ws: Workspac
     datasets.write_table("people", people())
     svc = RecipeService(any_ws, ctx)
     svc.create("clean", CLEAN)
-    result = svc.apply("clean@1", "people", output="people-clean", description="for training")
+    result = svc.apply("clean@1", "people", output_dataset="people-clean", description="for training")
     out = result.output
     assert (result.recipe, result.input, out.ref) == ("clean@1", "people@2", "people-clean@1")
     assert out.lineage == {"parents": ["people@2"], "recipe": "clean@1", "fit": result.fit.id}
@@ -119,17 +119,17 @@ def test_join_reads_another_kiln_dataset(svc: RecipeService) -> None:
     svc.create("regions", {"steps": [{"op": "join", "params": {"dataset": "cities", "on": ["city"], "how": "left"}}]})
     preview = svc.preview("regions", "people", n=5)
     assert preview.columns[-1] == "region" and len(preview.rows) == 5
-    result = svc.apply("regions", "people", output="people-regions")
+    result = svc.apply("regions", "people", output_dataset="people-regions")
     assert result.output.lineage["parents"] == ["people@1", "cities@1"]
     svc.create("missing", {"steps": [{"op": "join", "params": {"dataset": "nowhere", "on": ["city"]}}]})
     with pytest.raises(NotFound, match=r"^step 1 \(join\): dataset 'nowhere' does not exist"):
-        svc.apply("missing", "people", output="x")
+        svc.apply("missing", "people", output_dataset="x")
 
 
 @pytest.mark.parametrize(("engine", "recipe"), [("polars", CLEAN), ("pandas", {"steps": [s for s in CLEAN["steps"] if s["op"] != "formula"]})])
 def test_exported_script_reproduces_apply(ws: Workspace, ctx: Context, svc: RecipeService, tmp_path: Path, engine: str, recipe: dict[str, Any]) -> None:
     svc.create("clean", recipe)
-    applied = svc.apply("clean", "people", output="people-clean").output
+    applied = svc.apply("clean", "people", output_dataset="people-clean").output
     script = tmp_path / "recipe.py"
     script.write_text(svc.export("clean", engine=engine, dataset="people"))
     source = DatasetService(ws, ctx).export("people", tmp_path / "people.parquet")
@@ -172,7 +172,7 @@ def test_preview_reads_only_the_sample_of_a_large_dataset(ws: Workspace, ctx: Co
 
 def test_gc_keeps_stored_fits(ws: Workspace, ctx: Context, svc: RecipeService) -> None:
     svc.create("clean", CLEAN)
-    fit = svc.apply("clean", "people", output="people-clean").fit
+    fit = svc.apply("clean", "people", output_dataset="people-clean").fit
     ws.store.put_bytes("recipes/clean/fits/crashed.json", b"{}")
     report = collect_garbage(ws, ctx, grace_s=0, dry_run=False, now=time.time() + 5)
     assert "recipes/clean/fits/crashed.json" in report.removed and ws.store.exists(fit.fitted_key)
@@ -189,7 +189,7 @@ def test_missing_things_are_not_found(svc: RecipeService, call: Any) -> None:
 
 
 @pytest.mark.parametrize("call", [
-    lambda s: s.create("Bad_Name", PLAIN), lambda s: s.get("clean@latest-ish"), lambda s: s.apply("clean", "people", output="../x"),
+    lambda s: s.create("Bad_Name", PLAIN), lambda s: s.get("clean@latest-ish"), lambda s: s.apply("clean", "people", output_dataset="../x"),
     lambda s: s.preview("clean", "people", n=5000), lambda s: s.export("plain", to="java"), lambda s: s.export("plain", engine="spark"),
 ])
 def test_invalid_arguments(svc: RecipeService, call: Any) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from kiln.core.context import ROLES
 from kiln.core.errors import InvalidArgument
-from kiln.core.names import parse_ref
+from kiln.core.names import check_alias, check_name, parse_ref
 
 __all__ = ["OPERATIONS", "Operation", "declare"]
 
@@ -107,11 +107,27 @@ class Operation:
     def path_for(self, args: Mapping[str, Any], quote: Callable[[Any], str]) -> str:
         """The request path for these arguments, each segment quoted whole."""
         values = {k: args[k] for k in self.segments if k in args}
+        for k, v in values.items():
+            if not (self.ref and k in self.ref):
+                self._check_segment(k, str(v))
         if self.ref:
             parsed = parse_ref(str(args["ref"]), kind=self.kind)
             tail = str(parsed.version) if parsed.version is not None else (parsed.alias or "latest")
             values.update({self.ref[0]: parsed.name, self.ref[1]: tail})
         return self.path.format(**{k: quote(v) for k, v in values.items()})
+
+    def _check_segment(self, segment: str, value: str) -> None:
+        """Refuse here a value the router would split or drop ('a/b', ''), which would never
+        reach the service whole: the same error the service gives, not the router's 404."""
+        if value and "/" not in value:
+            return
+        if segment == "ref":
+            parse_ref(value, kind=self.kind)
+        elif segment == "alias":
+            check_alias(value)
+        else:
+            check_name(value, kind=self.kind)
+        raise InvalidArgument(f"invalid {segment} {value!r} for {self.name}: it cannot be empty or hold '/'")
 
     def args_from_path(self, values: Mapping[str, str]) -> dict[str, Any]:
         """The call's arguments from the path segments of a request."""

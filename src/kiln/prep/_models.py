@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kiln.lake._models import DatasetVersion
 
 __all__ = [
-    "ApplyRequest",
     "ApplyResult",
     "FitInfo",
     "PreviewStep",
     "ProfileInfo",
     "ProfileReport",
-    "ProfileRequest",
-    "RecipeDocument",
     "RecipeInfo",
     "RecipePreview",
     "RecipeVersion",
@@ -50,20 +47,8 @@ class ProfileReport(BaseModel):
     profile: dict[str, Any]
 
 
-class ProfileRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    target: str | None = Field(None, min_length=1, max_length=256, description="A column to predict: adds insights (problem type, feature power, leakage).")
 
 
-class RecipeDocument(BaseModel):
-    """A recipe as JSON: ``{"steps": [{"op", "params", "when"?}, ...], "description"?}``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: list[Any]
-    description: str = Field("", max_length=10_000)
-    format: int | None = None
 
 
 class RecipeInfo(BaseModel):
@@ -121,12 +106,6 @@ class RecipePreview(BaseModel):
     rows: list[dict[str, Any]]
 
 
-class ApplyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str = Field(..., max_length=200, description="Input dataset: NAME or NAME@VERSION.")
-    output_dataset: str = Field(..., max_length=64, description="Dataset that receives the result as a new version.")
-    description: str | None = Field(None, max_length=10_000)
 
 
 class FitInfo(BaseModel):

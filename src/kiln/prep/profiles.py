@@ -16,9 +16,11 @@ from kiln.core.names import check_name, parse_ref
 from kiln.core.workspace import Workspace
 from kiln.lake import DatasetService, DatasetVersion
 from kiln.prep import _tables as t
-from kiln.prep._models import ProfileInfo
+from kiln.prep._models import ProfileInfo, ProfileReport
 
 __all__ = ["ProfileService", "referenced_keys"]
+
+MAX_TARGET_CHARS = 256
 
 
 def _info(row: Any) -> ProfileInfo:
@@ -51,6 +53,7 @@ class ProfileService:
         name = parse_ref(ref, kind="dataset").name if isinstance(ref, str) else str(ref)
         try:
             self.ctx.require("editor")
+            _check_target(target)
             version = DatasetService(self.ws, self.ctx).get(ref)
             html_key, json_key, document = self._write(version, target)
         except KilnError as exc:
@@ -104,6 +107,15 @@ class ProfileService:
             raise NotFound(f"{version.ref} has no profile yet; run `kiln profile {version.ref}`{hint}")
         return _info(row)
 
+    def get_report(self, ref: str) -> ProfileReport:
+        """The latest profile of a version: its metadata and JSON document (overview, columns, alerts, insights).
+
+        Raises:
+            NotFound: no such dataset or version, or it has no profile yet.
+        """
+        info = self.get(ref)
+        return ProfileReport(info=info, profile=self.read(info, format="json"))
+
     def list(self, name: str) -> list[ProfileInfo]:
         """Every profile of every current version of dataset ``name``, newest first."""
         self.ctx.require("viewer")
@@ -130,6 +142,13 @@ class ProfileService:
             t.profiles.c.version == version.version,
             t.profiles.c.dataset_created_at == version.created_at,
         )
+
+
+def _check_target(target: object) -> None:
+    if target is None:
+        return
+    if not isinstance(target, str) or not 1 <= len(target) <= MAX_TARGET_CHARS:
+        raise InvalidArgument(f"target must be a column name of 1 to {MAX_TARGET_CHARS} characters, or left out for no insights")
 
 
 def referenced_keys(conn: Connection) -> set[str]:

@@ -34,6 +34,8 @@ __all__ = ["MAX_RECIPE_BYTES", "PREVIEW_SAMPLE_ROWS", "RecipeService", "parse_re
 MAX_RECIPE_BYTES = 1 << 20
 PREVIEW_SAMPLE_ROWS = 10_000
 _MAX_PREVIEW_SAMPLE = 100_000
+MAX_DESCRIPTION_CHARS = 10_000
+_MAX_DATASET_REF = 200
 _DTYPE_FOR_KIND = {"numeric": "Float64", "integer": "Int64", "string": "String", "temporal": "Datetime", "boolean": "Boolean", "discrete": "String", "any": "String"}
 
 
@@ -163,14 +165,21 @@ class RecipeService:
 
     # -- versions ------------------------------------------------------------------------
 
-    def create(self, name: str, recipe: Any, *, description: str | None = None) -> RecipeVersion:
-        """Store ``recipe`` as the next version of ``name`` (or return the latest version
-        unchanged, ``created=False``, when its content is the same).
+    def create(
+        self, name: str, recipe: Any = None, *, steps: list[Any] | None = None, description: str | None = None, format: int | None = None
+    ) -> RecipeVersion:
+        """Store a recipe as the next version of ``name`` (unchanged content makes no new version: ``created`` is false).
+
+        The recipe is checked first (unknown op, unknown param, wrong param type...), each
+        error naming the step. Give it either whole, as ``recipe``, or as its parts:
+        ``steps`` (with ``description`` and ``format``), as a recipe's JSON document has them.
 
         Args:
             name: recipe name (created on first use).
             recipe: the engine's ``Recipe``, ``{"steps": [...]}``, a list of steps, or JSON/YAML text.
-            description: replaces the recipe's own description.
+            steps: the recipe's steps (``[{"op", "params", "when"?}, ...]``), instead of ``recipe``.
+            description: the version's description (replaces the recipe's own).
+            format: the recipe document's format number, as ``Recipe.to_dict()`` writes it.
 
         Raises:
             InvalidArgument: not a recipe, unknown op, unknown param, wrong param type...
@@ -179,7 +188,15 @@ class RecipeService:
         check_name(name, kind="recipe")
         try:
             self.ctx.require("editor")
+            if (recipe is None) == (steps is None):
+                raise InvalidArgument('give the recipe (JSON or YAML text, or {"steps": [...]}) or its steps, not both and not neither')
+            if steps is not None:
+                recipe = {"steps": steps, **({"format": format} if format is not None else {})}
+            elif format is not None:
+                raise InvalidArgument("format goes with steps; a whole recipe carries its own")
+            _check_description(description)
             parsed = parse_recipe(recipe, description=description)
+            _check_description(parsed.description)
         except KilnError as exc:
             self.ws.audit_failure(self.ctx, action="recipes.create", resource=f"recipes/{name}", error=exc)
             raise
@@ -209,6 +226,7 @@ class RecipeService:
         return _version(_Row(row))
 
     def list(self) -> list[RecipeInfo]:
+        """Every recipe with its latest version, by name."""
         self.ctx.require("viewer")
         with self.ws.db.read() as conn:
             rows = conn.execute(sa.select(t.recipes).order_by(t.recipes.c.name)).all()
@@ -223,6 +241,7 @@ class RecipeService:
             return _version(self._version_row(conn, r.name, r.version or head.latest_version))
 
     def versions(self, name: str) -> list[RecipeVersion]:
+        """Every version of a recipe, oldest first."""
         self.ctx.require("viewer")
         check_name(name, kind="recipe")
         ops = _fitted_ops()
@@ -240,9 +259,10 @@ class RecipeService:
         up to the sample size), so it is fast on large data.
         """
         self.ctx.require("viewer")
-        if not 0 <= n <= 1000:
+        _check_dataset(dataset)
+        if not isinstance(n, int) or not 0 <= n <= 1000:
             raise InvalidArgument("n must be between 0 and 1000")
-        if not 1 <= sample_rows <= _MAX_PREVIEW_SAMPLE:
+        if not isinstance(sample_rows, int) or not 1 <= sample_rows <= _MAX_PREVIEW_SAMPLE:
             raise InvalidArgument(f"sample_rows must be between 1 and {_MAX_PREVIEW_SAMPLE}")
         version, recipe, dv, others = self._prepare(ref, dataset)
         sample = DatasetService(self.ws, self.ctx).read_table(dv.ref, limit=sample_rows)
@@ -260,8 +280,8 @@ class RecipeService:
             columns=list(rows.column_names), rows=[_clean(r) for r in rows.to_pylist()],
         )
 
-    def apply(self, ref: str, dataset: str, *, output: str, description: str | None = None) -> ApplyResult:
-        """Fit on ``dataset``, apply, and write the result as a new version of ``output``.
+    def apply(self, ref: str, dataset: str, *, output_dataset: str, description: str | None = None) -> ApplyResult:
+        """Fit on ``dataset``, apply, and write the result as a new version of ``output_dataset``.
 
         The recipe is checked against the dataset's schema before any row is read.
         The new version's lineage names its inputs and the recipe version
@@ -275,7 +295,9 @@ class RecipeService:
         rname = self._ref(ref).name
         try:
             self.ctx.require("editor")
-            check_name(output, kind="dataset")
+            _check_dataset(dataset)
+            check_name(output_dataset, kind="dataset")
+            _check_description(description)
             version, recipe, dv, others = self._prepare(ref, dataset)
             fitted, out, fit_id, key = self._fit(version, recipe, dv, others)
         except KilnError as exc:
@@ -284,7 +306,7 @@ class RecipeService:
         parents = [dv.ref, *(v.ref for v in others.values() if v.ref != dv.ref)]
         lineage = {"parents": parents, "recipe": version.ref, "fit": fit_id}
         source = {"kind": "recipe", "recipe": version.ref, "input": dv.ref}
-        written = DatasetService(self.ws, self.ctx).write_table(output, out, lineage=lineage, source=source, description=description)
+        written = DatasetService(self.ws, self.ctx).write_table(output_dataset, out, lineage=lineage, source=source, description=description)
         row = {
             "id": fit_id, "recipe": version.name, "recipe_version": version.version, "dataset": dv.name, "dataset_version": dv.version,
             "dataset_created_at": dv.created_at, "fitted_key": key, "output": written.ref, "rows_in": dv.row_count, "rows_out": written.row_count,
@@ -301,6 +323,8 @@ class RecipeService:
         ``apply`` on that very version is reused, else the recipe is fitted on it now.
         """
         self.ctx.require("viewer")
+        if dataset is not None:
+            _check_dataset(dataset)
         if to != "python":
             raise InvalidArgument(f"unknown export target {to!r}: use --to python")
         if engine not in ("polars", "pandas"):
@@ -325,6 +349,7 @@ class RecipeService:
         """The recipe version fitted on a dataset version: the stored state if an apply made
         one, else fitted now (and not stored)."""
         self.ctx.require("viewer")
+        _check_dataset(dataset)
         from kiln.prep.recipes import FittedRecipe
 
         version, recipe, dv, others = self._prepare(ref, dataset)
@@ -345,6 +370,11 @@ class RecipeService:
             return recipe.fit(table, resolver=self._resolver(others))
         except RecipeError as exc:
             raise _invalid(exc) from None
+
+    def fitted_state(self, ref: str, dataset: str) -> dict[str, Any]:
+        """The recipe fitted on ``dataset``: steps, learned state and schemas, as JSON
+        (``FittedRecipe.from_dict`` rebuilds it)."""
+        return self.fitted(ref, dataset).to_dict()
 
     def fits(self, ref: str) -> list[FitInfo]:
         """Stored fitted states of a recipe version (``name`` alone: of every version), newest first."""
@@ -428,6 +458,17 @@ class RecipeService:
         key = f"recipes/{version.name}/fits/{fit_id}.json"
         self.ws.store.put_bytes(key, fitted.to_json().encode())
         return fitted, out, fit_id, key
+
+
+def _check_dataset(dataset: object) -> None:
+    """A dataset argument (``NAME`` or ``NAME@VERSION``) before it is looked up."""
+    if not isinstance(dataset, str) or len(dataset) > _MAX_DATASET_REF:
+        raise InvalidArgument(f"dataset must be NAME or NAME@VERSION, at most {_MAX_DATASET_REF} characters")
+
+
+def _check_description(description: object) -> None:
+    if description is not None and (not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS):
+        raise InvalidArgument(f"a description is text of at most {MAX_DESCRIPTION_CHARS:,} characters")
 
 
 class _Row:

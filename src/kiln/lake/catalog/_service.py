@@ -80,6 +80,11 @@ class CatalogService:
         return [e for e in out if available is None or e.available == available]
 
     def get(self, entry_id: str) -> CatalogEntry:
+        """One entry: description, size, task, licence, source and whether it is installed.
+
+        Raises:
+            NotFound: no such entry.
+        """
         self.ctx.require("viewer")
         return _model(self._entry(entry_id))
 
