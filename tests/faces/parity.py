@@ -51,7 +51,7 @@ def transports(tmp_path: Path, seed: Callable[[kiln.Client], None]) -> Iterator[
         there.close()
 
 
-_PER_WORKSPACE = {"actor", "source", "time", "seq", "hash", "prev_hash", "token", "key", "keys", "elapsed_ms", "lease"}
+_PER_WORKSPACE = {"actor", "source", "time", "seq", "hash", "prev_hash", "elapsed_ms", "lease"}
 
 
 def same(value: Any) -> Any:
@@ -64,7 +64,7 @@ def same(value: Any) -> Any:
     if isinstance(value, list):
         return [same(v) for v in value]
     if isinstance(value, dict):
-        return {k: same(v) for k, v in value.items() if k not in _PER_WORKSPACE and not k.endswith(("_at", "_by", "sha256", "id", "_ids"))}
+        return {k: same(v) for k, v in value.items() if k not in _PER_WORKSPACE and not k.endswith(("_at", "_by", "sha256", "id", "_ids", "token", "key", "keys"))}
     if isinstance(value, str) and _RANDOM_ID.fullmatch(value):
         return "<random id>"
     return value
