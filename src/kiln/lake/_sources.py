@@ -79,6 +79,27 @@ def _expand_local(source: str) -> list[str]:
     return [str(path)]
 
 
+def _expand_s3(fs: Any, source: str) -> list[str]:
+    """The objects an s3:// source names: one object, a glob, or a folder (every object
+    under the prefix, trailing slash or not), as a local path, glob or folder would."""
+    path = source[len("s3://"):]
+    if any(ch in path for ch in "*?["):
+        found = sorted(p for p, info in fs.glob(path, detail=True).items() if info.get("type") != "directory")
+        if not found:
+            raise NotFound(f"no objects match {source!r}")
+        return ["s3://" + p for p in found]
+    bare = path.rstrip("/")
+    if "/" in bare and not path.endswith("/") and fs.isfile(bare):
+        return [source]
+    listed = fs.find(bare) if bare else []
+    found = sorted(p for p in listed if _ext_format(p) and not p.rsplit("/", 1)[-1].startswith("."))
+    if found:
+        return ["s3://" + p for p in found]
+    if listed:
+        raise NotFound(f"folder {source!r} holds no CSV, JSON or Parquet objects (by extension: .csv, .jsonl, .parquet...)")
+    raise NotFound(f"no object or folder {source!r}: check the bucket and key (nothing is stored under that prefix)")
+
+
 def _sniff_delimiter(head: str, path: str) -> str:
     if path.lower().endswith((".tsv", ".tsv.gz")):
         return "\t"
@@ -289,11 +310,7 @@ def open_source(con: duckdb.DuckDBPyConnection, source: Any, opts: IngestOptions
             raise InvalidArgument("s3:// sources need the s3 extra: pip install 'kiln[s3]'")
         fs = s3_fs
         con.register_filesystem(fs)
-        files = ["s3://" + p for p in sorted(fs.glob(text[5:]))] if any(c in text for c in "*?[") else [text]
-        if not files:
-            raise NotFound(f"no objects match {text!r}")
-        if len(files) == 1 and not fs.exists(text):
-            raise NotFound(f"object {text!r} does not exist")
+        files = _expand_s3(fs, text)
     elif "://" in text:
         raise InvalidArgument(f"unsupported source URL {text!r}: use a path, s3:// URL or database URL")
     else:
