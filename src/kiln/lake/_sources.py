@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from kiln.core.errors import InvalidArgument, NotFound
+from kiln.lake._dbsource import database_reader
 from kiln.lake._models import IngestOptions
 
 __all__ = ["Source", "open_source", "duck_error", "quote_ident", "sql_str"]
@@ -231,43 +232,6 @@ def _excel_reader(files: list[str], opts: IngestOptions) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _database_reader(url: str, query: str) -> pa.RecordBatchReader:
-    import pandas as pd
-    import sqlalchemy as sa
-
-    from kiln.core.db import normalise_url
-
-    try:
-        engine = sa.create_engine(normalise_url(url) if url.startswith(("postgres", "sqlite")) else url)
-    except Exception as exc:  # noqa: BLE001 - bad URL or missing driver
-        raise InvalidArgument(f"cannot use database URL: {exc}") from None
-
-    def chunks() -> Iterator[pd.DataFrame]:
-        try:
-            with engine.connect() as conn:
-                conn = conn.execution_options(stream_results=True)
-                yield from pd.read_sql_query(sa.text(query), conn, chunksize=100_000)
-        except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
-            cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
-            raise InvalidArgument(f"database query failed: {getattr(cause, 'orig', cause)}") from None
-        finally:
-            engine.dispose()
-
-    it = chunks()
-    first = next(it, None)
-    if first is None:
-        raise InvalidArgument("database query returned no result set")
-    table = pa.Table.from_pandas(first, preserve_index=False)
-    schema = table.schema
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        yield from table.to_batches()
-        for frame in it:
-            yield from pa.Table.from_pandas(frame, schema=schema, preserve_index=False).to_batches()
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
 def to_arrow(data: Any) -> pa.Table | pa.RecordBatchReader:
     """pandas, polars, Arrow tables/batches/readers → something DuckDB scans."""
     if isinstance(data, pa.Table | pa.RecordBatchReader):
@@ -298,7 +262,7 @@ def open_source(con: duckdb.DuckDBPyConnection, source: Any, opts: IngestOptions
     if lower.startswith(_DB_SCHEMES) or opts.format == "sql":
         if not opts.query:
             raise InvalidArgument("a database source needs --query 'SELECT ...'")
-        con.register("__kiln_src", _database_reader(text, opts.query))
+        con.register("__kiln_src", database_reader(text, opts.query))
         return Source("SELECT * FROM __kiln_src", {"kind": "database", "url": _mask(text), "query": opts.query})
     if lower.startswith(("http://", "https://", "ftp://")):
         raise InvalidArgument(f"Kiln does not download {text!r}: fetch the file first, then ingest the local copy")
