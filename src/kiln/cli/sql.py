@@ -73,9 +73,9 @@ def _show(client: Any, query: str, *, limit: int | None, timeout: float | None) 
     if result.truncated:
         more = f"--limit N shows up to {_TABLE_MAX:,}" if shown < _TABLE_MAX else f"a table shows at most {_TABLE_MAX:,}"
         console.print(f"first {rows} shown in {result.elapsed_ms:.0f} ms; the result has more ({more}; "
-                      "all of them: --format csv > out.csv, or --format parquet -o out.parquet)", markup=False, style="dim")
+                      "all of them: --format csv > out.csv, or --format parquet -o out.parquet)", markup=False, style="dim", soft_wrap=True)
     else:
-        console.print(f"{rows} in {result.elapsed_ms:.0f} ms", markup=False, style="dim")
+        console.print(f"{rows} in {result.elapsed_ms:.0f} ms", markup=False, style="dim", soft_wrap=True)
 
 
 def _check_writable(table: Any, fmt: str) -> None:
