@@ -20,7 +20,7 @@ import pytest
 from kiln.core.workspace import Workspace
 from kiln.server._docs import STATIC
 from kiln.server.app import create_app
-from tests.faces.conftest import http_client
+from tests.faces.conftest import SyncASGI
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGES = ["/docs", "/redoc"]
@@ -28,7 +28,8 @@ PAGES = ["/docs", "/redoc"]
 
 @pytest.fixture
 def auth_http(ws: Workspace) -> Iterator[httpx.Client]:
-    with httpx.Client(transport=http_client(create_app(ws, auth=True, allowed_hosts=["testserver"]))._transport, base_url="http://testserver") as client:
+    """A browser's view: no token, no X-Kiln-Client header."""
+    with httpx.Client(transport=SyncASGI(create_app(ws, auth=True, allowed_hosts=["testserver"])), base_url="http://testserver") as client:
         yield client
 
 

@@ -12,7 +12,6 @@ import glob
 import io
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
