@@ -248,3 +248,34 @@ def test_write_table_records_its_source_in_the_one_audited_commit(svc: DatasetSe
     monkeypatch.undo()
     assert version.source == {"kind": "stream", "stream": "s"} == svc.get("made@1").source
     assert len(calls) == 1  # the audited ingest commit, no second unaudited update
+
+
+@pytest.mark.parametrize("suffix", ["/", ""])
+def test_s3_folder_source_reads_every_object_under_the_prefix(svc: DatasetService, s3_bucket: str, s3_endpoint: str, suffix: str) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}, endpoint_url=s3_endpoint, skip_instance_cache=True)
+    root = s3_bucket.removeprefix("s3://") + "/raw/flights"
+    for key, body in [("a.csv", b"a,b\n1,x\n2,y\n"), ("2026/b.csv", b"a,b\n3,z\n"), (".hidden.csv", b"a,b\n9,h\n"), ("README", b"not data")]:
+        fs.pipe(f"{root}/{key}", body)
+    fs.pipe(root + "-other/c.csv", b"a,b\n7,o\n")  # a sibling prefix that merely starts the same
+    object.__setattr__(svc.ws.settings, "s3_endpoint_url", s3_endpoint)
+    version = svc.ingest("froms3dir", f"s3://{root}{suffix}")
+    assert version.row_count == 3 and version.source["files"] == 2
+    assert sorted(svc.read_table("froms3dir").column("a").to_pylist()) == [1, 2, 3]
+    assert svc.ingest("froms3dir", f"s3://{root}{suffix}", options=IngestOptions(format="csv")).row_count == 3
+
+
+def test_s3_empty_or_dataless_prefix_is_not_found(svc: DatasetService, s3_bucket: str, s3_endpoint: str) -> None:
+    import s3fs
+
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint}, endpoint_url=s3_endpoint, skip_instance_cache=True)
+    bucket = s3_bucket.removeprefix("s3://")
+    fs.pipe(f"{bucket}/notes/README", b"no data here")
+    object.__setattr__(svc.ws.settings, "s3_endpoint_url", s3_endpoint)
+    with pytest.raises(NotFound, match="nothing is stored under that prefix"):
+        svc.ingest("x", f"s3://{bucket}/nothing/")
+    with pytest.raises(NotFound, match="holds no CSV, JSON or Parquet"):
+        svc.ingest("x", f"s3://{bucket}/notes", options=IngestOptions(format="csv"))
+    with pytest.raises(NotFound, match="no objects match"):
+        svc.ingest("x", f"s3://{bucket}/nothing/*.csv")

@@ -9,7 +9,7 @@ from kiln.core.errors import InvalidArgument
 
 __all__ = ["NAME_RE", "Ref", "check_name", "parse_ref"]
 
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # DESIGN.md §4
 _ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 
 
@@ -22,7 +22,7 @@ def check_name(name: str, *, kind: str = "resource") -> str:
     """Return ``name`` if it is a valid resource name, else raise InvalidArgument."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidArgument(
-            f"invalid {kind} name {_short(name) if isinstance(name, str) else name!r}: use 1-63 lower-case letters, digits and '-', "
+            f"invalid {kind} name {_short(name) if isinstance(name, str) else name!r}: use 1-63 lower-case letters, digits, '_' and '-', "
             "starting with a letter or digit",
             details={"name": str(name)[:200]},
         )

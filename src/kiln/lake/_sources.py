@@ -12,12 +12,12 @@ import glob
 import io
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import InvalidArgument, NotFound
+from kiln.lake._dbsource import database_reader
 from kiln.lake._models import IngestOptions
 from kiln.core._lazy import lazy
 
@@ -82,6 +82,27 @@ def _expand_local(source: str) -> list[str]:
     if not path.is_file():
         raise NotFound(f"source file {source!r} does not exist")
     return [str(path)]
+
+
+def _expand_s3(fs: Any, source: str) -> list[str]:
+    """The objects an s3:// source names: one object, a glob, or a folder (every object
+    under the prefix, trailing slash or not), as a local path, glob or folder would."""
+    path = source[len("s3://"):]
+    if any(ch in path for ch in "*?["):
+        found = sorted(p for p, info in fs.glob(path, detail=True).items() if info.get("type") != "directory")
+        if not found:
+            raise NotFound(f"no objects match {source!r}")
+        return ["s3://" + p for p in found]
+    bare = path.rstrip("/")
+    if "/" in bare and not path.endswith("/") and fs.isfile(bare):
+        return [source]
+    listed = fs.find(bare) if bare else []
+    found = sorted(p for p in listed if _ext_format(p) and not p.rsplit("/", 1)[-1].startswith("."))
+    if found:
+        return ["s3://" + p for p in found]
+    if listed:
+        raise NotFound(f"folder {source!r} holds no CSV, JSON or Parquet objects (by extension: .csv, .jsonl, .parquet...)")
+    raise NotFound(f"no object or folder {source!r}: check the bucket and key (nothing is stored under that prefix)")
 
 
 def _sniff_delimiter(head: str, path: str) -> str:
@@ -215,43 +236,6 @@ def _excel_reader(files: list[str], opts: IngestOptions) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _database_reader(url: str, query: str) -> pa.RecordBatchReader:
-    import pandas as pd
-    import sqlalchemy as sa
-
-    from kiln.core.db import normalise_url
-
-    try:
-        engine = sa.create_engine(normalise_url(url) if url.startswith(("postgres", "sqlite")) else url)
-    except Exception as exc:  # noqa: BLE001 - bad URL or missing driver
-        raise InvalidArgument(f"cannot use database URL: {exc}") from None
-
-    def chunks() -> Iterator[pd.DataFrame]:
-        try:
-            with engine.connect() as conn:
-                conn = conn.execution_options(stream_results=True)
-                yield from pd.read_sql_query(sa.text(query), conn, chunksize=100_000)
-        except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
-            cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
-            raise InvalidArgument(f"database query failed: {getattr(cause, 'orig', cause)}") from None
-        finally:
-            engine.dispose()
-
-    it = chunks()
-    first = next(it, None)
-    if first is None:
-        raise InvalidArgument("database query returned no result set")
-    table = pa.Table.from_pandas(first, preserve_index=False)
-    schema = table.schema
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        yield from table.to_batches()
-        for frame in it:
-            yield from pa.Table.from_pandas(frame, schema=schema, preserve_index=False).to_batches()
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
 def to_arrow(data: Any) -> pa.Table | pa.RecordBatchReader:
     """pandas, polars, Arrow tables/batches/readers → something DuckDB scans."""
     if isinstance(data, pa.Table | pa.RecordBatchReader):
@@ -282,7 +266,7 @@ def open_source(con: duckdb.DuckDBPyConnection, source: Any, opts: IngestOptions
     if lower.startswith(_DB_SCHEMES) or opts.format == "sql":
         if not opts.query:
             raise InvalidArgument("a database source needs --query 'SELECT ...'")
-        con.register("__kiln_src", _database_reader(text, opts.query))
+        con.register("__kiln_src", database_reader(text, opts.query))
         return Source("SELECT * FROM __kiln_src", {"kind": "database", "url": _mask(text), "query": opts.query})
     if lower.startswith(("http://", "https://", "ftp://")):
         raise InvalidArgument(f"Kiln does not download {text!r}: fetch the file first, then ingest the local copy")
@@ -294,11 +278,7 @@ def open_source(con: duckdb.DuckDBPyConnection, source: Any, opts: IngestOptions
             raise InvalidArgument("s3:// sources need the s3 extra: pip install 'kiln[s3]'")
         fs = s3_fs
         con.register_filesystem(fs)
-        files = ["s3://" + p for p in sorted(fs.glob(text[5:]))] if any(c in text for c in "*?[") else [text]
-        if not files:
-            raise NotFound(f"no objects match {text!r}")
-        if len(files) == 1 and not fs.exists(text):
-            raise NotFound(f"object {text!r} does not exist")
+        files = _expand_s3(fs, text)
     elif "://" in text:
         raise InvalidArgument(f"unsupported source URL {text!r}: use a path, s3:// URL or database URL")
     else:

@@ -24,6 +24,7 @@ from kiln.core.auth import is_loopback
 from kiln.core.config import Settings
 from kiln.core.errors import InvalidArgument, KilnError, PayloadTooLarge
 from kiln.core.workspace import Workspace
+from kiln.server._docs import add_docs
 from kiln.server._guard import BrowserGuard, HostRules
 
 __all__ = ["ROUTE_MODULES", "create_app", "is_loopback"]
@@ -162,7 +163,7 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         description="Kiln's REST API. Every route is also reachable from the SDK and the CLI.",
         default_response_class=KilnJSONResponse,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc: kiln.server._docs, from assets in the package
         redoc_url=None,
         # No slash redirects: Starlette builds them from the decoded path, so '/v1/datasets/..%2F'
         # answered 307 to '/v1/datasets/..', which a client resolves to another route.
@@ -209,6 +210,7 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
         app.include_router(module.router)
 
     _document_errors(app)
+    add_docs(app)
     max_body = int(ws.settings.max_request_mb * (1 << 20))
     max_upload = int(ws.settings.max_upload_mb * (1 << 20))
     # Added first, so it runs inside _RequestLimits: its refusals carry a request id too.
@@ -255,9 +257,16 @@ def _document_errors(app: FastAPI) -> None:
         schemas.update(body.pop("$defs", {}))
         schemas["ErrorResponse"] = body
         error = {"description": "Error (any 4xx or 5xx status)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+        _hoist_defs(spec.get("paths", {}), schemas)
+        # Declared so /docs shows "Authorize": "Try it out" then sends the token.
+        spec["components"].setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http", "scheme": "bearer",
+            "description": "A Kiln token (`kiln tokens create NAME`; a local `kiln server` writes one to KILN_HOME/server-token)",
+        }
         for item in spec.get("paths", {}).values():
             for operation in item.values():
                 if isinstance(operation, dict) and "responses" in operation:
+                    operation["security"] = [] if operation.get("x-kiln-role") == "public" else [{"bearer": []}]
                     operation["responses"].pop("422", None)
                     operation["responses"].setdefault("default", error)
         if "HTTPValidationError" in schemas and "#/components/schemas/HTTPValidationError" not in orjson.dumps(spec["paths"]).decode():
@@ -266,3 +275,23 @@ def _document_errors(app: FastAPI) -> None:
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _hoist_defs(node: Any, schemas: dict[str, Any]) -> None:
+    """Move the ``$defs`` of schemas written inline (``openapi_extra``) into components.
+
+    A ``#/$defs/X`` reference is relative to the document's root, where OpenAPI has no
+    ``$defs``: ReDoc stopped with "Invalid reference token: $defs".
+    """
+    if isinstance(node, dict):
+        for name, schema in node.pop("$defs", {}).items():
+            schemas.setdefault(name, schema)
+            _hoist_defs(schema, schemas)
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+        for value in node.values():
+            _hoist_defs(value, schemas)
+    elif isinstance(node, list):
+        for value in node:
+            _hoist_defs(value, schemas)
