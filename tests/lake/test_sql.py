@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -354,7 +355,22 @@ def test_underscore_names_work_as_paths_keys_and_tables(any_ws: Workspace, ctx) 
     assert [d.name for d in ds.list()] == ["cancer_pd"]
 
 
-@pytest.mark.xfail(reason='lake/sql.py _REF must allow "_" ([a-z0-9][a-z0-9_-]{0,62}) for "cancer_pd@1"; owned by the SQL sandbox work', strict=False)
 def test_a_fixed_version_of_an_underscore_name(local_sql: SqlService) -> None:
     DatasetService(local_sql.ws, local_sql.ctx).ingest("cancer_pd", pd.DataFrame({"id": [1, 2]}))
     assert local_sql.query('SELECT count(*) AS n FROM "cancer_pd@1"').rows() == [{"n": 2}]
+
+
+@pytest.mark.parametrize(("query", "hint"), [
+    ("SELECT * FROM cancer-pd", 'FROM "cancer-pd"'),
+    ("SELECT * FROM sales s JOIN cancer-pd@1 c ON s.id = c.id WHERE d = '2024-01-01'", 'FROM "cancer-pd@1"'),
+])
+def test_an_unquoted_hyphenated_name_gets_the_quoted_form(local_sql: SqlService, query: str, hint: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(hint)):
+        local_sql.query(query)
+
+
+@pytest.mark.parametrize("query", ["SELEC 1", "SELECT a-b FROM range(3) t(a, b)"])
+def test_no_quoting_hint_where_no_name_is_hyphenated(local_sql: SqlService, query: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        local_sql.query(query)
+    assert "double quotes" not in info.value.message

@@ -51,7 +51,9 @@ from kiln.lake.datasets import DatasetService
 __all__ = ["QueryResult", "SqlService"]
 
 _ALLOWED = {"SELECT", "EXPLAIN"}
-_REF = re.compile(r"([a-z0-9][a-z0-9-]{0,62})@(\d+|latest)")
+_REF = re.compile(r"([a-z0-9][a-z0-9_-]{0,62})@(\d+|latest)")
+# A dataset name with "-" written without quotes (FROM cancer-pd): DuckDB reads a minus.
+_UNQUOTED = re.compile(r"(?i:\b(?:from|join)\s+)([a-z0-9][a-z0-9_]*(?:-[a-z0-9_]+)+(?:@[a-z0-9_-]+)?)(?![\w\"@-])")
 _MAX_QUERY = 100_000
 # Table functions a query may call; every other one (read_parquet, glob, query,
 # duckdb_settings(), ...) is refused before DuckDB sees the query.
@@ -186,7 +188,9 @@ class SqlService:
                     self._view(con, name, keys)
         except duckdb.Error as exc:
             con.close()
-            raise InvalidArgument(f"query failed: {self._first_line(exc)}") from None
+            hint = _UNQUOTED.search(sql) if isinstance(exc, duckdb.ParserException) else None
+            quote = f'; a name with "-" needs double quotes: FROM "{hint.group(1)}"' if hint else ""
+            raise InvalidArgument(f"query failed: {self._first_line(exc)}{quote}") from None
         except BaseException:
             con.close()
             raise
