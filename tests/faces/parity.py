@@ -49,15 +49,21 @@ def transports(tmp_path: Path, seed: Callable[[kiln.Client], None]) -> Iterator[
 
 def same(value: Any) -> Any:
     """What both transports must agree on: everything but who and when (actors and clocks
-    differ), ids made at random, and files' hashes (a skops file is a zip, stamped with
+    differ: ``*_at``, ``*_time``), ids made at random, and files' hashes (a skops file is a zip, stamped with
     the time it was written)."""
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     if isinstance(value, list):
         return [same(v) for v in value]
     if isinstance(value, dict):
-        return {k: same(v) for k, v in value.items() if not k.endswith(("_at", "_by", "sha256", "id", "_ids", "token", "key", "keys"))}
+        return {k: same(v) for k, v in value.items() if not k.endswith(("_at", "_by", "_time", "sha256", "id", "_ids", "token", "key", "keys"))}
     return value
+
+
+def resolve(client: kiln.Client, args: dict[str, Any]) -> dict[str, Any]:
+    """An example's arguments for one client: a callable value (``lambda client: ...``)
+    is called with it, for what differs between workspaces (a run's random id)."""
+    return {k: v(client) if callable(v) else v for k, v in args.items()}
 
 
 def walk(clients: tuple[kiln.Client, kiln.Client], examples: dict[str, dict[str, Any]]) -> None:
@@ -65,7 +71,7 @@ def walk(clients: tuple[kiln.Client, kiln.Client], examples: dict[str, dict[str,
     local, remote = clients
     for name, args in examples.items():
         op = OPERATIONS[name]
-        here, there = local._t.call(op, **args), remote._t.call(op, **args)
+        here, there = local._t.call(op, **resolve(local, args)), remote._t.call(op, **resolve(remote, args))
         assert type(here) is type(there), name
         assert same(here) == same(there), name
 
@@ -75,6 +81,6 @@ def errors_agree(clients: tuple[kiln.Client, kiln.Client], name: str, args: dict
     outcomes = []
     for client in clients:
         with pytest.raises(KilnError) as info:
-            client._t.call(OPERATIONS[name], **args)
+            client._t.call(OPERATIONS[name], **resolve(client, args))
         outcomes.append((type(info.value), info.value.message))
     assert outcomes[0] == outcomes[1], name
