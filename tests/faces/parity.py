@@ -56,23 +56,26 @@ _PER_WORKSPACE = {"actor", "source", "time", "seq", "hash", "prev_hash", "elapse
 
 def same(value: Any) -> Any:
     """What both transports must agree on: everything but who, where and when (actors,
-    sources and clocks differ), ids made at random (under an ``*id`` key, or a uuid's hex
-    as a value: a recipe output's lineage names its fit), and hashes (a skops file is a
-    zip stamped with the time it was written; audit MACs chain those times)."""
+    sources and clocks differ: ``*_at``, ``*_time``), ids made at random (under an ``*id``
+    key, or a uuid's hex as a value: a recipe output's lineage names its fit), and hashes
+    (a skops file is a zip stamped with the time it was written; audit MACs chain those
+    times). NaN equals no NaN: it is compared as the JSON string it travels as."""
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     if isinstance(value, list):
         return [same(v) for v in value]
     if isinstance(value, dict):
-        return {k: same(v) for k, v in value.items() if k not in _PER_WORKSPACE and not k.endswith(("_at", "_by", "sha256", "id", "_ids", "token", "key", "keys"))}
+        return {k: same(v) for k, v in value.items() if k not in _PER_WORKSPACE and not k.endswith(("_at", "_by", "_time", "sha256", "id", "_ids", "token", "key", "keys"))}
     if isinstance(value, str) and _RANDOM_ID.fullmatch(value):
         return "<random id>"
+    if isinstance(value, float) and value != value:
+        return "NaN"
     return value
 
 
 def resolve(client: kiln.Client, args: dict[str, Any]) -> dict[str, Any]:
-    """An example's arguments for one client: a callable value is asked of that client
-    (an id or a lease each workspace made itself)."""
+    """An example's arguments for one client: a callable value (``lambda client: ...``)
+    is asked of that client, for what each workspace made itself (a run id, a lease)."""
     return {k: v(client) if callable(v) else v for k, v in args.items()}
 
 

@@ -19,7 +19,7 @@ def test_every_operation_is_mounted_as_declared(tmp_path: Path) -> None:
     spec = create_app(ws).openapi()  # imports every route module, so every declaration
     assert len(OPERATIONS) >= 12
     for op in OPERATIONS.values():
-        entry = spec["paths"][op.path][op.method.lower()]
+        entry = spec["paths"][op.template][op.method.lower()]
         assert (entry["operationId"], entry["x-kiln-role"]) == (op.name, op.role)
     ws.close()
 

@@ -143,3 +143,53 @@ def test_out_of_range_offsets_and_steps_are_bad_requests_not_500(rest):
     body = {"metrics": [["a", 1.0, 2**63 - 1, None], ["a", 2.0, None, None]]}
     got = rest.post(f"/v1/runs/{run['id']}/log-batch", json=body)
     assert got.status_code == 400 and "step" in got.json()["error"]["message"]
+
+
+def test_the_service_takes_wire_points_and_checks_its_arguments(sqlite_ws):
+    """What the REST routes used to do (null timestamps, body defaults, bounds) the service
+    does, so every face gets it."""
+    import time
+
+    from kiln.core.context import local_context
+    from kiln.tracking import RunService
+
+    svc = RunService(sqlite_ws, local_context())
+    run = svc.create(experiment_name="wire", params={"depth": 5, "rate": math.nan}, tags={"on": True})
+    before = time.time()
+    got = svc.log_batch(run_id=run.id, metrics=[["a", 1.0, None, None], ("a", 2.0, 5, None), {"key": "b", "value": 3.0}])
+    assert (got.metrics, got.params, got.tags) == (3, 0, 0)
+    history = svc.metric_history(run_id=run.id, key="a")
+    assert history.steps == [0, 5] and all(t >= before for t in history.timestamps)
+    detail = svc.get(run_id=run.id)
+    assert detail.params == {"depth": "5", "rate": "NaN"} and detail.tags == {"on": "True"}
+    bad = [
+        ({"metrics": [("a", 1.0, 0)]}, "metric point is"),
+        ({"metrics": ["a"]}, "metric point is"),
+        ({"metrics": [{"value": 1.0}]}, "metric point is"),
+        ({"metrics": "a"}, "metrics must be a list"),
+        ({"params": ["depth"]}, "params must be a mapping"),
+        ({"tags": "x"}, "tags must be a mapping"),
+    ]
+    for kwargs, match in bad:
+        with pytest.raises(InvalidArgument, match=match):
+            svc.log_batch(run_id=run.id, **kwargs)
+    for kwargs, match in [({"limit": 0}, "limit"), ({"limit": "5"}, "limit"), ({"offset": -1}, "offset"), ({"filter": 3}, "filter")]:
+        with pytest.raises(InvalidArgument, match=match):
+            svc.search(**kwargs)
+    assert [r.id for r in svc.search(experiment_names="wire", order_by="metrics.a DESC").runs] == [run.id]
+    with pytest.raises(InvalidArgument, match="list of run ids"):
+        svc.compare(run_ids=run.id)
+    with pytest.raises(InvalidArgument, match="Completed or Failed"):
+        svc.finish(run_id=run.id, status="Paused")
+    done = svc.finish(run_id=run.id, metrics=[("a", 4.0, None, None)])
+    assert done.status == "Completed" and svc.metric_history(run_id=run.id, key="a").steps == [0, 5, 6]
+
+
+def test_metric_keys_with_slashes_over_rest(client):
+    with Run("slashes", client=client) as run:
+        run.log_metric("train/loss", 0.5, step=1)
+        run_id = run.id
+    history = client.runs.metric_history(run_id, "train/loss")
+    assert history.key == "train/loss" and history.values == [0.5]
+    with pytest.raises(NotFound, match="no metric 'train/acc'"):
+        client.runs.metric_history(run_id, "train/acc")

@@ -30,7 +30,8 @@ from kiln.core.names import check_alias, check_name, parse_ref
 
 __all__ = ["OPERATIONS", "Operation", "declare"]
 
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# ``{name}``, or ``{name:path}`` for an argument that may hold '/' (a metric key).
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::path)?\}")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 OPERATIONS: dict[str, Operation] = {}
@@ -95,6 +96,11 @@ class Operation:
         return _PLACEHOLDER.findall(self.path)
 
     @property
+    def template(self) -> str:
+        """The path as the OpenAPI shows it (``{key:path}`` is ``{key}`` there)."""
+        return self.path.replace(":path}", "}")
+
+    @property
     def path_args(self) -> list[str]:
         """Arguments carried in the path (``ref`` for a split reference)."""
         names = [s for s in self.segments if not (self.ref and s in self.ref)]
@@ -114,7 +120,8 @@ class Operation:
             parsed = parse_ref(str(args["ref"]), kind=self.kind)
             tail = str(parsed.version) if parsed.version is not None else (parsed.alias or "latest")
             values.update({self.ref[0]: parsed.name, self.ref[1]: tail})
-        return self.path.format(**{k: quote(v) for k, v in values.items()})
+        quoted = {k: quote(v) for k, v in values.items()}
+        return _PLACEHOLDER.sub(lambda m: quoted[m.group(1)], self.path)
 
     def _check_segment(self, segment: str, value: str) -> None:
         """Refuse here a value the router would split or drop ('a/b', ''), which would never

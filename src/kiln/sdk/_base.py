@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,7 +106,10 @@ def _adapter(response: Any) -> Any:
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: send them as the strings pydantic parses back."""
+    """JSON has no NaN or infinity: send them as the strings pydantic parses back
+    (numpy scalars as the Python numbers they are)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (int, float)):
+        value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, (list, tuple)):

@@ -1,19 +1,25 @@
-"""SDK: experiments, runs and evaluations (``client.experiments``, ``client.runs``, ``client.evaluations``)."""
+"""SDK: experiments, runs and evaluations (``client.experiments``, ``client.runs``, ``client.evaluations``).
+
+Each call is one declared operation (:mod:`kiln.tracking._ops`), in-process or over
+HTTP by the client's transport. Artifact upload and download and evaluations of a
+table in memory are the special cases, with a route of their own.
+"""
 
 from __future__ import annotations
 
+import builtins
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kiln.core.errors import InvalidArgument
 from kiln.sdk._base import Namespace
+from kiln.tracking import _ops as ops
 from kiln.tracking._artifacts import ArtifactService
 from kiln.tracking._base import check_artifact_name, check_key, check_run_id
-from kiln.tracking._experiments import ExperimentService
 from kiln.tracking._models import (
     ArtifactInfo,
     EvaluationComparison,
@@ -26,7 +32,7 @@ from kiln.tracking._models import (
     RunInfo,
     RunPage,
 )
-from kiln.tracking._runs import Point, RunService
+from kiln.tracking._runs import Point
 
 if TYPE_CHECKING:
     from kiln.sdk.run import Run
@@ -38,15 +44,18 @@ _HTTP_BATCH = 20_000
 _LOCAL_BATCH = 100_000
 
 
-def _wire(value: float) -> float | str:
-    """JSON has no NaN or infinity: send them as the strings pydantic parses back."""
-    if math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+def _text(values: Mapping[str, Any] | None, *, nan: str = "nan") -> dict[str, str]:
+    """Param or tag values as the text they are stored as, the same on either transport
+    (``str`` of a numpy scalar, not of the float it would become in JSON)."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise InvalidArgument("params and tags must be a mapping of names to values")
+    return {k: v if isinstance(v, str) else (nan if isinstance(v, float) and math.isnan(v) else str(v)) for k, v in values.items()}
 
 
-def _wire_points(points: Sequence[Point]) -> list[list[Any]]:
-    return [[k, _wire(float(v)), s, t] for k, v, s, t in points]
+def _params(values: Mapping[str, Any] | None) -> dict[str, str]:
+    return _text(values, nan="NaN")  # as the service stores a NaN param
 
 
 class Experiments(Namespace):
@@ -54,22 +63,15 @@ class Experiments(Namespace):
 
     def create(self, name: str, *, description: str = "", tags: dict[str, str] | None = None) -> Experiment:
         """Create an experiment (runs also create theirs on first use)."""
-        if self._local:
-            return self._svc(ExperimentService).create(name=name, description=description, tags=tags)
-        body = {"name": name, "description": description, "tags": tags or {}}
-        return Experiment.model_validate(self._http("POST", "/v1/experiments", json=body))
+        return self._call(ops.CREATE_EXPERIMENT, name=name, description=description, tags=_text(tags))  # type: ignore[no-any-return]
 
     def get(self, name: str) -> Experiment:
         """One experiment with its run count."""
-        if self._local:
-            return self._svc(ExperimentService).get(name=name)
-        return Experiment.model_validate(self._http("GET", f"/v1/experiments/{quote(name, safe='')}"))
+        return self._call(ops.GET_EXPERIMENT, name=name)  # type: ignore[no-any-return]
 
     def list(self) -> list[Experiment]:
         """Every experiment, newest first."""
-        if self._local:
-            return self._svc(ExperimentService).list()
-        return [Experiment.model_validate(e) for e in self._http("GET", "/v1/experiments")]
+        return self._call(ops.LIST_EXPERIMENTS)  # type: ignore[no-any-return]
 
 
 class Runs(Namespace):
@@ -92,66 +94,53 @@ class Runs(Namespace):
         source: str = "",
     ) -> RunInfo:
         """Start a run (status Running); the experiment is created when missing."""
-        if self._local:
-            return self._svc(RunService).create(
-                experiment_name=experiment_name, run_name=run_name, tags=tags, params=params,
-                parent_run_id=parent_run_id, source=source,
-            )
-        body = {
-            "experiment_name": experiment_name, "run_name": run_name, "tags": {k: str(v) for k, v in (tags or {}).items()},
-            "params": {k: str(v) for k, v in (params or {}).items()}, "parent_run_id": parent_run_id, "source": source,
-        }
-        return RunInfo.model_validate(self._http("POST", "/v1/runs", json=body))
+        return self._call(  # type: ignore[no-any-return]
+            ops.CREATE_RUN, experiment_name=experiment_name, run_name=run_name, tags=_text(tags), params=_params(params),
+            parent_run_id=parent_run_id, source=source,
+        )
 
     def get(self, run_id: str) -> RunDetail:
         """A run with params, tags, latest metrics and artifacts."""
-        if self._local:
-            return self._svc(RunService).get(run_id=run_id)
-        return RunDetail.model_validate(self._http("GET", f"/v1/runs/{check_run_id(run_id)}"))
+        return self._call(ops.GET_RUN, run_id=check_run_id(run_id))  # type: ignore[no-any-return]
+
+    def _batch_size(self) -> int:
+        return _LOCAL_BATCH if self._local else _HTTP_BATCH
 
     def log_batch(self, run_id: str, *, metrics: Sequence[Point] = (), params: dict[str, Any] | None = None, tags: dict[str, Any] | None = None) -> LogResult:
-        """Log ``(key, value, step, timestamp)`` points, params and tags in one call."""
-        size = _LOCAL_BATCH if self._local else _HTTP_BATCH
+        """Log ``(key, value, step, timestamp)`` points, params and tags in one call.
+
+        Many points go in several batches; params and tags go with the first.
+        """
+        check_run_id(run_id)
+        size = self._batch_size()
         total = LogResult(run_id=run_id)
         batches = [list(metrics[i:i + size]) for i in range(0, len(metrics), size)] or [[]]
         for i, batch in enumerate(batches):
-            first = i == 0
-            if self._local:
-                got = self._svc(RunService).log_batch(
-                    run_id=run_id, metrics=batch, params=params if first else None, tags=tags if first else None
-                )
-            else:
-                check_run_id(run_id)
-                body: dict[str, Any] = {"metrics": _wire_points(batch)}
-                if first:
-                    body["params"] = {k: v if isinstance(v, str) else str(v) for k, v in (params or {}).items()}
-                    body["tags"] = {k: str(v) for k, v in (tags or {}).items()}
-                got = LogResult.model_validate(self._http("POST", f"/v1/runs/{run_id}/log-batch", json=body))
+            extra = {"params": _params(params), "tags": _text(tags)} if i == 0 else {}
+            got: LogResult = self._call(ops.LOG_BATCH, run_id=run_id, metrics=batch, **extra)
             total = LogResult(run_id=run_id, metrics=total.metrics + got.metrics, params=total.params + got.params, tags=total.tags + got.tags)
         return total
 
     def finish(
         self, run_id: str, *, status: str = "Completed", failure_reason: str | None = None, metrics: Sequence[Point] = (), params: dict[str, Any] | None = None
     ) -> RunInfo:
-        """End a run as Completed or Failed, committing any last metrics and params with it."""
-        batch = _LOCAL_BATCH if self._local else _HTTP_BATCH
+        """End a run as Completed or Failed, committing any last metrics and params with it.
+
+        More points than one batch holds are logged first; the last batch goes with the finish.
+        """
+        check_run_id(run_id)
+        batch = self._batch_size()
         rest = list(metrics)
         if len(rest) > batch:
             self.log_batch(run_id, metrics=rest[:-batch])
             rest = rest[-batch:]
-        if self._local:
-            return self._svc(RunService).finish(run_id=run_id, status=status, failure_reason=failure_reason, metrics=rest, params=params)
-        check_run_id(run_id)
-        body = {"status": status, "failure_reason": failure_reason, "metrics": _wire_points(rest), "params": {k: str(v) for k, v in (params or {}).items()}}
-        return RunInfo.model_validate(self._http("POST", f"/v1/runs/{run_id}/finish", json=body))
+        return self._call(  # type: ignore[no-any-return]
+            ops.FINISH, run_id=run_id, status=status, failure_reason=failure_reason, metrics=rest, params=_params(params)
+        )
 
     def metric_history(self, run_id: str, key: str) -> MetricHistory:
         """Every point of one metric, by step (``.steps``, ``.values``, ``.timestamps``; ``.points()``)."""
-        if self._local:
-            return self._svc(RunService).metric_history(run_id=run_id, key=key)
-        check_run_id(run_id)
-        check_key(key)
-        return MetricHistory.model_validate(self._http("GET", f"/v1/runs/{run_id}/metrics/{quote(key, safe='')}"))
+        return self._call(ops.METRIC_HISTORY, run_id=check_run_id(run_id), key=check_key(key))  # type: ignore[no-any-return]
 
     def search(
         self,
@@ -164,20 +153,17 @@ class Runs(Namespace):
         page_token: str | None = None,
     ) -> RunPage:
         """Search runs: ``filter="metrics.auc > 0.9 and params.depth = '5'"``, ``order_by="metrics.auc DESC"``."""
-        names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names or [])
-        order = [order_by] if isinstance(order_by, str) else list(order_by or [])
-        if self._local:
-            return self._svc(RunService).search(
-                experiment_names=names, filter=filter, order_by=order, limit=limit, offset=offset, page_token=page_token
-            )
-        body = {"experiment_names": names, "filter": filter, "order_by": order, "limit": limit, "offset": offset, "page_token": page_token}
-        return RunPage.model_validate(self._http("POST", "/v1/runs/search", json=body))
+        names = [experiment_names] if isinstance(experiment_names, str) else builtins.list(experiment_names or [])
+        order = [order_by] if isinstance(order_by, str) else builtins.list(order_by or [])
+        return self._call(  # type: ignore[no-any-return]
+            ops.SEARCH, experiment_names=names, filter=filter, order_by=order, limit=limit, offset=offset, page_token=page_token
+        )
 
     def compare(self, run_ids: Sequence[str]) -> RunComparison:
         """Runs side by side: params, tags and latest metrics."""
-        if self._local:
-            return self._svc(RunService).compare(run_ids=list(run_ids))
-        return RunComparison.model_validate(self._http("POST", "/v1/runs/compare", json={"run_ids": list(run_ids)}))
+        if isinstance(run_ids, str):
+            run_ids = [run_ids]
+        return self._call(ops.COMPARE, run_ids=builtins.list(run_ids))  # type: ignore[no-any-return]
 
     # -- artifacts ------------------------------------------------------------------
 
@@ -208,9 +194,7 @@ class Runs(Namespace):
 
     def list_artifacts(self, run_id: str) -> list[ArtifactInfo]:
         """A run's artifacts."""
-        if self._local:
-            return self._svc(ArtifactService).list(run_id=run_id)
-        return [ArtifactInfo.model_validate(a) for a in self._http("GET", f"/v1/runs/{check_run_id(run_id)}/artifacts")]
+        return self._call(ops.LIST_ARTIFACTS, run_id=check_run_id(run_id))  # type: ignore[no-any-return]
 
     def read_artifact(self, run_id: str, name: str) -> bytes:
         """The bytes of one artifact."""
@@ -250,18 +234,22 @@ class Evaluations(Namespace):
         The model runs in a worker process. One that runs code (a pickle,
         ``code/inference.py``) needs an admin's ``client.models.trust(ref)`` first.
         """
-        from kiln.tracking._evaluation import EvaluationService, table_to_parquet
+        if data is None:
+            return self._call(  # type: ignore[no-any-return]
+                ops.EVALUATE, model=model, target=target, dataset=dataset, experiment=experiment, run_name=run_name, problem_type=problem_type
+            )
+        from kiln.tracking._evaluation import ONE_SOURCE, EvaluationService, table_to_parquet
 
+        if dataset is not None:
+            raise InvalidArgument(ONE_SOURCE)
         if self._local:
             return self._svc(EvaluationService).evaluate(
                 model=model, target=target, dataset=dataset, data=data, experiment=experiment,
                 run_name=run_name, problem_type=problem_type,
             )
-        params = {"model": model, "target": target, "dataset": dataset, "experiment": experiment, "run_name": run_name, "problem_type": problem_type}
-        if data is not None:
-            got = self._http("POST", "/v1/evaluations/upload", content=table_to_parquet(data), params=params, headers={"content-type": "application/octet-stream"})
-        else:
-            got = self._http("POST", "/v1/evaluations", json=params)
+        # A table in memory is the special case: uploaded as Parquet.
+        params = {"model": model, "target": target, "experiment": experiment, "run_name": run_name, "problem_type": problem_type}
+        got = self._http("POST", "/v1/evaluations/upload", content=table_to_parquet(data), params=params, headers={"content-type": "application/octet-stream"})
         return EvaluationReport.model_validate(got)
 
     def compare(
@@ -274,15 +262,17 @@ class Evaluations(Namespace):
         experiment: str = "evaluations",
     ) -> EvaluationComparison:
         """Evaluate several models on the same data and put their metrics side by side."""
-        from kiln.tracking._evaluation import EvaluationService, table_to_parquet
-
-        if self._local:
-            return self._svc(EvaluationService).compare(
-                models=list(models), target=target, dataset=dataset, data=data, experiment=experiment
+        if data is None:
+            return self._call(  # type: ignore[no-any-return]
+                ops.COMPARE_MODELS, models=[models] if isinstance(models, str) else list(models), target=target, dataset=dataset, experiment=experiment
             )
-        params = {"models": list(models), "target": target, "dataset": dataset, "experiment": experiment}
-        if data is not None:
-            got = self._http("POST", "/v1/evaluations/compare/upload", content=table_to_parquet(data), params=params, headers={"content-type": "application/octet-stream"})
-        else:
-            got = self._http("POST", "/v1/evaluations/compare", json=params)
+        from kiln.tracking._evaluation import ONE_SOURCE, EvaluationService, table_to_parquet
+
+        if dataset is not None:
+            raise InvalidArgument(ONE_SOURCE)
+        if self._local:
+            return self._svc(EvaluationService).compare(models=list(models), target=target, data=data, experiment=experiment)
+        # A table in memory is the special case: uploaded as Parquet.
+        params = {"models": list(models), "target": target, "experiment": experiment}
+        got = self._http("POST", "/v1/evaluations/compare/upload", content=table_to_parquet(data), params=params, headers={"content-type": "application/octet-stream"})
         return EvaluationComparison.model_validate(got)

@@ -30,7 +30,12 @@ from kiln.tracking._plots import (
 )
 from kiln.tracking._runs import RunService
 
-__all__ = ["EvaluationService", "table_to_parquet"]
+__all__ = ["ONE_SOURCE", "EvaluationService", "table_to_parquet"]
+
+ONE_SOURCE = (
+    "evaluate needs exactly one of dataset (a Kiln dataset reference) or data (a table; "
+    "over REST, a Parquet body to /v1/evaluations/upload)"
+)
 
 # Which way is better, for picking the best model in a comparison.
 _HIGHER_IS_BETTER = {
@@ -164,7 +169,7 @@ class EvaluationService:
 
     def _data(self, dataset: str | None, data: Any) -> tuple[Any, str]:
         if (dataset is None) == (data is None):
-            raise InvalidArgument("evaluate needs exactly one of dataset (a Kiln dataset reference) or data (a table)")
+            raise InvalidArgument(ONE_SOURCE)
         if data is not None:
             return _frame(data), "table"
         return _load_dataset(self.ws, self.ctx, dataset)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -29,7 +30,7 @@ def _insert(conn: Connection) -> Any:
     return insert
 
 
-def check_tags(tags: dict[str, Any] | None) -> dict[str, str]:
+def check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in (tags or {}).items():
         text = str(value)
@@ -70,7 +71,7 @@ class ExperimentService:
         self.ws = ws
         self.ctx = ctx
 
-    def create(self, *, name: str, description: str = "", tags: dict[str, str] | None = None) -> Experiment:
+    def create(self, *, name: str, description: str = "", tags: Mapping[str, str] | None = None) -> Experiment:
         """Create an experiment.
 
         Raises:
@@ -78,6 +79,10 @@ class ExperimentService:
             InvalidArgument: the name or a tag is invalid.
         """
         check_name(name, kind="experiment")
+        if not isinstance(description, str):
+            raise InvalidArgument("description must be text")
+        if tags is not None and not isinstance(tags, Mapping):
+            raise InvalidArgument("tags must be a mapping of names to values")
         clean = check_tags(tags)
         row = {
             "id": uuid.uuid4().hex, "name": name, "description": description[:MAX_VALUE_LEN],

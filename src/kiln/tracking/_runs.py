@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,10 +44,15 @@ from kiln.tracking._tables import (
     runs,
 )
 
-__all__ = ["Point", "RunService"]
+__all__ = ["Point", "RunService", "Scalar"]
 
-# (key, value, step, timestamp): what the SDK buffers and sends per flush.
-Point = tuple[str, float, int | None, float]
+# (key, value, step, timestamp): what the SDK buffers and sends per flush. A missing step
+# continues after the key's last step; a missing timestamp is the time the batch arrives.
+# Over HTTP a point is the JSON array [key, value, step|null, timestamp|null], and a value
+# may be "NaN", "Infinity" or "-Infinity".
+Point = tuple[str, float, int | None, float | None]
+# A param or tag value: stored as text (numbers by ``str``).
+Scalar = str | int | float | bool
 
 _NAN = float("nan")
 _MAX_STEP = 2**63 - 1
@@ -214,6 +219,46 @@ def _unpack(blobs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate(values), np.concatenate(steps), np.concatenate(stamps)
 
 
+def _points(metrics: Any) -> list[Any]:
+    """``metrics`` as ``(key, value, step, timestamp)`` tuples, a missing timestamp made now.
+
+    Items may be 4-tuples or lists (the wire form), MetricPoints or dicts with ``key`` and
+    ``value`` (and optionally ``step`` and ``timestamp``).
+    """
+    if isinstance(metrics, (str, bytes, Mapping)) or not isinstance(metrics, Iterable):
+        raise InvalidArgument("metrics must be a list of (key, value, step, timestamp) points")
+    now: float | None = None
+    out: list[Any] = []
+    append = out.append
+    for m in metrics:
+        if type(m) is tuple and len(m) == 4 and m[3] is not None:
+            append(m)  # the hot path: what Run buffers
+            continue
+        if isinstance(m, (tuple, list)):
+            if len(m) != 4:
+                raise InvalidArgument(f"a metric point is [key, value, step, timestamp] (step and timestamp may be null), not {str(m)[:80]}")
+            key, value, step, ts = m
+        elif isinstance(m, MetricPoint):
+            key, value, step, ts = m.key, m.value, m.step, m.timestamp
+        elif isinstance(m, Mapping) and "key" in m and "value" in m:
+            key, value, step, ts = m["key"], m["value"], m.get("step"), m.get("timestamp")
+        else:
+            raise InvalidArgument(f"a metric point is [key, value, step, timestamp] or a dict with key and value, not {str(m)[:80]}")
+        if ts is None:
+            now = time.time() if now is None else now
+            ts = now
+        append((key, value, step, ts))
+    return out
+
+
+def _scalars(values: Any, kind: str) -> Mapping[str, Any]:
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise InvalidArgument(f"{kind}s must be a mapping of names to values")
+    return values
+
+
 class RunService:
     """Runs and everything logged to them. Safe to call from many threads."""
 
@@ -228,8 +273,8 @@ class RunService:
         *,
         experiment_name: str,
         run_name: str | None = None,
-        tags: dict[str, Any] | None = None,
-        params: dict[str, Any] | None = None,
+        tags: Mapping[str, Scalar] | None = None,
+        params: Mapping[str, Scalar] | None = None,
         parent_run_id: str | None = None,
         source: str = "",
     ) -> RunInfo:
@@ -242,10 +287,12 @@ class RunService:
         check_name(experiment_name, kind="experiment")
         run_id = uuid.uuid4().hex
         name = check_run_name(run_name) if run_name else f"run-{run_id[:8]}"
-        clean_tags = check_tags(tags)
-        clean_params = {check_key(k, kind="param"): param_value(v) for k, v in (params or {}).items()}
+        clean_tags = check_tags(_scalars(tags, "tag"))
+        clean_params = {check_key(k, kind="param"): param_value(v) for k, v in _scalars(params, "param").items()}
         if parent_run_id is not None:
             check_run_id(parent_run_id)
+        if not isinstance(source, str):
+            raise InvalidArgument("source must be text (where the run was started from)")
         now = time.time()
         resource = f"experiments/{experiment_name}/runs/{run_id}"
         with self.ws.mutation(self.ctx, action="runs.create", resource=resource) as (conn, details):
@@ -274,17 +321,22 @@ class RunService:
         status: str = "Completed",
         failure_reason: str | None = None,
         metrics: Sequence[Point] = (),
-        params: dict[str, Any] | None = None,
+        params: Mapping[str, Scalar] | None = None,
     ) -> RunInfo:
         """End a run as Completed or Failed, committing any last metrics in the same transaction.
 
+        ``metrics`` are points as :meth:`log_batch` takes them.
+
         Raises:
+            InvalidArgument: the status is neither Completed nor Failed, or a point is invalid.
             NotFound: no such run.
             Conflict: the run has already finished.
         """
         if status not in ("Completed", "Failed"):
-            raise InvalidArgument(f"a run finishes as Completed or Failed, not {status!r}")
-        _, row = self._commit(run_id, metrics, params or {}, {}, finish=(status, failure_reason))
+            raise InvalidArgument(f"a run finishes as Completed or Failed, not {str(status)[:40]!r}")
+        if failure_reason is not None and not isinstance(failure_reason, str):
+            raise InvalidArgument("failure_reason must be text")
+        _, row = self._commit(run_id, _points(metrics), _scalars(params, "param"), {}, finish=(status, failure_reason))
         return RunInfo(**_info_kwargs(row))
 
     # -- logging ------------------------------------------------------------------
@@ -293,29 +345,22 @@ class RunService:
         self,
         *,
         run_id: str,
-        metrics: Sequence[Point | MetricPoint | dict[str, Any]] = (),
-        params: dict[str, Any] | None = None,
-        tags: dict[str, Any] | None = None,
+        metrics: Sequence[Point] = (),
+        params: Mapping[str, Scalar] | None = None,
+        tags: Mapping[str, Scalar] | None = None,
     ) -> LogResult:
         """Log metrics, params and tags to a running run in one transaction.
 
-        ``metrics`` items are ``(key, value, step, timestamp)`` tuples, MetricPoints or
-        dicts; a missing step continues after the run's last step for that key.
+        ``metrics`` items are ``(key, value, step, timestamp)`` tuples (in-process also
+        MetricPoints or dicts); a missing step continues after the run's last step for that
+        key, a missing timestamp is now. Values may be NaN or infinite.
 
         Raises:
             NotFound: no such run.
             Conflict: the run has finished, or a param was logged before with another value.
             InvalidArgument: a key or value is invalid.
         """
-        points: list[Any] = []
-        for m in metrics:
-            if isinstance(m, tuple):
-                points.append(m)
-            elif isinstance(m, MetricPoint):
-                points.append((m.key, m.value, m.step, m.timestamp))
-            else:
-                points.append((m["key"], m["value"], m.get("step"), m.get("timestamp") or time.time()))
-        return self._commit(run_id, points, params or {}, tags or {}, finish=None)[0]
+        return self._commit(run_id, _points(metrics), _scalars(params, "param"), _scalars(tags, "tag"), finish=None)[0]
 
     def _experiment_of(self, run_id: str) -> str:
         name = _EXPERIMENT_OF.get(run_id)
@@ -328,9 +373,9 @@ class RunService:
     def _commit(
         self,
         run_id: str,
-        points: Sequence[Point],
-        params: dict[str, Any],
-        tags: dict[str, Any],
+        points: Sequence[Any],
+        params: Mapping[str, Any],
+        tags: Mapping[str, Any],
         *,
         finish: tuple[str, str | None] | None,
     ) -> tuple[LogResult, Any]:
@@ -339,7 +384,7 @@ class RunService:
             raise InvalidArgument(f"at most {MAX_BATCH} metric points per batch; send several batches")
         series = _series(points)
         clean_params = {check_key(k, kind="param"): param_value(v) for k, v in params.items()}
-        clean_tags = check_tags(tags)
+        clean_tags = check_tags(dict(tags))
         action = "runs.finish" if finish else "runs.log"
         # The metric hot path is audited once per batch (and once at finish), never per point.
         details: dict[str, Any] = {"metrics": len(points), "params": len(clean_params), "tags": len(clean_tags)}
@@ -476,10 +521,18 @@ class RunService:
             InvalidArgument: the filter, order or page token is invalid.
             NotFound: an experiment does not exist.
         """
-        if not 1 <= limit <= 10_000:
+        if isinstance(experiment_names, str):
+            experiment_names = [experiment_names]
+        if isinstance(order_by, str):
+            order_by = [order_by]
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
             raise InvalidArgument("limit must be between 1 and 10000")
-        if offset < 0:
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise InvalidArgument("offset must be 0 or more")
+        if filter is not None and not isinstance(filter, str):
+            raise InvalidArgument("filter must be text, e.g. \"metrics.auc > 0.9\"")
+        if page_token is not None and not isinstance(page_token, str):
+            raise InvalidArgument("page_token must be the next_page_token of the previous page")
         names = [check_name(n, kind="experiment") for n in experiment_names or []]
         spec = compile_search(filter, list(order_by or []))
         fingerprint = [sorted(names), filter or "", list(order_by or []), limit]
@@ -503,7 +556,14 @@ class RunService:
         return RunPage.model_construct(runs=page, next_page_token=token, total=None)
 
     def compare(self, *, run_ids: Sequence[str]) -> RunComparison:
-        """Runs side by side: params, tags and latest metrics as rows, runs as columns."""
+        """Runs side by side: params, tags and latest metrics as rows, runs as columns.
+
+        Raises:
+            InvalidArgument: fewer than 1 or more than 100 runs, or an invalid run id.
+            NotFound: a run does not exist.
+        """
+        if isinstance(run_ids, str) or not isinstance(run_ids, Sequence):
+            raise InvalidArgument("run_ids must be a list of run ids")
         if not 1 <= len(run_ids) <= 100:
             raise InvalidArgument("compare between 1 and 100 runs")
         with self.ws.db.read() as conn:
