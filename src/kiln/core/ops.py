@@ -32,6 +32,7 @@ __all__ = ["OPERATIONS", "Operation", "declare"]
 
 # ``{name}``, or ``{name:path}`` for an argument that may hold '/' (a metric key).
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::path)?\}")
+_FREE_SEGMENT = re.compile(r"\{([a-z_]+):path\}")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 OPERATIONS: dict[str, Operation] = {}
@@ -113,8 +114,9 @@ class Operation:
     def path_for(self, args: Mapping[str, Any], quote: Callable[[Any], str]) -> str:
         """The request path for these arguments, each segment quoted whole."""
         values = {k: args[k] for k in self.segments if k in args}
+        free = set(_FREE_SEGMENT.findall(self.path))  # {key:path} may hold '/'
         for k, v in values.items():
-            if not (self.ref and k in self.ref):
+            if not (self.ref and k in self.ref) and k not in free:
                 self._check_segment(k, str(v))
         if self.ref:
             parsed = parse_ref(str(args["ref"]), kind=self.kind)
