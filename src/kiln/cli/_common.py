@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["JsonOpt", "console", "err_console", "get_client", "emit", "fail"]
+__all__ = ["JsonOpt", "busy", "console", "err_console", "get_client", "emit", "fail"]
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -23,6 +24,20 @@ err_console = Console(stderr=True, soft_wrap=True)
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
 _client: Any = None
+
+
+@contextlib.contextmanager
+def busy(what: str) -> Iterator[None]:
+    """A spinner with the time elapsed on stderr while a long call runs, on a terminal only
+    (never in --json output or a pipe)."""
+    if not err_console.is_terminal:
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn(what), TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        bar.add_task(what, total=None)
+        yield
 
 
 def get_client() -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from kiln.cli._common import JsonOpt, console, emit, get_client, parse_pairs, print_json
+from kiln.cli._common import JsonOpt, busy, console, emit, get_client, parse_pairs, print_json
 from kiln.core.errors import InvalidArgument
 
 app = typer.Typer(help="Datasets: immutable, versioned Parquet tables.", no_args_is_help=True)
@@ -88,7 +88,8 @@ def export(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), dest: Pa
     """Write a version to a file, or a whole dataset to a bundle with --bundle."""
     if (dest is None) == (bundle is None):
         raise InvalidArgument("give DEST (a file for one version) or --bundle FILE (the whole dataset), not both")
-    path = get_client().datasets.export_bundle(ref, bundle) if bundle is not None else get_client().datasets.export(ref, dest, format=format)
+    with busy(f"exporting {ref}"):
+        path = get_client().datasets.export_bundle(ref, bundle) if bundle is not None else get_client().datasets.export(ref, dest, format=format)
     if json:
         print_json({"path": str(path)})
     else:
@@ -110,7 +111,8 @@ def rm(ref: str = typer.Argument(..., help="NAME (every version) or NAME@VERSION
 @app.command("import")
 def import_bundle(bundle: Path = typer.Argument(..., help="A bundle written by `kiln datasets export NAME --bundle FILE`."), name: str = typer.Option(None, "--name", help="Dataset name here (default: the exported name)."), json: bool = JsonOpt) -> None:
     """Import a bundle: every file's sha256 is checked before anything is written."""
-    versions = get_client().datasets.import_bundle(bundle, name=name)
+    with busy(f"importing {bundle.name}"):
+        versions = get_client().datasets.import_bundle(bundle, name=name)
     if json:
         emit(versions, json=True)
     else:

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from kiln.cli._common import console, emit, get_client, to_jsonable
+from kiln.cli._common import busy, console, emit, get_client, to_jsonable
 from kiln.core.errors import InvalidArgument
 
 app = typer.Typer()
@@ -45,7 +45,8 @@ def evaluate(
         if len(args) < 3:
             raise InvalidArgument("--compare takes two or more models and then the dataset: MODEL_A MODEL_B DATASET")
         dataset, data = _data(args[-1])
-        result = client.evaluations.compare(args[:-1], target=target, dataset=dataset, data=data, experiment=experiment)
+        with busy(f"evaluating {len(args) - 1} models on {args[-1]}"):
+            result = client.evaluations.compare(args[:-1], target=target, dataset=dataset, data=data, experiment=experiment)
         if json:
             emit(to_jsonable(result), json=True)
             return
@@ -61,7 +62,8 @@ def evaluate(
     if len(args) != 2:
         raise InvalidArgument("evaluate takes MODEL_REF DATASET (or --compare MODEL_A MODEL_B DATASET)")
     dataset, data = _data(args[1])
-    report = client.evaluations.evaluate(args[0], target=target, dataset=dataset, data=data, experiment=experiment, problem_type=problem_type)
+    with busy(f"evaluating {args[0]} on {args[1]}"):
+        report = client.evaluations.evaluate(args[0], target=target, dataset=dataset, data=data, experiment=experiment, problem_type=problem_type)
     if json:
         emit(to_jsonable(report), json=True)
         return

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from kiln.cli._common import JsonOpt, console, emit, get_client, print_json
+from kiln.cli._common import JsonOpt, busy, console, emit, get_client, print_json
 from kiln.core.errors import InvalidArgument
 
 app = typer.Typer()
@@ -43,7 +43,8 @@ def profile(
         return
     if output is not None and output.exists() and not output.is_dir():
         raise InvalidArgument(f"--output {output} is a file; give a folder")
-    info = client.datasets.profile(name, target=target)
+    with busy(f"profiling {name}" + (f" for {target}" if target else "")):
+        info = client.datasets.profile(name, target=target)
     html_path, json_path = _place(client, info, output)
     if json:
         print_json(info.model_dump() | {"html_path": str(html_path), "json_path": str(json_path) if json_path else None})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from kiln.cli._common import JsonOpt, console, emit, get_client, print_json
+from kiln.cli._common import JsonOpt, busy, console, emit, get_client, print_json
 from kiln.core.errors import InvalidArgument
 
 app = typer.Typer(help="Recipes: ordered, typed data-prep steps with fitted state, previews and export.", no_args_is_help=True)
@@ -97,7 +97,8 @@ def apply(
     json: bool = JsonOpt,
 ) -> None:
     """Fit on a dataset, apply, and write a new dataset version whose lineage names both."""
-    result = get_client().recipes.apply(ref, dataset, output=output, description=description)
+    with busy(f"applying {ref} to {dataset}"):
+        result = get_client().recipes.apply(ref, dataset, output=output, description=description)
     if json:
         emit(result, json=True)
     else:
