@@ -88,6 +88,12 @@ class Datasets(Namespace):
             return self._svc(DatasetService).versions(name)
         return [DatasetVersion.model_validate(v) for v in self._http("GET", f"/v1/datasets/{seg(name)}/versions")]
 
+    def verify(self, ref: str) -> DatasetVersion:
+        """Check a version's files against their recorded sha256; raises ``KilnError`` naming any that changed."""
+        if self._local:
+            return self._svc(DatasetService).verify(ref)
+        return DatasetVersion.model_validate(self._http("GET", f"/v1/datasets/{seg(ref)}/verify"))
+
     def head(self, ref: str, n: int = 10) -> pa.Table:
         if self._local:
             return self._svc(DatasetService).head(ref, n=n)

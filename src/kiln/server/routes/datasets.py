@@ -126,6 +126,11 @@ def versions(name: str, svc: Svc = service(DatasetService)) -> list[DatasetVersi
     return svc.versions(name)
 
 
+@router.get("/{ref}/verify", response_model=DatasetVersion)
+def verify(ref: str, svc: Svc = service(DatasetService)) -> DatasetVersion:
+    return svc.verify(ref)
+
+
 @router.get("/{ref}/head")
 def head(ref: str, n: int = Query(10, ge=0, le=100_000), format: str = Query("json", pattern="^(json|csv|arrow|parquet|jsonl)$"), svc: Svc = service(DatasetService)) -> Response:
     table = svc.head(ref, n=n)
