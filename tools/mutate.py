@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,15 +43,20 @@ def run_group(name: str, budget: int) -> None:
         "pytest_add_cli_args_test_selection": tests,
     }
     (work / "setup.cfg").write_text("[mutmut]\n" + "".join(f"{key}=\n" + "".join(f"    {v}\n" for v in values) for key, values in cfg.items()))
-    env = dict(os.environ)
     mutmut = [str(Path(sys.executable).with_name("mutmut"))]  # not `python -m`: the trampolines import mutmut.__main__
     print(f"== {name}: {', '.join(modules)} against {', '.join(tests)} ({budget}s)", flush=True)
     try:
-        subprocess.run([*mutmut, "run", "--max-children", "2"], cwd=work, env=env, timeout=budget, check=False)
+        with open(work / "run.log", "w") as log:  # mutmut's progress spinner, kept out of the terminal
+            subprocess.run([*mutmut, "run", "--max-children", "2"], cwd=work, timeout=budget, check=False, stdout=log, stderr=subprocess.STDOUT)
     except subprocess.TimeoutExpired:
-        print(f"   budget of {budget}s spent: the mutants not run are listed as such", flush=True)
-    report = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, env=env, capture_output=True, text=True, check=False)
-    print(report.stdout, report.stderr, sep="", flush=True)
+        print(f"   budget of {budget}s spent: the mutants not run are counted as 'not checked'", flush=True)
+    report = subprocess.run([*mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True, check=False)
+    results = [line.strip().rsplit(": ", 1) for line in report.stdout.splitlines() if ": " in line]
+    counts = Counter(status for _, status in results)
+    print("   " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) + f" of {len(results)} mutants", flush=True)
+    for mutant, status in results:
+        if status not in ("killed", "not checked"):
+            print(f"   {status}: {mutant}  (cd {work.relative_to(ROOT)} && mutmut show {mutant})", flush=True)
 
 
 def main() -> int:
