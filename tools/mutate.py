@@ -10,7 +10,6 @@ no backend-bound tests and a time budget. Prints the survivors of each group.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
