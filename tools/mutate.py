@@ -24,7 +24,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "audit": (["src/kiln/core/audit.py", "src/kiln/core/_audit_anchor.py"], ["tests/core/test_audit.py", "tests/faces/test_auth_audit.py"]),
     "sql": (["src/kiln/lake/sql.py"], ["tests/lake/test_sql.py"]),
     "bundles": (["src/kiln/lake/bundles.py"], ["tests/catalog/test_bundles.py"]),
-    "package": (["src/kiln/registry/_package.py"], ["tests/registry/test_safety.py", "tests/registry/test_model_code.py"]),
+    "package": (["src/kiln/registry/_package.py"], ["tests/registry/test_models.py", "tests/registry/test_safety.py", "tests/registry/test_model_code.py"]),
 }
 
 
