@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 UV     := $(BIN)/uv
 
-.PHONY: demo test install bench lint clean
+.PHONY: demo test install bench mutate lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
+# Mutation testing of the modules that guard users (names, auth, audit, SQL sandbox, bundles,
+# package hashes): each group mutates its own modules and runs its own tests, under a budget.
+GROUPS ?=
+BUDGET ?= 600
+mutate: $(STAMP)
+	$(UV) pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[mutate]"
+	$(BIN)/python tools/mutate.py $(GROUPS) --budget $(BUDGET)
+
 # Benchmarks compare Kiln with the tools users would otherwise pick. Those tools are
 # installed in venvs of their own (.venv-bench, .venv-ydata), never as Kiln dependencies.
 bench:
@@ -49,4 +57,4 @@ bench:
 	.venv-bench/bin/python benchmarks/profile.py --peer-python .venv-ydata/bin/python --procs 3 --repeat 2
 
 clean:
-	rm -rf $(VENV) .venv-bench .venv-ydata .kiln .kiln-demo .pytest_cache
+	rm -rf $(VENV) .venv-bench .venv-ydata .kiln .kiln-demo .pytest_cache .mutate

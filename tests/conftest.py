@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,29 @@ from kiln.core.context import local_context
 from kiln.core.workspace import Workspace
 
 PG_BASE = os.environ.get("KILN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+NATS_URL = os.environ.get("KILN_TEST_NATS", "nats://127.0.0.1:4222")
+
+# The backend each fixture starts or connects to. A test that uses one (itself or through
+# another fixture), or is parametrized with a value naming the backend ("postgres",
+# "postgres+s3"), carries that backend's marker: `-m postgres`, `-m "not s3"` select on it.
+# Each fixture FAILS when its backend is down, never skips: a quiet skip hides a broken run.
+BACKEND_FIXTURES = {
+    "postgres": {"pg_url", "pg_schema_url"},
+    "s3": {"s3_endpoint", "s3_bucket"},
+    "nats": {"nats_url"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        named = {part for value in params.values() if isinstance(value, str) for part in value.split("+")}
+        for backend, fixtures in BACKEND_FIXTURES.items():
+            if used & fixtures or backend in named:
+                item.add_marker(backend)
+
+
 def _traversal_strings() -> list[str]:
     """shared/security/traversal.txt beside the checkout (CI lays it there), else the
     copy kept in tests/data so a bare clone still runs the suite."""
@@ -65,9 +89,9 @@ def pg_url() -> Iterator[str]:
         conn.close()
 
 
-@pytest.fixture
-def pg_schema_url(pg_url: str) -> Iterator[str]:
-    """A schema of its own for one test (so migrations start from nothing)."""
+@contextmanager
+def pg_schema(pg_url: str) -> Iterator[str]:
+    """A new schema beside ``pg_url``'s, dropped afterwards: its URL."""
     import psycopg
 
     schema = f"kiln_t_{uuid.uuid4().hex[:10]}"
@@ -79,6 +103,13 @@ def pg_schema_url(pg_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def pg_schema_url(pg_url: str) -> Iterator[str]:
+    """A schema of its own for one test (so migrations start from nothing)."""
+    with pg_schema(pg_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +134,17 @@ def s3_endpoint() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """The NATS server (with JetStream) the streams tests read from."""
+    host, port = NATS_URL.removeprefix("nats://").rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError as exc:
+        pytest.fail(f"NATS is not reachable at {NATS_URL}: {exc} (.ci/run starts nats-server -js)")
+    return NATS_URL
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from kiln.core.context import Context, local_context
-from kiln.core.errors import AlreadyExists, InvalidArgument, NotFound, PayloadTooLarge
+from kiln.core.errors import AlreadyExists, InvalidArgument, KilnError, NotFound, PayloadTooLarge
 from kiln.core.workspace import Workspace
 from kiln.lake import DatasetService
 from kiln.lake.bundles import BundleService
@@ -59,6 +59,16 @@ def test_a_bundle_moves_every_version_with_schema_source_lineage_and_checksums(a
         names = tar.getnames()
     assert names[0] == "manifest.json" and len(names) == 1 + 3, "a file shared by two versions is stored once"
     ws.close()
+
+
+def test_export_refuses_a_stored_file_that_does_not_match_its_sha256(any_ws: Workspace, tmp_path: Path) -> None:
+    key = _three_versions(any_ws).get("sales@2").files[-1].key
+    data = bytearray(any_ws.store.read_bytes(key))
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes: only the hash tells
+    any_ws.store.put_bytes(key, bytes(data))
+    with pytest.raises(KilnError, match=f"stored file {key} of dataset 'sales' does not match its recorded sha256"):
+        BundleService(any_ws, local_context()).export("sales", tmp_path / "out" / "sales.tar")
+    assert list((tmp_path / "out").iterdir()) == [], "no bundle, not even a partial one"
 
 
 def test_import_under_a_new_name_and_refuse_a_taken_one(ws: Workspace, bundle: Path) -> None:

@@ -17,6 +17,7 @@ from kiln.lake.catalog import CatalogService
 from kiln.lake.catalog._entries import ENTRIES
 
 HAVE_STATSMODELS = importlib.util.find_spec("statsmodels") is not None
+STATSMODELS_IDS = [e.id for e in ENTRIES if e.package == "statsmodels"]
 SMALL = [e.id for e in ENTRIES if e.rows <= 25_000 and (e.package != "statsmodels" or HAVE_STATSMODELS)]
 
 
@@ -85,10 +86,20 @@ def test_unavailable_and_unknown_entries_say_what_to_do(catalog: CatalogService,
     assert DatasetService(catalog.ws, catalog.ctx).list() == []
 
 
-def test_catalog_through_the_cli_and_rest(cli: Callable[..., Any], http: Any) -> None:
+def test_catalog_through_the_cli_and_rest(cli: Callable[..., Any], http: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.lake.catalog import _service
+
     listing = cli("catalog", "ls", "--json")
     assert listing.code == 0 and "sklearn-iris" in {e["id"] for e in orjson.loads(listing.out)}
-    assert "needs:" in cli("catalog", "ls").out or HAVE_STATSMODELS
+    # An entry is available exactly when its package is installed; the table says what to install otherwise.
+    assert {e["id"]: e["available"] for e in orjson.loads(listing.out) if e["package"] == "statsmodels"} == dict.fromkeys(STATSMODELS_IDS, HAVE_STATSMODELS)
+    real = _service._installed
+    for have in (True, False):
+        monkeypatch.setattr(_service, "_installed", lambda e, have=have: real(e) if e.package != "statsmodels" else ("0.14" if have else None))
+        missing = [e["id"] for e in orjson.loads(cli("catalog", "ls", "--json").out) if not e["available"]]
+        table = cli("catalog", "ls").out
+        assert missing == ([] if have else STATSMODELS_IDS) and table.count("needs:") == len(missing), table
+    monkeypatch.setattr(_service, "_installed", real)
     shown = cli("catalog", "show", "sklearn-wine", "--json")
     assert orjson.loads(shown.out)["rows"] == 178
     imported = cli("catalog", "import", "sklearn-iris", "--name", "flowers")

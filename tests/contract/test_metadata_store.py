@@ -82,7 +82,7 @@ def _old_trail(url: str, n: int) -> None:
     db.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_an_old_sha256_trail_is_carried_over_to_keyed_macs(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     from kiln.core import audit
     from kiln.core.context import local_context

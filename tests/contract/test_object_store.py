@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.core.errors import PermissionDenied
+from kiln.core.errors import PermissionDenied, Unavailable
 from kiln.core.storage import LocalStore, ObjectStore, S3Store, open_store
 from kiln.testing import ObjectStoreContract
 
@@ -20,6 +20,14 @@ class TestS3Store(ObjectStoreContract):
     @pytest.fixture
     def store(self, s3_bucket: str, s3_endpoint: str) -> ObjectStore:
         return open_store(s3_bucket, endpoint_url=s3_endpoint)
+
+
+@pytest.mark.parametrize("where", ["missing bucket", "closed port"])
+def test_ping_says_an_unreachable_s3_store_is_unavailable(s3_endpoint: str, s3_bucket: str, where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    url, endpoint = ("s3://kiln-no-such-bucket/lake", s3_endpoint) if where == "missing bucket" else (s3_bucket, "http://127.0.0.1:1")
+    with pytest.raises(Unavailable, match="does not answer"):
+        open_store(url, endpoint_url=endpoint).ping()
 
 
 def test_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from kiln.core.workspace import Workspace
 CTX = Context(actor="local:alice", request_id="req")
 
 
-@pytest.fixture(params=["sqlite+folder", pytest.param("postgres+s3", marks=[pytest.mark.postgres, pytest.mark.s3])])
+@pytest.fixture(params=["sqlite+folder", "postgres+s3"])
 def settings_any(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings of a workspace on the embedded defaults, or on PostgreSQL + S3."""
     if request.param == "sqlite+folder":

@@ -213,3 +213,17 @@ def test_the_sdk_picks_the_local_token_up_for_loopback_only(ws: Workspace, url: 
 def test_the_sdk_works_with_no_token_file(ws: Workspace) -> None:
     with kiln.Client("http://127.0.0.1:8300", settings=ws.settings) as client:
         assert "authorization" not in client._t._http.headers  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("origin", "host", "ok"), [
+    ("HTTP://TestServer", "testserver", True), ("http://testserver/", "testserver", True),
+    ("http://[::1]:8300", "[::1]:8300", True), ("http://[::1]:8300", "[::1]:8301", False),
+    ("http://testserver/app", "testserver", False), ("http://testserver?x=1", "testserver", False),
+    ("http://u@testserver", "testserver", False), ("http://:80", "testserver", False),
+    ("http://testserver", "bad host", False), ("http://testserver", "[::1", False),
+])
+def test_an_origin_is_the_same_only_when_scheme_host_and_port_are(origin: str, host: str, ok: bool) -> None:
+    """The rules themselves, for Origin values a browser may send and Host values a client may."""
+    from kiln.server._guard import HostRules
+
+    assert HostRules.build(["testserver", "[::1]"]).allows_origin(origin, host) is ok

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from kiln.core.auth import TokenService
-from kiln.core.context import ROLES, local_context
+from kiln.core.context import ROLES, Context, local_context
+from kiln.core.errors import PermissionDenied
 from kiln.core.workspace import Workspace
 from kiln.server.app import create_app
 
@@ -97,3 +98,15 @@ def test_refusal_is_audited_with_the_operation_name(gated: tuple[Any, dict[str, 
     got = {(e.actor, e.action, e.resource, e.outcome) for e in events}
     assert ("token:as-viewer", "models.register", "models/m1", "failure") in got
     assert ("token:as-editor", "models.approve", "models/m1", "failure") in got
+
+
+def test_only_an_admin_lists_or_revokes_tokens_even_in_process(ws: Workspace) -> None:
+    """The service checks the role itself, whatever face calls it (the REST route checks it first)."""
+    admin = TokenService(ws, local_context())
+    made = [admin.create(name=n, role="viewer").name for n in ("zed", "amy")]
+    assert [t.name for t in admin.list()] == made, "oldest first"
+    editor = TokenService(ws, Context(actor="token:ed", role="editor"))
+    for call in (editor.list, lambda: editor.revoke(name="zed")):
+        with pytest.raises(PermissionDenied):
+            call()
+    assert admin.revoke(name="zed").revoked

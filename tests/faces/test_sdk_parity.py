@@ -17,6 +17,7 @@ from kiln.core.auth import NewToken, TokenInfo
 from kiln.core.config import Settings
 from kiln.core.errors import AlreadyExists, InvalidArgument, KilnError, NotFound, ResourceExhausted
 from kiln.core.gc import GcReport
+from kiln.core.workspace import Workspace
 from kiln.lake import Dataset, DatasetVersion, SqlHistoryEntry
 from kiln.lake.sql import QueryResult
 from tests.faces.conftest import CSV, SyncASGI
@@ -83,6 +84,7 @@ def lake(pair: tuple[kiln.Client, kiln.Client], csv_file: Path) -> tuple[kiln.Cl
     (lambda c: c.datasets.get("sales"), DatasetVersion),
     (lambda c: c.datasets.get("sales@1"), DatasetVersion),
     (lambda c: c.datasets.versions("sales"), list[DatasetVersion]),
+    (lambda c: c.datasets.verify("sales@1"), DatasetVersion),
 ])
 def test_reads_are_equal(lake: tuple[kiln.Client, kiln.Client], call: Any, kind: Any) -> None:
     local, remote = lake
@@ -191,6 +193,18 @@ def test_errors_are_the_same(lake: tuple[kiln.Client, kiln.Client], tmp_path: Pa
         messages.append(info.value.message)
     assert messages[0] == messages[1] or not same
     assert not list(tmp_path.glob("x.*")) and not list(tmp_path.glob(".x.*"))
+
+
+def test_verify_refuses_a_tampered_version_on_every_face(lake: tuple[kiln.Client, kiln.Client], ws: Workspace, cli: Any) -> None:
+    key = lake[0].datasets.get("sales@1").files[0].key
+    assert cli("datasets", "verify", "sales@1").code == 0
+    ws.store.put_bytes(key, ws.store.read_bytes(lake[0].datasets.get("sales@2").files[0].key))
+    for client in lake:
+        with pytest.raises(KilnError, match=f"dataset sales@1 is not what was committed: {key} has"):
+            client.datasets.verify("sales@1")
+        assert client.datasets.verify("sales@2").version == 2
+    result = cli("datasets", "verify", "sales@1")
+    assert result.code == 1 and "is not what was committed" in result.err
 
 
 def test_already_exists_is_not_conflict(pair: tuple[kiln.Client, kiln.Client]) -> None:

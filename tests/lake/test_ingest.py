@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kiln.core.errors import InvalidArgument, NotFound
+from kiln.core.errors import InvalidArgument, KilnError, NotFound
 from kiln.core.workspace import Workspace
 from kiln.lake import DatasetService, IngestOptions
 
@@ -191,6 +191,17 @@ def test_versions_are_immutable_and_delete_is_per_version(svc: DatasetService) -
     with pytest.raises(NotFound, match=r"has no version 3 \(latest is 2\)"):
         svc.get("d@3")
     assert svc.ingest("d", pd.DataFrame({"n": [4]})).version == 4, "numbers are never reused"
+    v1, store = svc.get("d@1"), svc.ws.store
+    assert svc.verify("d@1") == v1
+    # Overwrite version 1's file in the object store with another valid Parquet file (version 2's
+    # rows): the version's content is no longer what was committed, and verify says so.
+    store.put_bytes(v1.files[0].key, store.read_bytes(svc.get("d@2").files[0].key))
+    with pytest.raises(KilnError, match=rf"dataset d@1 is not what was committed: {v1.files[0].key} has \d+ bytes and sha256"):
+        svc.verify("d@1")
+    store.delete(v1.files[0].key)
+    with pytest.raises(KilnError, match=rf"{v1.files[0].key} is missing"):
+        svc.verify("d@1")
+    assert svc.verify("d@2").version == 2, "the other versions still verify"
     assert svc.delete("d") == [1, 2, 4]
     assert svc.list() == []
 

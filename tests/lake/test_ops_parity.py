@@ -18,6 +18,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "datasets.list": {},
     "datasets.get": {"ref": "sales@1"},
     "datasets.versions": {"name": "sales"},
+    "datasets.verify": {"ref": "sales@2"},
     "sql.history": {"limit": 5},
     "datasets.delete": {"ref": "sales@1"},
 }

@@ -6,7 +6,6 @@ import datetime as dt
 import decimal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pytest
 from sklearn.linear_model import LinearRegression
 
 from tests.tracking.conftest import local_client
 
 
-@pytest.mark.postgres
 def test_first_registrations_of_a_model_at_once_all_succeed(_pg_ws, uniq):
     client = local_client(_pg_ws)
     model = LinearRegression().fit(np.arange(10).reshape(-1, 1), np.arange(10))

@@ -8,14 +8,13 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import nats
 import pytest
 
 from kiln.core.errors import NotFound, Unavailable
 from kiln.lake.streams import StreamService
+from tests.conftest import NATS_URL
 from tests.streams.conftest import datasets
-
-nats = pytest.importorskip("nats")
-NATS_URL = "nats://127.0.0.1:4222"
 
 
 async def _admin(coro: Any) -> Any:
@@ -31,7 +30,7 @@ def _run(coro: Any) -> Any:
 
 
 @pytest.fixture
-def subject() -> Iterator[str]:
+def subject(nats_url: str) -> Iterator[str]:
     """A fresh JetStream stream capturing one subject, deleted afterwards."""
     tag = uuid.uuid4().hex[:10]
     stream, subj = f"KILNTEST_{tag}", f"kilntest.{tag}.clicks"
@@ -102,7 +101,7 @@ def test_a_message_redelivered_after_commit_is_not_added_twice(streams: StreamSe
     assert [r.data["n"] for r in streams.read("clicks").records] == [1, 2]
 
 
-def test_pull_errors_say_what_to_do(streams: StreamService) -> None:
+def test_pull_errors_say_what_to_do(streams: StreamService, nats_url: str) -> None:
     streams.create("nowhere", source="nats://127.0.0.1:1/x")
     with pytest.raises(Unavailable, match="cannot reach NATS"):
         streams.pull("nowhere", timeout_s=0.2)

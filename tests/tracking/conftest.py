@@ -24,8 +24,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
-from tests.conftest import TRAVERSAL  # noqa: E402,F401 - shared list, re-exported for this package's tests
+from tests.conftest import TRAVERSAL, pg_schema  # noqa: E402,F401 - TRAVERSAL: shared list, re-exported for this package's tests
 
 
 @pytest.fixture(scope="session")
@@ -37,25 +36,12 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tracking_pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema for this session (skips when the server does not answer)."""
-    psycopg = pytest.importorskip("psycopg")
-    schema = f"kiln_trk_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(PG_BASE, connect_timeout=3, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_BASE, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-@pytest.fixture(scope="session")
-def _pg_ws(tracking_pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    ws = Workspace(load_settings(home=tmp_path_factory.mktemp("pg"), database_url=tracking_pg_url))
-    yield ws
-    ws.close()
+def _pg_ws(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    """A workspace on a PostgreSQL schema of its own for the session (fails when the server is down)."""
+    with pg_schema(pg_url) as url:
+        ws = Workspace(load_settings(home=tmp_path_factory.mktemp("pg"), database_url=url))
+        yield ws
+        ws.close()
 
 
 def _sqlite_ws(template: Path, home: Path) -> Workspace:
@@ -71,7 +57,7 @@ def sqlite_ws(_template: Path, tmp_path: Path) -> Iterator[Workspace]:
     ws.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", "postgres"])
 def ws(request: pytest.FixtureRequest, _template: Path, tmp_path: Path) -> Iterator[Workspace]:
     """A workspace on each metadata backend (the PostgreSQL one is shared: use unique names)."""
     if request.param == "sqlite":

@@ -72,11 +72,11 @@ def test_regression_metrics(sqlite_ws):
 
 
 def test_evaluate_a_lake_dataset(sqlite_ws, cancer):
-    lake = pytest.importorskip("kiln.lake.datasets")
     from kiln.core.context import local_context
+    from kiln.lake.datasets import DatasetService
     from kiln.sdk.client import Client
 
-    lake.DatasetService(sqlite_ws, local_context()).write_table("cancer-data", cancer)
+    DatasetService(sqlite_ws, local_context()).write_table("cancer-data", cancer)
     client = Client(settings=sqlite_ws.settings)
     X = cancer.drop(columns=["target"])
     client.models.register("lr", model=make_pipeline(StandardScaler(), LogisticRegression()).fit(X, cancer["target"]), sample_input=X[:5])

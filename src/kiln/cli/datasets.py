@@ -66,6 +66,16 @@ def show(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), json: bool
     emit([f.model_dump() for f in version.files], json=False, title="files")
 
 
+@app.command("verify")
+def verify(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), json: bool = JsonOpt) -> None:
+    """Check that a version's files still match their recorded sha256 (exit 1 when not)."""
+    version = get_client().datasets.verify(ref)
+    if json:
+        print_json({"ref": version.ref, "files": len(version.files), "ok": True})
+    else:
+        console.print(f"{version.ref}: {len(version.files)} file(s) match their sha256", markup=False)
+
+
 @app.command("head")
 def head(ref: str = typer.Argument(..., help="NAME or NAME@VERSION"), n: int = typer.Option(10, "-n", min=0, max=100_000), json: bool = JsonOpt) -> None:
     """Print the first rows."""

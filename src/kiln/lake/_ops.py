@@ -18,6 +18,7 @@ ALL = declare(
     Operation(name="datasets.versions", method="GET", path="/v1/datasets/{name}/versions", role="viewer", service=_DATASETS, call="versions", response=list[DatasetVersion], kind="dataset"),
     Operation(name="datasets.delete", method="DELETE", path="/v1/datasets/{ref}", role="editor", service=_DATASETS, call="delete", response=list[int], kind="dataset",
               summary="Delete name@V, or every version of name; returns the version numbers removed."),
+    Operation(name="datasets.verify", method="GET", path="/v1/datasets/{ref}/verify", role="viewer", service=_DATASETS, call="verify", response=DatasetVersion, kind="dataset"),
     Operation(name="sql.history", method="GET", path="/v1/sql/history", role="viewer", service="kiln.lake.sql:SqlService", call="history", response=list[SqlHistoryEntry]),
 )
-DATASETS_LIST, DATASETS_GET, DATASETS_VERSIONS, DATASETS_DELETE, SQL_HISTORY = ALL
+DATASETS_LIST, DATASETS_GET, DATASETS_VERSIONS, DATASETS_DELETE, DATASETS_VERIFY, SQL_HISTORY = ALL

@@ -308,6 +308,31 @@ class DatasetService:
             numbers = conn.execute(sa.select(t.versions.c.version).where(t.versions.c.dataset_id == ds.id).order_by(t.versions.c.version)).scalars().all()
             return [self._load(conn, Ref(name, version=n)) for n in numbers]
 
+    def verify(self, ref: str | Ref) -> DatasetVersion:
+        """Check that a version's files still hold the bytes they were committed with.
+
+        Returns:
+            The version, when every file has its recorded size and sha256.
+
+        Raises:
+            NotFound: no such version.
+            KilnError: a file is missing from the object store or was changed there.
+        """
+        version = self.get(ref)
+        bad: list[str] = []
+        for f in version.files:
+            try:
+                info = self.ws.store.info(f.key)
+            except NotFound:
+                bad.append(f"{f.key} is missing")
+                continue
+            if (info.size, info.sha256) != (f.bytes, f.sha256):
+                bad.append(f"{f.key} has {info.size} bytes and sha256 {info.sha256[:12]}..., committed with {f.bytes} bytes and {f.sha256[:12]}...")
+        if bad:
+            more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+            raise KilnError(f"dataset {version.ref} is not what was committed: {'; '.join(bad[:5])}{more}. Its files were changed outside Kiln; restore them from a backup or re-import a bundle")
+        return version
+
     def arrow_dataset(self, ref: str | Ref) -> pads.Dataset:
         """A pyarrow dataset over a version's files, for streaming reads by other stages."""
         version = self.get(ref)

@@ -91,6 +91,10 @@ class Datasets(Namespace):
         """Every version of a dataset, oldest first."""
         return self._call(ops.DATASETS_VERSIONS, name=name)  # type: ignore[no-any-return]
 
+    def verify(self, ref: str) -> DatasetVersion:
+        """Check a version's files against their recorded sha256; raises ``KilnError`` naming any that changed."""
+        return self._call(ops.DATASETS_VERIFY, ref=ref)  # type: ignore[no-any-return]
+
     def head(self, ref: str, n: int = 10) -> pa.Table:
         if self._local:
             return self._svc(DatasetService).head(ref, n=n)

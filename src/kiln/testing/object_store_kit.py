@@ -81,4 +81,7 @@ class ObjectStoreContract:
         assert store.read_bytes("c/7") == b"7" * 100
 
     def test_ping(self, store: ObjectStore) -> None:
-        store.ping()
+        """A store that answers pings without raising, empty or not, and writes nothing doing so."""
+        assert store.ping() is None and not store.exists("ping")
+        store.put_bytes("p/k", b"x")
+        assert store.ping() is None and [key for key, _, _ in store.list("p")] == ["p/k"]
