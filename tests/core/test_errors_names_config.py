@@ -54,7 +54,7 @@ def test_refs(ref: str, version: int | None, alias: str | None) -> None:
 
 # The exact message, so a user sees what was wrong (user input shortened past 80 characters).
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda: check_name("Bad!"), "invalid resource name 'Bad!': use 1-63 lower-case letters, digits and '-', starting with a letter or digit"),
+    (lambda: check_name("Bad!"), "invalid resource name 'Bad!': use 1-63 lower-case letters, digits, '_' and '-', starting with a letter or digit"),
     (lambda: check_name("x" * 80, kind="model"), f"invalid model name '{'x' * 80}': use"),
     (lambda: check_name("x" * 81, kind="model"), f"invalid model name '{'x' * 80}... (81 characters)': use"),
     (lambda: check_name(7), "invalid resource name 7: use"),  # type: ignore[arg-type]
