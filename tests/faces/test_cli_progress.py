@@ -23,3 +23,11 @@ def test_busy_passes_errors_through(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_common, "err_console", Console(file=io.StringIO(), force_terminal=True))
     with pytest.raises(ValueError, match="boom"), _common.busy("working"):
         raise ValueError("boom")
+
+
+def test_json_output_gives_times_as_iso_8601(capsys: pytest.CaptureFixture[str]) -> None:
+    import orjson
+
+    _common.print_json([{"created_at": 1796570431.5, "time": 1796570431, "timestamps": [1796570431.0], "step": 1800000000, "updated_at": None}])
+    (row,) = orjson.loads(capsys.readouterr().out)
+    assert row == {"created_at": "2026-12-06T15:20:31.500000Z", "time": "2026-12-06T15:20:31Z", "timestamps": ["2026-12-06T15:20:31Z"], "step": 1800000000, "updated_at": None}

@@ -30,7 +30,7 @@ def two_runs(sqlite_ws):
 
 def test_cli_lists_shows_and_compares(cli, two_runs):
     code, out, _ = cli("runs", "ls", "cli", "--filter", "metrics.acc > 0.55", "--json")
-    assert code == 0 and [r["name"] for r in orjson.loads(out)["runs"]] == ["c1"]
+    assert code == 0 and [r["name"] for r in orjson.loads(out)] == ["c1"]
     code, out, _ = cli("runs", "show", two_runs[0], "--json")
     assert code == 0 and orjson.loads(out)["metrics"] == {"acc": 0.5, "nan": "NaN"}
     code, out, _ = cli("runs", "compare", *two_runs)

@@ -61,7 +61,22 @@ def _plain(obj: Any) -> Any:
 
 
 def print_json(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(_plain(obj), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str).decode() + "\n")
+    """JSON for scripts: times (``*_at``, ``*time``, ``timestamp`` in epoch seconds) as ISO-8601 UTC."""
+    sys.stdout.write(orjson.dumps(_iso(_plain(obj)), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS, default=str).decode() + "\n")
+
+
+def _is_time(key: Any) -> bool:
+    return isinstance(key, str) and (key.endswith(("_at", "time")) or key in ("timestamp", "timestamps"))
+
+
+def _iso(obj: Any, key: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return {k: _iso(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_iso(v, key) for v in obj]
+    if _is_time(key) and isinstance(obj, int | float) and not isinstance(obj, bool) and obj > 1e9:
+        return dt.datetime.fromtimestamp(obj, tz=dt.UTC).isoformat().replace("+00:00", "Z")
+    return obj
 
 
 def _cell(value: Any, key: str) -> str:

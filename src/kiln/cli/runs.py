@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from kiln.cli._common import JsonOpt, console, emit, get_client, to_jsonable
+from kiln.cli._common import JsonOpt, console, emit, err_console, get_client, to_jsonable
 
 app = typer.Typer(help="Runs: params, metrics and artifacts of experiments.", no_args_is_help=True)
 
@@ -34,7 +34,10 @@ def ls(
     """List or search runs, newest first unless --order-by says otherwise."""
     page = get_client().runs.search(experiment or None, filter=filter, order_by=order_by or None, limit=limit, page_token=page_token)
     if json:
-        emit(to_jsonable(page), json=True)
+        # Every listing prints a JSON list; the next page's token goes to stderr.
+        emit(to_jsonable(page.runs), json=True)
+        if page.next_page_token:
+            err_console.print(f"more: --page-token {page.next_page_token}", highlight=False)
         return
     metric_keys = sorted({k for r in page.runs for k in r.metrics})[:6]
     table = Table()
