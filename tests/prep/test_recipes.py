@@ -523,7 +523,7 @@ def _run_script(tmp_path: Path, script: str, data: pl.DataFrame) -> pl.DataFrame
 
 
 def test_exported_pandas_script_matches(tmp_path: Path) -> None:
-    steps = [s for s in MANY_STEPS if s["op"] not in ("filter", "formula") and "when" not in s]
+    steps = list(MANY_STEPS)  # filter, formula and "when" included
     steps.append(
         {
             "op": "group_by",
@@ -547,11 +547,17 @@ def test_exported_pandas_script_matches(tmp_path: Path) -> None:
 
 
 def test_pandas_export_names_the_steps_it_cannot_run() -> None:
-    fitted = _many().fit(PEOPLE, resolver={"cities": CITIES})
+    steps = [
+        *MANY_STEPS,
+        {"op": "formula", "params": {"output": "r", "expr": "ROUND(score, 1)"}},
+        {"op": "clip", "params": {"columns": ["r"], "upper": 3.0}, "when": "r > 2"},
+    ]
+    fitted = Recipe(steps).fit(PEOPLE, resolver={"cities": CITIES})
     with pytest.raises(RecipeError, match="cannot export to pandas") as info:
         export_python(fitted, engine="pandas")
-    assert 'step 13 (clip): "when" conditions are SQL' in str(info.value)
-    assert "step 18 (filter)" in str(info.value) and "step 17 (formula)" in str(info.value)
+    n = len(MANY_STEPS)
+    assert f"step {n + 1} (formula): the pandas export cannot evaluate" in str(info.value)
+    assert info.value.details["steps"] == [n]  # the "when" r > 2 is plain SQL
 
 
 def test_public_api() -> None:

@@ -170,3 +170,36 @@ def test_insights_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "lightgbm", None)
     with pytest.raises(ImportError, match=r"kiln\[ml\]"):
         profile(_mixed(200), target="flag")
+
+
+def test_leakage_flags_a_feature_that_alone_explains_the_target() -> None:
+    rng = np.random.default_rng(3)
+    x, other = rng.normal(size=3000), rng.normal(size=3000)
+    y = 3 * x + np.sin(x) + rng.normal(0, 0.3, 3000)  # R² of x alone ~0.99
+    result = profile(pd.DataFrame({"x": x, "other": other, "y": y}), target="y")
+    assert result.insights["leakage"] == ["x"]
+    alert = next(a for a in result.to_json()["alerts"] if a["kind"] == "leakage")
+    assert alert["columns"][0] == "x" and "R² 0.9" in alert["message"]
+
+
+def test_sample_rows_are_spread_over_the_data_and_seeded() -> None:
+    n = 300_000  # several row groups and batches
+    table = pa.table({"i": np.arange(n), "v": np.random.default_rng(0).normal(size=n)})
+    rows = [r[0] for r in profile(table).to_json()["sample"]["rows"]]
+    assert len(rows) == 10 and max(rows) - min(rows) > n / 3 and sum(r < 122_880 for r in rows) < 10
+    assert [r[0] for r in profile(table).to_json()["sample"]["rows"]] == rows
+    assert [r[0] for r in profile(table, seed=7).to_json()["sample"]["rows"]] != rows
+
+
+@pytest.mark.parametrize("planted", [0, 150])
+def test_anomaly_share_is_small_on_gaussian_data_and_catches_planted_rows(planted: int) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(5000, 4))
+    data[:planted] += rng.choice([-8.0, 8.0], size=(planted, 4))
+    frame = pd.DataFrame(data, columns=["a", "b", "c", "d"]).assign(y=rng.normal(size=5000))
+    anomalies = profile(frame, target="y").insights["anomalies"]
+    if planted:
+        assert anomalies["share"] >= 0.8 * planted / 5000
+    else:
+        assert anomalies["share"] <= 0.02
+    assert "IQR" in anomalies["rule"]

@@ -22,7 +22,15 @@ from ._kernel_helpers import apply_when
 from ._params import resolve_params
 from ._recipe import FittedRecipe
 
-ALLOWED_MODULES = {"polars": "pl", "numpy": "np", "math": "math", "pandas": "pd", "re": "re"}
+ALLOWED_MODULES = {
+    "polars": "pl",
+    "numpy": "np",
+    "math": "math",
+    "pandas": "pd",
+    "pyarrow": "pa",
+    "re": "re",
+}
+_ENGINE_ONLY = {"polars": "polars", "pandas": "pandas", "pyarrow": "pandas"}
 _PACKAGE = __name__.rsplit(".", 1)[0]
 
 _HEADER = '''#!/usr/bin/env python3
@@ -170,7 +178,7 @@ def collect_functions(
             obj = fn.__globals__[name]
             if isinstance(obj, types.ModuleType):
                 if ALLOWED_MODULES.get(obj.__name__) != name or (
-                    obj.__name__ in ("polars", "pandas") and obj.__name__ != engine_module
+                    _ENGINE_ONLY.get(obj.__name__, engine_module) != engine_module
                 ):
                     raise RecipeError(f"cannot export {fn.__name__}: it uses module {obj.__name__}")
             elif isinstance(obj, types.FunctionType) and obj.__module__.startswith(_PACKAGE):
@@ -196,9 +204,11 @@ def export_python(fitted: FittedRecipe, *, engine: Literal["polars", "pandas"] =
     that reads a Parquet/CSV input and writes a Parquet output. The polars
     script runs the engine's own kernels, so its output is identical. The
     pandas script (Arrow-backed columns) matches it too, up to the last bits
-    of floats from functions such as ``log``; it cannot run SQL, so steps
-    with ``filter``, ``formula``, ``pivot``, ``date_truncate`` or ``when``
-    (and a few param values) are refused.
+    of floats from functions such as ``log``. Every op exports to both; the
+    SQL expressions of ``filter``, ``formula`` and ``when`` are compiled by
+    the engine's parser into programs the pandas script evaluates, and an
+    expression using SQL those programs cannot express (e.g. ``ROUND``, date
+    functions) is refused with the construct named.
 
     Args:
         fitted: the fitted recipe.
@@ -227,7 +237,8 @@ def export_python(fitted: FittedRecipe, *, engine: Literal["polars", "pandas"] =
             engine=engine,
             steps=steps,
             frame=f"{engine} DataFrame",
-            engine_import=f"import {engine} as {alias}",
+            engine_import=f"import {engine} as {alias}"
+            + ("\nimport pyarrow as pa" if engine == "pandas" else ""),
         )
     ]
     parts += ["\n" + _source(fn) for fn in functions]
@@ -242,7 +253,8 @@ def export_python(fitted: FittedRecipe, *, engine: Literal["polars", "pandas"] =
 
 
 def _calls(fitted: FittedRecipe, engine: str) -> tuple[list[str], list[Callable[..., Any]]]:
-    from ._export_pandas import pandas_kernel, pandas_limit
+    from ._export_pandas import pandas_kernel, pandas_params, sql_program
+    from ._pandas_sql import pd_apply_when
 
     calls: list[str] = []
     roots: list[Callable[..., Any]] = []
@@ -255,22 +267,24 @@ def _calls(fitted: FittedRecipe, engine: str) -> tuple[list[str], list[Callable[
             params = resolve_params(spec.params, step.params)
         except RecipeError as exc:
             raise exc.at(i, step.op) from None
-        kernel = spec.kernel
+        kernel, when, when_fn = spec.kernel, step.when, apply_when
         if engine == "pandas":
-            reason = pandas_limit(step, params, state)
-            if reason is not None:
-                refused.append(RecipeError(reason, step_index=i, op=step.op))
+            try:
+                params = pandas_params(step, params)
+                when = None if when is None else sql_program(when)  # type: ignore[assignment]
+            except RecipeError as exc:
+                refused.append(RecipeError(exc.reason, step_index=i, op=step.op))
                 continue
-            kernel = pandas_kernel(step.op)  # type: ignore[assignment]
+            kernel, when_fn = pandas_kernel(step.op), pd_apply_when  # type: ignore[assignment]
         roots.append(kernel)
         args = ["df", params, state]
         name = kernel.__name__
         if spec.dataset:
             args.append(_Raw(f"datasets[{params['dataset']!r}]"))
         elif step.when is not None:
-            roots.append(apply_when)
-            args = ["df", step.when, _Raw(name), params, state]
-            name = "apply_when"
+            roots.append(when_fn)
+            args = ["df", when, _Raw(name), params, state]
+            name = when_fn.__name__
         calls.append(f"    # step {i + 1}: {step.op}\n    df = {call_code(name, args)}\n")
     if refused:
         listed = "; ".join(str(e) for e in refused)

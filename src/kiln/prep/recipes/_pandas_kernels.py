@@ -15,6 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+from ._pandas_sql import sql_cast, sql_column, sql_series
 
 
 def arrow_type(col: pd.Series) -> str:
@@ -93,13 +96,47 @@ def pd_reorder_columns(df: pd.DataFrame, p: dict, s: Any) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]]
 
 
+def pd_cast_one(col: pd.Series, dtype: str, strict: bool) -> pd.Series:
+    """Cast one column as the engine does (``dtype`` is a Kiln dtype name)."""
+    names = {
+        "int": "Int64", "integer": "Int64", "long": "Int64", "float": "Float64", "double": "Float64",
+        "bool": "Boolean", "boolean": "Boolean", "str": "String", "string": "String",
+        "utf8": "String", "text": "String", "category": "Categorical", "categorical": "Categorical",
+        "date": "Date", "datetime": "Datetime", "timestamp": "Datetime",
+    }  # fmt: skip
+    n = dtype.strip().lower().replace(" ", "")
+    name = names.get(n) or (n[0].upper() + n[1:] if re.fullmatch(r"u?int\d+|float\d+", n) else n)
+    name = "UInt" + name[4:] if name.startswith("Uint") else name
+    text = arrow_type(col) in ("string", "large_string") or arrow_type(col).startswith("dict")
+    if name == "Categorical":
+        return plain(col).astype(pd.ArrowDtype(pa.dictionary(pa.uint32(), pa.large_string())))
+    if name == "Boolean" and text:
+        raise ValueError("the engine cannot cast text to bool either")
+    if name in ("Date", "Datetime") or n.startswith(("datetime", "timestamp")):
+        unit, tz = "us", None
+        found = re.fullmatch(r"(?:datetime|timestamp|datetime64)\[(\w+)(?:,(.+))?\]", n)
+        if found:
+            unit, tz = found.group(1), dtype.replace(" ", "").split(",")[1][:-1] if found.group(2) else None
+        if text:
+            values = plain(col).to_numpy(dtype=object, na_value=None)
+            parsed = pd.to_datetime(
+                pd.Series(values, index=col.index), format="ISO8601", errors="raise" if strict else "coerce"
+            )
+            col = parsed.astype("timestamp[us][pyarrow]")
+        target = pa.date32() if name == "Date" else pa.timestamp(unit, tz)
+        return col.astype(pd.ArrowDtype(target))
+    if name in ("Float64", "Float32", "String", "Boolean") or re.fullmatch(r"U?Int\d+", name):
+        return sql_series(sql_cast(sql_column(col), name, strict), col.index).astype(
+            pd.ArrowDtype(pa.large_string()) if name == "String" else pd.ArrowDtype(
+                {"Float64": pa.float64(), "Float32": pa.float32(), "Boolean": pa.bool_()}.get(name)
+                or getattr(pa, name.lower())()
+            )
+        )
+    return col.astype(pd.ArrowDtype(pa.type_for_alias(n)))
+
+
 def pd_cast(df: pd.DataFrame, p: dict, s: Any) -> pd.DataFrame:
-    target = {
-        "float64": "double[pyarrow]",
-        "float32": "float[pyarrow]",
-        "str": "large_string[pyarrow]",
-    }
-    return df.assign(**{c: df[c].astype(target[p["dtype"]]) for c in p["columns"]})
+    return df.assign(**{c: pd_cast_one(df[c], p["dtype"], p["strict"]) for c in p["columns"]})
 
 
 def pd_drop_missing(df: pd.DataFrame, p: dict, s: Any) -> pd.DataFrame:
@@ -331,23 +368,52 @@ def pd_str_contains(df: pd.DataFrame, p: dict, s: Any) -> pd.DataFrame:
     return df.assign(**{p["output"]: found.astype("bool[pyarrow]")})
 
 
+def pd_strptime(values: pd.Series, fmt: str, strict: bool) -> pd.Series:
+    """Parse text; the engine's ``%.f`` (an optional ``.fraction``) is tried both ways."""
+    if "%.f" not in fmt:
+        return pd.to_datetime(values, format=fmt, errors="raise" if strict else "coerce")
+    parsed = pd.to_datetime(values, format=fmt.replace("%.f", ".%f"), errors="coerce")
+    bare = pd.to_datetime(values, format=fmt.replace("%.f", ""), errors="coerce")
+    parsed = parsed.fillna(bare)
+    if strict and (parsed.isna() & values.notna()).any():
+        bad = values[parsed.isna() & values.notna()].iloc[0]
+        raise ValueError(f"cannot parse {bad!r} with format {fmt!r}")
+    return parsed
+
+
 def pd_parse_datetime(df: pd.DataFrame, p: dict, s: Any) -> pd.DataFrame:
     target = "date32[day][pyarrow]" if p["to"] == "date" else "timestamp[us][pyarrow]"
-    errors = "raise" if p["strict"] else "coerce"
     out = {}
     for name, fmt in zip(p["columns"], s["formats"]):
         values = plain(df[name]).to_numpy(dtype=object, na_value=None)
-        parsed = pd.to_datetime(pd.Series(values, index=df.index), format=fmt, errors=errors)
+        parsed = pd_strptime(pd.Series(values, index=df.index), fmt, p["strict"])
         out[name] = parsed.astype("timestamp[us][pyarrow]").astype(target)
     return df.assign(**out)
 
 
+def pd_days(col: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of a date or datetime column (nulls as 0)."""
+    micros = col.astype("timestamp[us][pyarrow]").astype("int64[pyarrow]")
+    return np.floor_divide(micros.to_numpy(dtype=np.int64, na_value=0), 86_400_000_000)
+
+
+def pd_iso_week(col: pd.Series) -> pd.Series:
+    """ISO week number: the week of the year holding this week's Thursday."""
+    days = pd_days(col)
+    thursday = days - (days + 3) % 7 + 3  # 1970-01-01 was a Thursday
+    year_start = thursday.astype("datetime64[D]").astype("datetime64[Y]").astype("datetime64[D]")
+    week = (thursday - year_start.astype(np.int64)) // 7 + 1
+    return pd.Series(week, index=col.index, dtype="int64[pyarrow]").mask(col.isna())
+
+
 def pd_date_part(col: pd.Series, part: str) -> pd.Series:
-    """One calendar part; weekday is ISO (Monday=1 ... Sunday=7)."""
+    """One calendar part; weekday is ISO (Monday=1 ... Sunday=7), week the ISO week."""
     if part == "weekday":
         return col.dt.day_of_week + 1
     if part == "day_of_year":
         return col.dt.day_of_year
+    if part == "week":
+        return pd_iso_week(col)
     return getattr(col.dt, part)
 
 
@@ -379,6 +445,35 @@ def pd_date_diff(df: pd.DataFrame, p: dict, s: Any) -> pd.DataFrame:
     }[p["unit"]]
     micros = (end - start).astype("int64[pyarrow]").astype("double[pyarrow]")
     return df.assign(**{p["output"]: micros / (seconds * 1e6)})
+
+
+def pd_date_truncate(df: pd.DataFrame, p: dict, s: Any) -> pd.DataFrame:
+    sizes = {"ns": 0, "us": 1, "ms": 1000, "s": 10**6, "m": 6 * 10**7, "h": 36 * 10**8,
+             "d": 864 * 10**8, "w": 7 * 864 * 10**8}  # fmt: skip
+    months, micros, weekly = 0, 0, False
+    for count, unit in re.findall(r"(\d+)(mo|ms|ns|us|s|m|h|d|w|q|y)", p["every"]):
+        if unit in ("mo", "q", "y"):
+            months += int(count) * {"mo": 1, "q": 3, "y": 12}[unit]
+        else:
+            micros += int(count) * sizes[unit]
+            weekly = weekly or unit == "w"
+    if months and micros:
+        raise ValueError(f"cannot truncate by {p['every']!r}: months and fixed units mixed")
+    out = {}
+    for name in p["columns"]:
+        col = df[name]
+        x = col.astype("timestamp[us][pyarrow]").astype("int64[pyarrow]")
+        x = x.to_numpy(dtype=np.int64, na_value=0)
+        if months:
+            month = x.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
+            start = (month - month % months).astype("datetime64[M]")
+            x = start.astype("datetime64[us]").astype(np.int64)
+        elif micros:
+            shift = 4 * 864 * 10**8 if weekly else 0  # weeks start on Monday (1970-01-05)
+            x = (x - shift) // micros * micros + shift
+        new = pd.Series(x, index=df.index, dtype="int64[pyarrow]").mask(col.isna())
+        out[name] = new.astype("timestamp[us][pyarrow]").astype(col.dtype)
+    return df.assign(**out)
 
 
 def pd_unseen(col: pd.Series, categories: list[Any]) -> list[Any]:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -37,7 +38,7 @@ SAMPLE_ROWS_SHOWN = 10
 # Correlations and missing patterns from 50,000 rows are within ~0.005 of the full
 # data's; the quick model of an insights report gets more rows.
 SAMPLE_ROWS = 50_000
-SAMPLE_ROWS_TARGET = 100_000
+SAMPLE_ROWS_TARGET = 50_000
 _ENCODE_PROBE = 4_096  # values looked at before dictionary-encoding a string column
 HISTOGRAM_BINS = 24
 TOP_VALUES = 10
@@ -120,10 +121,13 @@ def _column_section(col: Any, alerts: list[Alert]) -> dict[str, Any]:
     return summary
 
 
-def _sample_rows(sample: pa.Table | None, n: int) -> dict[str, Any]:
+def _sample_rows(sample: pa.Table | None, n: int, seed: int) -> dict[str, Any]:
+    """``n`` rows drawn at random from the (uniform) sample, in data order."""
     if sample is None:
         return {"columns": [], "rows": []}
-    head = sample.slice(0, n)
+    picked = np.random.default_rng(seed).choice(sample.num_rows, min(n, sample.num_rows),
+                                                replace=False)
+    head = sample.take(pa.array(np.sort(picked)))
     cols = head.column_names
     return {"columns": cols, "rows": [[_clean(r[c]) for c in cols] for r in head.to_pylist()]}
 
@@ -156,7 +160,7 @@ def profile(
             model, per-feature prediction power (flagging possible leakage),
             outliers and anomalous rows. Needs ``kiln[ml]`` (lightgbm).
         sample_rows: the most rows kept for sample-based analyses (default
-            50,000; 100,000 with a ``target``, for the model).
+            50,000).
         batch_size: rows per batch for inputs that can be re-sliced.
         max_workers: threads for the statistics pass (default: the CPUs, at most 8).
         thresholds: when alerts fire (default :class:`AlertThresholds`).
@@ -270,7 +274,7 @@ def _document(stats: DatasetStatistics, sample: pa.Table | None, sampler: RowSam
         "missing": missing_patterns(stats, sample),
         "duplicates": {"count": n_dups, "share": n_dups / rows if rows else 0.0,
                        "exact": True, "examples": duplicate_examples(sample, sampler.tags, dups)},
-        "sample": _sample_rows(sample, SAMPLE_ROWS_SHOWN),
+        "sample": _sample_rows(sample, SAMPLE_ROWS_SHOWN, seed),
         "alerts": [a.to_dict() for a in alerts],
         "insights": None,
     }
@@ -279,4 +283,11 @@ def _document(stats: DatasetStatistics, sample: pa.Table | None, sampler: RowSam
 
         doc["insights"] = target_insights(stats, sample, target, seed=seed)
         doc["insights"]["duplicate_share"] = doc["overview"]["duplicate_share"]
+        for p in doc["insights"]["feature_power"]:
+            if p["leakage"]:
+                what = "R²" if doc["insights"]["problem_type"] == "regression" else "accuracy gain"
+                doc["alerts"].append(Alert(
+                    "leakage", (p["column"], target),
+                    f"{p['column']} alone predicts {target} ({what} {p['power']:.3f}): "
+                    "check it is known before the target, or drop it", p["power"]).to_dict())
     return _clean(doc)
