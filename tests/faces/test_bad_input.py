@@ -109,7 +109,7 @@ CASES: list[Case] = [
      lambda h, f: h.get(f"/v1/models/sales/versions/{HUGE[6:]}"), InvalidArgument, r"versions are at most"),
     ("sql-timeout-above-server", lambda c, f: c.sql("SELECT 1", timeout_s=86400), lambda f: ["sql", "SELECT 1", "--timeout", "86400"],
      lambda h, f: h.post("/v1/sql", json={"query": "SELECT 1", "timeout_s": 86400}), InvalidArgument, r"at most 60 seconds, the server's maximum \(KILN_SQL_TIMEOUT_S\)"),
-    ("sql-limit-above-server", lambda c, f: c.sql("SELECT 1", limit=10**7), lambda f: ["sql", "SELECT 1", "--limit", "10000000"],
+    ("sql-limit-above-server", lambda c, f: c.sql("SELECT 1", limit=10**7), lambda f: ["sql", "SELECT 1", "--limit", "10000000", "--format", "csv"],
      lambda h, f: h.post("/v1/sql", json={"query": "SELECT 1", "limit": 10**7}), InvalidArgument, r"between 0 and 1000000 rows, the server's maximum \(KILN_SQL_MAX_ROWS\)"),
     ("token-role", lambda c, f: c.tokens.create("bot", role="root"), lambda f: ["tokens", "create", "bot", "--role", "root"],
      lambda h, f: h.post("/v1/tokens", json={"name": "bot", "role": "root"}), InvalidArgument, r"unknown role 'root'"),

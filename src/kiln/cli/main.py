@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "doctor": ("system", False, "Show the settings in use and whether each part answers."),
     "server": ("system", False, "Run the REST API (and Studio) server."),
     "gc": ("system", False, "Remove stored files that no committed resource references."),
-    "sql": ("sql", False, "Run SQL over the lake; `--format json` prints a JSON array of row objects."),
+    "sql": ("sql", False, "Run SQL over the lake: a table shows the first rows; --format csv|json|jsonl|parquet|arrow writes them all."),
     "evaluate": ("evaluate", False, "Evaluate a model on a dataset (a Kiln dataset reference or a .csv/.parquet file) into a run."),
     "profile": ("profile", False, "Profile a dataset version (one streaming pass); the HTML and JSON reports are stored with it."),
     "tokens": ("tokens", True, "API tokens with roles viewer / editor / approver / admin."),
