@@ -27,7 +27,8 @@ import orjson
 from kiln.core.errors import Conflict, InvalidArgument, KilnError
 from kiln.sdk._base import HttpTransport, LocalTransport, Transport
 from kiln.sdk.tracking import Runs
-from kiln.tracking._base import _GOOD_KEYS, check_key, check_run_id, metric_value, param_value
+from kiln.tracking._base import _GOOD_KEYS, check_key, metric_value, param_value
+from kiln.tracking._resolve import check_run_ref
 from kiln.tracking._models import ArtifactInfo, RunDetail
 from kiln.tracking._plots import (
     confusion_matrix_data,
@@ -177,7 +178,7 @@ class Run:
         self._parent = parent_run_id
         self._source = source
         self._owns = run_id is None
-        self.id: str = check_run_id(run_id) if run_id else ""
+        self.id: str = check_run_ref(run_id) if run_id else ""  # any run reference; the full id on enter
         self.name: str = run_name or ""
         self.experiment_name: str = experiment_name or ""
         self._active = False
