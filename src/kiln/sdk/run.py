@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from kiln.core.errors import Conflict, InvalidArgument, KilnError
+from kiln.core.names import parse_ref
 from kiln.sdk._base import HttpTransport, LocalTransport, Transport
 from kiln.sdk.tracking import Runs
 from kiln.tracking._base import _GOOD_KEYS, check_key, metric_value, param_value
@@ -186,6 +187,7 @@ class Run:
         self._params: dict[str, str] = {}
         self._pending_params: dict[str, str] = {}
         self._late_conflict: Conflict | None = None
+        self._inputs: set[str] = set()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
 
@@ -405,6 +407,27 @@ class Run:
         self._require_active()
         data = precision_recall_data(y_true, predicted_probabilities, positive_label=positive_label, title=title)
         return self._log_graph(data, "precision-recall")
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def log_input(self, dataset: str) -> str:
+        """Record a dataset version as an input of this run (``cancer`` is pinned to its latest
+        version now); returns the exact ``name@N``. ``client.datasets.read``/``head``/``export``
+        call this for the active run, and ``client.models.register`` in (or with ``run_id=`` of)
+        the run takes the inputs as the model's ``lineage.datasets``."""
+        self._require_active()
+        parsed = parse_ref(dataset, kind="dataset")
+        if parsed.version is None:
+            from kiln.sdk.datasets import Datasets
+
+            got = Datasets(self._runs._t).get(dataset)
+            exact = f"{got.name}@{got.version}"
+        else:
+            exact = f"{parsed.name}@{parsed.version}"
+        if exact not in self._inputs:
+            self._runs.log_inputs(self.id, [exact])
+            self._inputs.add(exact)
+        return exact
 
     # -- reading back ------------------------------------------------------------------
 
