@@ -37,6 +37,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "experiments.get": {"name": "exp"},
     "experiments.list": {},
     "runs.create": {"experiment_name": "exp", "run_name": "second", "params": {"lr": "0.1"}, "tags": {"team": "b"}, "source": "parity"},
+    "runs.resolve": {"ref": "exp/seeded"},
+    "runs.log_inputs": {"run_id": SEEDED, "datasets": ["iris-data@1", "iris-data@1"]},
     # NaN and infinity travel as strings; a missing step continues, a missing timestamp is now.
     "runs.log_batch": {
         "run_id": SEEDED,
@@ -86,6 +88,9 @@ FAILURES: dict[str, dict[str, Any]] = {
     "experiments.create": {"name": "exp"},  # exists
     "runs.create": {"experiment_name": "exp", "parent_run_id": GHOST_RUN},
     "runs.get": {"run_id": GHOST_RUN},
+    "runs.resolve": {"ref": "exp/ghost"},
+    "runs.resolve/bad ref": {"ref": "../etc"},
+    "runs.log_inputs": {"run_id": SEEDED, "datasets": ["iris-data"]},  # not an exact version
     "runs.log_batch": {"run_id": GHOST_RUN, "metrics": [("loss", 1.0, 0, 1.0)]},
     "runs.log_batch/bad key": {"run_id": SEEDED, "metrics": [("bad..key", 1.0, 0, 1.0)]},
     "runs.finish": {"run_id": GHOST_RUN},

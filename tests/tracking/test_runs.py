@@ -88,8 +88,10 @@ def test_logging_to_finished_or_unknown_run(client):
         client.runs.finish(run.id)
     with pytest.raises(NotFound):
         client.runs.log_batch("0" * 32, metrics=[("x", 1.0, 0, 0.0)])
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(NotFound):  # a run name (DESIGN.md §4) that no run has
         client.runs.get("not-a-run")
+    with pytest.raises(InvalidArgument):
+        client.runs.get("../not a run")
 
 
 def test_bad_metric_values_and_names(client):

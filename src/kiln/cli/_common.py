@@ -90,6 +90,17 @@ def _cell(value: Any, key: str) -> str:
     return str(value)
 
 
+# Columns whose values are typed back (ids, names, references): never cut, never wrapped.
+_WHOLE = ("id", "name", "run_id", "experiment", "experiment_name", "ref", "model", "dataset")
+
+
+def whole_column(table: Table, header: str, values: Iterable[str]) -> None:
+    """Add a column that keeps each value whole on one line, however narrow the terminal
+    (the other columns give way): an id or a name cut at 80 columns cannot be typed back."""
+    width = max([len(header), *(len(v) for v in values)])
+    table.add_column(Text(header), no_wrap=True, min_width=width, overflow="fold")
+
+
 def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: str | None = None) -> None:
     """Print a model, a list of models or rows: a rich table, or JSON with --json."""
     if json:
@@ -98,8 +109,8 @@ def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: s
     data = _plain(obj)
     if isinstance(data, dict):
         table = Table(title=title, show_header=False, box=None)
-        table.add_column(style="bold cyan")
-        table.add_column()
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column(overflow="fold")
         for key, value in data.items():
             if columns is None or key in columns:
                 table.add_row(Text(key), Text(_cell(value, key)))
@@ -112,12 +123,16 @@ def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: s
         return
     cols = list(columns or rows[0].keys())
     table = Table(title=title)
-    for col in cols:
-        table.add_column(Text(col))
-    for row in rows:
+    cells = [[_cell(row.get(c), c) for c in cols] for row in rows]
+    for i, col in enumerate(cols):
+        if col in _WHOLE:
+            whole_column(table, col, (r[i] for r in cells))
+        else:
+            table.add_column(Text(col), overflow="fold")
+    for row_cells in cells:
         # Text, not str: data is shown as it is, never read as rich markup ('[/x]' raised).
-        table.add_row(*(Text(_cell(row.get(c), c)) for c in cols))
-    console.print(table)
+        table.add_row(*(Text(c) for c in row_cells))
+    console.print(table, crop=False)  # ids and names too wide for the terminal run past it, whole
 
 
 def parse_pairs(pairs: list[str] | None, *, option: str, example: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from kiln.cli._common import JsonOpt, console, emit, err_console, get_client, to_jsonable
+from kiln.cli._common import JsonOpt, console, emit, err_console, get_client, to_jsonable, whole_column
 
 app = typer.Typer(help="Runs: params, metrics and artifacts of experiments.", no_args_is_help=True)
 
@@ -39,34 +39,44 @@ def ls(
         if page.next_page_token:
             err_console.print(f"more: --page-token {page.next_page_token}", highlight=False)
         return
-    metric_keys = sorted({k for r in page.runs for k in r.metrics})[:6]
     table = Table()
-    for col in ("id", "experiment", "name", "status", *[f"m.{k}" for k in metric_keys]):
-        table.add_column(col)
+    whole = {"id": [r.id for r in page.runs], "experiment": [r.experiment_name for r in page.runs], "name": [r.name for r in page.runs]}
+    for header, values in whole.items():
+        whole_column(table, header, values)
+    table.add_column("status")
+    # Ids and names stay whole; metric columns take what width is left (--json has them all).
+    used = sum(max(len(h), *(len(v) for v in vs)) + 3 for h, vs in whole.items()) + 13
+    room = max(0, (console.width - used) // 12)
+    metric_keys = sorted({k for r in page.runs for k in r.metrics})[:min(6, room)]
+    for k in metric_keys:
+        table.add_column(f"m.{k}", overflow="fold")
     for r in page.runs:
         table.add_row(r.id, r.experiment_name, r.name, r.status, *[_fmt(r.metrics.get(k)) for k in metric_keys])
-    console.print(table if page.runs else "[dim](none)[/dim]")
+    # Never cropped: when ids and names alone pass the terminal's width, lines run past it whole.
+    console.print(table if page.runs else "[dim](none)[/dim]", crop=False)
     if page.next_page_token:
         console.print(f"more: --page-token {page.next_page_token}", highlight=False)
 
 
 @app.command("show")
 def show(run_id: str, json: bool = JsonOpt) -> None:
-    """Show a run: params, tags, latest metrics and artifacts."""
-    emit(to_jsonable(get_client().runs.get(run_id)), json=json)
+    """Show a run (by id, id prefix, experiment/run-name or name): params, tags, inputs, latest metrics and artifacts."""
+    run = get_client().runs.get(run_id)
+    emit({**to_jsonable(run), "inputs": run.inputs}, json=json)
 
 
 @app.command("compare")
-def compare(run_ids: list[str] = typer.Argument(..., help="Two or more run ids."), json: bool = JsonOpt) -> None:
+def compare(run_ids: list[str] = typer.Argument(..., help="Two or more runs: ids, id prefixes (6+ hex digits), experiment/run-name or names."), json: bool = JsonOpt) -> None:
     """Runs side by side: params, latest metrics and tags."""
     result = get_client().runs.compare(run_ids)
     if json:
         emit(to_jsonable(result), json=True)
         return
     table = Table(title="runs compared")
-    table.add_column("")
+    table.add_column("", overflow="fold")
     for r in result.runs:
-        table.add_column(f"{r.name}\n{r.id[:8]}")
+        # The name and the id, whole: either can be typed back (`kiln runs show ...`).
+        table.add_column(f"{r.name}\n{r.id}", overflow="fold")
     table.add_row("status", *[r.status for r in result.runs])
     for section, rows in (("params", result.params), ("metrics", result.metrics), ("tags", result.tags)):
         for key, values in rows.items():

@@ -32,7 +32,6 @@ from kiln.registry._models import (
 from kiln.registry._package import check_package_path, iter_tar, verify_folder, write_manifest
 from kiln.registry._tables import model_aliases, model_versions, models
 from kiln.registry._worker import WorkerPredictor
-from kiln.tracking._base import check_run_id
 
 __all__ = ["ModelService", "referenced_prefixes"]
 
@@ -78,7 +77,9 @@ class ModelService:
         """Register the package in ``folder`` as the next version of model ``name``.
 
         Files are stored first; one transaction then creates the version, so a
-        failure leaves nothing registered (only files for ``kiln gc``).
+        failure leaves nothing registered (only files for ``kiln gc``). ``run_id`` may be
+        any run reference (id, id prefix, ``experiment/run-name``); without ``datasets``
+        the run's recorded inputs (the dataset versions it read) become the lineage.
 
         Raises:
             InvalidArgument: bad name, unknown flavor, files not matching their hashes, no model found.
@@ -86,7 +87,9 @@ class ModelService:
         """
         check_name(name, kind="model")
         if run_id is not None:
-            check_run_id(run_id)
+            run_id = self._resolve_run(run_id)
+            if datasets is None:
+                datasets = self._run_inputs(run_id)  # what the run read is what the model was trained on
         for ref in datasets or []:
             parse_ref(ref, kind="dataset")
         src = Path(folder)
@@ -114,6 +117,19 @@ class ModelService:
             self.ws.store.delete(prefix.rstrip("/"))
             raise
         return version
+
+    def _resolve_run(self, ref: str) -> str:
+        """The full id of the run ``ref`` names (an id, a unique prefix or ``experiment/run-name``)."""
+        from kiln.tracking._resolve import resolve_run
+
+        with self.ws.db.read() as conn:
+            return resolve_run(conn, ref)
+
+    def _run_inputs(self, run_id: str) -> list[str]:
+        from kiln.tracking._runs import run_inputs
+
+        with self.ws.db.read() as conn:
+            return run_inputs(conn, run_id)
 
     def _check_run(self, run_id: str) -> None:
         from kiln.tracking._tables import runs

@@ -95,13 +95,31 @@ class Datasets(Namespace):
         """Check a version's files against their recorded sha256; raises ``KilnError`` naming any that changed."""
         return self._call(ops.DATASETS_VERIFY, ref=ref)  # type: ignore[no-any-return]
 
+    def _input(self, ref: str) -> str:
+        """Inside an active ``kiln.Run``, pin ``ref`` to its exact version and record it as the
+        run's input (its lineage); otherwise ``ref`` as given."""
+        from kiln.sdk.run import current_run
+
+        run = current_run()
+        if run is None:
+            return ref
+        got = self.get(ref)
+        return run.log_input(f"{got.name}@{got.version}")
+
     def head(self, ref: str, n: int = 10) -> pa.Table:
+        """The first ``n`` rows of a version (an input of the active Run, if any)."""
+        ref = self._input(ref)
         if self._local:
             return self._svc(DatasetService).head(ref, n=n)
         return decode_table(self._http("GET", f"/v1/datasets/{seg(ref)}/head", params={"n": n, "format": "arrow"}))
 
     def read(self, ref: str, *, columns: list[str] | None = None) -> pa.Table:
-        """The whole version as an Arrow table (``.to_pandas()`` for pandas)."""
+        """The whole version as an Arrow table (``.to_pandas()`` for pandas).
+
+        Inside ``with kiln.Run(...)`` the exact version read is recorded as the run's input,
+        and a model registered from the run takes it as its lineage.
+        """
+        ref = self._input(ref)
         if self._local:
             return self._svc(DatasetService).read_table(ref, columns=columns)
         table = pq.read_table(io.BytesIO(self._http("GET", f"/v1/datasets/{seg(ref)}/export", params={"format": "parquet"})))
@@ -113,7 +131,8 @@ class Datasets(Namespace):
         return table
 
     def export(self, ref: str, dest: str | os.PathLike[str], *, format: str | None = None) -> Path:
-        """Write a version to a local CSV, Parquet or JSON Lines file."""
+        """Write a version to a local CSV, Parquet or JSON Lines file (an input of the active Run, if any)."""
+        ref = self._input(ref)
         if self._local:
             return self._svc(DatasetService).export(ref, dest, format=format)
         fmt = export_format(dest, format)

@@ -25,9 +25,11 @@ from typing import Any
 import orjson
 
 from kiln.core.errors import Conflict, InvalidArgument, KilnError
+from kiln.core.names import parse_ref
 from kiln.sdk._base import HttpTransport, LocalTransport, Transport
 from kiln.sdk.tracking import Runs
-from kiln.tracking._base import _GOOD_KEYS, check_key, check_run_id, metric_value, param_value
+from kiln.tracking._base import _GOOD_KEYS, check_key, metric_value, param_value
+from kiln.tracking._resolve import check_run_ref
 from kiln.tracking._models import ArtifactInfo, RunDetail
 from kiln.tracking._plots import (
     confusion_matrix_data,
@@ -177,7 +179,7 @@ class Run:
         self._parent = parent_run_id
         self._source = source
         self._owns = run_id is None
-        self.id: str = check_run_id(run_id) if run_id else ""
+        self.id: str = check_run_ref(run_id) if run_id else ""  # any run reference; the full id on enter
         self.name: str = run_name or ""
         self.experiment_name: str = experiment_name or ""
         self._active = False
@@ -185,6 +187,7 @@ class Run:
         self._params: dict[str, str] = {}
         self._pending_params: dict[str, str] = {}
         self._late_conflict: Conflict | None = None
+        self._inputs: set[str] = set()
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
 
@@ -404,6 +407,27 @@ class Run:
         self._require_active()
         data = precision_recall_data(y_true, predicted_probabilities, positive_label=positive_label, title=title)
         return self._log_graph(data, "precision-recall")
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def log_input(self, dataset: str) -> str:
+        """Record a dataset version as an input of this run (``cancer`` is pinned to its latest
+        version now); returns the exact ``name@N``. ``client.datasets.read``/``head``/``export``
+        call this for the active run, and ``client.models.register`` in (or with ``run_id=`` of)
+        the run takes the inputs as the model's ``lineage.datasets``."""
+        self._require_active()
+        parsed = parse_ref(dataset, kind="dataset")
+        if parsed.version is None:
+            from kiln.sdk.datasets import Datasets
+
+            got = Datasets(self._runs._t).get(dataset)
+            exact = f"{got.name}@{got.version}"
+        else:
+            exact = f"{parsed.name}@{parsed.version}"
+        if exact not in self._inputs:
+            self._runs.log_inputs(self.id, [exact])
+            self._inputs.add(exact)
+        return exact
 
     # -- reading back ------------------------------------------------------------------
 

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from kiln.core.errors import InvalidArgument
-from kiln.sdk._base import Namespace
+from kiln.sdk._base import Namespace, seg
 from kiln.tracking import _ops as ops
 from kiln.tracking._artifacts import ArtifactService
-from kiln.tracking._base import check_artifact_name, check_key, check_run_id
+from kiln.tracking._base import check_artifact_name, check_key
+from kiln.tracking._resolve import check_run_ref
 from kiln.tracking._models import (
     ArtifactInfo,
     EvaluationComparison,
@@ -30,6 +31,7 @@ from kiln.tracking._models import (
     RunComparison,
     RunDetail,
     RunInfo,
+    RunInputs,
     RunPage,
 )
 from kiln.tracking._runs import Point
@@ -99,9 +101,26 @@ class Runs(Namespace):
             parent_run_id=parent_run_id, source=source,
         )
 
+    def _id(self, run: str) -> str:
+        """What to send for a run reference: ``experiment/run-name`` holds a '/', which no
+        path segment carries, so over HTTP it is resolved to the run's id first."""
+        check_run_ref(run)
+        if "/" in run and not self._local:
+            return self.resolve(run).id
+        return run
+
+    def resolve(self, run: str) -> RunInfo:
+        """The run a reference names: its id, a unique id prefix (6+ hex digits),
+        ``experiment/run-name`` or a run name unique across experiments."""
+        return self._call(ops.RESOLVE, ref=check_run_ref(run))  # type: ignore[no-any-return]
+
     def get(self, run_id: str) -> RunDetail:
-        """A run with params, tags, latest metrics and artifacts."""
-        return self._call(ops.GET_RUN, run_id=check_run_id(run_id))  # type: ignore[no-any-return]
+        """A run with params, tags, latest metrics and artifacts (``run_id``: any run reference)."""
+        return self._call(ops.GET_RUN, run_id=self._id(run_id))  # type: ignore[no-any-return]
+
+    def log_inputs(self, run_id: str, datasets: Sequence[str]) -> RunInputs:
+        """Record exact dataset versions (``cancer@1``) as inputs of a running run, once each."""
+        return self._call(ops.LOG_INPUTS, run_id=self._id(run_id), datasets=[datasets] if isinstance(datasets, str) else builtins.list(datasets))  # type: ignore[no-any-return]
 
     def _batch_size(self) -> int:
         return _LOCAL_BATCH if self._local else _HTTP_BATCH
@@ -111,7 +130,7 @@ class Runs(Namespace):
 
         Many points go in several batches; params and tags go with the first.
         """
-        check_run_id(run_id)
+        run_id = self._id(run_id)
         size = self._batch_size()
         total = LogResult(run_id=run_id)
         batches = [list(metrics[i:i + size]) for i in range(0, len(metrics), size)] or [[]]
@@ -128,7 +147,7 @@ class Runs(Namespace):
 
         More points than one batch holds are logged first; the last batch goes with the finish.
         """
-        check_run_id(run_id)
+        run_id = self._id(run_id)
         batch = self._batch_size()
         rest = list(metrics)
         if len(rest) > batch:
@@ -140,7 +159,7 @@ class Runs(Namespace):
 
     def metric_history(self, run_id: str, key: str) -> MetricHistory:
         """Every point of one metric, by step (``.steps``, ``.values``, ``.timestamps``; ``.points()``)."""
-        return self._call(ops.METRIC_HISTORY, run_id=check_run_id(run_id), key=check_key(key))  # type: ignore[no-any-return]
+        return self._call(ops.METRIC_HISTORY, run_id=self._id(run_id), key=check_key(key))  # type: ignore[no-any-return]
 
     def search(
         self,
@@ -184,25 +203,25 @@ class Runs(Namespace):
         return self._put_remote(run_id, name, path.read_bytes(), media_type)
 
     def _put_remote(self, run_id: str, name: str, data: bytes, media_type: str) -> ArtifactInfo:
-        check_run_id(run_id)
+        run_id = self._id(run_id)
         check_artifact_name(name)
         got = self._http(
-            "PUT", f"/v1/runs/{run_id}/artifacts/{quote(name)}", content=data,
+            "PUT", f"/v1/runs/{seg(run_id)}/artifacts/{quote(name)}", content=data,
             headers={"content-type": "application/octet-stream"}, params={"media_type": media_type},
         )
         return ArtifactInfo.model_validate(got)
 
     def list_artifacts(self, run_id: str) -> list[ArtifactInfo]:
         """A run's artifacts."""
-        return self._call(ops.LIST_ARTIFACTS, run_id=check_run_id(run_id))  # type: ignore[no-any-return]
+        return self._call(ops.LIST_ARTIFACTS, run_id=self._id(run_id))  # type: ignore[no-any-return]
 
     def read_artifact(self, run_id: str, name: str) -> bytes:
         """The bytes of one artifact."""
         if self._local:
             return self._svc(ArtifactService).read(run_id=run_id, name=name)
-        check_run_id(run_id)
+        run_id = self._id(run_id)
         check_artifact_name(name)
-        with self._t.stream("GET", f"/v1/runs/{run_id}/artifacts/{quote(name)}") as resp:  # type: ignore[union-attr]
+        with self._t.stream("GET", f"/v1/runs/{seg(run_id)}/artifacts/{quote(name)}") as resp:  # type: ignore[union-attr]
             return resp.read()
 
 

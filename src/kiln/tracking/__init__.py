@@ -14,6 +14,7 @@ from kiln.tracking._models import (
     RunComparison,
     RunDetail,
     RunInfo,
+    RunInputs,
     RunPage,
 )
 from kiln.tracking._runs import RunService
@@ -31,6 +32,7 @@ __all__ = [
     "RunComparison",
     "RunDetail",
     "RunInfo",
+    "RunInputs",
     "RunPage",
     "RunService",
 ]

@@ -14,7 +14,8 @@ from kiln.core.context import Context
 from kiln.core.errors import Conflict, NotFound
 from kiln.core.storage import ObjectInfo, check_key
 from kiln.core.workspace import Workspace
-from kiln.tracking._base import check_artifact_name, check_run_id
+from kiln.tracking._base import check_artifact_name
+from kiln.tracking._resolve import resolve_run
 from kiln.tracking._experiments import _insert
 from kiln.tracking._models import ArtifactInfo
 from kiln.tracking._tables import artifacts, experiments, runs
@@ -39,10 +40,11 @@ class ArtifactService:
         self.ctx = ctx
 
     def _run(self, run_id: str) -> Any:
-        check_run_id(run_id)
+        """The run's id, status and experiment name; ``run_id`` may be any run reference."""
         with self.ws.db.read() as conn:
+            run_id = resolve_run(conn, run_id)
             row = conn.execute(
-                sa.select(runs.c.status, experiments.c.name)
+                sa.select(runs.c.id, runs.c.status, experiments.c.name)
                 .select_from(runs.join(experiments, experiments.c.id == runs.c.experiment_id))
                 .where(runs.c.id == run_id)
             ).first()
@@ -70,6 +72,7 @@ class ArtifactService:
         """
         check_artifact_name(name)
         run = self._run(run_id)
+        run_id = run.id
         if run.status != "Running":
             raise Conflict(f"run {run_id} is {run.status}; artifacts can only be logged to a running run")
         key = check_key(f"runs/{run_id}/artifacts/{uuid.uuid4().hex[:12]}/{name}")
@@ -97,7 +100,7 @@ class ArtifactService:
 
     def list(self, *, run_id: str) -> list[ArtifactInfo]:
         """A run's artifacts by name."""
-        self._run(run_id)
+        run_id = self._run(run_id).id
         with self.ws.db.read() as conn:
             rows = conn.execute(sa.select(artifacts).where(artifacts.c.run_id == run_id).order_by(artifacts.c.name)).all()
         return [_info(r) for r in rows]
@@ -109,7 +112,7 @@ class ArtifactService:
             NotFound: no such run or artifact.
         """
         check_artifact_name(name)
-        self._run(run_id)
+        run_id = self._run(run_id).id
         with self.ws.db.read() as conn:
             row = conn.execute(sa.select(artifacts).where(artifacts.c.run_id == run_id, artifacts.c.name == name)).first()
         if row is None:

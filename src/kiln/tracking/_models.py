@@ -7,6 +7,7 @@ value survives a trip through the REST API and the CLI's ``--json`` unchanged.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import orjson
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ArtifactInfo",
+    "INPUTS_TAG",
     "EvaluationComparison",
     "EvaluationReport",
     "Experiment",
@@ -23,6 +25,7 @@ __all__ = [
     "RunComparison",
     "RunDetail",
     "RunInfo",
+    "RunInputs",
     "RunPage",
     "RunStatus",
     "to_jsonable",
@@ -119,6 +122,33 @@ class RunDetail(RunInfo):
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     artifacts: list[ArtifactInfo] | None = None
+
+    @property
+    def inputs(self) -> list[str]:
+        """The dataset versions read inside the run (``["cancer@1"]``), from its ``kiln.inputs`` tag."""
+        return parse_inputs(self.tags.get(INPUTS_TAG))
+
+
+# The tag that holds a run's inputs: a JSON list of exact dataset versions, deduplicated.
+INPUTS_TAG = "kiln.inputs"
+
+
+def parse_inputs(text: str | None) -> list[str]:
+    """A ``kiln.inputs`` tag's value as a list (empty for none or a value not written by Kiln)."""
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+class RunInputs(KilnModel):
+    """The dataset versions a run read (its inputs), in the order first read."""
+
+    run_id: str
+    datasets: list[str]
 
 
 class RunPage(KilnModel):

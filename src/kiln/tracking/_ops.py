@@ -19,6 +19,7 @@ from kiln.tracking._models import (
     RunComparison,
     RunDetail,
     RunInfo,
+    RunInputs,
     RunPage,
 )
 
@@ -26,6 +27,8 @@ _EXPERIMENTS = "kiln.tracking._experiments:ExperimentService"
 _RUNS = "kiln.tracking._runs:RunService"
 _ARTIFACTS = "kiln.tracking._artifacts:ArtifactService"
 _EVALUATIONS = "kiln.tracking._evaluation:EvaluationService"
+# {run_id} is any run reference but `experiment/run-name`, whose '/' cannot travel in one
+# path segment: the SDK resolves such a name first with runs.resolve (a body value).
 _RUN = "/v1/runs/{run_id}"
 
 
@@ -40,7 +43,9 @@ ALL = declare(
     _op("experiments.list", "GET", "/v1/experiments", "viewer", _EXPERIMENTS, "list", list[Experiment]),
     _op("runs.create", "POST", "/v1/runs", "editor", _RUNS, "create", RunInfo,
         body=("experiment_name", "run_name", "tags", "params", "parent_run_id", "source"), status=201, kind="run"),
+    _op("runs.resolve", "POST", "/v1/runs/resolve", "viewer", _RUNS, "resolve", RunInfo, body=("ref",), kind="run"),
     _op("runs.get", "GET", _RUN, "viewer", _RUNS, "get", RunDetail, kind="run"),
+    _op("runs.log_inputs", "POST", _RUN + "/inputs", "editor", _RUNS, "log_inputs", RunInputs, body=("datasets",), kind="run"),
     _op("runs.log_batch", "POST", _RUN + "/log-batch", "editor", _RUNS, "log_batch", LogResult,
         body=("metrics", "params", "tags"), kind="run"),
     _op("runs.finish", "POST", _RUN + "/finish", "editor", _RUNS, "finish", RunInfo,
@@ -56,6 +61,6 @@ ALL = declare(
         body=("models", "target", "dataset", "experiment"), fixed={"data": None}, kind="model"),
 )
 (
-    CREATE_EXPERIMENT, GET_EXPERIMENT, LIST_EXPERIMENTS, CREATE_RUN, GET_RUN, LOG_BATCH, FINISH, METRIC_HISTORY,
+    CREATE_EXPERIMENT, GET_EXPERIMENT, LIST_EXPERIMENTS, CREATE_RUN, RESOLVE, GET_RUN, LOG_INPUTS, LOG_BATCH, FINISH, METRIC_HISTORY,
     SEARCH, COMPARE, LIST_ARTIFACTS, EVALUATE, COMPARE_MODELS,
 ) = ALL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -13,12 +14,12 @@ from sqlalchemy.engine import Connection
 
 from kiln.core.context import Context
 from kiln.core.errors import Conflict, InvalidArgument, NotFound
-from kiln.core.names import check_name
+from kiln.core.names import check_name, parse_ref
 from kiln.core.workspace import Workspace
 from kiln.tracking._base import (
     MAX_BATCH,
+    MAX_VALUE_LEN,
     check_key,
-    check_run_id,
     check_run_name,
     param_value,
 )
@@ -30,9 +31,13 @@ from kiln.tracking._models import (
     MetricPoint,
     RunComparison,
     RunDetail,
+    INPUTS_TAG,
     RunInfo,
+    RunInputs,
     RunPage,
+    parse_inputs,
 )
+from kiln.tracking._resolve import check_run_ref, is_run_id, resolve_run
 from kiln.tracking._search import compile_search, decode_page_token, encode_page_token
 from kiln.tracking._tables import (
     artifacts,
@@ -44,7 +49,7 @@ from kiln.tracking._tables import (
     runs,
 )
 
-__all__ = ["Point", "RunService", "Scalar"]
+__all__ = ["Point", "RunService", "Scalar", "run_inputs"]
 
 # (key, value, step, timestamp): what the SDK buffers and sends per flush. A missing step
 # continues after the key's last step; a missing timestamp is the time the batch arrives.
@@ -103,6 +108,12 @@ def _upsert(conn: Connection, which: str) -> Any:
             stmt = ins.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": ins.excluded.value})
         _UPSERTS[key] = stmt
     return stmt
+
+
+def run_inputs(conn: Connection, run_id: str) -> list[str]:
+    """The dataset versions recorded as inputs of run ``run_id`` (a full id)."""
+    text = conn.execute(sa.select(run_tags.c.value).where(run_tags.c.run_id == run_id, run_tags.c.key == INPUTS_TAG)).scalar()
+    return parse_inputs(text)
 
 
 def _info_kwargs(row: Any) -> dict[str, Any]:
@@ -290,7 +301,7 @@ class RunService:
         clean_tags = check_tags(_scalars(tags, "tag"))
         clean_params = {check_key(k, kind="param"): param_value(v) for k, v in _scalars(params, "param").items()}
         if parent_run_id is not None:
-            check_run_id(parent_run_id)
+            parent_run_id = self._resolve(parent_run_id)
         if not isinstance(source, str):
             raise InvalidArgument("source must be text (where the run was started from)")
         now = time.time()
@@ -362,6 +373,63 @@ class RunService:
         """
         return self._commit(run_id, _points(metrics), _scalars(params, "param"), _scalars(tags, "tag"), finish=None)[0]
 
+    def _resolve(self, ref: str) -> str:
+        """The full id of run ``ref`` (an id, a unique prefix or a name): no query for a full id."""
+        if is_run_id(ref):
+            return ref
+        check_run_ref(ref)
+        with self.ws.db.read() as conn:
+            return resolve_run(conn, ref)
+
+    def resolve(self, *, ref: str) -> RunInfo:
+        """The run a reference names: its id, a unique id prefix (6+ hex digits), ``experiment/run-name`` or a run name.
+
+        A prefix or name that several runs share is refused with the candidates listed.
+
+        Raises:
+            InvalidArgument: not a run reference, or it names several runs.
+            NotFound: no run matches.
+        """
+        with self.ws.db.read() as conn:
+            return RunInfo(**_info_kwargs(self._row(conn, ref)))
+
+    def log_inputs(self, *, run_id: str, datasets: Sequence[str]) -> RunInputs:
+        """Record dataset versions as inputs of a running run (``cancer@1``), once each.
+
+        The SDK calls this when a dataset is read inside a ``kiln.Run``; a model registered
+        from the run then takes them as its lineage. They are kept, in the order first
+        read, in the run's ``kiln.inputs`` tag (a JSON list).
+
+        Raises:
+            InvalidArgument: a reference is not an exact version (``name@N``).
+            NotFound: no such run.
+            Conflict: the run has finished.
+        """
+        if isinstance(datasets, str) or not isinstance(datasets, Sequence):
+            raise InvalidArgument("datasets must be a list of dataset versions, e.g. [\"cancer@1\"]")
+        refs = []
+        for ref in datasets:
+            parsed = parse_ref(ref, kind="dataset")
+            if parsed.version is None:
+                raise InvalidArgument(f"a run input is an exact dataset version (name@N), not {ref!r}")
+            refs.append(f"{parsed.name}@{parsed.version}")
+        run_id = self._resolve(run_id)
+        resource = f"experiments/{self._experiment_of(run_id)}/runs/{run_id}"
+        with self.ws.mutation(self.ctx, action="runs.log_inputs", resource=resource, details={"datasets": refs}) as (conn, _):
+            status = conn.execute(_Q_STATUS_LOCKED, {"rid": run_id}).scalar()
+            if status is None:
+                raise NotFound(f"run {run_id} does not exist; `kiln runs ls EXPERIMENT` lists runs")
+            if status != "Running":
+                raise Conflict(f"run {run_id} is {status}; inputs can only be recorded on a running run")
+            current = run_inputs(conn, run_id)
+            merged = current + [r for r in dict.fromkeys(refs) if r not in current]
+            if merged != current:
+                text = json.dumps(merged)
+                if len(text) > MAX_VALUE_LEN:
+                    raise InvalidArgument(f"a run records inputs up to {MAX_VALUE_LEN} characters; this run has {len(current)}")
+                conn.execute(_upsert(conn, "tags"), [{"run_id": run_id, "key": INPUTS_TAG, "value": text}])
+        return RunInputs(run_id=run_id, datasets=merged)
+
     def _experiment_of(self, run_id: str) -> str:
         name = _EXPERIMENT_OF.get(run_id)
         if name is None:
@@ -379,7 +447,7 @@ class RunService:
         *,
         finish: tuple[str, str | None] | None,
     ) -> tuple[LogResult, Any]:
-        check_run_id(run_id)
+        run_id = self._resolve(run_id)
         if len(points) > MAX_BATCH:
             raise InvalidArgument(f"at most {MAX_BATCH} metric points per batch; send several batches")
         series = _series(points)
@@ -451,7 +519,7 @@ class RunService:
     # -- reads ----------------------------------------------------------------------
 
     def _row(self, conn: Connection, run_id: str) -> Any:
-        check_run_id(run_id)
+        run_id = resolve_run(conn, run_id)
         row = conn.execute(_Q_ROW, {"rid": run_id}).first()
         if row is None:
             raise NotFound(f"run {run_id} does not exist; `kiln runs ls EXPERIMENT` lists runs")
@@ -470,7 +538,7 @@ class RunService:
         """
         with self.ws.db.read() as conn:
             detail = _hydrate(conn, [self._row(conn, run_id)])[0]
-            arts = conn.execute(sa.select(artifacts).where(artifacts.c.run_id == run_id).order_by(artifacts.c.name)).all()
+            arts = conn.execute(sa.select(artifacts).where(artifacts.c.run_id == detail.id).order_by(artifacts.c.name)).all()
         return RunDetail.model_validate(
             {**detail.__dict__, "artifacts": [ArtifactInfo(**{k: getattr(a, k) for k in ArtifactInfo.model_fields}) for a in arts]}
         )
@@ -483,7 +551,7 @@ class RunService:
         """
         check_key(key)
         with self.ws.db.read() as conn:
-            self._row(conn, run_id)
+            run_id = self._row(conn, run_id).id
             blobs = conn.execute(
                 sa.select(metric_chunks.c.count, metric_chunks.c.data)
                 .where(metric_chunks.c.run_id == run_id, metric_chunks.c.key == key)

@@ -28,7 +28,8 @@ from kiln.tracking import (
     EvaluationService,
 )
 from kiln.tracking import _ops as ops
-from kiln.tracking._base import check_artifact_name, check_run_id
+from kiln.tracking._base import check_artifact_name
+from kiln.tracking._resolve import check_run_ref
 from kiln.tracking._evaluation import parquet_to_frame
 from kiln.tracking._models import dump_json
 
@@ -42,7 +43,7 @@ def _json(obj: Any, status: int = 200) -> Response:
 
 @router.put("/v1/runs/{run_id}/artifacts/{name:path}", response_model=ArtifactInfo, status_code=201, openapi_extra=role("editor", action="runs.log_artifact"))
 async def put_artifact(run_id: str, name: str, request: Request, media_type: str = Query("application/octet-stream", max_length=128), svc: ArtifactService = service(ArtifactService)) -> Response:
-    check_run_id(run_id)
+    check_run_ref(run_id)  # refused before the body is read
     check_artifact_name(name)
     data = await request.body()
     info = await run_in_threadpool(svc.put, run_id=run_id, name=name, data=data, media_type=media_type)
