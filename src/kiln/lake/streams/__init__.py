@@ -4,7 +4,7 @@ Only the metadata database is needed; NATS (``kiln[nats]``) is imported when a
 stream with a NATS source is pulled.
 """
 
-from kiln.lake.streams._models import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamRecord
+from kiln.lake.streams._models import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamRecord, TrimResult
 from kiln.lake.streams._schema import TYPES as COLUMN_TYPES
 from kiln.lake.streams._service import MAX_BATCH_RECORDS, MAX_RECORD_BYTES, StreamService
 
@@ -21,4 +21,5 @@ __all__ = [
     "Stream",
     "StreamRecord",
     "StreamService",
+    "TrimResult",
 ]

@@ -12,12 +12,16 @@ upstream sequences at or below the consumer's ack floor are pruned.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from kiln.core.errors import InvalidArgument, NotFound, PayloadTooLarge, Unavailable
+import sqlalchemy as sa
+
+from kiln.core.errors import InvalidArgument, KilnError, NotFound, PayloadTooLarge, Unavailable
+from kiln.lake.streams import _tables as t
 from kiln.lake.streams._models import PullResult
 from kiln.lake.streams._schema import invalid_record
 
@@ -49,7 +53,25 @@ def pull(svc: StreamService, name: str, *, max_messages: int = MAX_MESSAGES, tim
     if not row.source:
         raise InvalidArgument(f"stream {name!r} has no source to pull from; create it with --source nats://host:port/subject")
     nats = _import_nats()
-    return asyncio.run(_pull(svc, nats, row, max_messages, float(timeout_s)))
+    try:
+        result = asyncio.run(_pull(svc, nats, row, max_messages, float(timeout_s)))
+    except KilnError as exc:
+        _record(svc, row.id, exc.message)
+        raise
+    except Exception as exc:  # noqa: BLE001 - the NATS client's own errors (a connection lost mid-pull...)
+        error = Unavailable(f"pulling from NATS at {urlsplit(row.source).netloc.rpartition('@')[2]} failed: {type(exc).__name__}: {exc}")
+        _record(svc, row.id, error.message)
+        raise error from None
+    _record(svc, row.id, "")
+    return result
+
+
+def _record(svc: StreamService, stream_id: int, error: str) -> None:
+    """The stream's last pull: when, and why it failed ('' when it worked)."""
+    s = t.streams
+    failures = s.c.pull_failures + 1 if error else 0
+    with svc.ws.db.write() as conn:
+        conn.execute(s.update().where(s.c.id == stream_id).values(last_pull_at=time.time(), last_pull_error=error[:2000], pull_failures=failures))
 
 
 async def _pull(svc: StreamService, nats: Any, row: Any, max_messages: int, timeout_s: float) -> PullResult:
