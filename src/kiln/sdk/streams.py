@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kiln.core.errors import InvalidArgument, KilnError
-from kiln.lake.streams import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, TrimResult
+from kiln.lake.streams import DEFAULT_RETENTION_S, Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, TrimResult
 from kiln.lake.streams import _ops as ops
 from kiln.sdk._base import Namespace
 
@@ -18,7 +18,7 @@ __all__ = ["PendingRecord", "Producer", "Streams"]
 class Streams(Namespace):
     """Streams: a durable append log per stream, named consumers, flushes into datasets."""
 
-    def create(self, name: str, *, dataset: str | None = None, columns: dict[str, str] | None = None, source: str | None = None, follow: bool = False, flush_rows: int = 10_000, flush_interval_s: float = 60.0, retention_s: float = 7 * 86_400.0, retention_bytes: int = 0, description: str = "") -> Stream:
+    def create(self, name: str, *, dataset: str | None = None, columns: dict[str, str] | None = None, source: str | None = None, follow: bool = False, flush_rows: int = 10_000, flush_interval_s: float = 60.0, retention_s: float = DEFAULT_RETENTION_S, retention_bytes: int = 0, description: str = "") -> Stream:
         """Create a stream; see :meth:`kiln.lake.streams.StreamService.create`."""
         return self._call(ops.CREATE, name=name, dataset=dataset, columns=columns, source=source, follow=follow, flush_rows=flush_rows, flush_interval_s=flush_interval_s, retention_s=retention_s, retention_bytes=retention_bytes, description=description)  # type: ignore[no-any-return]
 

@@ -6,10 +6,11 @@ stream with a NATS source is pulled.
 
 from kiln.lake.streams._models import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamRecord, TrimResult
 from kiln.lake.streams._schema import TYPES as COLUMN_TYPES
-from kiln.lake.streams._service import MAX_BATCH_RECORDS, MAX_RECORD_BYTES, StreamService
+from kiln.lake.streams._service import DEFAULT_RETENTION_S, MAX_BATCH_RECORDS, MAX_RECORD_BYTES, StreamService
 
 __all__ = [
     "COLUMN_TYPES",
+    "DEFAULT_RETENTION_S",
     "MAX_BATCH_RECORDS",
     "MAX_RECORD_BYTES",
     "Consumer",

@@ -6,7 +6,9 @@ JetStream sequence taken, and acknowledged only after that commit. A message
 redelivered because the process died between commit and ack is found among
 the upstream sequences stored with the records and skipped (and acked), so
 each message lands exactly once, even with several pullers at once. Stored
-upstream sequences at or below the consumer's ack floor are pruned.
+upstream sequences at or below the consumer's ack floor are pruned. Each pull
+leaves its time and outcome on the stream (``last_pull_at``, ``last_pull_error``,
+``pull_failures``), which the server's worker backs off by.
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ def pull(svc: StreamService, name: str, *, max_messages: int = MAX_MESSAGES, tim
         row = svc._row(conn, name)
     if not row.source:
         raise InvalidArgument(f"stream {name!r} has no source to pull from; create it with --source nats://host:port/subject")
-    nats = _import_nats()
     try:
+        nats = _import_nats()
         result = asyncio.run(_pull(svc, nats, row, max_messages, float(timeout_s)))
     except KilnError as exc:
         _record(svc, row.id, exc.message)
