@@ -15,7 +15,7 @@ from kiln.core.errors import InvalidArgument
 
 app = typer.Typer(help="Streams (Kinesis): durable record logs, consumers, flushes into datasets.", no_args_is_help=True)
 
-_STREAM_COLUMNS = ["name", "dataset", "last_sequence_number", "flushed_sequence_number", "pending", "records", "bytes", "source", "follow", "last_pull_error", "created_at"]
+_STREAM_COLUMNS = ["name", "dataset", "last_sequence_number", "flushed_sequence_number", "pending", "records", "source", "follow", "created_at"]
 _UNITS_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 _UNITS_B = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
 
