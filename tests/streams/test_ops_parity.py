@@ -20,6 +20,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "streams.create": {"name": "views", "columns": {"page": "string"}, "flush_rows": 100},
     "streams.list": {},
     "streams.get": {"name": "clicks"},
+    "streams.update": {"name": "clicks", "retention_s": 0, "retention_bytes": 1 << 20, "flush_interval_s": 5},
+    "streams.follow": {"name": "events"},
+    "streams.unfollow": {"name": "events"},
     "streams.put": {"name": "clicks", "records": [{"user": "z", "ms": 9}]},
     "streams.read": {"name": "clicks", "limit": 3, "position": "TRIM_HORIZON"},
     "streams.create_consumer": {"name": "clicks", "consumer": "late", "position": "LATEST"},
@@ -30,6 +33,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "streams.delete_consumer": {"name": "clicks", "consumer": "late"},
     "streams.flush": {"name": "clicks"},
     "streams.pull": {"name": "events", "max_messages": 10, "timeout_s": 0.2},
+    "streams.trim": {"name": "clicks"},
     "streams.delete": {"name": "views"},
 }
 
@@ -54,6 +58,8 @@ def test_both_transports_agree(clients: tuple[kiln.Client, kiln.Client]) -> None
     ("streams.read_consumer", {"name": "clicks", "consumer": "etl", "lease_s": 0}),
     ("streams.commit", {"name": "clicks", "consumer": "etl", "lease": "not-a-lease"}),
     ("streams.create", {"name": "Bad Name"}),
+    ("streams.follow", {"name": "clicks"}), ("streams.update", {"name": "clicks", "retention_s": -1}),
+    ("streams.trim", {"name": "ghost"}),
 ])
 def test_errors_agree(clients: tuple[kiln.Client, kiln.Client], name: str, args: dict[str, Any]) -> None:
     errors_agree(clients, name, args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,25 @@ from kiln.core.errors import InvalidArgument
 
 app = typer.Typer(help="Streams (Kinesis): durable record logs, consumers, flushes into datasets.", no_args_is_help=True)
 
-_STREAM_COLUMNS = ["name", "dataset", "last_sequence_number", "flushed_sequence_number", "pending", "flush_rows", "flush_interval_s", "source", "created_at"]
+_STREAM_COLUMNS = ["name", "dataset", "last_sequence_number", "flushed_sequence_number", "pending", "records", "source", "follow", "created_at"]
+_UNITS_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+_UNITS_B = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
+
+
+def _amount(text: str | None, units: dict[str, int], *, option: str, example: str) -> float | None:
+    """'7d' -> 604800, '512MB' -> 536870912 (binary units), '90' -> 90."""
+    if text is None:
+        return None
+    got = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if got is None or got.group(2).lower() not in units:
+        raise InvalidArgument(f"{option} {text!r}: use a number with an optional unit, like {example}")
+    return float(got.group(1)) * units[got.group(2).lower()]
+
+
+def _retention(retention: str | None, retention_bytes: str | None) -> tuple[float | None, int | None]:
+    seconds = _amount(retention, _UNITS_S, option="--retention", example="7d, 12h, 30m or 3600")
+    size = _amount(retention_bytes, _UNITS_B, option="--retention-bytes", example="512MB, 2GB or 0 (no size bound)")
+    return seconds, None if size is None else int(size)
 
 
 @app.command("create")
@@ -23,17 +42,74 @@ def create(
     dataset: str = typer.Option(None, "--dataset", help="Dataset to flush into (default: the stream's name)."),
     column: list[str] = typer.Option(None, "--column", help="Declare the schema: COLUMN=TYPE, repeatable (string, int64, double, bool, timestamp, date, json). Default: the dataset's, or inferred."),
     source: str = typer.Option(None, "--source", help="Pull from a NATS JetStream subject: nats://host:port/subject."),
+    follow: bool = typer.Option(False, "--follow", help="With --source: the server pulls it continuously (see `kiln streams follow`)."),
     flush_rows: int = typer.Option(10_000, "--flush-rows", help="Flush once this many records are pending."),
     flush_interval: float = typer.Option(60.0, "--flush-interval", help="Flush once the oldest pending record is this many seconds old."),
+    retention: str = typer.Option("7d", "--retention", help="Trim records this old (7d, 12h, 3600) once flushed and committed by every consumer."),
+    retention_bytes: str = typer.Option("0", "--retention-bytes", help="Trim the oldest records (flushed and committed) while the log is bigger than this (512MB, 2GB); 0: no size bound."),
     description: str = typer.Option("", help="Describe the stream."),
     json: bool = JsonOpt,
 ) -> None:
     """Create a stream."""
-    stream = get_client().streams.create(name, dataset=dataset, columns=parse_pairs(column, option="--column", example="user=string") or None, source=source, flush_rows=flush_rows, flush_interval_s=flush_interval, description=description)
+    keep_s, keep_bytes = _retention(retention, retention_bytes)
+    stream = get_client().streams.create(
+        name, dataset=dataset, columns=parse_pairs(column, option="--column", example="user=string") or None, source=source, follow=follow,
+        flush_rows=flush_rows, flush_interval_s=flush_interval, retention_s=keep_s, retention_bytes=keep_bytes, description=description,
+    )
     if json:
         emit(stream, json=True)
     else:
-        console.print(f"[green]{stream.name}[/green]: flushes into {stream.dataset} (misfits into {stream.dead_letter_dataset})" + (f", pulls {stream.source}" if stream.source else ""))
+        pulls = f", {'follows' if stream.follow else 'pulls'} {stream.source}" if stream.source else ""
+        console.print(f"[green]{stream.name}[/green]: flushes into {stream.dataset} (misfits into {stream.dead_letter_dataset}){pulls}")
+
+
+@app.command("set")
+def set_(
+    name: str = typer.Argument(..., help="Stream name."),
+    flush_rows: int = typer.Option(None, "--flush-rows", help="Flush once this many records are pending."),
+    flush_interval: float = typer.Option(None, "--flush-interval", help="Flush once the oldest pending record is this many seconds old."),
+    retention: str = typer.Option(None, "--retention", help="Trim records this old (7d, 12h, 3600) once flushed and committed by every consumer."),
+    retention_bytes: str = typer.Option(None, "--retention-bytes", help="Trim the oldest records (flushed and committed) while the log is bigger than this (512MB, 2GB); 0: no size bound."),
+    description: str = typer.Option(None, help="Describe the stream."),
+    json: bool = JsonOpt,
+) -> None:
+    """Change a stream's flush and retention settings."""
+    keep_s, keep_bytes = _retention(retention, retention_bytes)
+    stream = get_client().streams.update(name, flush_rows=flush_rows, flush_interval_s=flush_interval, retention_s=keep_s, retention_bytes=keep_bytes, description=description)
+    emit(stream, json=json)
+
+
+@app.command("follow")
+def follow_(name: str = typer.Argument(..., help="Stream name (created with --source nats://...)."), json: bool = JsonOpt) -> None:
+    """Have the server pull the stream's source continuously (acked only after commit; backs off on errors)."""
+    stream = get_client().streams.follow(name)
+    if json:
+        emit(stream, json=True)
+    else:
+        console.print(f"{name}: the server's worker pulls {stream.source} continuously (`kiln streams show {name}` gives its last pull)", highlight=False)
+
+
+@app.command("unfollow")
+def unfollow(name: str = typer.Argument(..., help="Stream name."), json: bool = JsonOpt) -> None:
+    """Stop the server's continuous pull of the stream's source (`kiln streams pull` still pulls once)."""
+    stream = get_client().streams.unfollow(name)
+    if json:
+        emit(stream, json=True)
+    else:
+        console.print(f"{name}: no longer pulled continuously", highlight=False)
+
+
+@app.command("trim")
+def trim(name: str = typer.Argument(..., help="Stream name."), json: bool = JsonOpt) -> None:
+    """Trim now the records past retention that are flushed and committed by every consumer."""
+    result = get_client().streams.trim(name)
+    if json:
+        emit(result, json=True)
+        return
+    line = f"{name}: trimmed {result.trimmed:,} records ({result.trimmed_bytes:,} bytes) up to {result.trimmed_sequence_number}; {result.records:,} kept ({result.bytes:,} bytes)"
+    if result.held_by:
+        line += f"; held past retention by: {', '.join(result.held_by)}"
+    console.print(line, highlight=False)
 
 
 @app.command("ls")
@@ -44,7 +120,7 @@ def ls(json: bool = JsonOpt) -> None:
 
 @app.command("show")
 def show(name: str, json: bool = JsonOpt) -> None:
-    """Show a stream: its dataset, schema, positions and flush settings."""
+    """Show a stream: its dataset, schema, positions, flush and retention settings, whether it follows its source and its last pull."""
     emit(get_client().streams.get(name), json=json)
 
 

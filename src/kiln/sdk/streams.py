@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kiln.core.errors import InvalidArgument, KilnError
-from kiln.lake.streams import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream
+from kiln.lake.streams import DEFAULT_RETENTION_S, Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, TrimResult
 from kiln.lake.streams import _ops as ops
 from kiln.sdk._base import Namespace
 
@@ -18,9 +18,25 @@ __all__ = ["PendingRecord", "Producer", "Streams"]
 class Streams(Namespace):
     """Streams: a durable append log per stream, named consumers, flushes into datasets."""
 
-    def create(self, name: str, *, dataset: str | None = None, columns: dict[str, str] | None = None, source: str | None = None, flush_rows: int = 10_000, flush_interval_s: float = 60.0, description: str = "") -> Stream:
+    def create(self, name: str, *, dataset: str | None = None, columns: dict[str, str] | None = None, source: str | None = None, follow: bool = False, flush_rows: int = 10_000, flush_interval_s: float = 60.0, retention_s: float = DEFAULT_RETENTION_S, retention_bytes: int = 0, description: str = "") -> Stream:
         """Create a stream; see :meth:`kiln.lake.streams.StreamService.create`."""
-        return self._call(ops.CREATE, name=name, dataset=dataset, columns=columns, source=source, flush_rows=flush_rows, flush_interval_s=flush_interval_s, description=description)  # type: ignore[no-any-return]
+        return self._call(ops.CREATE, name=name, dataset=dataset, columns=columns, source=source, follow=follow, flush_rows=flush_rows, flush_interval_s=flush_interval_s, retention_s=retention_s, retention_bytes=retention_bytes, description=description)  # type: ignore[no-any-return]
+
+    def update(self, name: str, *, follow: bool | None = None, flush_rows: int | None = None, flush_interval_s: float | None = None, retention_s: float | None = None, retention_bytes: int | None = None, description: str | None = None) -> Stream:
+        """Change a stream's settings; those left None stay as they are."""
+        return self._call(ops.UPDATE, name=name, follow=follow, flush_rows=flush_rows, flush_interval_s=flush_interval_s, retention_s=retention_s, retention_bytes=retention_bytes, description=description)  # type: ignore[no-any-return]
+
+    def follow(self, name: str) -> Stream:
+        """Have the server's worker pull the stream's source continuously (with backoff on errors)."""
+        return self._call(ops.FOLLOW, name=name)  # type: ignore[no-any-return]
+
+    def unfollow(self, name: str) -> Stream:
+        """Stop the server's continuous pull of the stream's source."""
+        return self._call(ops.UNFOLLOW, name=name)  # type: ignore[no-any-return]
+
+    def trim(self, name: str) -> TrimResult:
+        """Trim now the records past retention that are flushed and committed by every consumer."""
+        return self._call(ops.TRIM, name=name)  # type: ignore[no-any-return]
 
     def list(self) -> list[Stream]:
         """Every stream."""

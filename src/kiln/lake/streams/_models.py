@@ -16,6 +16,7 @@ __all__ = [
     "ReadResult",
     "Stream",
     "StreamRecord",
+    "TrimResult",
 ]
 
 
@@ -43,6 +44,16 @@ class Stream(BaseModel):
     flushed_sequence_number: int = Field(description="every record up to here is in a dataset version")
     pending: int = Field(description="records not yet flushed")
     last_flush_at: float | None = None
+    follow: bool = Field(False, description="the server's worker pulls the source continuously")
+    last_pull_at: float | None = Field(None, description="when the source was last pulled (by the worker or by hand)")
+    last_pull_error: str | None = Field(None, description="why the last pull failed (None: it worked)")
+    pull_failures: int = Field(0, description="pulls failed in a row; the worker backs off meanwhile")
+    retention_s: float = Field(7 * 86_400.0, description="records older than this are trimmed once flushed and committed by every consumer")
+    retention_bytes: int = Field(0, description="the oldest records are trimmed (once flushed and committed) while the log is bigger than this; 0: no size bound")
+    trimmed_sequence_number: int = Field(0, description="every record up to here is trimmed; TRIM_HORIZON reads start after it")
+    records: int = Field(0, description="records kept in the log")
+    bytes: int = Field(0, description="size of the records kept in the log (their JSON text)")
+    last_trim_at: float | None = None
 
 
 class StreamRecord(BaseModel):
@@ -110,3 +121,15 @@ class PullResult(BaseModel):
     invalid: int = Field(description="messages that were not JSON objects (kept, flushed to the dead-letter dataset)")
     first_sequence_number: int | None = None
     last_sequence_number: int | None = None
+
+
+class TrimResult(BaseModel):
+    """What a trim removed, and what holds back records that are past retention."""
+
+    stream: str
+    trimmed: int = Field(description="records removed by this trim")
+    trimmed_bytes: int
+    trimmed_sequence_number: int = Field(description="every record up to here is trimmed")
+    records: int = Field(description="records kept")
+    bytes: int = Field(description="size of the records kept")
+    held_by: list[str] = Field(default_factory=list, description="what keeps records past retention: 'flush' (not in the dataset yet) or 'consumer NAME' (not committed)")

@@ -6,18 +6,24 @@ JetStream sequence taken, and acknowledged only after that commit. A message
 redelivered because the process died between commit and ack is found among
 the upstream sequences stored with the records and skipped (and acked), so
 each message lands exactly once, even with several pullers at once. Stored
-upstream sequences at or below the consumer's ack floor are pruned.
+upstream sequences at or below the consumer's ack floor are pruned. Each pull
+leaves its time and outcome on the stream (``last_pull_at``, ``last_pull_error``,
+``pull_failures``), which the server's worker backs off by.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from kiln.core.errors import InvalidArgument, NotFound, PayloadTooLarge, Unavailable
+import sqlalchemy as sa
+
+from kiln.core.errors import InvalidArgument, KilnError, NotFound, PayloadTooLarge, Unavailable
+from kiln.lake.streams import _tables as t
 from kiln.lake.streams._models import PullResult
 from kiln.lake.streams._schema import invalid_record
 
@@ -48,8 +54,26 @@ def pull(svc: StreamService, name: str, *, max_messages: int = MAX_MESSAGES, tim
         row = svc._row(conn, name)
     if not row.source:
         raise InvalidArgument(f"stream {name!r} has no source to pull from; create it with --source nats://host:port/subject")
-    nats = _import_nats()
-    return asyncio.run(_pull(svc, nats, row, max_messages, float(timeout_s)))
+    try:
+        nats = _import_nats()
+        result = asyncio.run(_pull(svc, nats, row, max_messages, float(timeout_s)))
+    except KilnError as exc:
+        _record(svc, row.id, exc.message)
+        raise
+    except Exception as exc:  # noqa: BLE001 - the NATS client's own errors (a connection lost mid-pull...)
+        error = Unavailable(f"pulling from NATS at {urlsplit(row.source).netloc.rpartition('@')[2]} failed: {type(exc).__name__}: {exc}")
+        _record(svc, row.id, error.message)
+        raise error from None
+    _record(svc, row.id, "")
+    return result
+
+
+def _record(svc: StreamService, stream_id: int, error: str) -> None:
+    """The stream's last pull: when, and why it failed ('' when it worked)."""
+    s = t.streams
+    failures = s.c.pull_failures + 1 if error else 0
+    with svc.ws.db.write() as conn:
+        conn.execute(s.update().where(s.c.id == stream_id).values(last_pull_at=time.time(), last_pull_error=error[:2000], pull_failures=failures))
 
 
 async def _pull(svc: StreamService, nats: Any, row: Any, max_messages: int, timeout_s: float) -> PullResult:

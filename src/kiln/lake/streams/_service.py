@@ -32,14 +32,16 @@ from kiln.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound,
 from kiln.core.names import check_name
 from kiln.core.workspace import Workspace
 from kiln.lake.streams import _tables as t
-from kiln.lake.streams._models import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamRecord
+from kiln.lake.streams._models import Consumer, FlushResult, Position, PullResult, PutResult, ReadResult, Stream, StreamRecord, TrimResult
 from kiln.lake.streams._schema import check_columns
 
-__all__ = ["MAX_BATCH_RECORDS", "MAX_READ", "MAX_RECORD_BYTES", "StreamService"]
+__all__ = ["DEFAULT_RETENTION_S", "MAX_BATCH_RECORDS", "MAX_READ", "MAX_RECORD_BYTES", "StreamService"]
 
 MAX_BATCH_RECORDS = 10_000
 MAX_RECORD_BYTES = 1 << 20
 MAX_READ = 10_000
+DEFAULT_RETENTION_S = 7 * 86_400.0
+MAX_RETENTION_S = 10 * 365 * 86_400.0
 _LEASE_RE = re.compile(r"[0-9a-f]{32}")
 _SUBJECT_RE = re.compile(r"[A-Za-z0-9_\-*>]+(\.[A-Za-z0-9_\-*>]+)*")
 _DUMPS_OPTS = orjson.OPT_SERIALIZE_NUMPY
@@ -52,16 +54,16 @@ def _position(position: Position | str) -> Position:
         raise InvalidArgument(f"unknown position {position!r}: use {', '.join(p.value for p in Position)}") from None
 
 
-def _start_after(position: Position | str, sequence_number: int | None, last_seq: int) -> int:
-    """The sequence number a read starts after."""
+def _start_after(position: Position | str, sequence_number: int | None, last_seq: int, trimmed_seq: int = 0) -> int:
+    """The sequence number a read starts after; a trimmed position starts at the oldest kept record."""
     pos = _position(position)
     if pos in (Position.AT_SEQUENCE_NUMBER, Position.AFTER_SEQUENCE_NUMBER):
         if sequence_number is None or isinstance(sequence_number, bool) or not isinstance(sequence_number, int) or not 0 <= sequence_number < 2**63:
             raise InvalidArgument(f"{pos.value} needs a sequence number from 0 to 2**63-1 (sequence_number=N, or --from N)")
-        return sequence_number - 1 if pos is Position.AT_SEQUENCE_NUMBER else sequence_number
+        return max(trimmed_seq, sequence_number - 1 if pos is Position.AT_SEQUENCE_NUMBER else sequence_number)
     if sequence_number is not None:
         raise InvalidArgument(f"a sequence number goes with AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER, not {pos.value}")
-    return last_seq if pos is Position.LATEST else 0
+    return last_seq if pos is Position.LATEST else trimmed_seq
 
 
 def _check_limit(limit: int) -> int:
@@ -118,6 +120,25 @@ def check_source(source: str) -> str:
     return source
 
 
+def _check_flush(flush_rows: int, flush_interval_s: float) -> None:
+    if isinstance(flush_rows, bool) or not isinstance(flush_rows, int) or not 1 <= flush_rows <= 10_000_000:
+        raise InvalidArgument("flush_rows must be between 1 and 10000000")
+    if isinstance(flush_interval_s, bool) or not isinstance(flush_interval_s, int | float) or not 0.1 <= float(flush_interval_s) <= 86_400:
+        raise InvalidArgument("flush_interval_s must be between 0.1 and 86400 seconds")
+
+
+def _check_retention(retention_s: float, retention_bytes: int) -> None:
+    if isinstance(retention_s, bool) or not isinstance(retention_s, int | float) or not 0 <= float(retention_s) <= MAX_RETENTION_S:
+        raise InvalidArgument(f"retention_s must be between 0 and {MAX_RETENTION_S:.0f} seconds (10 years); the default keeps 7 days")
+    if isinstance(retention_bytes, bool) or not isinstance(retention_bytes, int) or not 0 <= retention_bytes < 2**63:
+        raise InvalidArgument("retention_bytes must be a whole number of bytes, 0 for no size bound")
+
+
+def _check_description(description: str) -> None:
+    if not isinstance(description, str) or len(description) > 10_000:
+        raise InvalidArgument("description must be text of at most 10000 characters")
+
+
 def _mask(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
@@ -131,7 +152,7 @@ class StreamService:
 
     # -- streams -----------------------------------------------------------------
 
-    def create(self, name: str, *, dataset: str | None = None, columns: dict[str, str] | None = None, source: str | None = None, flush_rows: int = 10_000, flush_interval_s: float = 60.0, description: str = "") -> Stream:
+    def create(self, name: str, *, dataset: str | None = None, columns: dict[str, str] | None = None, source: str | None = None, follow: bool = False, flush_rows: int = 10_000, flush_interval_s: float = 60.0, retention_s: float = DEFAULT_RETENTION_S, retention_bytes: int = 0, description: str = "") -> Stream:
         """Create a stream that flushes into ``dataset`` (default: the stream's name).
 
         Args:
@@ -140,8 +161,13 @@ class StreamService:
             columns: declared schema ``{column: type}``; default: the dataset's, or
                 inferred from the first flush.
             source: ``nats://host:port/subject`` to pull from a NATS JetStream subject.
+            follow: the server's worker pulls the source continuously (needs ``source``).
             flush_rows: flush once this many records are pending.
             flush_interval_s: flush once the oldest pending record is this old.
+            retention_s: trim records older than this once they are flushed and every
+                named consumer committed them (default 7 days).
+            retention_bytes: trim the oldest records (flushed and committed) while the
+                log is bigger than this; 0 for no size bound.
             description: free text.
 
         Raises:
@@ -154,18 +180,20 @@ class StreamService:
             raise InvalidArgument(f"dataset name {target!r} is too long to add '-dlq' for its dead-letter dataset: use at most 59 characters")
         cols = check_columns(columns) if columns is not None else None
         src = check_source(source) if source else ""
-        if isinstance(flush_rows, bool) or not isinstance(flush_rows, int) or not 1 <= flush_rows <= 10_000_000:
-            raise InvalidArgument("flush_rows must be between 1 and 10000000")
-        if not isinstance(flush_interval_s, int | float) or not 0.1 <= float(flush_interval_s) <= 86_400:
-            raise InvalidArgument("flush_interval_s must be between 0.1 and 86400 seconds")
-        if not isinstance(description, str) or len(description) > 10_000:
-            raise InvalidArgument("description must be text of at most 10000 characters")
+        if not isinstance(follow, bool):
+            raise InvalidArgument("follow must be true or false")
+        if follow and not src:
+            raise InvalidArgument("follow needs a source to pull from: add --source nats://host:port/subject")
+        _check_flush(flush_rows, flush_interval_s)
+        _check_retention(retention_s, retention_bytes)
+        _check_description(description)
         now = time.time()
         values = dict(
             name=name, description=description, dataset=target, schema=orjson.dumps(cols).decode() if cols else "",
             source=src, flush_rows=flush_rows, flush_interval_s=float(flush_interval_s), created_at=now,
             created_by=self.ctx.actor, last_seq=0, flushed_seq=0, last_flush_at=0.0,
-            flush_owner="", flush_until=0.0,
+            flush_owner="", flush_until=0.0, follow=follow, last_pull_at=0.0, last_pull_error="", pull_failures=0,
+            retention_s=float(retention_s), retention_bytes=retention_bytes, trimmed_seq=0, log_bytes=0, last_trim_at=0.0,
         )
         try:
             with self.ws.mutation(self.ctx, action="streams.create", resource=f"streams/{name}", details={"dataset": target, "source": _mask(src)}) as (conn, _):
@@ -186,6 +214,56 @@ class StreamService:
         self.ctx.require("viewer")
         with self.ws.db.read() as conn:
             return _stream(self._row(conn, name))
+
+    def update(self, name: str, *, follow: bool | None = None, flush_rows: int | None = None, flush_interval_s: float | None = None, retention_s: float | None = None, retention_bytes: int | None = None, description: str | None = None) -> Stream:
+        """Change a stream's settings; an argument left None stays as it is.
+
+        Raises:
+            InvalidArgument: a bad value, or ``follow`` on a stream without a source.
+            NotFound: no such stream.
+        """
+        check_name(name, kind="stream")
+        with self.ws.mutation(self.ctx, action="streams.update", resource=f"streams/{name}") as (conn, details):
+            row = self._row(conn, name, lock=True)
+            values: dict[str, Any] = {}
+            if follow is not None:
+                if not isinstance(follow, bool):
+                    raise InvalidArgument("follow must be true or false")
+                if follow and not row.source:
+                    raise InvalidArgument(f"stream {name!r} has no source to follow; make a stream with --source nats://host:port/subject")
+                if follow != bool(row.follow):
+                    values.update(follow=follow, pull_failures=0, last_pull_error="")
+            if flush_rows is not None or flush_interval_s is not None:
+                rows = row.flush_rows if flush_rows is None else flush_rows
+                every = row.flush_interval_s if flush_interval_s is None else flush_interval_s
+                _check_flush(rows, every)
+                values.update(flush_rows=rows, flush_interval_s=float(every))
+            if retention_s is not None or retention_bytes is not None:
+                keep_s = row.retention_s if retention_s is None else retention_s
+                keep_bytes = row.retention_bytes if retention_bytes is None else retention_bytes
+                _check_retention(keep_s, keep_bytes)
+                values.update(retention_s=float(keep_s), retention_bytes=keep_bytes)
+            if description is not None:
+                _check_description(description)
+                values.update(description=description)
+            if values:
+                conn.execute(t.streams.update().where(t.streams.c.id == row.id).values(**values))
+            details.update({k: v for k, v in values.items() if k not in ("pull_failures", "last_pull_error", "description")})
+        return self.get(name)
+
+    def set_follow(self, name: str, *, follow: bool) -> Stream:
+        """Start (``follow=True``) or stop the server's continuous pull of the stream's source."""
+        return self.update(name, follow=follow)
+
+    def trim(self, name: str) -> TrimResult:
+        """Trim now: drop records past retention that are flushed and committed by every consumer.
+
+        Raises:
+            NotFound: no such stream.
+        """
+        from kiln.lake.streams._retention import trim
+
+        return trim(self, name)
 
     def delete(self, name: str) -> Stream:
         """Delete a stream, its records, consumers and leases (its datasets stay)."""
@@ -229,7 +307,7 @@ class StreamService:
                 details["duplicates"] = len(source_seqs) - len(fresh)
             n = len(payloads)
             # One statement locks the stream's row, takes n sequence numbers and says which.
-            got = conn.exec_driver_sql(_sql(conn, _RESERVE), (n, name)).first()
+            got = conn.exec_driver_sql(_sql(conn, _RESERVE), (n, sum(map(len, payloads)), name)).first()
             if got is None:
                 raise NotFound(_no_stream(name))
             sid, last = got
@@ -259,7 +337,7 @@ class StreamService:
         _check_limit(limit)
         with self.ws.db.read() as conn:
             row = self._row(conn, name)
-            after = _start_after(position, sequence_number, row.last_seq)
+            after = _start_after(position, sequence_number, row.last_seq, row.trimmed_seq)
             records = _fetch(conn, row.id, after, limit=limit)
         last = records[-1].sequence_number if records else after
         return ReadResult(stream=name, records=records, next_sequence_number=last + 1, behind=max(0, row.last_seq - last))
@@ -398,7 +476,7 @@ class StreamService:
         row = conn.execute(q.with_for_update() if lock else q).first()
         if row is not None:
             return row
-        start = _start_after(position, sequence_number, stream.last_seq)
+        start = _start_after(position, sequence_number, stream.last_seq, stream.trimmed_seq)
         now = time.time()
         values = dict(stream_id=stream.id, name=consumer, checkpoint=start, claimed=start, created_at=now, updated_at=now)
         if conn.dialect.name == "postgresql":
@@ -434,7 +512,8 @@ def _skip_seen(conn: Connection, sid: int, payloads: list[str], seqs: list[int],
     return [p for p, _ in keep], fresh
 
 
-_RESERVE = "UPDATE lake_streams SET last_seq = last_seq + ? WHERE name = ? RETURNING id, last_seq"
+# A record's size is its JSON text's length, as SQL's LENGTH(data) counts it when trimming.
+_RESERVE = "UPDATE lake_streams SET last_seq = last_seq + ?, log_bytes = log_bytes + ? WHERE name = ? RETURNING id, last_seq"
 _INSERT = "INSERT INTO lake_stream_records (stream_id, seq, time, data) VALUES (?, ?, ?, ?)"
 
 
@@ -461,4 +540,8 @@ def _stream(row: Any) -> Stream:
         flush_rows=row.flush_rows, flush_interval_s=row.flush_interval_s, created_at=row.created_at,
         created_by=row.created_by, last_sequence_number=row.last_seq, flushed_sequence_number=row.flushed_seq,
         pending=max(0, row.last_seq - row.flushed_seq), last_flush_at=row.last_flush_at or None,
+        follow=bool(row.follow), last_pull_at=row.last_pull_at or None, last_pull_error=row.last_pull_error or None,
+        pull_failures=row.pull_failures, retention_s=row.retention_s, retention_bytes=row.retention_bytes,
+        trimmed_sequence_number=row.trimmed_seq, records=max(0, row.last_seq - row.trimmed_seq), bytes=row.log_bytes,
+        last_trim_at=row.last_trim_at or None,
     )

@@ -29,6 +29,17 @@ streams = sa.Table(
     sa.Column("last_flush_at", sa.Float, nullable=False),
     sa.Column("flush_owner", sa.String(128), nullable=False),
     sa.Column("flush_until", sa.Float, nullable=False),
+    # Continuous pulling from the source (streams_0002): the worker pulls streams that follow.
+    sa.Column("follow", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("last_pull_at", sa.Float, nullable=False, server_default="0"),
+    sa.Column("last_pull_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("pull_failures", sa.Integer, nullable=False, server_default="0"),
+    # Retention (streams_0002): records up to trimmed_seq are gone; log_bytes is the kept records' size.
+    sa.Column("retention_s", sa.Float, nullable=False, server_default=str(7 * 86_400.0)),
+    sa.Column("retention_bytes", _BigInt, nullable=False, server_default="0"),
+    sa.Column("trimmed_seq", _BigInt, nullable=False, server_default="0"),
+    sa.Column("log_bytes", _BigInt, nullable=False, server_default="0"),
+    sa.Column("last_trim_at", sa.Float, nullable=False, server_default="0"),
 )
 
 records = sa.Table(
