@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -150,3 +151,39 @@ def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     yield invoke
     for client in shared:
         client.close()
+
+
+@contextlib.contextmanager
+def real_kiln_server(tmp_path: Path, migrated_db: Path, *, wait_s: float = 60) -> Iterator[tuple[str, Path, Path]]:
+    """A real ``kiln server`` subprocess on a free loopback port, auth on, over a copy of a
+    migrated database (so it starts without migrating); yields (url, KILN_HOME, its log)."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    home = tmp_path / "kiln"
+    home.mkdir()
+    shutil.copyfile(migrated_db, home / "kiln.db")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
+    env.update(KILN_HOME=str(home), KILN_CONFIG=str(tmp_path / "none.toml"))
+    url, log = f"http://127.0.0.1:{port}", tmp_path / "server.out"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "kiln", "server", "--port", str(port)], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield url, home, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -3,13 +3,8 @@ renders every operation from a real `kiln server` with auth on, reaching nothing
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +15,7 @@ import pytest
 from kiln.core.workspace import Workspace
 from kiln.server._docs import STATIC
 from kiln.server.app import create_app
-from tests.faces.conftest import SyncASGI
+from tests.faces.conftest import SyncASGI, real_kiln_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGES = ["/docs", "/redoc"]
@@ -63,38 +58,11 @@ def test_openapi_has_no_document_relative_defs(auth_http: httpx.Client) -> None:
     assert '"#/components/schemas/IngestOptions"' in text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def real_server(tmp_path: Path, migrated_db: Path) -> Iterator[str]:
-    home, port = tmp_path / "kiln", _free_port()
-    home.mkdir()
-    shutil.copyfile(migrated_db, home / "kiln.db")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
-    env.update(KILN_HOME=str(home), KILN_CONFIG=str(tmp_path / "none.toml"))
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.out"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "kiln", "server", "--port", str(port)], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    with real_kiln_server(tmp_path, migrated_db) as (url, _, _):
         assert httpx.get(f"{url}/v1/datasets", headers={"x-kiln-client": "1"}).status_code == 401  # auth on
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _dump_dom(url: str, profile: Path) -> str:

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +15,8 @@ import kiln
 from kiln.core.auth import LOCAL_TOKEN_FILE
 from kiln.core.config import Settings
 from kiln.core.errors import Unauthenticated
+
+from .conftest import real_kiln_server
 
 
 @pytest.fixture
@@ -55,32 +52,8 @@ def test_server_refuses_a_token_file_others_can_read(cli: Any, settings: Setting
     assert result.code == 2 and "other users" in result.err and not no_serving[1:]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_cli_and_sdk_use_the_token_of_a_real_server(cli: Any, tmp_path: Path, migrated_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home, port = tmp_path / "kiln", _free_port()
-    home.mkdir()
-    shutil.copyfile(migrated_db, home / "kiln.db")  # the server starts without migrating
-    url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
-    env.update(KILN_HOME=str(home), KILN_CONFIG=str(tmp_path / "none.toml"))
-    log = tmp_path / "server.out"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "kiln", "server", "--port", str(port)], env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    with real_kiln_server(tmp_path, migrated_db, wait_s=30) as (url, home, log):
         assert str(home / LOCAL_TOKEN_FILE) in log.read_text()
         # No token: refused, even from this machine with the client header.
         assert httpx.get(f"{url}/v1/datasets", headers={"x-kiln-client": "1"}).status_code == 401
@@ -95,9 +68,6 @@ def test_cli_and_sdk_use_the_token_of_a_real_server(cli: Any, tmp_path: Path, mi
         assert created.code == 0, created.err
         with kiln.Client(url, home=str(home)) as client:
             assert sorted(t.role for t in client.tokens.list()) == ["admin", "viewer"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_doctor_shows_the_auth_mode(cli: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch, no_serving: list[dict[str, Any]]) -> None:

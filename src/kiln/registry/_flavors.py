@@ -44,7 +44,25 @@ class LoadOptions:
     trusted_types: tuple[str, ...] = ()
 
 
-class Predictor:
+class ManifestFacts:
+    """What a loaded model's manifest says of it (in this process or in a worker)."""
+
+    manifest: Manifest
+
+    @property
+    def flavor(self) -> str:
+        return self.manifest.flavor
+
+    @property
+    def task(self) -> str | None:
+        return self.manifest.task
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.manifest.classes
+
+
+class Predictor(ManifestFacts):
     """A loaded model: ``predict`` and, for classifiers, ``predict_proba``.
 
     Inputs may be a pandas DataFrame, a pyarrow Table, a numpy array, a list of
@@ -65,18 +83,6 @@ class Predictor:
         self._predict = predict
         self._predict_proba = predict_proba
         self.handlers = handlers
-
-    @property
-    def flavor(self) -> str:
-        return self.manifest.flavor
-
-    @property
-    def task(self) -> str | None:
-        return self.manifest.task
-
-    @property
-    def classes(self) -> list[Any] | None:
-        return self.manifest.classes
 
     @property
     def can_predict_proba(self) -> bool:

@@ -13,12 +13,13 @@ from typing import Any
 
 from kiln.core.errors import InvalidArgument, ModelError
 from kiln.core.worker import Worker, pack_array, unpack_array
+from kiln.registry._flavors import ManifestFacts
 from kiln.registry._models import Manifest
 
 __all__ = ["WorkerPredictor"]
 
 
-class WorkerPredictor:
+class WorkerPredictor(ManifestFacts):
     """A registered model loaded in its own worker process; ``predict`` like a Predictor.
 
     Close it (or use it as a context manager) to stop the worker.
@@ -54,18 +55,6 @@ class WorkerPredictor:
             worker.close()
             raise
         return cls(worker=worker, manifest=manifest, can_predict_proba=bool(info.get("can_predict_proba")))
-
-    @property
-    def flavor(self) -> str:
-        return self.manifest.flavor
-
-    @property
-    def task(self) -> str | None:
-        return self.manifest.task
-
-    @property
-    def classes(self) -> list[Any] | None:
-        return self.manifest.classes
 
     def predict_both(self, data: Any, *, proba: bool = True) -> tuple[Any, Any]:
         """Predictions, and class probabilities when asked and the model gives them, in one call."""
