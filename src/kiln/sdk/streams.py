@@ -189,7 +189,10 @@ class Producer:
         self.on_ack = on_ack
         self.callback_errors: list[Exception] = []
         self._caller_sends = streams._local
-        self._cond = threading.Condition(threading.Lock())
+        # put() takes the condition's lock directly: a plain Lock's `with` runs in C, the
+        # Condition's in Python, and put runs once per record.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
         self._current = _Batch()
         self._current_since = 0.0
@@ -206,7 +209,7 @@ class Producer:
         if type(record) is not dict and not isinstance(record, dict):
             raise InvalidArgument(f"a record is a JSON object (dict), not {type(record).__name__}")
         cond = self._cond
-        with cond:
+        with self._lock:
             if self._closed:
                 raise InvalidArgument("the producer is closed")
             while self._queued >= self.max_pending:
