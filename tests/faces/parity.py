@@ -54,6 +54,17 @@ def transports(tmp_path: Path, seed: Callable[[kiln.Client], None]) -> Iterator[
 _PER_WORKSPACE = {"actor", "source", "time", "seq", "hash", "prev_hash", "elapsed_ms", "lease"}
 
 
+def clients_fixture(seed: Callable[[kiln.Client], None]) -> Any:
+    """A stage module's ``clients`` fixture: :func:`transports` seeded with ``seed``."""
+
+    @pytest.fixture
+    def clients(tmp_path: Path) -> Iterator[tuple[kiln.Client, kiln.Client]]:
+        with transports(tmp_path, seed) as pair:
+            yield pair
+
+    return clients
+
+
 def same(value: Any) -> Any:
     """What both transports must agree on: everything but who, where and when (actors,
     sources and clocks differ: ``*_at``, ``*_time``), ids made at random (under an ``*id``

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 import kiln
-from tests.faces.parity import errors_agree, transports, walk
+from tests.faces.parity import clients_fixture, errors_agree, walk
 
 pytestmark = pytest.mark.xdist_group("parity-lake")
 
@@ -30,10 +28,7 @@ def _seed(client: kiln.Client) -> None:
     client.sql("SELECT count(*) FROM sales")
 
 
-@pytest.fixture
-def clients(tmp_path: Path) -> Iterator[tuple[kiln.Client, kiln.Client]]:
-    with transports(tmp_path, _seed) as pair:
-        yield pair
+clients = clients_fixture(_seed)
 
 
 def test_both_transports_agree(clients: tuple[kiln.Client, kiln.Client]) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import kiln
-from tests.faces.parity import errors_agree, transports, walk
+from tests.faces.parity import clients_fixture, errors_agree, walk
 from tests.prep.test_recipes_service import CLEAN, PLAIN, people
 
 pytestmark = pytest.mark.xdist_group("parity-prep")
@@ -43,10 +41,7 @@ def _seed(client: kiln.Client) -> None:
     client.recipes.create("tidy", YAML)  # YAML text travels as it is and is parsed by the service
 
 
-@pytest.fixture
-def clients(tmp_path: Path) -> Iterator[tuple[kiln.Client, kiln.Client]]:
-    with transports(tmp_path, _seed) as pair:
-        yield pair
+clients = clients_fixture(_seed)
 
 
 def test_both_transports_agree(clients: tuple[kiln.Client, kiln.Client]) -> None:

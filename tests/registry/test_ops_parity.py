@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +9,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 import kiln
-from tests.faces.parity import errors_agree, transports, walk
+from tests.faces.parity import clients_fixture, errors_agree, walk
 
 pytestmark = pytest.mark.xdist_group("parity-registry")
 
@@ -37,10 +35,7 @@ def _seed(client: kiln.Client) -> None:
         client.models.register("iris", model=LogisticRegression(C=c, max_iter=300).fit(X, y), sample_input=X[:3])
 
 
-@pytest.fixture
-def clients(tmp_path: Path) -> Iterator[tuple[kiln.Client, kiln.Client]]:
-    with transports(tmp_path, _seed) as pair:
-        yield pair
+clients = clients_fixture(_seed)
 
 
 def test_both_transports_agree(clients: tuple[kiln.Client, kiln.Client]) -> None:
