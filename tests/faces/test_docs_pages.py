@@ -15,6 +15,7 @@ import pytest
 from kiln.core.workspace import Workspace
 from kiln.server._docs import STATIC
 from kiln.server.app import create_app
+from tests.conftest import TRAVERSAL
 from tests.faces.conftest import SyncASGI, real_kiln_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -89,3 +90,15 @@ def test_a_browser_renders_every_operation_offline(real_server: str, tmp_path: P
     redoc = _dump_dom(f"{real_server}/redoc", tmp_path / "p2")
     assert "Something went wrong" not in redoc
     assert set(re.findall(r'id="operation/([^"]+)"', redoc)) == ids
+
+
+@pytest.mark.parametrize("value", TRAVERSAL)
+def test_static_assets_refuse_traversal(ws: Workspace, value: str) -> None:
+    """/static is public: no string reaches a file outside the shipped assets."""
+    from urllib.parse import quote
+
+    with httpx.Client(transport=SyncASGI(create_app(ws)), base_url="http://127.0.0.1") as http:
+        for path in (f"/static/{value}", f"/static/{quote(value, safe='')}", f"/static/x/{value}"):
+            resp = http.get(path)
+            assert resp.status_code in (400, 404), (path, resp.status_code)
+            assert "error" in resp.json(), path  # the error shape, never a file's bytes

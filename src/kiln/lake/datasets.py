@@ -268,23 +268,6 @@ class DatasetService:
         with self.ws.db.read() as conn:
             return self._load(conn, r)
 
-    def latest_files(self) -> dict[str, list[str]]:
-        """Every dataset's latest version as its file keys, in one query (for SQL views)."""
-        self.ctx.require("viewer")
-        latest = sa.select(t.versions.c.dataset_id, sa.func.max(t.versions.c.version).label("v")).group_by(t.versions.c.dataset_id).subquery()
-        q = (
-            sa.select(t.datasets.c.name, t.files.c.key)
-            .join(latest, latest.c.dataset_id == t.datasets.c.id)
-            .join(t.versions, sa.and_(t.versions.c.dataset_id == t.datasets.c.id, t.versions.c.version == latest.c.v))
-            .join(t.files, t.files.c.version_id == t.versions.c.id)
-            .order_by(t.datasets.c.name, t.files.c.idx)
-        )
-        out: dict[str, list[str]] = {}
-        with self.ws.db.read() as conn:
-            for name, key in conn.execute(q):
-                out.setdefault(name, []).append(key)
-        return out
-
     def live_files(self) -> dict[str, dict[int, list[str]]]:
         """Every live version's file keys, by dataset and version number, in one query (for SQL)."""
         self.ctx.require("viewer")
