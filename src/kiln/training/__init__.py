@@ -1,0 +1,1 @@
+"""Training: the SageMaker script-mode runner and the built-in algorithms."""
