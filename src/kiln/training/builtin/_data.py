@@ -158,6 +158,10 @@ def _read(channel: str, files: list[Path], fmt: str, *, supervised: bool, target
             raise BuiltinError("hyperparameter target does not apply: this algorithm is unsupervised")
         label_col, weight_col = None, None
     elif target is not None:
+        if target not in names and all(_is_number(n) for n in names):
+            raise BuiltinError(f"channel {channel}: with hyperparameter target set, CSV needs a header row naming the columns, "
+                               f"but the first line of {tables[0][0].name} is numbers; add the header, or unset target for "
+                               "headerless CSV with the label in the first column")
         if target not in names:
             raise BuiltinError(f"column {target!r} not found in channel {channel}; columns are: {', '.join(names)}")
         label_col, weight_col = target, None

@@ -19,7 +19,7 @@ from kiln.training.builtin._data import Channels
 __all__ = ["KMeans"]
 
 _CHANNELS = ("train", "test")
-TRUSTED = ("sklearn.cluster._kmeans.KMeans",)
+ESTIMATORS = ("sklearn.cluster._kmeans.KMeans",)
 
 
 @register
@@ -62,5 +62,5 @@ class KMeans(Algorithm):
 
     @classmethod
     def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
-        estimator = _sklearn.load(model_dir, manifest, TRUSTED)
+        estimator = _sklearn.load(model_dir, manifest, estimators=ESTIMATORS)
         return BuiltinModel(manifest=manifest, model=estimator, _predict=estimator.predict)

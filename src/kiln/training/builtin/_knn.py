@@ -19,13 +19,9 @@ __all__ = ["KNN"]
 
 _CHANNELS = ("train", "validation", "test")
 _METRIC = {"L2": "euclidean", "COSINE": "cosine"}
-TRUSTED = (
-    "sklearn.neighbors._classification.KNeighborsClassifier",
-    "sklearn.neighbors._regression.KNeighborsRegressor",
-    # The index sklearn builds for L2 on few features (brute force, for COSINE or many features, adds none).
-    "sklearn.neighbors._kd_tree.KDTree",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
-)
+ESTIMATORS = ("sklearn.neighbors._classification.KNeighborsClassifier", "sklearn.neighbors._regression.KNeighborsRegressor")
+# The index sklearn builds for L2 on few features (brute force, for COSINE or many features, adds none).
+HELPERS = ("sklearn.neighbors._kd_tree.KDTree", "sklearn.metrics._dist_metrics.EuclideanDistance64")
 
 
 @register
@@ -90,7 +86,7 @@ class KNN(Algorithm):
 
     @classmethod
     def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
-        estimator = _sklearn.load(model_dir, manifest, TRUSTED)
+        estimator = _sklearn.load(model_dir, manifest, estimators=ESTIMATORS, helpers=HELPERS)
         if manifest["task"] != "classification":
             return BuiltinModel(manifest=manifest, model=estimator, _predict=estimator.predict)
         classes = Classes(values=manifest["classes"], encoded=True)

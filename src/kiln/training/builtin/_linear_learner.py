@@ -39,7 +39,8 @@ _LOSSES = {
 _SKLEARN_LOSS = {"logistic": "log_loss", "softmax_loss": "log_loss", "hinge_loss": "hinge", "squared_loss": "squared_error",
                  "absolute_loss": "epsilon_insensitive", "huber_loss": "huber",
                  "eps_insensitive_squared_loss": "squared_epsilon_insensitive", "eps_insensitive_absolute_loss": "epsilon_insensitive"}
-TRUSTED = ("sklearn.linear_model._stochastic_gradient.SGDClassifier", "sklearn.linear_model._stochastic_gradient.SGDRegressor")
+ESTIMATORS = ("sklearn.linear_model._stochastic_gradient.SGDClassifier", "sklearn.linear_model._stochastic_gradient.SGDRegressor")
+HELPERS = ("sklearn._loss._loss.CyHalfBinomialLoss", "sklearn.linear_model._sgd_fast.Hinge")  # the classifier's loss object
 
 
 def _unique(pairs: tuple[tuple[str, bool], ...]) -> tuple[tuple[str, bool], ...]:
@@ -243,7 +244,7 @@ class LinearLearner(Algorithm):
 
     @classmethod
     def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
-        estimator = _sklearn.load(model_dir, manifest, TRUSTED)
+        estimator = _sklearn.load(model_dir, manifest, estimators=ESTIMATORS, helpers=HELPERS)
         if manifest["task"] != "classification":
             return BuiltinModel(manifest=manifest, model=estimator, _predict=estimator.predict)
         classes = Classes(values=manifest["classes"], encoded=manifest["label_encoding"] == "classes")

@@ -19,14 +19,9 @@ __all__ = ["RandomForest"]
 _CHANNELS = ("train", "validation", "test")
 CLASSIFIER_METRICS = (("accuracy", True), ("f1", True))
 REGRESSOR_METRICS = (("mse", False), ("rmse", False), ("mae", False), ("r2", True))
-# Exactly what a fitted forest's skops file holds.
-TRUSTED = (
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.ensemble._forest.RandomForestRegressor",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._classes.DecisionTreeRegressor",
-    "sklearn.tree._tree.Tree",
-)
+# Exactly the types a fitted forest's skops file holds.
+ESTIMATORS = ("sklearn.ensemble._forest.RandomForestClassifier", "sklearn.ensemble._forest.RandomForestRegressor")
+HELPERS = ("sklearn.tree._classes.DecisionTreeClassifier", "sklearn.tree._classes.DecisionTreeRegressor", "sklearn.tree._tree.Tree")
 
 
 @register
@@ -85,7 +80,7 @@ class RandomForest(Algorithm):
 
     @classmethod
     def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
-        estimator = _sklearn.load(model_dir, manifest, TRUSTED)
+        estimator = _sklearn.load(model_dir, manifest, estimators=ESTIMATORS, helpers=HELPERS)
         if manifest["task"] != "classification":
             return BuiltinModel(manifest=manifest, model=estimator, _predict=estimator.predict)
         classes = Classes(values=manifest["classes"], encoded=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ __all__ = ["load_builtin", "main"]
 
 FORMAT_VERSION = 1
 _LIBRARY = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+# XGBoost's errors start "[12:00:00] /workspace/src/objective/regression_obj.cu:114: Check failed: ...".
+_LIBRARY_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: (Check failed: \S+: )?")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(env.output_dir, f"{args[0]} ran out of memory: give the job more memory or fewer rows", 1)
     except Exception as exc:  # a library's own error: its first line is the reason, the traceback goes to the log
         traceback.print_exc()
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        detail = _LIBRARY_PREFIX.sub("", str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
         return _fail(env.output_dir, f"{args[0]} failed: {type(exc).__name__}: {detail}"[:1024], 1)
     return 0
 

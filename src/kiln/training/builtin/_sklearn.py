@@ -33,19 +33,59 @@ def dump(estimator: Any, model_dir: Path) -> dict[str, Any]:
     return {"model_file": MODEL_FILE, "model_format": "skops"}
 
 
-def load(model_dir: Path, manifest: dict[str, Any], trusted: Sequence[str]) -> Any:
-    """Load ``model.skops`` trusting exactly ``trusted`` (the types the algorithm saves), never everything.
+# What every skops file holds besides the estimator's own classes: containers, arrays, scalars.
+_PLAIN = frozenset({
+    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int", "builtins.float", "builtins.bool",
+    "numpy.ndarray", "numpy.dtype", "numpy.int32", "numpy.int64", "numpy.float32", "numpy.float64", "numpy.bool_",
+})
+
+
+def load(model_dir: Path, manifest: dict[str, Any], *, estimators: Sequence[str], helpers: Sequence[str] = ()) -> Any:
+    """Load ``model.skops`` trusting exactly the types its algorithm saves, never skops's wider defaults.
+
+    Every type the file names (read from its schema) must be one of ``estimators`` (the object
+    itself), ``helpers`` (what they hold: trees, loss objects, indexes) or plain containers and
+    arrays; skops is then told to trust only those.
 
     Raises:
-        BuiltinError: the file holds a type outside ``trusted``.
+        BuiltinError: the file names any other type, or its top object is not one of ``estimators``.
     """
     import skops.io as sio
 
     path = model_dir / manifest["model_file"]
-    untrusted = set(sio.get_untrusted_types(file=path)) - set(trusted)
-    if untrusted:
-        raise BuiltinError(f"{path.name} holds types a {manifest['algorithm']} model never has: {sorted(untrusted)}; refusing to load it")
-    return sio.load(path, trusted=list(trusted))
+    allowed = _PLAIN | set(estimators) | set(helpers)
+    named = _schema_types(path) | set(sio.get_untrusted_types(file=path))
+    stray = sorted(named - allowed)
+    if stray:
+        raise BuiltinError(f"{path.name} holds types a {manifest['algorithm']} model never has: {stray[:5]}; refusing to load it")
+    model = sio.load(path, trusted=sorted(set(sio.get_untrusted_types(file=path))))
+    top = f"{type(model).__module__}.{type(model).__qualname__}"
+    if top not in estimators:
+        raise BuiltinError(f"{path.name} holds a {top}, not a {manifest['algorithm']} model; refusing to use it")
+    return model
+
+
+def _schema_types(path: Path) -> set[str]:
+    """Every ``module.class`` a skops file's schema names, at any depth."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise BuiltinError(f"{path.name} is not a readable skops file ({exc})") from None
+    found: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def definitions(channels: Sequence[str], metrics: Sequence[tuple[str, bool]]) -> tuple[MetricDefinition, ...]:

@@ -147,6 +147,9 @@ class XGBoost(Algorithm):
             return None
         if objective.startswith("binary:"):
             if train.y.dtype != object:
+                outside = train.y[(train.y < 0) | (train.y > 1)]
+                if outside.size:
+                    raise BuiltinError(f"objective {objective} needs labels 0 and 1 (or probabilities in [0, 1]); the label has {outside[0]:g}")
                 return Classes(values=[0, 1], encoded=False)  # numeric labels pass through, as in SageMaker
             classes = Classes.fit(train.y, index_labels=True)
             if len(classes.values) != 2:
