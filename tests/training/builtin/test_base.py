@@ -18,7 +18,7 @@ ALGORITHMS = ["kmeans", "knn", "lightgbm", "linear-learner", "random-forest", "x
 
 def test_the_six_builtins_are_registered_and_the_package_exports_what_it_says():
     assert builtin.algorithm_names() == ALGORITHMS
-    assert all(hasattr(builtin, name) for name in builtin.__all__)
+    assert sorted(builtin.__all__) == builtin.__all__ and all(hasattr(builtin, name) for name in builtin.__all__)
 
 
 @pytest.mark.parametrize(("kind", "raw", "expected"), [

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,11 +63,15 @@ def _train(name: str, env: TrainingEnv) -> None:
     cls = algorithms[name]
     hp = coerce_hyperparameters(name, cls.hyperparameters, env.hyperparameters)
     print(f"kiln built-in {name}, host {env.current_host} of {len(env.hosts)}, {env.num_cpus} CPU(s); hyperparameters {json.dumps(hp, sort_keys=True)}")
+    start = time.perf_counter()
     data = read_channels(env, channels=cls.channels, supervised=cls.supervised, target=hp.get("target"),
                          formats=cls.formats, weights=hp.get("csv_weights") == 1)
     for channel, frame in data.evaluated():
         print(f"channel {channel}: {frame.rows} rows, {frame.features} features")
+    print(f"data read in {time.perf_counter() - start:.2f} s")
+    start = time.perf_counter()
     algorithm = cls(hyperparameters=hp, env=env).fit(data)
+    print(f"trained in {time.perf_counter() - start:.2f} s")
     env.model_dir.mkdir(parents=True, exist_ok=True)
     facts = algorithm.save(env.model_dir)
     train = data.train
