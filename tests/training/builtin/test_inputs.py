@@ -54,6 +54,8 @@ BAD = [
      "column 'species' is string, not a number"),
     ("kmeans", {"k": 2}, lambda job: bad_csv(job, "1,2\n,3\n4,5\n"), "1 row(s) with missing or infinite features"),
     ("kmeans", {"k": 9}, lambda job: bad_csv(job, "1,2\n3,4\n"), "k is 9 but the train channel has only 2 rows"),
+    ("kmeans", {"k": 2}, lambda job: bad_csv(job, "a,b\n3,4\n"), "starts with a header row (a, b...); this algorithm reads headerless CSV"),
+    ("xgboost", {"num_round": 2, "csv_weights": 1, "target": "y"}, lambda job: bad_csv(job, "y,a\n1,2\n"), "csv_weights=1 applies to headerless CSV"),
     ("random-forest", {"predictor_type": "classifier"}, lambda job: (good_csv(job), job.channel("extra")), "channel extra is not read by this algorithm"),
     ("no-such-algo", {}, good_csv, "unknown built-in algorithm 'no-such-algo'; the built-ins are: kmeans, knn, lightgbm"),
 ]
@@ -122,3 +124,22 @@ def test_job_folder_alone_without_sm_variables(job):
     result = job.run("xgboost", {"num_round": 3, "objective": "binary:logistic"}, sm_env=False)
     assert result.returncode == 0, result.stderr
     assert json.loads((job.model_dir / "kiln-algorithm.json").read_text())["hyperparameters"]["num_round"] == 3
+
+
+def test_xgboost_weights_column_and_early_stopping_on_the_tuning_objective(job):
+    Xt, yt, Xv, yv = split("breast_cancer")
+    write_csv(job.channel("train") / "d.csv", yt, np.column_stack([np.ones_like(yt), Xt]))
+    write_csv(job.channel("validation") / "d.csv", yv, np.column_stack([np.ones_like(yv), Xv]))
+    hps = {"num_round": 300, "eta": 0.5, "early_stopping_rounds": 3, "csv_weights": 1, "objective": "binary:logistic",
+           "_tuning_objective_metric": "validation:auc"}
+    assert job.run("xgboost", hps).returncode == 0, job.result.stderr
+    model = load_builtin(job.model_dir)
+    assert model.manifest["feature_count"] == Xt.shape[1] and model.manifest["num_boosted_rounds"] < 300
+    assert job.metrics("xgboost")["validation:auc"]
+
+
+def test_lightgbm_stops_early_on_validation_and_saves_the_best_iteration(dataset_job):
+    job, Xv, yv = dataset_job("breast_cancer")
+    assert job.run("lightgbm", {"num_boost_round": 500, "learning_rate": 0.3, "early_stopping_rounds": 5}).returncode == 0
+    manifest = load_builtin(job.model_dir).manifest
+    assert manifest["best_iteration"] is not None and manifest["num_boosted_rounds"] == manifest["best_iteration"] < 500

@@ -146,7 +146,9 @@ def _read(channel: str, files: list[Path], fmt: str, *, supervised: bool, target
           n_features: int | None) -> Frame:
     if fmt == "libsvm":
         return _read_libsvm(channel, files, n_features)
-    tables = _tables(channel, files, fmt, header=target is not None)
+    if weights and (target is not None or fmt != "csv"):
+        raise BuiltinError("hyperparameter csv_weights=1 applies to headerless CSV (label, weight, features); unset it or target")
+    tables = _tables(channel, files, fmt, header=target is not None, supervised=supervised)
     if not tables:
         raise BuiltinError(f"channel {channel} has no rows (its {len(files)} file(s) are empty)")
     names = tables[0][1].column_names
@@ -178,7 +180,7 @@ def _read(channel: str, files: list[Path], fmt: str, *, supervised: bool, target
                  label_name=label_col if header else None)
 
 
-def _tables(channel: str, files: list[Path], fmt: str, *, header: bool) -> list[tuple[Path, pa.Table]]:
+def _tables(channel: str, files: list[Path], fmt: str, *, header: bool, supervised: bool) -> list[tuple[Path, pa.Table]]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -200,7 +202,7 @@ def _tables(channel: str, files: list[Path], fmt: str, *, header: bool) -> list[
                 parse = pacsv.ParseOptions(delimiter=delimiter)
                 if not header:
                     width = len(next(csv.reader(io.StringIO(first), delimiter=delimiter)))
-                    _refuse_header(channel, path, first, delimiter)
+                    _refuse_header(channel, path, first, delimiter, supervised=supervised)
                     names = [f"_c{i}" for i in range(width)]
                     read_opts = pacsv.ReadOptions(column_names=names)
                     # Parsed straight to float32: no float64 table, no cast afterwards.
@@ -228,14 +230,13 @@ def _delimiter(line: str) -> str:
         return ","
 
 
-def _refuse_header(channel: str, path: Path, first: str, delimiter: str) -> None:
+def _refuse_header(channel: str, path: Path, first: str, delimiter: str, *, supervised: bool) -> None:
     cells = next(csv.reader(io.StringIO(first), delimiter=delimiter))
     words = [c for c in cells if c.strip() and not _is_number(c)]
     if words and len(words) >= len(cells) // 2:
-        raise BuiltinError(
-            f"channel {channel}: {path.name} starts with a header row ({', '.join(words[:4])}...); headerless CSV "
-            "carries the label in the first column: set hyperparameter target to the label column's name, or drop the header"
-        )
+        fix = ("headerless CSV carries the label in the first column: set hyperparameter target to the label column's name, or drop the header"
+               if supervised else "this algorithm reads headerless CSV: drop the header, or give the data as Parquet")
+        raise BuiltinError(f"channel {channel}: {path.name} starts with a header row ({', '.join(words[:4])}...); {fix}")
 
 
 def _is_number(text: str) -> bool:

@@ -105,6 +105,7 @@ class XGBoost(Algorithm):
         if metrics:
             params["eval_metric"] = metrics
         self.classes_ = self._classes(objective, data.train)
+        params.pop("num_class", None)
         if self.classes_ is not None and objective.startswith("multi:"):
             params["num_class"] = len(self.classes_.values)
         dtrain = self._dmatrix(data.train, "train", params["nthread"])
