@@ -148,8 +148,9 @@ def _convert(kind: Kind, value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
         return None
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = float(value.strip()) if kind == "float" or not re.fullmatch(r"[+-]?\d+", value.strip()) else int(value.strip())
+            value = int(text) if kind == "int" and re.fullmatch(r"[+-]?\d+", text) else float(text)
         except ValueError:
             return None
     if isinstance(value, float) and not math.isfinite(value):
@@ -215,7 +216,8 @@ def quality_line(host: str, channel: str, metric: str, value: float, *, maximize
 def quality_metric(channel: str, metric: str, *, maximize: bool) -> MetricDefinition:
     """The definition reading :func:`quality_line` lines for ``channel:metric`` (per-epoch and final)."""
     tag = "score" if maximize else "loss"
-    return MetricDefinition(f"{channel}:{metric}", rf"#quality_metric: host=\S+, (?:epoch=\S+, )?{channel} {re.escape(metric)} <{tag}>=(\S+)")
+    regex = rf"#quality_metric: host=\S+, (?:epoch=\S+, )?{channel} {re.escape(metric)} <{tag}>=(\S+)"
+    return MetricDefinition(f"{channel}:{metric}", regex)
 
 
 @dataclass

@@ -82,7 +82,10 @@ def content_format(channel: str, content_type: str | None, files: list[Path], *,
         if not fmt:
             raise BuiltinError(f"channel {channel} has ContentType {content_type!r}; accepted: {_accepted(allowed)}")
     if fmt not in allowed:
-        raise BuiltinError(f"channel {channel} is {fmt}, which this algorithm does not read; accepted: {_accepted(allowed)}")
+        raise BuiltinError(
+            f"channel {channel} is {fmt}, which this algorithm does not read; accepted: "
+            f"{_accepted(allowed)}"
+        )
     return fmt
 
 
@@ -118,7 +121,10 @@ def read_channels(env: TrainingEnv, *, channels: tuple[str, ...], supervised: bo
     """
     unknown = sorted(set(env.channels) - set(channels))
     if unknown:
-        raise BuiltinError(f"channel {unknown[0]} is not read by this algorithm; its channels are: {', '.join(channels)}")
+        raise BuiltinError(
+            f"channel {unknown[0]} is not read by this algorithm; its channels are: "
+            f"{', '.join(channels)}"
+        )
     if "train" not in env.channels:
         raise BuiltinError("channel train is required: give the training data as the train channel")
     frames: dict[str, Frame] = {}
@@ -129,14 +135,20 @@ def read_channels(env: TrainingEnv, *, channels: tuple[str, ...], supervised: bo
             # network) is not wired yet, so each host's model is its shard's model for now.
             files = [f for i, f in enumerate(files) if i % len(env.hosts) == env.host_index]
             if not files:
-                raise BuiltinError(f"channel train has fewer files than the {len(env.hosts)} hosts; give at least one file per host")
+                raise BuiltinError(
+                    f"channel train has fewer files than the {len(env.hosts)} hosts; give at least "
+                    "one file per host"
+                )
         fmt = content_format(name, env.content_types.get(name), files, allowed=formats)
         n_features = frames["train"].features if fmt == "libsvm" and "train" in frames else None
         frames[name] = _read(name, files, fmt, supervised=supervised, target=target, weights=weights, n_features=n_features)
     train = frames["train"]
     for name, frame in frames.items():
         if name != "train" and frame.features != train.features:
-            raise BuiltinError(f"channel {name} has {frame.features} features but train has {train.features}; give both the same columns")
+            raise BuiltinError(
+                f"channel {name} has {frame.features} features but train has {train.features}; give "
+                "both the same columns"
+            )
         if name != "train" and train.feature_names and frame.feature_names != train.feature_names:
             raise BuiltinError(f"channel {name} has columns {frame.feature_names} but train has {train.feature_names}")
     return Channels(train=train, validation=frames.get("validation"), test=frames.get("test"))
@@ -147,14 +159,20 @@ def _read(channel: str, files: list[Path], fmt: str, *, supervised: bool, target
     if fmt == "libsvm":
         return _read_libsvm(channel, files, n_features)
     if weights and (target is not None or fmt != "csv"):
-        raise BuiltinError("hyperparameter csv_weights=1 applies to headerless CSV (label, weight, features); unset it or target")
+        raise BuiltinError(
+            "hyperparameter csv_weights=1 applies to headerless CSV (label, weight, features); "
+            "unset it or target"
+        )
     tables = _tables(channel, files, fmt, header=target is not None, supervised=supervised)
     if not tables:
         raise BuiltinError(f"channel {channel} has no rows (its {len(files)} file(s) are empty)")
     names = tables[0][1].column_names
     for path, table in tables[1:]:
         if table.column_names != names:
-            raise BuiltinError(f"channel {channel}: {path.name} has columns {table.column_names[:8]} but {tables[0][0].name} has {names[:8]}")
+            raise BuiltinError(
+                f"channel {channel}: {path.name} has columns {table.column_names[:8]} but "
+                f"{tables[0][0].name} has {names[:8]}"
+            )
     if not supervised:
         if target is not None:
             raise BuiltinError("hyperparameter target does not apply: this algorithm is unsupervised")
@@ -192,7 +210,10 @@ def _tables(channel: str, files: list[Path], fmt: str, *, header: bool, supervis
             try:
                 table = pq.read_table(path)
             except (pa.ArrowException, OSError) as exc:
-                raise BuiltinError(f"channel {channel}: {path.name} is not a readable Parquet file ({_first_line(exc)})") from None
+                raise BuiltinError(
+                    f"channel {channel}: {path.name} is not a readable Parquet file "
+                    f"({_first_line(exc)})"
+                ) from None
         else:
             first = _first_line_of(path)
             if first is None:
@@ -210,7 +231,9 @@ def _tables(channel: str, files: list[Path], fmt: str, *, header: bool, supervis
             try:
                 table = pacsv.read_csv(path, read_options=read_opts, parse_options=parse, convert_options=convert)
             except pa.ArrowInvalid as exc:
-                raise BuiltinError(f"channel {channel}: {path.name} is not readable as CSV: {_first_line(exc)}") from None
+                raise BuiltinError(
+                    f"channel {channel}: {path.name} is not readable as CSV: {_first_line(exc)}"
+                ) from None
         if table.num_rows:
             out.append((path, table))
     return out
@@ -234,9 +257,15 @@ def _refuse_header(channel: str, path: Path, first: str, delimiter: str, *, supe
     cells = next(csv.reader(io.StringIO(first), delimiter=delimiter))
     words = [c for c in cells if c.strip() and not _is_number(c)]
     if words and len(words) >= len(cells) // 2:
-        fix = ("headerless CSV carries the label in the first column: set hyperparameter target to the label column's name, or drop the header"
-               if supervised else "this algorithm reads headerless CSV: drop the header, or give the data as Parquet")
-        raise BuiltinError(f"channel {channel}: {path.name} starts with a header row ({', '.join(words[:4])}...); {fix}")
+        fix = (
+            "headerless CSV carries the label in the first column: set hyperparameter target to the label "
+            "column's name, or drop the header"
+            if supervised else "this algorithm reads headerless CSV: drop the header, or give the data as Parquet"
+        )
+        raise BuiltinError(
+            f"channel {channel}: {path.name} starts with a header row ({', '.join(words[:4])}...); "
+            f"{fix}"
+        )
 
 
 def _is_number(text: str) -> bool:
@@ -290,7 +319,10 @@ def _column(channel: str, tables: list[tuple[Path, pa.Table]], name: str, *, wha
     column = pa.chunked_array([c for _, t in tables for c in t.column(name).chunks], type=tables[0][1].column(name).type)
     nulls = column.null_count
     if nulls:
-        raise BuiltinError(f"channel {channel}: the {what} column {name!r} has {nulls} missing value(s); drop or fill those rows")
+        raise BuiltinError(
+            f"channel {channel}: the {what} column {name!r} has {nulls} missing value(s); drop or "
+            "fill those rows"
+        )
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type) or pa.types.is_dictionary(column.type):
         if what != "label":
             raise BuiltinError(f"channel {channel}: the {what} column {name!r} must be numeric, it is {column.type}")
@@ -310,7 +342,9 @@ def _read_libsvm(channel: str, files: list[Path], n_features: int | None) -> Fra
             # zero_based=True keeps the indices as written, as XGBoost's own LIBSVM parser does.
             X, y = load_svmlight_file(str(path), n_features=n_features, zero_based=True, dtype=np.float32)
         except ValueError as exc:
-            raise BuiltinError(f"channel {channel}: {path.name} is not readable as LIBSVM: {_first_line(exc)}") from None
+            raise BuiltinError(
+                f"channel {channel}: {path.name} is not readable as LIBSVM: {_first_line(exc)}"
+            ) from None
         parts.append((X, y))
     width = n_features or max(X.shape[1] for X, _ in parts)
     X = sp.vstack([sp.csr_matrix((x.data, x.indices, x.indptr), shape=(x.shape[0], width)) for x, _ in parts], format="csr")
@@ -342,7 +376,10 @@ class Classes:
             return cls(values=[v.item() for v in np.unique(y)], encoded=True)
         if y.size and (not np.all(np.mod(y, 1) == 0) or y.min() < 0):
             bad = next(v for v in np.unique(y) if v < 0 or v % 1)
-            raise BuiltinError(f"class labels must be the integers 0..k-1; found {bad.item()!r} (string labels are encoded automatically)")
+            raise BuiltinError(
+                f"class labels must be the integers 0..k-1; found {bad.item()!r} (string labels are "
+                "encoded automatically)"
+            )
         k = num_classes if num_classes is not None else (int(y.max()) + 1 if y.size else 0)
         return cls(values=list(range(max(k, 2))), encoded=False)
 
@@ -354,7 +391,10 @@ class Classes:
             codes = y.astype(np.float32, copy=False)
             over = codes >= len(self.values)
             if over.any():
-                raise BuiltinError(f"channel {channel}: label {codes[over][0]:g} is outside 0..{len(self.values) - 1} (num_class is {len(self.values)})")
+                raise BuiltinError(
+                    f"channel {channel}: label {codes[over][0]:g} is outside "
+                    f"0..{len(self.values) - 1} (num_class is {len(self.values)})"
+                )
             return codes
         if y.dtype == object or isinstance(self.values[0], str):
             keys, table = y.astype(str), np.asarray(self.values, dtype=str)
@@ -364,7 +404,10 @@ class Classes:
         idx = np.clip(idx, 0, len(table) - 1)
         wrong = table[idx] != keys
         if np.any(wrong):
-            raise BuiltinError(f"channel {channel}: label {keys[wrong][0]!r} is not among the train channel's classes {self.values[:10]}")
+            raise BuiltinError(
+                f"channel {channel}: label {keys[wrong][0]!r} is not among the train channel's "
+                f"classes {self.values[:10]}"
+            )
         return idx.astype(np.float32)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:

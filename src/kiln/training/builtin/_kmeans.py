@@ -46,7 +46,10 @@ class KMeans(Algorithm):
         _sklearn.check_feature_dim(hp["feature_dim"], data.train)
         _sklearn.require_finite(data, self.name)
         if hp["k"] > data.train.rows:
-            raise BuiltinError(f"hyperparameter k is {hp['k']} but the train channel has only {data.train.rows} rows; give k ≤ the row count")
+            raise BuiltinError(
+                f"hyperparameter k is {hp['k']} but the train channel has only {data.train.rows} "
+                "rows; give k ≤ the row count"
+            )
         init = "k-means++" if hp["init_method"] == "kmeans++" else "random"
         self.estimator_ = SKKMeans(n_clusters=hp["k"], init=init, max_iter=hp["max_iterations"], tol=hp["tol"],
                                    n_init="auto", random_state=hp["seed"]).fit(data.train.X)

@@ -55,7 +55,10 @@ class KNN(Algorithm):
             rows = np.sort(np.random.default_rng(hp["seed"]).choice(train.rows, size=hp["sample_size"], replace=False))
             X, y = X[rows], y[rows]
         if hp["k"] > len(y):
-            raise BuiltinError(f"hyperparameter k is {hp['k']} but only {len(y)} training rows are kept; give k ≤ sample_size and the row count")
+            raise BuiltinError(
+                f"hyperparameter k is {hp['k']} but only {len(y)} training rows are kept; give k ≤ "
+                "sample_size and the row count"
+            )
         classify = hp["predictor_type"] == "classifier"
         cls = KNeighborsClassifier if classify else KNeighborsRegressor
         self.estimator_ = cls(n_neighbors=hp["k"], metric=_METRIC[hp["index_metric"]], n_jobs=self.env.num_cpus)
@@ -64,7 +67,10 @@ class KNN(Algorithm):
             self.estimator_.fit(X, self.classes_.codes(y, "train"))
         else:
             if y.dtype == object:
-                raise BuiltinError("the label holds strings but predictor_type regressor needs numbers; use predictor_type classifier")
+                raise BuiltinError(
+                    "the label holds strings but predictor_type regressor needs numbers; use "
+                    "predictor_type classifier"
+                )
             self.classes_ = None
             self.estimator_.fit(X, y)
         # Scoring the train rows against themselves says nothing: only validation and test are scored.

@@ -4,7 +4,8 @@ SageMaker picks the objective from the labels; Kiln adds an ``objective`` hyperp
 ``auto`` does the same predictably: ``binary`` when the labels are 0/1 (or two strings),
 ``multiclass`` when they are more than two strings, ``regression`` otherwise (set
 ``objective=multiclass`` for integer class labels ``0..k-1``). ``metric=auto`` is then ``rmse``,
-``binary_logloss`` or ``multi_logloss``. Each iteration prints, in the XGBoost container's format (counted from 1, as LightGBM counts)::
+``binary_logloss`` or ``multi_logloss``. Each iteration prints, in the XGBoost container's format
+(counted from 1, as LightGBM counts)::
 
     [3]#011train-binary_logloss:0.21#011validation-binary_logloss:0.25
 
@@ -113,13 +114,19 @@ class LightGBM(Algorithm):
         assert train.y is not None
         if objective in REGRESSION:
             if train.y.dtype == object:
-                raise BuiltinError(f"the label holds strings but objective {objective} needs numbers; use objective binary or multiclass for classes")
+                raise BuiltinError(
+                    f"the label holds strings but objective {objective} needs numbers; use objective "
+                    "binary or multiclass for classes"
+                )
             return None
         if objective == "binary" and train.y.dtype != object:
             return Classes(values=[0, 1], encoded=False)
         classes = Classes.fit(train.y, index_labels=True, num_classes=self.hp.get("num_class"))
         if objective == "binary" and len(classes.values) != 2:
-            raise BuiltinError(f"objective binary needs 2 classes; the label has {len(classes.values)}: {classes.values[:10]}")
+            raise BuiltinError(
+                f"objective binary needs 2 classes; the label has {len(classes.values)}: "
+                f"{classes.values[:10]}"
+            )
         return classes
 
     def _dataset(self, frame: Frame, channel: str, params: dict[str, Any], reference: Any = None) -> Any:

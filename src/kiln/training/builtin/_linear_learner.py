@@ -36,9 +36,11 @@ _LOSSES = {
     "multiclass_classifier": ("softmax_loss", "hinge_loss"),
     "regressor": ("squared_loss", "absolute_loss", "huber_loss", "eps_insensitive_squared_loss", "eps_insensitive_absolute_loss"),
 }
-_SKLEARN_LOSS = {"logistic": "log_loss", "softmax_loss": "log_loss", "hinge_loss": "hinge", "squared_loss": "squared_error",
-                 "absolute_loss": "epsilon_insensitive", "huber_loss": "huber",
-                 "eps_insensitive_squared_loss": "squared_epsilon_insensitive", "eps_insensitive_absolute_loss": "epsilon_insensitive"}
+_SKLEARN_LOSS = {
+    "logistic": "log_loss", "softmax_loss": "log_loss", "hinge_loss": "hinge", "squared_loss": "squared_error",
+    "absolute_loss": "epsilon_insensitive", "huber_loss": "huber",
+    "eps_insensitive_squared_loss": "squared_epsilon_insensitive", "eps_insensitive_absolute_loss": "epsilon_insensitive",
+}
 ESTIMATORS = ("sklearn.linear_model._stochastic_gradient.SGDClassifier", "sklearn.linear_model._stochastic_gradient.SGDRegressor")
 HELPERS = ("sklearn._loss._loss.CyHalfBinomialLoss", "sklearn.linear_model._sgd_fast.Hinge")  # the classifier's loss object
 
@@ -122,7 +124,8 @@ class LinearLearner(Algorithm):
             else:
                 stale += 1
                 if stale >= hp["early_stopping_patience"]:
-                    print(f"early stopping after epoch {epoch}: {watch[0]} objective_loss has not improved for {stale} epochs", flush=True)
+                    print(f"early stopping after epoch {epoch}: {watch[0]} objective_loss has not improved "
+                          f"for {stale} epochs", flush=True)
                     break
         assert best is not None
         estimator.coef_, estimator.intercept_ = best[1], best[2]
@@ -140,7 +143,10 @@ class LinearLearner(Algorithm):
         if loss == "auto":
             return _LOSSES[kind][0]
         if loss not in _LOSSES[kind]:
-            raise BuiltinError(f"hyperparameter loss {loss} does not fit predictor_type {kind}; use one of: auto, {', '.join(_LOSSES[kind])}")
+            raise BuiltinError(
+                f"hyperparameter loss {loss} does not fit predictor_type {kind}; use one of: auto, "
+                f"{', '.join(_LOSSES[kind])}"
+            )
         return str(loss)
 
     def _classes(self, kind: str, train: Frame) -> Classes | None:
@@ -152,14 +158,20 @@ class LinearLearner(Algorithm):
         if kind == "binary_classifier":
             classes = Classes.fit(train.y, index_labels=train.y.dtype != object, num_classes=2)
             if len(classes.values) != 2:
-                raise BuiltinError(f"predictor_type binary_classifier needs 2 classes (0 and 1); the label has {len(classes.values)}: {classes.values[:10]}")
+                raise BuiltinError(
+                    "predictor_type binary_classifier needs 2 classes (0 and 1); the label has "
+                    f"{len(classes.values)}: {classes.values[:10]}"
+                )
             return classes
         num = self.hp.get("num_classes")
         if num is None:
             raise BuiltinError("hyperparameter num_classes is required when predictor_type is multiclass_classifier")
         classes = Classes.fit(train.y, index_labels=train.y.dtype != object, num_classes=num)
         if len(classes.values) != num:
-            raise BuiltinError(f"num_classes is {num} but the label has {len(classes.values)} classes: {classes.values[:10]}")
+            raise BuiltinError(
+                f"num_classes is {num} but the label has {len(classes.values)} classes: "
+                f"{classes.values[:10]}"
+            )
         return classes
 
     def _targets(self, frame: Frame, channel: str) -> Any:
@@ -183,8 +195,10 @@ class LinearLearner(Algorithm):
         else:
             schedule = {"learning_rate": "constant", "eta0": lr}
         epsilon = 0.0 if loss == "absolute_loss" else hp["huber_delta"] if loss == "huber_loss" else hp["loss_insensitivity"]
-        common = {"loss": _SKLEARN_LOSS[loss], "penalty": penalty, "alpha": alpha or 0.0001, "l1_ratio": l1 / alpha if alpha else 0.15,
-                  "fit_intercept": hp["use_bias"], "random_state": hp["seed"], **schedule}
+        # Without a penalty alpha only sets the "optimal" schedule's step: sklearn's default then.
+        common = {"loss": _SKLEARN_LOSS[loss], "penalty": penalty, "alpha": alpha or 0.0001,
+                  "l1_ratio": l1 / alpha if alpha else 0.15, "fit_intercept": hp["use_bias"], "random_state": hp["seed"],
+                  **schedule}
         if kind == "regressor":
             return SGDRegressor(epsilon=epsilon, **common)
         return SGDClassifier(**common)
@@ -209,7 +223,8 @@ class LinearLearner(Algorithm):
             return float((excess ** 2 if loss == "eps_insensitive_squared_loss" else excess).mean())
         return float((err ** 2).mean())
 
-    def _scores(self, estimator: Any, loss: str, X: Any, y: Any, y_mean: float, y_scale: float) -> dict[str, tuple[float, bool]]:
+    def _scores(self, estimator: Any, loss: str, X: Any, y: Any, y_mean: float,
+                y_scale: float) -> dict[str, tuple[float, bool]]:
         import numpy as np
         from sklearn.metrics import fbeta_score, precision_score, recall_score, top_k_accuracy_score
 
@@ -217,7 +232,8 @@ class LinearLearner(Algorithm):
         if self.classes_ is None:
             pred = estimator.predict(X) * y_scale + y_mean
             mse = float(np.mean((y - pred) ** 2))
-            return {**scores, "mse": (mse, False), "rmse": (mse ** 0.5, False), "absolute_loss": (float(np.mean(np.abs(y - pred))), False)}
+            absolute = float(np.mean(np.abs(y - pred)))
+            return {**scores, "mse": (mse, False), "rmse": (mse ** 0.5, False), "absolute_loss": (absolute, False)}
         pred = estimator.predict(X)
         beta = self.hp["f_beta"]
         if len(self.classes_.values) == 2:

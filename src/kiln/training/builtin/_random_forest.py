@@ -21,7 +21,8 @@ CLASSIFIER_METRICS = (("accuracy", True), ("f1", True))
 REGRESSOR_METRICS = (("mse", False), ("rmse", False), ("mae", False), ("r2", True))
 # Exactly the types a fitted forest's skops file holds.
 ESTIMATORS = ("sklearn.ensemble._forest.RandomForestClassifier", "sklearn.ensemble._forest.RandomForestRegressor")
-HELPERS = ("sklearn.tree._classes.DecisionTreeClassifier", "sklearn.tree._classes.DecisionTreeRegressor", "sklearn.tree._tree.Tree")
+HELPERS = ("sklearn.tree._classes.DecisionTreeClassifier", "sklearn.tree._classes.DecisionTreeRegressor",
+           "sklearn.tree._tree.Tree")
 
 
 @register
@@ -49,9 +50,11 @@ class RandomForest(Algorithm):
         hp = self.hp
         classify = hp["predictor_type"] == "classifier"
         cls = RandomForestClassifier if classify else RandomForestRegressor
-        self.estimator_ = cls(n_estimators=hp["n_estimators"], max_depth=hp.get("max_depth"), min_samples_leaf=hp["min_samples_leaf"],
-                              min_samples_split=hp["min_samples_split"], max_features=_max_features(hp.get("max_features"), classify),
-                              bootstrap=hp["bootstrap"], random_state=hp["seed"], n_jobs=self.env.num_cpus)
+        self.estimator_ = cls(
+            n_estimators=hp["n_estimators"], max_depth=hp.get("max_depth"), min_samples_leaf=hp["min_samples_leaf"],
+            min_samples_split=hp["min_samples_split"], max_features=_max_features(hp.get("max_features"), classify),
+            bootstrap=hp["bootstrap"], random_state=hp["seed"], n_jobs=self.env.num_cpus,
+        )
         train = data.train
         assert train.y is not None
         if classify:
@@ -59,7 +62,10 @@ class RandomForest(Algorithm):
             self.estimator_.fit(train.X, self.classes_.codes(train.y, "train"))
         else:
             if train.y.dtype == object:
-                raise BuiltinError("the label holds strings but predictor_type regressor needs numbers; use predictor_type classifier")
+                raise BuiltinError(
+                    "the label holds strings but predictor_type regressor needs numbers; use "
+                    "predictor_type classifier"
+                )
             self.classes_ = None
             self.estimator_.fit(train.X, train.y)
         for channel, frame in data.evaluated():
@@ -105,4 +111,7 @@ def _max_features(value: str | None, classify: bool) -> Any:
         return int(number)
     if 0 < number <= 1:
         return number
-    raise BuiltinError(f"hyperparameter max_features must be sqrt, log2, all, a fraction in (0, 1] or a feature count ≥ 1, got {value!r}")
+    raise BuiltinError(
+        "hyperparameter max_features must be sqrt, log2, all, a fraction in (0, 1] or a feature "
+        f"count ≥ 1, got {value!r}"
+    )

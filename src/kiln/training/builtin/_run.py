@@ -62,7 +62,8 @@ def _train(name: str, env: TrainingEnv) -> None:
         raise BuiltinError(f"unknown built-in algorithm {name!r}; the built-ins are: {', '.join(sorted(algorithms))}")
     cls = algorithms[name]
     hp = coerce_hyperparameters(name, cls.hyperparameters, env.hyperparameters)
-    print(f"kiln built-in {name}, host {env.current_host} of {len(env.hosts)}, {env.num_cpus} CPU(s); hyperparameters {json.dumps(hp, sort_keys=True)}")
+    print(f"kiln built-in {name}, host {env.current_host} of {len(env.hosts)}, {env.num_cpus} CPU(s); "
+          f"hyperparameters {json.dumps(hp, sort_keys=True)}")
     start = time.perf_counter()
     data = read_channels(env, channels=cls.channels, supervised=cls.supervised, target=hp.get("target"),
                          formats=cls.formats, weights=hp.get("csv_weights") == 1)
@@ -142,7 +143,10 @@ def load_builtin(model_dir: str | Path) -> BuiltinModel:
     algorithms = registered()
     name = manifest.get("algorithm")
     if name not in algorithms:
-        raise BuiltinError(f"{MANIFEST} names algorithm {name!r}, which is not a built-in; built-ins: {', '.join(sorted(algorithms))}")
+        raise BuiltinError(
+            f"{MANIFEST} names algorithm {name!r}, which is not a built-in; built-ins: "
+            f"{', '.join(sorted(algorithms))}"
+        )
     model_file = str(manifest.get("model_file", ""))
     if not model_file or Path(model_file).name != model_file or model_file in (".", ".."):
         raise BuiltinError(f"{MANIFEST} names model file {model_file!r}; it must be a file name inside {folder}")

@@ -57,7 +57,10 @@ def load(model_dir: Path, manifest: dict[str, Any], *, estimators: Sequence[str]
     named = _schema_types(path) | set(sio.get_untrusted_types(file=path))
     stray = sorted(named - allowed)
     if stray:
-        raise BuiltinError(f"{path.name} holds types a {manifest['algorithm']} model never has: {stray[:5]}; refusing to load it")
+        raise BuiltinError(
+            f"{path.name} holds types a {manifest['algorithm']} model never has: {stray[:5]}; "
+            "refusing to load it"
+        )
     model = sio.load(path, trusted=sorted(set(sio.get_untrusted_types(file=path))))
     top = f"{type(model).__module__}.{type(model).__qualname__}"
     if top not in estimators:
@@ -106,8 +109,10 @@ def require_finite(data: Channels, algorithm: str) -> None:
     for channel, frame in data.evaluated():
         bad = ~np.isfinite(frame.X).all(axis=1)
         if bad.any():
-            raise BuiltinError(f"channel {channel} has {int(bad.sum())} row(s) with missing or infinite features; "
-                               f"{algorithm} cannot use them: fill or drop them first (xgboost, lightgbm and random-forest accept missing values)")
+            raise BuiltinError(
+                f"channel {channel} has {int(bad.sum())} row(s) with missing or infinite features; {algorithm} "
+                "cannot use them: fill or drop them first (xgboost, lightgbm and random-forest accept missing values)"
+            )
 
 
 def check_feature_dim(value: Any, frame: Frame) -> None:
@@ -121,8 +126,8 @@ def classification_scores(codes: np.ndarray, pred: np.ndarray, k: int) -> dict[s
     from sklearn.metrics import accuracy_score, f1_score
 
     average = "binary" if k == 2 else "macro"
-    return {"accuracy": (float(accuracy_score(codes, pred)), True),
-            "f1": (float(f1_score(codes, pred, average=average, labels=list(range(k)) if k > 2 else None, zero_division=0)), True)}
+    f1 = f1_score(codes, pred, average=average, labels=list(range(k)) if k > 2 else None, zero_division=0)
+    return {"accuracy": (float(accuracy_score(codes, pred)), True), "f1": (float(f1), True)}
 
 
 def regression_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, bool]]:

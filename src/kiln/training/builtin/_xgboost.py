@@ -131,7 +131,10 @@ class XGBoost(Algorithm):
         metrics = [m.strip() for m in (self.hp.get("eval_metric") or "").split(",") if m.strip()]
         for m in metrics:
             if m.split("@")[0] not in MAXIMIZE + MINIMIZE:
-                raise BuiltinError(f"eval_metric {m!r} is not an XGBoost metric; known: {', '.join(sorted(MAXIMIZE + MINIMIZE))}")
+                raise BuiltinError(
+                    f"eval_metric {m!r} is not an XGBoost metric; known: "
+                    f"{', '.join(sorted(MAXIMIZE + MINIMIZE))}"
+                )
         tuned = str(self.env.hyperparameters.get(TUNING_OBJECTIVE) or "")
         stop = metrics[-1] if metrics else None
         if ":" in tuned and tuned.split(":", 1)[1].split("@")[0] in MAXIMIZE + MINIMIZE:
@@ -144,17 +147,26 @@ class XGBoost(Algorithm):
         assert train.y is not None
         if objective not in CLASSIFICATION:
             if train.y.dtype == object:
-                raise BuiltinError(f"the label holds strings but objective {objective} needs numbers; use binary:logistic or multi:softprob for classes")
+                raise BuiltinError(
+                    f"the label holds strings but objective {objective} needs numbers; use "
+                    "binary:logistic or multi:softprob for classes"
+                )
             return None
         if objective.startswith("binary:"):
             if train.y.dtype != object:
                 outside = train.y[(train.y < 0) | (train.y > 1)]
                 if outside.size:
-                    raise BuiltinError(f"objective {objective} needs labels 0 and 1 (or probabilities in [0, 1]); the label has {outside[0]:g}")
+                    raise BuiltinError(
+                        f"objective {objective} needs labels 0 and 1 (or probabilities in [0, 1]); "
+                        f"the label has {outside[0]:g}"
+                    )
                 return Classes(values=[0, 1], encoded=False)  # numeric labels pass through, as in SageMaker
             classes = Classes.fit(train.y, index_labels=True)
             if len(classes.values) != 2:
-                raise BuiltinError(f"objective {objective} needs 2 classes; the label has {len(classes.values)}: {classes.values[:10]}")
+                raise BuiltinError(
+                    f"objective {objective} needs 2 classes; the label has {len(classes.values)}: "
+                    f"{classes.values[:10]}"
+                )
             return classes
         num_class = self.hp.get("num_class")
         if num_class is None and train.y.dtype != object:
