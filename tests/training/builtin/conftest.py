@@ -81,6 +81,14 @@ class Job:
                                      capture_output=True, text=True, timeout=240)
         return self.result
 
+    def unread_metric_lines(self, algorithm: str) -> list[str]:
+        """Printed metric lines whose metrics the default definitions do not read exactly once each
+        (a ``[n]#011a-m:v#011b-m:v`` line holds one metric per ``#011``, a ``#quality_metric:`` line one)."""
+        assert self.result is not None
+        regexes = [re.compile(d["Regex"]) for d in metric_definitions(algorithm)]
+        lines = [ln for ln in self.result.stdout.splitlines() if re.match(r"\[\d+\]#011|#quality_metric:", ln)]
+        return [ln for ln in lines if sum(bool(r.search(ln)) for r in regexes) != max(ln.count("#011"), 1)]
+
     def metrics(self, algorithm: str) -> dict[str, list[float]]:
         """Every value each default metric definition captures in the job's output."""
         assert self.result is not None

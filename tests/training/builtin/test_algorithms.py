@@ -48,7 +48,7 @@ def test_trains_saves_natively_and_predicts(dataset_job, algorithm, dataset, hps
     model = load_builtin(job.model_dir)
     assert score(kind, yv, model.predict(Xv)) > floor
     values = job.metrics(algorithm)[metric]
-    assert values and all(np.isfinite(values))
+    assert values and all(np.isfinite(values)) and job.unread_metric_lines(algorithm) == []
 
 
 def test_kmeans_clusters_iris_and_logs_sagemakers_lines(dataset_job):

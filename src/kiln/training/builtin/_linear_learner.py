@@ -115,7 +115,7 @@ class LinearLearner(Algorithm):
                 else:
                     estimator.partial_fit(Xs[rows], fit_y[rows])
             losses = {}
-            for channel, X, y in evals[:2]:
+            for channel, X, y in (e for e in evals if e[0] != "test"):  # per epoch: train and validation, as SageMaker
                 losses[channel] = self._objective(estimator, loss, X, y, y_mean, y_scale)
                 _sklearn.report(self.env, channel, {"objective_loss": (losses[channel], False)}, epoch=epoch)
             current = losses[watch[0]]
