@@ -143,3 +143,11 @@ def test_lightgbm_stops_early_on_validation_and_saves_the_best_iteration(dataset
     assert job.run("lightgbm", {"num_boost_round": 500, "learning_rate": 0.3, "early_stopping_rounds": 5}).returncode == 0
     manifest = load_builtin(job.model_dir).manifest
     assert manifest["best_iteration"] is not None and manifest["num_boosted_rounds"] == manifest["best_iteration"] < 500
+
+
+def test_boolean_labels_are_zero_and_one(job):
+    Xt, yt, _, _ = split("breast_cancer")
+    pq.write_table(pa.table({"a": Xt[:, 0], "b": Xt[:, 20], "sick": yt == 0}), job.channel("train") / "d.parquet")
+    assert job.run("lightgbm", {"target": "sick", "num_boost_round": 10}).returncode == 0, job.result.stderr
+    model = load_builtin(job.model_dir)
+    assert model.manifest["objective"] == "binary" and np.mean(model.predict(np.column_stack([Xt[:, 0], Xt[:, 20]])) == (yt == 0)) > 0.85

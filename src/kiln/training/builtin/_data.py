@@ -328,6 +328,8 @@ def _column(channel: str, tables: list[tuple[Path, pa.Table]], name: str, *, wha
             raise BuiltinError(f"channel {channel}: the {what} column {name!r} must be numeric, it is {column.type}")
         return np.asarray(column.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
     _numeric(channel, name, column)
+    if pa.types.is_decimal(column.type) or pa.types.is_boolean(column.type):
+        column = column.cast(pa.float64())  # numbers, not Decimal objects; True/False as 1/0
     return column.to_numpy()
 
 
