@@ -153,7 +153,7 @@ def _convert(kind: Kind, value: Any) -> Any:
             value = int(text) if kind == "int" and re.fullmatch(r"[+-]?\d+", text) else float(text)
         except ValueError:
             return None
-    if isinstance(value, float) and not math.isfinite(value):
+    if not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
         return None
     if kind == "int":
         if isinstance(value, float):
