@@ -11,7 +11,7 @@ Target (issue #10): Kiln's built-in training >= 0.95x the plain script's speed o
 
 Runs alternate (plain, kiln, kiln, plain, ...) so machine noise hits both alike. Each process's
 peak RSS comes from ``os.wait4``. Usage: ``python benchmarks/jobs_builtin.py [--rows N]
-[--repeat R] [--only xgboost|lightgbm]``.
+[--repeat R] [--only xgboost|lightgbm] [--cpus N]``.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def configs(cpus: int) -> dict[str, dict]:
             "lightgbm": {"hps": lgb_hps, "params": lgb_params, "rounds": LGB_ROUNDS}}
 
 
-def run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one child process."""
+def run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one child process."""
     start = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -95,7 +95,7 @@ def run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"{cmd[:4]} failed ({proc.returncode}); log: {log}\n{log.read_text()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def kiln_env(base: Path, job: str, hps: dict, cpus: int) -> dict[str, str]:
@@ -118,8 +118,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=("xgboost", "lightgbm"))
+    # Threads for both sides (SM_NUM_CPUS / nthread). On a shared machine 1 keeps OpenMP's
+    # spinning threads out of the comparison; the default is every CPU, as a job would use.
+    parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    cpus = os.cpu_count() or 1
+    cpus = args.cpus
     base = Path(tempfile.mkdtemp(prefix="kiln-bench-builtin-"))
     start = time.perf_counter()
     path = make_csv(base / "data", args.rows)
@@ -134,19 +137,25 @@ def main() -> None:
         kiln_cmd = [sys.executable, "-m", "kiln.training.builtin", algo]
         times: dict[str, list[float]] = {"plain": [], "kiln": []}
         rss: dict[str, list[float]] = {"plain": [], "kiln": []}
+        cpu: dict[str, list[float]] = {"plain": [], "kiln": []}
         for i in range(args.repeat):
             order = ("plain", "kiln") if i % 2 == 0 else ("kiln", "plain")
             for side in order:
                 if side == "plain":
-                    seconds, peak = run(plain_cmd, dict(os.environ), base / f"{algo}-plain-{i}.log")
+                    seconds, busy, peak = run(plain_cmd, dict(os.environ), base / f"{algo}-plain-{i}.log")
                 else:
-                    seconds, peak = run(kiln_cmd, kiln_env(base, f"{algo}-{i}", cfg["hps"], cpus), base / f"{algo}-kiln-{i}.log")
+                    env = kiln_env(base, f"{algo}-{i}", cfg["hps"], cpus)
+                    seconds, busy, peak = run(kiln_cmd, env, base / f"{algo}-kiln-{i}.log")
                 times[side].append(seconds)
+                cpu[side].append(busy)
                 rss[side].append(peak)
-                print(f"  {algo:<8} run {i + 1} {side:<5} {seconds:7.2f} s  peak RSS {peak:7.0f} MiB", flush=True)
+                print(f"  {algo:<8} run {i + 1} {side:<5} {seconds:7.2f} s wall {busy:7.2f} s CPU  peak RSS {peak:6.0f} MiB  "
+                      f"(load {os.getloadavg()[0]:.2f})", flush=True)
         plain, kiln = statistics.median(times["plain"]), statistics.median(times["kiln"])
+        plain_cpu, kiln_cpu = statistics.median(cpu["plain"]), statistics.median(cpu["kiln"])
         print(f"{algo}: plain median {plain:.2f} s, kiln median {kiln:.2f} s, ratio plain/kiln {plain / kiln:.3f} "
-              f"(target >= 0.95); peak RSS plain {max(rss['plain']):.0f} MiB, kiln {max(rss['kiln']):.0f} MiB")
+              f"(target >= 0.95); CPU medians {plain_cpu:.1f} s / {kiln_cpu:.1f} s (ratio {plain_cpu / kiln_cpu:.3f}); "
+              f"peak RSS plain {max(rss['plain']):.0f} MiB, kiln {max(rss['kiln']):.0f} MiB")
     print(f"load average at the end {os.getloadavg()}; files in {base}")
 
 
