@@ -33,6 +33,7 @@ __all__ = [
     "quality_metric",
     "register",
     "registered",
+    "require",
 ]
 
 MANIFEST = "kiln-algorithm.json"
@@ -314,6 +315,16 @@ class Algorithm(ABC):
     def definitions(cls) -> list[dict[str, str]]:
         """The default metric definitions as SageMaker writes them: ``[{"Name", "Regex"}]``."""
         return [m.as_dict() for m in cls.metric_definitions]
+
+
+def require(module: str, *, extra: str = "ml") -> Any:
+    """Import an optional library, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise BuiltinError(f"this algorithm needs {module}: pip install 'kiln[{extra}]'") from None
 
 
 _REGISTRY: dict[str, type[Algorithm]] = {}
