@@ -244,6 +244,11 @@ class BuiltinModel:
     def task(self) -> str:
         return str(self.manifest["task"])
 
+    @property
+    def has_proba(self) -> bool:
+        """Whether :meth:`predict_proba` answers (classifiers with probabilities)."""
+        return self._predict_proba is not None
+
     def predict(self, X: Any) -> Any:
         return self._predict(_as_matrix(X, self.manifest))
 
