@@ -16,7 +16,7 @@ CASES = [
     ("xgboost", "iris", {"num_round": "20", "objective": "multi:softprob", "num_class": "3", "eval_metric": "merror"}, "accuracy", 0.9, "validation:merror"),
     ("xgboost", "diabetes", {"num_round": "30", "eta": "0.1", "max_depth": "2"}, R2, 0.3, "train:rmse"),
     ("lightgbm", "breast_cancer", {"num_boost_round": "50"}, "accuracy", 0.9, "validation:binary_logloss"),
-    ("lightgbm", "iris", {"num_boost_round": "30", "objective": "multiclass"}, "accuracy", 0.9, "validation:multi_logloss"),
+    ("lightgbm", "iris", {"num_boost_round": "30", "num_class": "3"}, "accuracy", 0.9, "validation:multi_logloss"),
     ("lightgbm", "diabetes", {"num_boost_round": "50", "learning_rate": "0.05", "num_leaves": "8"}, R2, 0.3, "validation:rmse"),
     ("linear-learner", "breast_cancer", {"predictor_type": "binary_classifier"}, "accuracy", 0.9, "validation:binary_classification_accuracy"),
     ("linear-learner", "iris", {"predictor_type": "multiclass_classifier", "num_classes": "3", "epochs": "30"}, "accuracy", 0.85, "validation:multiclass_accuracy"),

@@ -2,10 +2,10 @@
 
 SageMaker picks the objective from the labels; Kiln adds an ``objective`` hyperparameter whose
 ``auto`` does the same predictably: ``binary`` when the labels are 0/1 (or two strings),
-``multiclass`` when they are more than two strings, ``regression`` otherwise (set
-``objective=multiclass`` for integer class labels ``0..k-1``). ``metric=auto`` is then ``rmse``,
-``binary_logloss`` or ``multi_logloss``. Each iteration prints, in the XGBoost container's format
-(counted from 1, as LightGBM counts)::
+``multiclass`` when they are more than two strings or ``num_class`` > 2 is given, ``regression``
+otherwise (set ``objective=multiclass`` or ``num_class`` for integer class labels ``0..k-1``).
+``metric=auto`` is then ``rmse``, ``binary_logloss`` or ``multi_logloss``. Each iteration prints,
+in the XGBoost container's format (counted from 1, as LightGBM counts)::
 
     [3]#011train-binary_logloss:0.21#011validation-binary_logloss:0.25
 
@@ -114,6 +114,8 @@ class LightGBM(Algorithm):
         assert train.y is not None
         if chosen != "auto":
             return str(chosen)
+        if self.hp.get("num_class", 2) > 2:
+            return "multiclass"
         if train.y.dtype == object:
             return "binary" if len(set(train.y)) == 2 else "multiclass"
         return "binary" if np.isin(train.y, (0, 1)).all() else "regression"
