@@ -46,6 +46,8 @@ class Settings:
     model_code: str = "trusted"
     # Time limit of one call into a model worker process.
     worker_timeout_s: float = 300.0
+    # Jobs (issue 10): how many run at once on this machine (0: one per CPU); the rest wait Pending.
+    jobs_max_concurrent: int = 0
     source_file: str = field(default="", compare=False)
 
     def resolved(self) -> Settings:
@@ -110,6 +112,7 @@ _TYPES: dict[str, type] = {
     "max_upload_mb": float,
     "ingest_memory_mb": int,
     "worker_timeout_s": float,
+    "jobs_max_concurrent": int,
 }
 
 

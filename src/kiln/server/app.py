@@ -39,6 +39,7 @@ ROUTE_MODULES = [
     "tracking", "registry",
     "streams", "catalog",
     "prep",
+    "jobs",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
