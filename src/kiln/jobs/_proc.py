@@ -64,14 +64,20 @@ class ExitStatus:
         return f"exited with code {self.returncode}"
 
 
-def kill_group(pgid: int, *, grace_s: float = GRACE_S) -> None:
-    """SIGTERM the group, then SIGKILL whatever is left of it after ``grace_s``."""
+def kill_group(pgid: int, *, grace_s: float = GRACE_S, leader: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM the group, then SIGKILL whatever is left of it after ``grace_s``.
+
+    ``leader`` (our child, the group's first process) is reaped while waiting: a zombie
+    still counts as a member of its group.
+    """
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
         try:
             os.killpg(pgid, 0)
         except (ProcessLookupError, PermissionError):
@@ -129,7 +135,7 @@ def run_group(
         elif should_stop():
             stopped = True
         if timed_out or stopped:
-            kill_group(proc.pid, grace_s=grace_s)
+            kill_group(proc.pid, grace_s=grace_s, leader=proc)
             break
         try:
             proc.wait(timeout=poll_s)
@@ -138,7 +144,7 @@ def run_group(
     proc.wait()
     # The group may outlive its leader (a child that ignored SIGTERM, or a daemon it forked):
     # nothing the job started survives the job.
-    kill_group(proc.pid, grace_s=grace_s if (timed_out or stopped) else 0.5)
+    kill_group(proc.pid, grace_s=grace_s if (timed_out or stopped) else 0.5, leader=proc)
     reader.join(timeout=5)
     return ExitStatus(proc.returncode, timed_out=timed_out, stopped=stopped, duration_s=time.monotonic() - start)
 

@@ -278,7 +278,7 @@ def _claim(ws: Workspace, name: str) -> bool:
     with ws.db.write() as conn:
         claimed = conn.execute(
             t.jobs.update().where(t.jobs.c.name == name, t.jobs.c.state == "Pending", t.jobs.c.stop_requested == sa.false()),
-            {"state": "Running", "started_at": now, "heartbeat_at": now, "host": this_host(), "pid": os.getpid()},
+            {"state": "Running", "started_at": now, "heartbeat_at": now, "host": this_host(), "pid": os.getpid(), "attempts": 1},
         ).rowcount
     return bool(claimed)
 
@@ -386,7 +386,7 @@ def main(name: str, env: Mapping[str, str] | None = None) -> str:
                 return ""
             job = RunningJob(ws, _row(ws, name), sink, stop)
             job.folder.mkdir(parents=True, exist_ok=True)
-            job.log(f"job {name} ({job.kind}) started on {this_host()} by {job.submitter}")
+            job.log(f"job {name} ({job.kind}) started on {this_host()}")
             try:
                 _start_run(job)
                 state, outcome = _run_attempts(ws, job, stop)
