@@ -1,5 +1,5 @@
 """Training: the SageMaker script-mode contract (job folder, arguments, environment,
-metrics, failures). The job runner calls these."""
+metrics, failures) and the packing of a job's code. The job runner calls these."""
 
 from kiln.training._contract import (
     RESERVED_HYPERPARAMETERS,
@@ -18,8 +18,17 @@ from kiln.training._contract import (
     training_env,
     write_configs,
 )
+from kiln.training._source import (
+    MAX_SOURCE_BYTES,
+    model_package,
+    pack_source,
+    requirements_command,
+    requirements_env,
+    unpack_source,
+)
 
 __all__ = [
+    "MAX_SOURCE_BYTES",
     "RESERVED_HYPERPARAMETERS",
     "TrainingLayout",
     "check_hyperparameters",
@@ -30,9 +39,14 @@ __all__ = [
     "is_reserved",
     "make_layout",
     "metric_matcher",
+    "model_package",
+    "pack_source",
     "parse_hyperparameters",
+    "requirements_command",
+    "requirements_env",
     "resource_config",
     "training_argv",
     "training_env",
+    "unpack_source",
     "write_configs",
 ]
