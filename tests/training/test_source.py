@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from kiln.core.errors import InvalidArgument
-from kiln.training import model_package, pack_source, requirements_command, requirements_env, unpack_source
+from kiln.training import (
+    model_package,
+    pack_source,
+    requirements_command,
+    requirements_env,
+    unpack_source,
+)
 
 
 def _tree(root: Path, files: dict[str, str]) -> Path:

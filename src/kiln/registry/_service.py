@@ -30,7 +30,14 @@ from kiln.registry._models import (
     ModelFile,
     ModelVersion,
 )
-from kiln.registry._package import check_package_path, framework_versions, iter_tar, new_manifest, verify_folder, write_manifest
+from kiln.registry._package import (
+    check_package_path,
+    framework_versions,
+    iter_tar,
+    new_manifest,
+    verify_folder,
+    write_manifest,
+)
 from kiln.registry._tables import model_aliases, model_versions, models
 from kiln.registry._worker import WorkerPredictor
 

@@ -427,7 +427,7 @@ def training_env(
     distribution_hosts = list(hosts_list) if _GROUP in distribution_groups else []
     master = distribution_hosts[0] if distribution_hosts else hosts_list[0]
     mp = _env_value(user["mp_parameters"]) if "mp_parameters" in user else None
-    module_name = entry_point[:-3] if entry_point.endswith(".py") else entry_point
+    module_name = entry_point.removesuffix(".py")
     props: dict[str, Any] = {
         "additional_framework_parameters": framework,
         "channel_input_dirs": channel_dirs,
