@@ -170,6 +170,7 @@ def test_parse_hyperparameters() -> None:
         (json.dumps({"a": "x" * 2600}), "at most 2500"),
         (json.dumps({f"k{i}": i for i in range(101)}), "at most 100"),
         (json.dumps({"k" * 300: 1}), "invalid hyperparameter name"),
+        (json.dumps({"a=b": 1}), "cannot hold '='"),
     ],
 )
 def test_bad_hyperparameters(text: str, message: str) -> None:

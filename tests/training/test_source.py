@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kiln.core.errors import InvalidArgument
+from kiln.core.errors import InvalidArgument, PayloadTooLarge
 from kiln.training import (
     model_package,
     pack_source,
@@ -97,6 +97,9 @@ def test_unpack_round_trip_keeps_exec_bits(tmp_path: Path) -> None:
     assert os.access(tmp_path / "code" / "train.sh", os.X_OK) and not os.access(tmp_path / "code" / "pkg" / "a.py", os.X_OK)
     with pytest.raises(InvalidArgument, match="not empty"):
         unpack_source(tmp_path / "s.tar.gz", tmp_path / "code")
+    with pytest.raises(PayloadTooLarge, match="unpacks to more than"):
+        unpack_source(tmp_path / "s.tar.gz", tmp_path / "small", max_bytes=8)
+    assert list((tmp_path / "small").iterdir()) == []
 
 
 def _evil(tmp_path: Path, member: tarfile.TarInfo, data: bytes = b"x") -> Path:

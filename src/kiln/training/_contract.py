@@ -186,6 +186,8 @@ def check_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in hyperparameters.items():
         if not isinstance(key, str) or not key or len(key) > _MAX_HP_KEY or "\x00" in key:
             raise InvalidArgument(f"invalid hyperparameter name {str(key)[:80]!r}: use 1-{_MAX_HP_KEY} characters")
+        if "=" in key:
+            raise InvalidArgument(f"hyperparameter name {key[:80]!r} cannot hold '=': it becomes the environment variable SM_HP_<NAME>")
         try:
             encoded = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError):
