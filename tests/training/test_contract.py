@@ -237,3 +237,10 @@ def test_the_toolkit_reads_our_layout_and_agrees(tmp_path: Path, hps: dict[str, 
     ours = training_env(layout, **args, num_cpus=theirs["cpus"], num_gpus=theirs["gpus"])
     assert {k: v for k, v in ours.items() if k.startswith("SM_")} == theirs["env_vars"]
     assert training_argv("train.py", hps)[2:] == theirs["args"]
+
+
+def test_public_names() -> None:
+    import kiln.training
+
+    assert sorted(kiln.training.__all__) == kiln.training.__all__
+    assert all(hasattr(kiln.training, name) for name in kiln.training.__all__)

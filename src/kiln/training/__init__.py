@@ -6,18 +6,17 @@ from kiln.training._contract import (
     TrainingLayout,
     check_hyperparameters,
     decode_hyperparameters,
-    failure_reason,
     hyperparameter_args,
     input_data_config,
     is_reserved,
     make_layout,
-    metric_matcher,
     parse_hyperparameters,
     resource_config,
     training_argv,
     training_env,
     write_configs,
 )
+from kiln.training._outcome import FAILURE_CHARS, failure_reason, metric_matcher
 from kiln.training._source import (
     MAX_SOURCE_BYTES,
     model_package,
@@ -28,6 +27,7 @@ from kiln.training._source import (
 )
 
 __all__ = [
+    "FAILURE_CHARS",
     "MAX_SOURCE_BYTES",
     "RESERVED_HYPERPARAMETERS",
     "TrainingLayout",
