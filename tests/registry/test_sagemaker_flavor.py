@@ -23,6 +23,7 @@ from kiln.core.context import local_context
 from kiln.core.errors import InvalidArgument, PermissionDenied
 from kiln.core.ops import OPERATIONS
 from kiln.registry import LoadOptions, ModelService, load_folder
+from kiln.registry._flavors import get_flavor
 from kiln.registry._package import new_manifest
 
 _IRIS = load_iris(as_frame=True)
@@ -56,7 +57,7 @@ def _tree() -> DecisionTreeClassifier:
     return DecisionTreeClassifier(max_depth=3, random_state=0).fit(X.to_numpy(), Y)
 
 
-def _package(tmp_path: Path, files: dict[str, Any], *, entry: str = "train.py", framework: str = "sklearn") -> tuple[Path, Any]:
+def _package(tmp_path: Path, files: dict[str, Any], *, entry: str | None = "train.py", framework: str = "sklearn") -> tuple[Path, Any]:
     folder = tmp_path / "pkg"
     for rel, content in files.items():
         path = folder / rel
@@ -67,8 +68,10 @@ def _package(tmp_path: Path, files: dict[str, Any], *, entry: str = "train.py", 
             path.write_bytes(content)
         else:
             content(path)  # a function that saves a model file there
-    options = {"entry_point": entry, "framework": framework, "source_sha256": "0" * 64}
-    return folder, new_manifest(folder, flavor="sagemaker", options=options, origin="kiln")
+    options = {"entry_point": entry, "framework": framework, "source_sha256": "0" * 64} if entry else {"algorithm": "xgboost"}
+    manifest = new_manifest(folder, flavor="sagemaker", options=options, origin="kiln")
+    get_flavor("sagemaker").check(folder, manifest)
+    return folder, manifest
 
 
 def _load(folder: Path, manifest: Any, trust: bool = True) -> Any:
@@ -162,6 +165,14 @@ def test_without_model_fn_the_model_folder_decides(tmp_path: Path, kind: str) ->
     predictor = _load(folder, manifest)
     for got in _forms(predictor):
         np.testing.assert_allclose(got, want(model), rtol=1e-6)
+
+
+def test_a_built_in_algorithms_model_has_no_code(tmp_path: Path) -> None:
+    booster = _xgb_booster()
+    folder, manifest = _package(tmp_path, {"xgboost-model": lambda p: p.write_bytes(bytes(booster.save_raw("ubj")))}, entry=None)
+    np.testing.assert_allclose(_load(folder, manifest).predict(ROWS), _want_xgb(booster), rtol=1e-6)
+    with pytest.raises(PermissionDenied, match="holds a training job's model"):
+        _load(folder, manifest, trust=False)
 
 
 def test_transform_fn(tmp_path: Path) -> None:

@@ -68,6 +68,8 @@ class SageMakerFlavor(Flavor):
 
     def check(self, folder: Path, manifest: Manifest) -> None:
         entry = manifest.flavor_options.get("entry_point")
+        if entry is None:
+            return  # a built-in algorithm's model: no code, the model folder decides how it loads
         if not isinstance(entry, str) or not entry.endswith((".py", ".sh")):
             raise InvalidArgument('a sagemaker package names its training script in flavor_options: {"entry_point": "train.py"}')
         if f"code/{entry}" not in manifest.files and "code/inference.py" not in manifest.files:
@@ -76,9 +78,9 @@ class SageMakerFlavor(Flavor):
     def load(self, folder: Path, manifest: Manifest, options: LoadOptions) -> Predictor:
         folder = Path(folder)
         code = folder / "code"
-        entry = str(manifest.flavor_options.get("entry_point", ""))
+        entry = str(manifest.flavor_options.get("entry_point") or "")
         handler_file = "inference.py" if (code / "inference.py").is_file() else entry
-        require_trust(manifest, options, f"code (code/{handler_file})")
+        require_trust(manifest, options, f"code (code/{handler_file})" if handler_file else "a training job's model")
         framework = str(manifest.flavor_options.get("framework") or "")
         with _code_on_path(code):
             module = None
@@ -176,8 +178,9 @@ def _saved_model(folder: Path, manifest: Manifest, options: LoadOptions, handler
         found = flavor.detect(folder)
         if found is not None:
             return flavor.load(folder, manifest.model_copy(update={"flavor": name, "flavor_options": found}), options)
+    what = f"code/{handler_file} defines no model_fn and " if handler_file else ""
     raise InvalidArgument(
-        f"code/{handler_file} defines no model_fn and the model folder holds no model Kiln loads itself "
+        f"{what}the model folder holds no model Kiln loads itself "
         "(xgboost-model, *.json/*.ubj, LightGBM model.txt, *.joblib/*.pkl, *.onnx); define model_fn(model_dir)"
     )
 

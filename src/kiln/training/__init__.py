@@ -2,28 +2,29 @@
 metrics, failures) and the packing of a job's code. The job runner calls these."""
 
 from kiln.training._contract import (
+    FAILURE_CHARS,
+    MAX_SOURCE_BYTES,
     RESERVED_HYPERPARAMETERS,
     TrainingLayout,
+    check_channel,
     check_hyperparameters,
     decode_hyperparameters,
+    failure_reason,
     hyperparameter_args,
     input_data_config,
     is_reserved,
     make_layout,
+    metric_matcher,
+    model_package,
+    pack_source,
     parse_hyperparameters,
+    requirements_command,
+    requirements_env,
     resource_config,
     training_argv,
     training_env,
-    write_configs,
-)
-from kiln.training._outcome import FAILURE_CHARS, failure_reason, metric_matcher
-from kiln.training._source import (
-    MAX_SOURCE_BYTES,
-    model_package,
-    pack_source,
-    requirements_command,
-    requirements_env,
     unpack_source,
+    write_configs,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "MAX_SOURCE_BYTES",
     "RESERVED_HYPERPARAMETERS",
     "TrainingLayout",
+    "check_channel",
     "check_hyperparameters",
     "decode_hyperparameters",
     "failure_reason",

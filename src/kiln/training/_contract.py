@@ -12,29 +12,47 @@ same layout and agrees.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kiln.core.errors import InvalidArgument
+from kiln.training._layout import TrainingLayout, check_channel, make_layout
+from kiln.training._outcome import FAILURE_CHARS, failure_reason, metric_matcher
+from kiln.training._source import (
+    MAX_SOURCE_BYTES,
+    model_package,
+    pack_source,
+    requirements_command,
+    requirements_env,
+    unpack_source,
+)
 
 __all__ = [
+    "FAILURE_CHARS",
+    "MAX_SOURCE_BYTES",
     "RESERVED_HYPERPARAMETERS",
     "TrainingLayout",
+    "check_channel",
     "check_hyperparameters",
     "decode_hyperparameters",
+    "failure_reason",
     "hyperparameter_args",
     "input_data_config",
     "is_reserved",
     "make_layout",
+    "metric_matcher",
+    "model_package",
+    "pack_source",
     "parse_hyperparameters",
+    "requirements_command",
+    "requirements_env",
     "resource_config",
     "training_argv",
     "training_env",
+    "unpack_source",
     "write_configs",
 ]
 
@@ -63,8 +81,7 @@ _DISTRIBUTION_FLAGS = (
 )
 _GROUP = "homogeneousCluster"  # the toolkit's name for the one instance group of a plain job
 
-# SageMaker's API limits (CreateTrainingJob): channel names and hyperparameters.
-_CHANNEL_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# SageMaker's API limits (CreateTrainingJob) on hyperparameters.
 _MAX_HPS = 100
 _MAX_HP_KEY = 256
 _MAX_HP_VALUE = 2500
@@ -73,92 +90,6 @@ _MAX_HP_VALUE = 2500
 def is_reserved(key: str) -> bool:
     """Whether a hyperparameter is SageMaker's own, not the script's (as the toolkit splits them)."""
     return key in RESERVED_HYPERPARAMETERS or key.startswith("sagemaker_")
-
-
-def _check_channel(name: str) -> str:
-    if not isinstance(name, str) or not _CHANNEL_RE.fullmatch(name) or name in (".", ".."):
-        raise InvalidArgument(f"invalid channel name {str(name)[:80]!r}: use 1-64 letters, digits, '.', '-' or '_' (as SageMaker)")
-    return name
-
-
-@dataclass(frozen=True)
-class TrainingLayout:
-    """The folders of one job, laid out like SageMaker's ``/opt/ml`` under ``base``."""
-
-    base: Path
-
-    @property
-    def code(self) -> Path:
-        return self.base / "code"
-
-    @property
-    def input(self) -> Path:
-        return self.base / "input"
-
-    @property
-    def config(self) -> Path:
-        return self.input / "config"
-
-    @property
-    def data(self) -> Path:
-        return self.input / "data"
-
-    @property
-    def model(self) -> Path:
-        return self.base / "model"
-
-    @property
-    def output(self) -> Path:
-        return self.base / "output"
-
-    @property
-    def output_data(self) -> Path:
-        return self.output / "data"
-
-    @property
-    def intermediate(self) -> Path:
-        return self.output / "intermediate"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.base / "checkpoints"
-
-    @property
-    def failure_file(self) -> Path:
-        return self.output / "failure"
-
-    @property
-    def success_file(self) -> Path:
-        return self.output / "success"
-
-    def channel(self, name: str) -> Path:
-        """``input/data/<name>``.
-
-        Raises:
-            InvalidArgument: the name is not a SageMaker channel name.
-        """
-        return self.data / _check_channel(name)
-
-
-def make_layout(base: Path, channels: Sequence[str]) -> TrainingLayout:
-    """Create every folder of a job under ``base`` (made absolute), one per channel.
-
-    Existing folders are kept (``checkpoints/`` persists across retries).
-
-    Raises:
-        InvalidArgument: a channel name is invalid or given twice.
-    """
-    names = list(channels)
-    for name in names:
-        _check_channel(name)
-    if len(set(names)) != len(names):
-        raise InvalidArgument(f"channel names must be unique; got {names}")
-    layout = TrainingLayout(Path(base).absolute())
-    for folder in (layout.code, layout.config, layout.model, layout.output_data, layout.intermediate, layout.checkpoints):
-        folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        layout.channel(name).mkdir(parents=True, exist_ok=True)
-    return layout
 
 
 # -- hyperparameters ----------------------------------------------------------------------
@@ -234,7 +165,7 @@ def _split(hyperparameters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
 
 def _channel_types(channels: Mapping[str, str | None] | Sequence[str]) -> dict[str, str | None]:
     pairs = dict(channels) if isinstance(channels, Mapping) else {c: None for c in channels}
-    return {_check_channel(name): pairs[name] for name in sorted(pairs)}
+    return {check_channel(name): pairs[name] for name in sorted(pairs)}
 
 
 def input_data_config(channels: Mapping[str, str | None] | Sequence[str]) -> dict[str, dict[str, str]]:

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 
 from kiln.core.errors import InvalidArgument
-from kiln.training._contract import TrainingLayout
+from kiln.training._layout import TrainingLayout
 
 __all__ = ["FAILURE_CHARS", "failure_reason", "metric_matcher"]
 

@@ -7,8 +7,8 @@ import joblib
 import numpy as np
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import log_loss
-from sklearn.preprocessing import StandardScaler
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 def model_fn(model_dir):

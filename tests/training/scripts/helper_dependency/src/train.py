@@ -6,11 +6,10 @@ import os
 
 import joblib
 import pandas as pd
+from mylib.features import add_ratios
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeClassifier
-
-from mylib.features import add_ratios
 
 
 def model_fn(model_dir):
