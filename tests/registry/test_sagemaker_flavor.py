@@ -167,6 +167,18 @@ def test_without_model_fn_the_model_folder_decides(tmp_path: Path, kind: str) ->
         np.testing.assert_allclose(got, want(model), rtol=1e-6)
 
 
+def test_an_onnx_file_without_model_fn(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    onnx = (Path(__file__).parent / "data" / "linear.onnx").read_bytes()
+    folder, manifest = _package(tmp_path, {"model.onnx": onnx, "code/train.py": TRAIN_ONLY})
+    rows = ROWS.iloc[:, :2]
+    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    want = session.run(None, {"input": rows.to_numpy(dtype=np.float32)})[0].ravel()
+    for got in _forms(_load(folder, manifest), rows):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_a_built_in_algorithms_model_has_no_code(tmp_path: Path) -> None:
     booster = _xgb_booster()
     folder, manifest = _package(tmp_path, {"xgboost-model": lambda p: p.write_bytes(bytes(booster.save_raw("ubj")))}, entry=None)
