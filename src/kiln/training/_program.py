@@ -105,35 +105,40 @@ def _prepare_host(job: RunningJob, host: str, hosts: list[str]) -> Any:
             src = InputSource.from_dict(source)
             job.log(f"{host}: channel {name} <- {src.value}" + (f" ({src.format})" if src.format else ""))
             materialize(job.ws, job.ctx, src, folder)
-    types = {n: InputSource.from_dict(s).content_type for n, s in channels.items()}
-    write_configs(layout, hyperparameters=spec.get("hyperparameters") or {}, channels=types, hosts=hosts, current_host=host)
+    write_configs(layout, hyperparameters=spec.get("hyperparameters") or {}, channels=_content_types(job), hosts=hosts,
+                  current_host=host, instance_type=spec.get("instance_type") or "local")
     _restore_checkpoints(job, host, layout.checkpoints)
     return layout
 
 
-def _argv(job: RunningJob) -> list[str]:
+def _content_types(job: RunningJob) -> dict[str, str | None]:
+    return {n: InputSource.from_dict(s).content_type for n, s in (job.spec.get("channels") or {}).items()}
+
+
+def _argv(job: RunningJob, layout: Any) -> list[str]:
     from kiln.training._contract import training_argv
 
     spec = job.spec
     if spec.get("algorithm"):
         return [sys.executable, "-m", "kiln.training.builtin", spec["algorithm"]]
-    return training_argv(spec["entry_point"], spec.get("hyperparameters") or {}, python=sys.executable)
+    return training_argv(spec["entry_point"], spec.get("hyperparameters") or {}, python=sys.executable, code_dir=layout.code)
 
 
 def _env(job: RunningJob, layout: Any, host: str, hosts: list[str], extra: dict[str, str]) -> dict[str, str]:
     from kiln.training._contract import training_env
 
+    from kiln.training._contract import requirements_env
+
     spec = job.spec
     entry = spec.get("entry_point") or f"kiln.training.builtin:{spec['algorithm']}"
     env = training_env(
-        layout, entry_point=entry, hyperparameters=spec.get("hyperparameters") or {}, channels=list(spec.get("channels") or {}),
+        layout, entry_point=entry, hyperparameters=spec.get("hyperparameters") or {}, channels=_content_types(job),
         hosts=hosts, current_host=host, job_name=job.name, num_cpus=_cpus(len(hosts)), num_gpus=_gpus(),
         instance_type=spec.get("instance_type") or "local",
     )
-    merged = job.user_env({**env, **extra, **(spec.get("environment") or {})})
-    if spec.get("algorithm"):
-        # The built-ins are Kiln's code: they import kiln from wherever this runner does.
-        merged["PYTHONPATH"] = os.pathsep.join(p for p in (merged.get("PYTHONPATH", ""), *sys.path) if p)
+    if extra.get("requirements"):
+        env = requirements_env(Path(extra["requirements"]), env)  # keeps the code dir on PYTHONPATH
+    merged = job.user_env({**env, **(spec.get("environment") or {})})
     return merged
 
 
@@ -156,7 +161,7 @@ def _gpus() -> int:
 def _requirements(job: RunningJob, layout: Any) -> tuple[dict[str, str], str | None]:
     """Install what ``requirements.txt`` asks for and this environment lacks, into the job's
     folder; returns (environment additions, failure reason)."""
-    from kiln.training._contract import requirements_command, requirements_env
+    from kiln.training._contract import requirements_command
 
     target = job.folder / "requirements"
     cmd = requirements_command(layout.code, target, python=sys.executable)
@@ -170,7 +175,7 @@ def _requirements(job: RunningJob, layout: Any) -> tuple[dict[str, str], str | N
         if status.stopped:
             return {}, "stopped on request"
         return {}, f"requirements.txt could not be installed (pip {status.describe()}); fix it or install the packages where Kiln runs. Last lines:\n{job.log_tail(15)}"
-    return requirements_env(target), None
+    return {"requirements": str(target)}, None
 
 
 def _run_hosts(job: RunningJob, hosts: list[str], layouts: dict[str, Any], argv: list[str], extra: dict[str, str], on_line: Callable[[str], None]) -> dict[str, ExitStatus]:
@@ -213,7 +218,7 @@ def run(job: RunningJob) -> Outcome:
     extra, problem = ({}, None) if job.spec.get("algorithm") else _requirements(job, leader)
     if problem:
         return Outcome(failure=problem, stopped=problem == "stopped on request")
-    argv = _argv(job)
+    argv = _argv(job, leader)
     job.log(f"running {' '.join(argv[1:] if argv[0] == sys.executable else argv)} on {', '.join(hosts)}")
     try:
         results = _run_hosts(job, hosts, layouts, argv, extra, metrics.on_line)
@@ -305,15 +310,15 @@ def _register_model(job: RunningJob, layout: Any) -> str | None:
     model_dir: Path = layout.model
     if not any(p.is_file() for p in model_dir.rglob("*")):
         return None
+    from kiln.training._contract import model_package
+
     spec = job.spec
     package = job.folder / "package"
     shutil.rmtree(package, ignore_errors=True)
-    shutil.copytree(model_dir, package, symlinks=False)
     if spec.get("code"):
-        code = package / "code"
-        if code.exists():
-            raise _conflict("model/ holds a folder named code/, which the package keeps for the source; rename it")
-        shutil.copytree(layout.code, code, symlinks=False, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        model_package(model_dir, layout.code, package)  # code/ is the job's source, as the SDK repacks it
+    else:
+        shutil.copytree(model_dir, package, symlinks=False)
     options = {
         "entry_point": spec.get("entry_point"), "algorithm": spec.get("algorithm"), "framework": spec.get("framework"),
         "framework_version": spec.get("framework_version"), "source_sha256": spec.get("code"),
@@ -326,8 +331,3 @@ def _register_model(job: RunningJob, layout: Any) -> str | None:
     )
     return f"{version.name}@{version.version}"
 
-
-def _conflict(message: str) -> KilnError:
-    from kiln.core.errors import InvalidArgument
-
-    return InvalidArgument(message)
