@@ -12,7 +12,7 @@ import pytest
 import kiln
 from kiln.core.errors import Conflict, InvalidArgument, NotFound
 
-from .conftest import PY, pid_alive, run_cmd, wait_state
+from .conftest import pid_alive, run_cmd, wait_state
 
 
 def test_a_job_runs_logs_and_completes_with_a_run(client: kiln.Client) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from kiln.cli._common import JsonOpt, console, emit, err_console, get_client, parse_pairs, print_json, to_jsonable
+from kiln.cli._common import JsonOpt, console, emit, err_console, get_client, print_json, to_jsonable
 
 app = typer.Typer(help="Jobs (training, processing, function maps): list, describe, logs, stop.", no_args_is_help=True)
 

@@ -282,7 +282,7 @@ def _keep_checkpoints(job: RunningJob, host: str, folder: Path) -> None:
 
 def _restore_checkpoints(job: RunningJob, host: str, folder: Path) -> None:
     prefix = _prefix(job, "checkpoints", host)
-    listed = job.ws.store.list(prefix)
+    listed = job.ws.store.list(prefix.rstrip("/"))
     for key, _, _ in listed:
         rel = key[len(prefix):]
         target = (folder / rel).resolve()

@@ -16,39 +16,12 @@ from kiln.jobs._inputs import resolve_source
 from kiln.jobs._models import Job
 from kiln.jobs._processing_service import check_environment, check_relative
 from kiln.jobs._service import JobService
+from kiln.training._contract import check_channel, check_hyperparameters, metric_matcher
 
 __all__ = ["ALGORITHMS", "TrainingService"]
 
 ALGORITHMS = ("xgboost", "lightgbm", "linear-learner", "random-forest", "kmeans", "knn")
-_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_HP_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,255}")
 MAX_INSTANCES = 64
-
-
-def check_hyperparameters(hyperparameters: Mapping[str, Any] | None) -> dict[str, Any]:
-    if hyperparameters is None:
-        return {}
-    if not isinstance(hyperparameters, Mapping):
-        raise InvalidArgument('hyperparameters must be a JSON object, e.g. {"max_depth": 5, "eta": 0.2}')
-    for key in hyperparameters:
-        if not isinstance(key, str) or not _HP_KEY.fullmatch(key):
-            raise InvalidArgument(f"hyperparameter name {str(key)[:60]!r} is invalid: letters, digits, '_', '-', '.', ':'")
-    return dict(hyperparameters)
-
-
-def check_metric_definitions(definitions: Sequence[Mapping[str, str]] | None) -> list[dict[str, str]]:
-    out = []
-    for d in definitions or []:
-        if not isinstance(d, Mapping) or not isinstance(d.get("Name"), str) or not isinstance(d.get("Regex"), str) or not d["Name"]:
-            raise InvalidArgument('metric definitions are [{"Name": "train:loss", "Regex": "loss=([0-9.]+)"}, ...]')
-        try:
-            compiled = re.compile(d["Regex"])
-        except re.error as exc:
-            raise InvalidArgument(f"metric {d['Name']!r}: its Regex does not compile ({exc})") from None
-        if compiled.groups < 1:
-            raise InvalidArgument(f"metric {d['Name']!r}: its Regex needs a capture group around the value, e.g. loss=([0-9.]+)")
-        out.append({"Name": d["Name"], "Regex": d["Regex"]})
-    return out
 
 
 class TrainingService:
@@ -107,26 +80,23 @@ class TrainingService:
                 raise InvalidArgument(f"entry_point {entry_point!r} must be a Python (.py) or shell (.sh) script")
         if code is not None and not self.ws.store.exists(code_key(code)):
             raise InvalidArgument(f"no code archive {code[:12]}…; upload the source first")
-        hps = check_hyperparameters(hyperparameters)
+        hps = check_hyperparameters(hyperparameters or {})
         if target is not None:
             if not algorithm:
                 raise InvalidArgument("target names the label column of a built-in algorithm; a script reads its own data")
             hps = {**hps, "target": target}
-        if not channels:
-            raise InvalidArgument("a training job needs at least one channel, e.g. --channel train=DATASET_OR_PATH")
-        chans = {}
-        for cname, source in channels.items():
-            if not isinstance(cname, str) or not _CHANNEL.fullmatch(cname):
-                raise InvalidArgument(f"channel name {str(cname)[:60]!r} is invalid: letters, digits, '_', '-', '.'")
-            chans[cname] = resolve_source(self.ws, self.ctx, source, what=f"channel {cname}").as_dict()
+        if channels is not None and not isinstance(channels, Mapping):
+            raise InvalidArgument('channels is an object of name: source, e.g. {"train": "cancer@1"}')
+        chans = {check_channel(c): resolve_source(self.ws, self.ctx, src, what=f"channel {c}").as_dict() for c, src in (channels or {}).items()}
         if algorithm and "train" not in chans:
             raise InvalidArgument(f"the built-in {algorithm} reads channel 'train' (and 'validation' if given); got {sorted(chans)}")
         if not isinstance(instance_count, int) or not 1 <= instance_count <= MAX_INSTANCES:
             raise InvalidArgument(f"instance_count must be between 1 and {MAX_INSTANCES}")
         executor = JobService(self.ws, self.ctx).executor
-        if instance_count > 1 and not executor.capabilities.multi_host and instance_count > 8:
+        if not executor.capabilities.multi_host and instance_count > 8:
             raise InvalidArgument("the local executor runs at most 8 hosts of one job on this machine; use KILN_EXECUTOR=ray for more")
-        defs = check_metric_definitions(metric_definitions)
+        defs = [dict(d) for d in metric_definitions or []]
+        metric_matcher(defs)  # refuses a bad definition now, naming it
         if algorithm and not metric_definitions:
             defs = _builtin_metrics(algorithm)
         for label, value in (("model_name", model_name), ("experiment", experiment), ("base_job_name", base_job_name)):
