@@ -75,7 +75,7 @@ class _RequestLimits:
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         ctype = headers.get("content-type", "")
-        is_upload = ctype.startswith(("multipart/form-data", "application/octet-stream", "text/csv", "application/vnd"))
+        is_upload = ctype.startswith(("multipart/form-data", "application/octet-stream", "application/gzip", "text/csv", "application/vnd"))
         limit = self.max_upload if is_upload else self.max_body
         declared = headers.get("content-length", "")
 
