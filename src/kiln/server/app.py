@@ -39,7 +39,7 @@ ROUTE_MODULES = [
     "tracking", "registry",
     "streams", "catalog",
     "prep",
-    "jobs",
+    "jobs", "functions",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
