@@ -69,6 +69,10 @@ def double(row, context):
 
 def fail_at_five(row):
     return {"y": 1 / (row["x"] - 5)}
+
+def sleepy(row):
+    import time
+    time.sleep(30)
 '''
 
 
@@ -236,7 +240,7 @@ def test_calls_past_the_concurrency_limit_wait_then_are_refused(tmp_path: Path, 
         busy = threading.Thread(target=c.functions.invoke, args=("slow", 1.5))
         busy.start()
         time.sleep(0.3)
-        with pytest.raises(ResourceExhausted, match="1 calls running"):
+        with pytest.raises(ResourceExhausted, match=r"already runs 1 call\(s\) at once"):
             c.functions.invoke("slow", 0)
         busy.join()
         assert c.functions.invoke("slow", 0)
@@ -396,6 +400,31 @@ def test_a_map_that_raises_fails_with_the_row_and_traceback_and_registers_nothin
     assert 'File "<path>/mapper.py", line 10, in fail_at_five' in reason
     with pytest.raises(NotFound):
         client.datasets.get("never")
+
+
+def test_stopping_a_map_ends_its_worker_mid_batch(client: kiln.Client, code: Path) -> None:
+    from .conftest import wait_state
+
+    client.datasets.ingest("nums", pd.DataFrame({"x": range(3)}))
+    client.functions.create("sleepy", handler="mapper:sleepy", code=code, timeout_s=60)
+    job = client.functions.map("sleepy", dataset="nums@1", output="never", wait=False)
+    wait_state(client, job.name, "Running")
+    deadline = time.monotonic() + 30
+    while not (pgid := _pgid(client, job.name)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    client.jobs.stop(job.name)
+    assert wait_state(client, job.name, "Stopped", "Failed", "Completed").state == "Stopped"
+    assert time.monotonic() - started < 10 and pgid and not pid_alive(pgid)
+
+
+def _pgid(client: kiln.Client, name: str) -> int | None:
+    import sqlalchemy as sa
+
+    from kiln.jobs import _tables as t
+
+    with client.workspace.db.read() as conn:
+        return conn.execute(sa.select(t.jobs.c.pgid).where(t.jobs.c.name == name)).scalar()
 
 
 def test_map_refuses_a_missing_dataset_or_function_before_it_starts(client: kiln.Client, code: Path) -> None:

@@ -79,6 +79,12 @@ class Worker:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's pid, which is also its process group's id; None while none runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     def _start(self) -> subprocess.Popen[bytes]:
         self._cwd = tempfile.TemporaryDirectory(prefix="kiln-worker-")
         argv = [sys.executable, "-m", "kiln.core.worker"]

@@ -10,7 +10,7 @@ worker idle for ``functions_idle_s`` is stopped. A call that runs past the funct
 time limit kills its worker (the next call starts a fresh one); a user exception
 leaves it warm.
 
-Code is unpacked once per sha256 under ``KILN_HOME/functions/code/`` and made
+Code is unpacked once per sha256 under ``KILN_HOME/functions/code/``, its files made
 read-only: every worker of every version with that code imports the same folder.
 """
 
@@ -97,24 +97,17 @@ def code_dir(ws: Workspace, sha256: str) -> Path:
             os.replace(tmp, final)
         finally:
             (root / f"{tmp.name}.tar.gz").unlink(missing_ok=True)
-            if tmp.exists():
-                _remove(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
 def _read_only(folder: Path) -> None:
-    """Users' code cannot change the folder other calls import (Lambda's read-only /var/task)."""
-    for dirpath, dirnames, filenames in os.walk(folder, topdown=False):
+    """Users' code cannot change the files other calls import (as Lambda's read-only
+    /var/task); the folders stay writable, so the cache is removed like any folder."""
+    for dirpath, _, filenames in os.walk(folder):
         for name in filenames:
             path = os.path.join(dirpath, name)
             os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & ~0o222)
-        os.chmod(dirpath, 0o555)
-
-
-def _remove(folder: Path) -> None:
-    for dirpath, _, _ in os.walk(folder):
-        os.chmod(dirpath, 0o755)
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
@@ -168,8 +161,8 @@ class FunctionPools:
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closed.is_set():
                     raise ResourceExhausted(
-                        f"function {spec.name} has {self.concurrency} calls running, its limit (KILN_FUNCTIONS_CONCURRENCY), "
-                        f"and none ended within {self.queue_s:g} s; retry later"
+                        f"function {spec.name} already runs {self.concurrency} call(s) at once, its limit (KILN_FUNCTIONS_CONCURRENCY), "
+                        f"and none ended within {self.queue_s:g} s (KILN_FUNCTIONS_QUEUE_S); retry later"
                     )
                 fn.cond.wait(left)
             fn.busy += 1
@@ -183,23 +176,23 @@ class FunctionPools:
                 # worker (of another version) makes room.
                 while fn.idle and fn.busy + len(fn.idle) > self.concurrency:
                     stale.append(fn.idle.pop(0)[1])
-        for old in stale:
-            old.close()
-        if worker is None:
-            worker = spec.worker(self.ws, code_dir(self.ws, spec.code_sha256))
         try:
+            for old in stale:
+                old.close()
+            if worker is None:
+                worker = spec.worker(self.ws, code_dir(self.ws, spec.code_sha256))
             yield worker
         finally:
             self._release(spec, fn, worker)
 
-    def _release(self, spec: Spec, fn: _Function, worker: Worker) -> None:
-        keep = worker.alive and not self._closed.is_set()
+    def _release(self, spec: Spec, fn: _Function, worker: Worker | None) -> None:
+        keep = worker is not None and worker.alive and not self._closed.is_set()
         with fn.cond:
             fn.busy -= 1
             if keep:
-                fn.idle.append((spec, worker, time.monotonic()))
+                fn.idle.append((spec, worker, time.monotonic()))  # type: ignore[arg-type]
             fn.cond.notify()
-        if not keep:
+        if worker is not None and not keep:
             worker.close()
         self._start_reaper()
 

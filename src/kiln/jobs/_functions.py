@@ -262,17 +262,19 @@ class FunctionService:
         ref = parse_ref(name, kind="function")
         if ref.alias is not None:
             raise InvalidArgument(f"functions have no aliases; use {ref.name} or {ref.name}@VERSION")
+        fns = t.functions
+        latest_q = sa.select(sa.func.max(fns.c.version)).where(fns.c.name == ref.name).scalar_subquery()
         with self.ws.db.read() as conn:
-            rows = self._rows(conn, ref.name)
-        if not rows:
-            raise NotFound(f"function {ref.name!r} does not exist; `kiln functions ls` lists functions")
-        latest = rows[-1].version
-        if ref.version is None:
-            return _function(rows[-1], latest)
-        row = next((r for r in rows if r.version == ref.version), None)
+            row = conn.execute(
+                sa.select(fns, latest_q.label("latest")).where(fns.c.name == ref.name, fns.c.version == (latest_q if ref.version is None else ref.version))
+            ).first()
+            if row is None:
+                latest = conn.execute(sa.select(latest_q)).scalar()
         if row is None:
+            if latest is None:
+                raise NotFound(f"function {ref.name!r} does not exist; `kiln functions ls` lists functions")
             raise NotFound(f"function {ref.name!r} has no version {ref.version} (latest is {latest})")
-        return _function(row, latest)
+        return _function(row, row.latest)
 
     def list(self) -> list[Function]:
         """Every function, at its latest version, by name."""
@@ -380,6 +382,8 @@ def run_map(job: RunningJob) -> Outcome:
     last_log = time.monotonic()
     try:
         worker.call(f"{TARGET}:load", args, timeout_s=max(10.0, fn.timeout_s))
+        with job.ws.db.write() as conn:  # whoever finds the runner dead ends its worker too
+            conn.execute(t.jobs.update().where(t.jobs.c.name == job.name), {"pgid": worker.pid})
         for batch in datasets.iter_batches(source.ref, batch_size=int(spec["batch_size"])):
             if job.stop_requested:
                 return Outcome(stopped=True)
