@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -348,6 +349,7 @@ def test_invoke_over_http_is_json_in_json_out(remote: tuple[kiln.Client, httpx.C
     sdk.functions.create("echo", handler="app:handler", code=code)
     resp = http.post("/v1/functions/echo/invoke", json={"x": 1})
     assert resp.status_code == 200 and resp.json()["event"] == {"x": 1}
+    assert resp.json()["pid"] != os.getpid()  # the API's process runs no user code
     assert http.post("/v1/functions/echo/invoke", json=[1, "a"]).json()["event"] == [1, "a"]
     assert http.post("/v1/functions/echo/invoke").json()["event"] is None
     bad = http.post("/v1/functions/echo/invoke", content=b"{nope", headers={"content-type": "application/json"})
