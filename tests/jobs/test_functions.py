@@ -285,6 +285,8 @@ def test_bad_handlers_are_refused_at_create(client: kiln.Client, code: Path, han
     with pytest.raises(InvalidArgument, match=words):
         client.functions.create("f", handler=handler, code=code)
     assert client.functions.list() == []
+    (event,) = client.audit.list(resource="functions/f")
+    assert (event["action"], event["outcome"]) == ("functions.create", "failure")
 
 
 def test_code_that_does_not_compile_is_refused_at_create(client: kiln.Client, tmp_path: Path) -> None:

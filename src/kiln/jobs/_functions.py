@@ -15,7 +15,8 @@ import ast
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,15 @@ class FunctionService:
         return {"handler": handler, "code_sha256": code, "timeout_s": float(timeout_s), "memory_mb": int(memory_mb),
                 "environment": orjson.dumps(env, option=orjson.OPT_SORT_KEYS).decode(), "description": description}
 
+    @contextmanager
+    def _audited(self, action: str, name: str) -> Iterator[None]:
+        """A refusal before the write's transaction (a bad handler, no role) is audited too."""
+        try:
+            yield
+        except KilnError as exc:
+            self.ws.audit_failure(self.ctx, action=action, resource=f"functions/{name}", error=exc)
+            raise
+
     def _rows(self, conn: Any, name: str) -> list[Any]:
         return conn.execute(sa.select(t.functions).where(t.functions.c.name == name).order_by(t.functions.c.version)).all()
 
@@ -165,9 +175,10 @@ class FunctionService:
             InvalidArgument: a bad name, handler, limit or variable; code without the handler.
             AlreadyExists: a function of that name exists (update it instead).
         """
-        self.ctx.require("editor")
         check_name(name, kind="function")
-        values = self._checked(handler=handler, code=code, timeout_s=timeout_s, memory_mb=memory_mb, environment=environment, description=description)
+        with self._audited("functions.create", name):
+            self.ctx.require("editor")
+            values = self._checked(handler=handler, code=code, timeout_s=timeout_s, memory_mb=memory_mb, environment=environment, description=description)
         now = time.time()
         with self.ws.mutation(self.ctx, action="functions.create", resource=f"functions/{name}", details={"handler": handler, "code": code[:12]}) as (conn, _):
             if self._rows(conn, name):
@@ -196,17 +207,18 @@ class FunctionService:
             NotFound: no such function.
             InvalidArgument: nothing to update, or a bad value.
         """
-        self.ctx.require("editor")
         check_name(name, kind="function")
-        if all(v is None for v in (handler, code, timeout_s, memory_mb, environment, description)):
-            raise InvalidArgument("nothing to update: give the code, handler, timeout_s, memory_mb, environment or description")
-        current = self.get(name=name)
-        values = self._checked(
-            handler=current.handler if handler is None else handler, code=current.code_sha256 if code is None else code,
-            timeout_s=current.timeout_s if timeout_s is None else timeout_s, memory_mb=current.memory_mb if memory_mb is None else memory_mb,
-            environment=current.environment if environment is None else environment,
-            description=current.description if description is None else description,
-        )
+        with self._audited("functions.update", name):
+            self.ctx.require("editor")
+            if all(v is None for v in (handler, code, timeout_s, memory_mb, environment, description)):
+                raise InvalidArgument("nothing to update: give the code, handler, timeout_s, memory_mb, environment or description")
+            current = self.get(name=name)
+            values = self._checked(
+                handler=current.handler if handler is None else handler, code=current.code_sha256 if code is None else code,
+                timeout_s=current.timeout_s if timeout_s is None else timeout_s, memory_mb=current.memory_mb if memory_mb is None else memory_mb,
+                environment=current.environment if environment is None else environment,
+                description=current.description if description is None else description,
+            )
         behaviour = ("handler", "code_sha256", "timeout_s", "memory_mb", "environment")
         was = {"handler": current.handler, "code_sha256": current.code_sha256, "timeout_s": current.timeout_s, "memory_mb": current.memory_mb,
                "environment": orjson.dumps(current.environment, option=orjson.OPT_SORT_KEYS).decode()}
