@@ -97,7 +97,7 @@ def test_a_failed_attempt_is_retried_with_backoff(client: kiln.Client, tmp_path:
 
 def test_a_killed_runner_marks_its_job_failed_and_ends_its_code(client: kiln.Client) -> None:
     job = run_cmd(client, "import time; print('up', flush=True); time.sleep(300)", wait=False)
-    running = wait_state(client, job.name, "Running")
+    wait_state(client, job.name, "Running")
     deadline = time.monotonic() + 20
     while "up" not in client.jobs.logs(job.name).lines and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -112,7 +112,7 @@ def test_a_killed_runner_marks_its_job_failed_and_ends_its_code(client: kiln.Cli
         time.sleep(0.05)
     failed = wait_state(client, job.name, "Failed", timeout=30)
     assert "runner ended without recording a result" in failed.failure_reason
-    assert running.run_id and client.runs.get(running.run_id).status == "Failed"
+    assert failed.run_id and client.runs.get(failed.run_id).status == "Failed"  # set before its code ran
     deadline = time.monotonic() + 10
     while pid_alive(row.pgid) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,6 +18,13 @@ from .conftest import stop_all, wait_state
 pytestmark = pytest.mark.xdist_group("parity-jobs")
 
 PY = sys.executable
+FUNCTION_CODE = Path(__file__).parent / "data" / "functions"
+
+
+def _code(client: kiln.Client) -> str:
+    from kiln.sdk.jobs import upload_folder
+
+    return upload_folder(client._t, FUNCTION_CODE)  # the same bytes, the same sha256, on both
 
 EXAMPLES: dict[str, dict[str, Any]] = {
     "jobs.list": {"kind": "processing"},
@@ -28,6 +36,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "hyperparameters": {"predictor_type": "classifier", "n_estimators": 5},
     },
     "jobs.stop": {"name": "sleeper"},
+    # -- functions -------------------------------------------------------------------------
+    "functions.create": {"name": "echo2", "handler": "app:handler", "code": _code, "timeout_s": 10.0, "environment": {"MODE": "x"}},
+    "functions.list": {},
+    "functions.get": {"name": "echo"},
+    "functions.update": {"name": "echo", "description": "echoes its event", "memory_mb": 512},
+    "functions.invoke": {"name": "echo@2", "payload": {"a": [1, 2.5, None]}},
+    "functions.map": {"name": "echo", "dataset": "tiny@1", "output_dataset": "echoed", "batch_size": 7, "job_name": "echo-map"},
+    "functions.delete": {"name": "echo2"},
+    # -- end of functions ------------------------------------------------------------------
 }
 
 
@@ -37,6 +54,7 @@ def _seed(client: kiln.Client) -> None:
     assert done.state == "Completed"
     client.processing.run(command=[PY, "-c", "import time; time.sleep(60)"], name="sleeper", wait=False)
     wait_state(client, "sleeper", "Running")
+    client.functions.create("echo", handler="app:handler", code=FUNCTION_CODE)
 
 
 clients = clients_fixture(_seed)
@@ -45,9 +63,18 @@ clients = clients_fixture(_seed)
 def test_both_transports_agree(clients: tuple[kiln.Client, kiln.Client]) -> None:
     try:
         walk(clients, EXAMPLES)
+        _maps_end_alike(clients)
     finally:
         for c in clients:
             stop_all(c)
+
+
+def _maps_end_alike(clients: tuple[kiln.Client, kiln.Client]) -> None:
+    """The map job the walk started ends alike on both, before the workspaces go."""
+    done = [client.jobs.wait("echo-map", timeout_s=60) for client in clients]
+    assert [(j.state, j.outputs) for j in done] == [("Completed", {"datasets": {"output": "echoed@1"}})] * 2
+    rows = [client.datasets.read("echoed@1").to_pylist() for client in clients]
+    assert rows[0] == rows[1] and rows[0][:2] == [{"event": {"y": 0, "x": 0}, "function": "echo"}, {"event": {"y": 1, "x": 1}, "function": "echo"}]
 
 
 BAD = [
@@ -59,6 +86,18 @@ BAD = [
     ("training.create", {"algorithm": "xgboost", "channels": {}}),
     ("training.create", {"algorithm": "nope", "channels": {"train": "tiny@1"}}),
     ("training.create", {"entry_point": "../train.py", "code": "0" * 64, "channels": {"train": "tiny@1"}}),
+    # -- functions -------------------------------------------------------------------------
+    ("functions.get", {"name": "ghost"}),
+    ("functions.get", {"name": "echo@9"}),
+    ("functions.update", {"name": "ghost", "description": "x"}),
+    ("functions.delete", {"name": "ghost"}),
+    ("functions.invoke", {"name": "ghost", "payload": 1}),
+    ("functions.map", {"name": "ghost", "dataset": "tiny@1", "output_dataset": "o"}),
+    ("functions.map", {"name": "echo", "dataset": "ghost@1", "output_dataset": "o"}),
+    ("functions.create", {"name": "echo", "handler": "app:handler", "code": _code}),
+    ("functions.create", {"name": "bad", "handler": "no-colon", "code": _code}),
+    ("functions.create", {"name": "bad", "handler": "missing:handler", "code": _code}),
+    # -- end of functions ------------------------------------------------------------------
 ]
 
 

@@ -48,6 +48,12 @@ class Settings:
     worker_timeout_s: float = 300.0
     # Jobs (issue 10): how many run at once on this machine (0: one per CPU); the rest wait Pending.
     jobs_max_concurrent: int = 0
+    # Functions (issue 10): calls of one function that run at once in this process (each in a
+    # warm worker); a call waits at most functions_queue_s for one to end, then is refused
+    # (429); a worker idle for functions_idle_s is stopped.
+    functions_concurrency: int = 4
+    functions_queue_s: float = 10.0
+    functions_idle_s: float = 300.0
     source_file: str = field(default="", compare=False)
 
     def resolved(self) -> Settings:
@@ -113,6 +119,9 @@ _TYPES: dict[str, type] = {
     "ingest_memory_mb": int,
     "worker_timeout_s": float,
     "jobs_max_concurrent": int,
+    "functions_concurrency": int,
+    "functions_queue_s": float,
+    "functions_idle_s": float,
 }
 
 

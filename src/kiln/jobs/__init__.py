@@ -1,13 +1,13 @@
 """Jobs: one record and state machine for every kind, executors (local, Ray), processing
 jobs and functions."""
 
-from kiln.jobs._base import Capabilities, Executor, Launch, open_executor, register_executor
-from kiln.jobs._models import JOB_KINDS, JOB_STATES, Job, JobLogs
-from kiln.jobs._service import JobService
+from typing import Any
 
 __all__ = [
     "Capabilities",
     "Executor",
+    "Function",
+    "FunctionService",
     "JOB_KINDS",
     "JOB_STATES",
     "Job",
@@ -17,3 +17,22 @@ __all__ = [
     "open_executor",
     "register_executor",
 ]
+
+# Imported on first use, so that a function's worker process, which imports
+# kiln.jobs._function_worker alone, starts without the database layer.
+_WHERE = {
+    "Capabilities": "kiln.jobs._base", "Executor": "kiln.jobs._base", "Launch": "kiln.jobs._base",
+    "open_executor": "kiln.jobs._base", "register_executor": "kiln.jobs._base",
+    "JOB_KINDS": "kiln.jobs._models", "JOB_STATES": "kiln.jobs._models", "Job": "kiln.jobs._models",
+    "JobLogs": "kiln.jobs._models", "Function": "kiln.jobs._models",
+    "JobService": "kiln.jobs._service", "FunctionService": "kiln.jobs._functions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kiln.jobs' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

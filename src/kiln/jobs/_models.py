@@ -8,7 +8,7 @@ from pydantic import Field
 
 from kiln.tracking._models import KilnModel
 
-__all__ = ["JOB_KINDS", "JOB_STATES", "TERMINAL_STATES", "CodeArchive", "Job", "JobLogs", "JobState"]
+__all__ = ["JOB_KINDS", "JOB_STATES", "TERMINAL_STATES", "CodeArchive", "Function", "Job", "JobLogs", "JobState"]
 
 JobState = Literal["Pending", "Running", "Completed", "Failed", "Stopped"]
 JOB_STATES: tuple[str, ...] = ("Pending", "Running", "Completed", "Failed", "Stopped")
@@ -68,3 +68,28 @@ class CodeArchive(KilnModel):
 
     sha256: str
     size: int
+
+
+class Function(KilnModel):
+    """One version of a function (AWS Lambda's): the code it runs, its handler and limits.
+
+    A version never changes what it runs; an update that does makes the next version.
+    """
+
+    name: str
+    version: int
+    latest_version: int
+    handler: str
+    code_sha256: str
+    timeout_s: float
+    memory_mb: int
+    environment: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    created_at: float
+    created_by: str
+    updated_at: float
+    updated_by: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"

@@ -50,3 +50,23 @@ job_logs = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
 )
+
+# Functions (Lambda): one row per version; a version never changes what it runs (its code,
+# handler, limits and environment), so a call in flight on version N is never affected by
+# an update, which adds version N + 1. Only the description is edited in place.
+functions = sa.Table(
+    "kiln_functions",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", _BigInt, primary_key=True, autoincrement=False),
+    sa.Column("handler", sa.String(300), nullable=False),
+    sa.Column("code_sha256", sa.String(64), nullable=False),
+    sa.Column("timeout_s", sa.Float, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=False),
+    sa.Column("environment", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)

@@ -15,7 +15,7 @@ from kiln.jobs import _ops as ops
 from kiln.jobs._models import CodeArchive, Job, JobLogs
 from kiln.sdk._base import Namespace, Transport
 
-__all__ = ["Jobs", "Processing", "upload_source"]
+__all__ = ["Jobs", "Processing", "upload_folder", "upload_source"]
 
 
 def upload_source(
@@ -38,6 +38,16 @@ def upload_source(
         if src is None:
             entry = Path(entry_point).name
         return _store(t, archive).sha256, entry
+
+
+def upload_folder(t: Transport, folder: str | os.PathLike[str]) -> str:
+    """Pack a whole folder of code (a function's) and store it; returns its sha256."""
+    from kiln.jobs._code import pack_folder
+
+    with tempfile.TemporaryDirectory(prefix="kiln-src-") as tmp:
+        archive = Path(tmp) / "code.tar.gz"
+        pack_folder(folder, archive)
+        return _store(t, archive).sha256
 
 
 def _store(t: Transport, archive: Path) -> CodeArchive:
