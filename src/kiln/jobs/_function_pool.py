@@ -74,7 +74,8 @@ def code_dir(ws: Workspace, sha256: str) -> Path:
     """The folder code archive ``sha256`` is unpacked in, once per machine (read-only)."""
     from filelock import FileLock
 
-    from kiln.jobs._code import code_key, fetch_archive, unpack_archive
+    from kiln.jobs._code import code_key, fetch_archive
+    from kiln.training._contract import unpack_source
 
     code_key(sha256)  # a sha256, nothing else, becomes a path
     root = ws.settings.home / "functions" / "code"
@@ -88,7 +89,7 @@ def code_dir(ws: Workspace, sha256: str) -> Path:
         tmp = root / f".{sha256}.{uuid.uuid4().hex}"
         try:
             archive = fetch_archive(ws, sha256, root / f"{tmp.name}.tar.gz")
-            unpack_archive(archive, tmp)
+            unpack_source(archive, tmp)
             import compileall
 
             # Bytecode now (compiling runs nothing), so workers start warm from a read-only folder.

@@ -42,11 +42,13 @@ def upload_source(
 
 def upload_folder(t: Transport, folder: str | os.PathLike[str]) -> str:
     """Pack a whole folder of code (a function's) and store it; returns its sha256."""
-    from kiln.jobs._code import pack_folder
+    from kiln.training._contract import pack_source
 
     with tempfile.TemporaryDirectory(prefix="kiln-src-") as tmp:
         archive = Path(tmp) / "code.tar.gz"
-        pack_folder(folder, archive)
+        if not Path(folder).is_dir():
+            raise InvalidArgument(f"code folder {str(folder)!r} is not a folder")
+        pack_source(source_dir=Path(folder), entry_point=None, out=archive)
         return _store(t, archive).sha256
 
 

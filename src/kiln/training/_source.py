@@ -30,7 +30,7 @@ __all__ = [
 
 MAX_SOURCE_BYTES = 256 << 20
 MAX_SOURCE_FILES = 10_000
-_SKIP_DIRS = ("__pycache__",)
+_SKIP_DIRS = ("__pycache__", ".git")
 
 
 def _mb(n: int) -> str:
@@ -99,7 +99,7 @@ class _Collector:
 def pack_source(
     *,
     source_dir: Path | None,
-    entry_point: str,
+    entry_point: str | None,
     dependencies: Sequence[Path] = (),
     out: Path,
     max_bytes: int = MAX_SOURCE_BYTES,
@@ -114,7 +114,8 @@ def pack_source(
 
     Args:
         source_dir: the folder of code, or None for a lone ``entry_point`` file.
-        entry_point: relative to ``source_dir``; without one, a path to the script.
+        entry_point: relative to ``source_dir``; without one, a path to the script. None
+            packs ``source_dir`` whole with no entry point to check (a function's code).
         dependencies: folders or files to ship beside the code (``--dependencies``).
         out: the archive to write (replaced atomically).
         max_bytes: the most the code may hold, unpacked.
@@ -129,10 +130,13 @@ def pack_source(
         root = Path(source_dir)
         if not root.is_dir():
             raise InvalidArgument(f"source_dir {str(root)!r} is not a folder")
-        rel = _plain_relative(entry_point, "entry point")
-        if not (root / rel).is_file():
-            raise InvalidArgument(f"entry point {entry_point!r} not found: looked for {str((root / rel).absolute())!r}")
+        if entry_point is not None:
+            rel = _plain_relative(entry_point, "entry point")
+            if not (root / rel).is_file():
+                raise InvalidArgument(f"entry point {entry_point!r} not found: looked for {str((root / rel).absolute())!r}")
         collector.add_tree(root, "", root.resolve())
+    elif entry_point is None:
+        raise InvalidArgument("give source_dir, an entry point, or both")
     else:
         script = Path(entry_point)
         if not script.is_file():
