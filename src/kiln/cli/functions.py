@@ -16,7 +16,7 @@ _COLS = ["name", "version", "handler", "timeout_s", "memory_mb", "updated_at", "
 
 
 def _env(pairs: list[str] | None) -> dict[str, str] | None:
-    return parse_pairs(pairs, option="--env", example="MODE=fast") if pairs else None
+    return parse_pairs(pairs, option="--env", example="MODE=fast", shape="KEY=VALUE") if pairs else None
 
 
 @app.command("create")

@@ -33,9 +33,9 @@ def process(
     """
     job = get_client().processing.run(
         code=code, source_dir=source_dir, command=command or None, arguments=arguments or [],
-        inputs=parse_pairs(input, option="--input", example="raw=flights@1"),
-        outputs=parse_pairs(output, option="--output", example="clean=flights-clean"),
-        environment=parse_pairs(env, option="--env", example="MODE=fast"),
+        inputs=parse_pairs(input, option="--input", example="raw=flights@1", shape="NAME=SOURCE"),
+        outputs=parse_pairs(output, option="--output", example="clean=flights-clean", shape="NAME=DATASET"),
+        environment=parse_pairs(env, option="--env", example="MODE=fast", shape="KEY=VALUE"),
         name=name, max_run_s=max_run, max_retries=max_retries, experiment=experiment, wait=False,
     )
     finish(job, detach=detach, json=json)

@@ -59,9 +59,9 @@ def train(
     defs = _json_arg(metric_definitions, option="--metric-definitions", example='[{"Name": "loss", "Regex": "loss=([0-9.]+)"}]')
     job = get_client().training.run(
         entry_point=entry_point, source_dir=source_dir, dependencies=dependencies or (), algorithm=algorithm, target=target,
-        hyperparameters=hps, channels=parse_pairs(channel, option="--channel", example="train=cancer@1"),
+        hyperparameters=hps, channels=parse_pairs(channel, option="--channel", example="train=cancer@1", shape="NAME=SOURCE"),
         metric_definitions=defs, instance_count=instance_count, instance_type=instance_type, framework=framework,
-        model_name=model_name, environment=parse_pairs(env, option="--env", example="MODE=fast"), name=name,
+        model_name=model_name, environment=parse_pairs(env, option="--env", example="MODE=fast", shape="KEY=VALUE"), name=name,
         base_job_name=base_job_name, max_run_s=max_run, max_retries=max_retries, experiment=experiment, wait=False,
     )
     finish(job, detach=detach, json=json)

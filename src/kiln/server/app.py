@@ -138,6 +138,7 @@ async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> 
 LIFESPAN_HOOKS = [
     "kiln.lake.streams._worker:lifespan",
     "kiln.server._audit_anchor:lifespan",
+    "kiln.jobs._watcher:lifespan",
 ]
 
 
