@@ -196,14 +196,29 @@ def known_flavors() -> list[str]:
     return sorted(_FLAVORS)
 
 
+# Flavors that later stages define, imported when a package of theirs is first met (in a
+# model worker too), as a plugin's would be: name -> module that registers the flavor.
+PLUGIN_FLAVORS: dict[str, str] = {"builtin": "kiln.training.builtin._flavor"}
+
+
+def _lookup(name: str) -> Flavor | None:
+    flavor = _FLAVORS.get(name)
+    if flavor is None and isinstance(name, str) and name in PLUGIN_FLAVORS:
+        import importlib
+
+        importlib.import_module(PLUGIN_FLAVORS[name])
+        flavor = _FLAVORS.get(name)
+    return flavor
+
+
 def flavor_runs_code(name: str) -> bool:
     """Whether loading a package of this flavor imports code the package brings."""
-    flavor = _FLAVORS.get(name)
+    flavor = _lookup(name)
     return flavor is not None and flavor.capabilities.runs_code
 
 
 def get_flavor(name: str) -> Flavor:
-    flavor = _FLAVORS.get(name)
+    flavor = _lookup(name)
     if flavor is None:
         raise InvalidArgument(f"unknown model flavor {str(name)[:40]!r}: use one of {', '.join(known_flavors())}")
     return flavor

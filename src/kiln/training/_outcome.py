@@ -20,18 +20,21 @@ _MAX_METRIC_LINE = 64 << 10  # characters of one log line a metric regex looks a
 FAILURE_CHARS = 1024
 
 
-def metric_matcher(definitions: Sequence[Mapping[str, str]]) -> Callable[[str], list[tuple[str, float]]]:
+def metric_matcher(definitions: Sequence[Mapping[str, str]], *, limit: int | None = _MAX_METRICS) -> Callable[[str], list[tuple[str, float]]]:
     """A function from one log line to the ``(name, value)`` pairs the definitions find in it.
 
     Each definition is ``{"Name": ..., "Regex": ...}``; the first capture group of each
     match is the value; a match that is not a finite number is skipped.
+
+    ``limit`` is SageMaker's cap on a user's definitions; the built-in algorithms' own
+    definitions (one per metric they can print) are not held to it.
 
     Raises:
         InvalidArgument: naming the first definition with a bad Name or Regex.
     """
     if not isinstance(definitions, Sequence) or isinstance(definitions, (str, bytes)):
         raise InvalidArgument('metric definitions must be a list of {"Name": ..., "Regex": ...}')
-    if len(definitions) > _MAX_METRICS:
+    if limit is not None and len(definitions) > limit:
         raise InvalidArgument(f"at most {_MAX_METRICS} metric definitions are allowed (SageMaker's limit); got {len(definitions)}")
     compiled: list[tuple[str, re.Pattern[str]]] = []
     for i, item in enumerate(definitions):

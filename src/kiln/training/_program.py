@@ -37,7 +37,7 @@ class _Metrics:
         from kiln.training._contract import metric_matcher
 
         self.job = job
-        self.match = metric_matcher(definitions) if definitions else None
+        self.match = metric_matcher(definitions, limit=None) if definitions else None
         self.last: dict[str, float] = {}
         self._steps: dict[str, int] = {}
         self._points: list[dict[str, Any]] = []
@@ -325,7 +325,7 @@ def _register_model(job: RunningJob, layout: Any) -> str | None:
     }
     datasets = [c["value"] for c in (spec.get("channels") or {}).values() if c["kind"] == "dataset"]
     version = ModelService(job.ws, job.ctx).register_job_model(
-        name=spec["model_name"], folder=package, flavor="sagemaker", flavor_options={k: v for k, v in options.items() if v},
+        name=spec["model_name"], folder=package, flavor="builtin" if spec.get("algorithm") else "sagemaker", flavor_options={k: v for k, v in options.items() if v},
         job=job.name, run_id=job.run_id, submitter=job.submitter, source_sha256=spec.get("code"), datasets=datasets,
         description=f"trained by job {job.name}",
     )
