@@ -139,7 +139,7 @@ def main() -> None:
     client.datasets.ingest("delays", table, description="late flag and schedule features of 60,000 flights")
     kiln_cli = [sys.executable, "-m", "kiln"]
     subprocess.run([*kiln_cli, "train", "--algorithm", "xgboost", "--channel", "train=delays@1", "--target", "late",
-                    "--hyperparameters", '{"num_round": 60, "objective": "binary:logistic", "max_depth": 6, "eta": 0.2}',
+                    "--hyperparameters", '{"num_round": 30, "objective": "binary:logistic", "max_depth": 6, "eta": 0.3}',
                     "--model-name", "delay-xgb"], check=True)
     subprocess.run([*kiln_cli, "train", "--entry-point", "train.py", "--source-dir", str(Path(__file__).parent / "delay_script"),
                     "--channel", "train=delays@1", "--hyperparameters", '{"max-iter": 80, "learning-rate": 0.15}',

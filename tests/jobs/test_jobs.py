@@ -190,3 +190,8 @@ def test_an_empty_output_fails_the_job_and_registers_nothing(client: kiln.Client
     assert job.state == "Failed" and "output 'out' is empty" in job.failure_reason
     with pytest.raises(NotFound):
         client.datasets.get("never")
+
+
+def test_a_job_killed_by_sigkill_names_the_likely_out_of_memory_killer(client: kiln.Client) -> None:
+    job = run_cmd(client, "import os, signal; print('allocating', flush=True); os.kill(os.getpid(), signal.SIGKILL)")
+    assert job.state == "Failed" and "SIGKILL" in job.failure_reason and "out-of-memory" in job.failure_reason

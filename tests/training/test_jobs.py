@@ -74,3 +74,23 @@ def test_script_as_a_job(case: Case, client: kiln.Client, tmp_path: Path) -> Non
     with ModelService(client.workspace, client._t.ctx).start_worker(ref=ref) as predictor:  # a worker process: trusted by the job
         pred = np.asarray(predictor.predict(X.to_numpy()))
     assert case.predict.score(y, pred) >= case.predict.at_least
+
+
+def test_checkpoints_are_restored_on_a_retry_and_output_data_is_kept(client: kiln.Client, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text(
+        "import os, sys\n"
+        "ck = '/'.join([os.environ['SAGEMAKER_BASE_DIR'], 'checkpoints', 'epoch.txt'])\n"
+        "if not os.path.exists(ck):\n"
+        "    open(ck, 'w').write('3')\n"
+        "    sys.exit('spot instance reclaimed')\n"
+        "print('resumed at epoch', open(ck).read())\n"
+        "open(os.path.join(os.environ['SM_OUTPUT_DATA_DIR'], 'report.txt'), 'w').write('fine')\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'weights.txt'), 'w').write('w')\n"
+    )
+    job = client.training.run(entry_point="train.py", source_dir=src, max_retries=1, logs=False)
+    assert job.state == "Completed" and job.attempts == 2, job.failure_reason
+    assert "resumed at epoch 3" in client.jobs.logs(job.name).lines
+    prefix = job.outputs["output_data"]
+    assert client.workspace.store.read_bytes(prefix + "report.txt") == b"fine"
