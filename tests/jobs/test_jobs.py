@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import kiln
+from kiln.core.config import load_settings
 from kiln.core.errors import Conflict, InvalidArgument, NotFound
 
 from .conftest import pid_alive, run_cmd, wait_state
@@ -195,3 +196,13 @@ def test_an_empty_output_fails_the_job_and_registers_nothing(client: kiln.Client
 def test_a_job_killed_by_sigkill_names_the_likely_out_of_memory_killer(client: kiln.Client) -> None:
     job = run_cmd(client, "import os, signal; print('allocating', flush=True); os.kill(os.getpid(), signal.SIGKILL)")
     assert job.state == "Failed" and "SIGKILL" in job.failure_reason and "out-of-memory" in job.failure_reason
+
+
+def test_a_server_may_run_no_users_code(tmp_path: Path) -> None:
+    from kiln.core.errors import PermissionDenied
+
+    c = kiln.Client(settings=load_settings(home=str(tmp_path / "h"), user_code="off"))
+    with pytest.raises(PermissionDenied, match="KILN_USER_CODE=off"):
+        run_cmd(c, "print(1)")
+    assert c.jobs.list() == []
+    c.close()

@@ -48,6 +48,8 @@ class Settings:
     worker_timeout_s: float = 300.0
     # Jobs (issue 10): how many run at once on this machine (0: one per CPU); the rest wait Pending.
     jobs_max_concurrent: int = 0
+    # Whether users' code runs here at all (training and processing jobs, functions): "on" or "off".
+    user_code: str = "on"
     # Functions (issue 10): calls of one function that run at once in this process (each in a
     # warm worker); a call waits at most functions_queue_s for one to end, then is refused
     # (429); a worker idle for functions_idle_s is stopped.

@@ -313,6 +313,9 @@ class FunctionService:
             NotFound: no such function.
         """
         self.ctx.require("editor")
+        from kiln.jobs._service import require_user_code
+
+        require_user_code(self.ws)
         fn = self.get(name=name)
         try:
             event = orjson.dumps(payload, option=_JSON)

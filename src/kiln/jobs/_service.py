@@ -19,7 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 from kiln.core.context import Context
-from kiln.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from kiln.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
 from kiln.core.names import check_name
 from kiln.core.workspace import Workspace
 from kiln.jobs import _tables as t
@@ -28,12 +28,21 @@ from kiln.jobs._local import process_alive, this_host
 from kiln.jobs._models import JOB_KINDS, JOB_STATES, Job, JobLogs
 from kiln.jobs._proc import kill_group
 
-__all__ = ["JobService", "job_name"]
+__all__ = ["JobService", "job_name", "require_user_code"]
 
 # A runner that has not beaten its heart for this long is gone (it beats every 2 s).
 STALE_S = 30.0
 MAX_LOG_PAGE = 10_000
 _SETTINGS_ENV = ("home", "database_url", "storage_url", "s3_endpoint_url", "audit_key", "jobs_max_concurrent")
+
+
+def require_user_code(ws: Workspace) -> None:
+    """Refuse to run users' code where the server's settings say so (``KILN_USER_CODE=off``)."""
+    value = str(ws.settings.user_code).strip().lower()
+    if value == "off":
+        raise PermissionDenied("this Kiln runs no users' code (KILN_USER_CODE=off): jobs and functions are refused here")
+    if value != "on":
+        raise InvalidArgument(f"setting user_code is {value!r}; use on or off")
 
 
 def job_name(base: str) -> str:
@@ -92,6 +101,7 @@ class JobService:
         """
         if kind not in JOB_KINDS:
             raise InvalidArgument(f"unknown job kind {kind!r}; one of {list(JOB_KINDS)}")
+        require_user_code(self.ws)
         if name is not None:
             check_name(name, kind="job")
         else:
