@@ -150,6 +150,10 @@ class RunningJob:
         for line in message.splitlines() or [""]:
             self._sink.write(f"[kiln] {line}")
 
+    def output(self, line: str) -> None:
+        """A line of users' code that ran elsewhere (a remote host relayed by Ray) in the job's log."""
+        self._sink.write(line)
+
     def log_tail(self, lines: int = 30) -> str:
         return self._sink.tail_text(lines)
 
