@@ -16,14 +16,13 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kiln.core.errors import KilnError
 from kiln.jobs._inputs import InputSource, materialize
-from kiln.jobs._proc import ExitStatus
 from kiln.jobs._runner import Outcome, RunningJob
+from kiln.training._hosts import host_runner
 
 __all__ = ["run"]
 
@@ -138,7 +137,8 @@ def _env(job: RunningJob, layout: Any, host: str, hosts: list[str], extra: dict[
     )
     if extra.get("requirements"):
         env = requirements_env(Path(extra["requirements"]), env)  # keeps the code dir on PYTHONPATH
-    merged = job.user_env({**env, **(spec.get("environment") or {})})
+    hosts_env = {k: v for k, v in extra.items() if k != "requirements"}  # KILN_HOST_ADDRESSES
+    merged = job.user_env({**env, **hosts_env, **(spec.get("environment") or {})})
     return merged
 
 
@@ -158,12 +158,12 @@ def _gpus() -> int:
         return 0
 
 
-def _requirements(job: RunningJob, layout: Any) -> tuple[dict[str, str], str | None]:
-    """Install what ``requirements.txt`` asks for and this environment lacks, into the job's
-    folder; returns (environment additions, failure reason)."""
+def _requirements(job: RunningJob, layout: Any, *, target: Path | None = None) -> tuple[dict[str, str], str | None]:
+    """Install what ``requirements.txt`` asks for and this environment lacks, into ``target``
+    (the job's folder by default); returns (``{"requirements": target}`` for :func:`_env`, failure reason)."""
     from kiln.training._contract import requirements_command
 
-    target = job.folder / "requirements"
+    target = target or job.folder / "requirements"
     cmd = requirements_command(layout.code, target, python=sys.executable)
     if cmd is None:
         if (layout.code / "requirements.txt").is_file():
@@ -178,40 +178,14 @@ def _requirements(job: RunningJob, layout: Any) -> tuple[dict[str, str], str | N
     return {"requirements": str(target)}, None
 
 
-def _run_hosts(job: RunningJob, hosts: list[str], layouts: dict[str, Any], argv: list[str], extra: dict[str, str], on_line: Callable[[str], None]) -> dict[str, ExitStatus]:
-    """Run every host's process at once; a failure on one host stops the others."""
-    results: dict[str, ExitStatus] = {}
-    if len(hosts) == 1:
-        host = hosts[0]
-        results[host] = job.execute(argv, cwd=layouts[host].code, env=_env(job, layouts[host], host, hosts, extra), on_line=on_line)
-        return results
-    failed = threading.Event()
-
-    def one(host: str) -> None:
-        prefix = f"[{host}] "
-        status = job.execute(
-            argv, cwd=layouts[host].code, env=_env(job, layouts[host], host, hosts, extra),
-            on_line=on_line, prefix=prefix, also_stop=failed.is_set,
-        )
-        results[host] = status
-        if not status.ok:
-            failed.set()
-
-    threads = [threading.Thread(target=one, args=(h,), name=f"kiln-host-{h}") for h in hosts]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return results
-
-
 def run(job: RunningJob) -> Outcome:
     from kiln.training._contract import failure_reason
 
     hosts = _hosts(job)
     metrics = _Metrics(job, job.spec.get("metric_definitions") or [])
+    placement = host_runner(job, hosts)  # threads here, or (on Ray) algo-2… as Ray tasks
     try:
-        layouts = {h: _prepare_host(job, h, hosts) for h in hosts}
+        layouts = {h: _prepare_host(job, h, hosts) for h in placement.local(hosts)}
     except KilnError as exc:
         return Outcome(failure=f"the job's inputs could not be prepared: {exc.message}")
     leader = layouts[hosts[0]]
@@ -221,7 +195,7 @@ def run(job: RunningJob) -> Outcome:
     argv = _argv(job, leader)
     job.log(f"running {' '.join(argv[1:] if argv[0] == sys.executable else argv)} on {', '.join(hosts)}")
     try:
-        results = _run_hosts(job, hosts, layouts, argv, extra, metrics.on_line)
+        results = placement.run(job, hosts, layouts, argv, extra, metrics.on_line)
     except OSError as exc:
         return Outcome(failure=f"could not start the entry point: {exc.strerror or exc}")
     finally:
