@@ -1,0 +1,129 @@
+"""The executor contract kit: every backend (local processes, a local Ray on loopback) runs
+the same jobs and must agree. A new executor is done when it passes this module."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import kiln
+from kiln.core.config import load_settings
+from kiln.jobs import _tables as t
+from kiln.jobs._base import open_executor
+
+from .conftest import pid_alive, run_cmd, stop_all, wait_state
+
+pytestmark = pytest.mark.xdist_group("executor-kit")  # one Ray per module, on one worker
+
+
+@pytest.fixture(params=["local", "ray"])
+def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[kiln.Client]:
+    """A workspace whose jobs run on the executor named by the parameter."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+    client = kiln.Client(settings=load_settings(home=str(tmp_path / "home"), executor=request.param))
+    try:
+        yield client
+    finally:
+        stop_all(client)
+        client.close()
+
+
+def _record(client: kiln.Client, name: str) -> sa.Row:
+    with client.workspace.db.read() as conn:
+        return conn.execute(sa.select(t.jobs.c.handle, t.jobs.c.pid, t.jobs.c.pgid, t.jobs.c.executor).where(t.jobs.c.name == name)).one()
+
+
+def _wait_line(client: kiln.Client, name: str, line: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while line not in client.jobs.logs(name).lines:
+        assert time.monotonic() < deadline, f"no {line!r} in the log of {name}"
+        time.sleep(0.05)
+
+
+def _until(check, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_a_job_runs_and_completes_with_its_log(kit: kiln.Client) -> None:
+    job = run_cmd(kit, "print('hello'); import sys; print('to stderr', file=sys.stderr)")
+    assert job.state == "Completed" and job.failure_reason is None and job.executor == kit.settings.executor
+    lines = kit.jobs.logs(job.name).lines
+    assert "hello" in lines and "to stderr" in lines
+    assert kit.runs.get(job.run_id).status == "Completed"
+
+
+def test_a_failing_job_fails_with_its_reason(kit: kiln.Client) -> None:
+    job = run_cmd(kit, "import sys; print('bad row 7'); sys.exit(3)")
+    assert job.state == "Failed"
+    assert "exited with code 3" in job.failure_reason and "bad row 7" in job.failure_reason
+
+
+def test_alive_answers_and_stop_ends_the_job_and_every_process_it_started(kit: kiln.Client, tmp_path: Path) -> None:
+    executor = open_executor(kit.settings.executor)
+    assert executor.capabilities.multi_host == executor.capabilities.remote == (executor.name == "ray")
+    pids = tmp_path / "pids"
+    code = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+        "print('ready', flush=True); time.sleep(300)\n"
+    )
+    job = run_cmd(kit, code, wait=False)
+    _wait_line(kit, job.name, "ready")
+    row = _record(kit, job.name)
+    assert row.executor == kit.settings.executor and row.handle.startswith("ray:" if executor.name == "ray" else "")
+    assert executor.alive(row.handle) is True and kit.jobs.get(job.name).state == "Running"
+    procs = [int(p) for p in pids.read_text().split()]
+    assert all(pid_alive(p) for p in procs)
+    kit.jobs.stop(job.name)
+    done = kit.jobs.wait(job.name, timeout_s=30)
+    assert done.state == "Stopped" and done.failure_reason == "stopped on request"
+    assert _until(lambda: not any(pid_alive(p) for p in procs))
+    assert _until(lambda: executor.alive(row.handle) is False)  # the runner (or its actor) is gone
+    assert executor.alive("somewhere-else:1:1") is None  # a handle it cannot read: the heartbeat decides
+
+
+def test_a_job_whose_runner_dies_is_marked_failed(kit: kiln.Client) -> None:
+    """Local: the runner process is killed. Ray: the worker process of the runner's actor."""
+    job = run_cmd(kit, "import time; print('up', flush=True); time.sleep(300)", wait=False)
+    _wait_line(kit, job.name, "up")
+    row = _record(kit, job.name)
+    os.kill(row.pid, signal.SIGKILL)
+    failed = wait_state(kit, job.name, "Failed", timeout=30)
+    assert "runner ended without recording a result" in failed.failure_reason
+    assert kit.runs.get(failed.run_id).status == "Failed"
+    assert _until(lambda: not pid_alive(row.pgid))  # the user's code did not outlive its runner
+
+
+def test_two_hosts_train_and_the_leader_model_is_registered(kit: kiln.Client, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text(
+        "import json, os\n"
+        "host = os.environ['SM_CURRENT_HOST']\n"
+        "addresses = json.loads(os.environ['KILN_HOST_ADDRESSES'])\n"
+        "rows = open(os.path.join(os.environ['SM_CHANNEL_TRAIN'], 'data.csv')).read().split()\n"
+        "print(f'SM_CURRENT_HOST={host} hosts={json.loads(os.environ[\"SM_HOSTS\"])} peers={sorted(addresses)} rows={len(rows)}')\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'model.txt'), 'w').write(host)\n"
+    )
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "data.csv").write_text("1,2\n3,4\n")
+    job = kit.training.run(entry_point="train.py", source_dir=str(src), channels={"train": str(data)}, instance_count=2, logs=False)
+    assert job.state == "Completed", job.failure_reason
+    lines = kit.jobs.logs(job.name).lines
+    for host in ("algo-1", "algo-2"):
+        assert f"[{host}] SM_CURRENT_HOST={host} hosts=['algo-1', 'algo-2'] peers=['algo-1', 'algo-2'] rows=2" in lines
+    assert kit.models.read_file(job.outputs["model"], "model.txt") == b"algo-1"
