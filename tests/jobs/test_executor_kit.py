@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 import kiln
 from kiln.core.config import load_settings
+from kiln.core.errors import NotFound
 from kiln.jobs import _tables as t
 from kiln.jobs._base import open_executor
 
@@ -127,3 +128,62 @@ def test_two_hosts_train_and_the_leader_model_is_registered(kit: kiln.Client, tm
     for host in ("algo-1", "algo-2"):
         assert f"[{host}] SM_CURRENT_HOST={host} hosts=['algo-1', 'algo-2'] peers=['algo-1', 'algo-2'] rows=2" in lines
     assert kit.models.read_file(job.outputs["model"], "model.txt") == b"algo-1"
+
+
+def _two_host_source(tmp_path: Path, body: str) -> str:
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "train.py").write_text("import os, sys, time\nhost = os.environ['SM_CURRENT_HOST']\n" + body)
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "data.csv").write_text("1,2\n")
+    return str(src)
+
+
+@pytest.mark.parametrize("failing", ["algo-1", "algo-2"])
+def test_a_failing_host_fails_the_job_with_its_reason_and_stops_the_other(kit: kiln.Client, tmp_path: Path, failing: str) -> None:
+    pid_file = tmp_path / "other.pid"
+    src = _two_host_source(tmp_path, (
+        f"if host == {failing!r}:\n"
+        f"    while not os.path.exists({str(pid_file)!r}): time.sleep(0.05)\n"
+        "    open(os.path.join(os.environ['SM_OUTPUT_DIR'], 'failure'), 'w').write(f'bad data on {host}')\n"
+        "    sys.exit(2)\n"
+        f"open({str(pid_file)!r} + '.tmp', 'w').write(str(os.getpid())); os.rename({str(pid_file)!r} + '.tmp', {str(pid_file)!r})\n"
+        "time.sleep(300)\n"
+    ))
+    job = kit.training.run(entry_point="train.py", source_dir=src, channels={"train": str(tmp_path / "data")}, instance_count=2, logs=False)
+    assert job.state == "Failed"
+    assert f"bad data on {failing}" in job.failure_reason and f"(on {failing})" in job.failure_reason
+    assert _until(lambda: not pid_alive(int(pid_file.read_text())))
+    with pytest.raises(NotFound):
+        kit.models.get(job.spec["model_name"])  # nothing registered
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_ray_refuses_more_hosts_than_the_cluster_can_ever_place(tmp_path: Path) -> None:
+    client = kiln.Client(settings=load_settings(home=str(tmp_path / "home"), executor="ray"))
+    try:
+        src = _two_host_source(tmp_path, "print(host)\n")
+        job = client.training.run(entry_point="train.py", source_dir=src, channels={"train": str(tmp_path / "data")}, instance_count=8, logs=False)
+        assert job.state == "Failed" and "instance_count 8 needs 8 hosts of 1 CPU each" in job.failure_reason
+    finally:
+        stop_all(client)
+        client.close()
+
+
+def test_the_test_ray_listens_on_loopback_only(ray_cluster: object) -> None:
+    import ipaddress
+
+    import psutil
+
+    ray = ray_cluster
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}  # type: ignore[attr-defined]
+    ours = {p.pid for p in psutil.Process().children(recursive=True)}
+    listening = [c for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN and c.pid in ours]
+    assert listening, "found none of Ray's sockets"
+
+    def loopback(ip: str) -> bool:
+        address = ipaddress.ip_address(ip)
+        return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+    assert all(loopback(c.laddr.ip) for c in listening), [(c.pid, c.laddr.ip) for c in listening if not loopback(c.laddr.ip)]
