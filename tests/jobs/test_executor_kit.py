@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +16,10 @@ import sqlalchemy as sa
 
 import kiln
 from kiln.core.config import load_settings
-from kiln.core.errors import NotFound
+from kiln.core.errors import NotFound, Unavailable
 from kiln.jobs import _tables as t
-from kiln.jobs._base import open_executor
+from kiln.jobs._base import Launch, open_executor
+from kiln.jobs._ray import RayExecutor
 
 from .conftest import pid_alive, run_cmd, stop_all, wait_state
 
@@ -86,6 +89,8 @@ def test_alive_answers_and_stop_ends_the_job_and_every_process_it_started(kit: k
     row = _record(kit, job.name)
     assert row.executor == kit.settings.executor and row.handle.startswith("ray:" if executor.name == "ray" else "")
     assert executor.alive(row.handle) is True and kit.jobs.get(job.name).state == "Running"
+    if executor.name == "ray":  # a second launch of a job (reconcile) finds its runner, queues no other
+        assert executor.submit(Launch(job=job.name)) == row.handle
     procs = [int(p) for p in pids.read_text().split()]
     assert all(pid_alive(p) for p in procs)
     kit.jobs.stop(job.name)
@@ -187,3 +192,15 @@ def test_the_test_ray_listens_on_loopback_only(ray_cluster: object) -> None:
         return (getattr(address, "ipv4_mapped", None) or address).is_loopback
 
     assert all(loopback(c.laddr.ip) for c in listening), [(c.pid, c.laddr.ip) for c in listening if not loopback(c.laddr.ip)]
+
+
+def test_ray_is_imported_only_when_a_job_goes_to_ray() -> None:
+    code = ("import sys; from kiln.jobs._base import open_executor; e = open_executor('ray'); "
+            "assert e.capabilities.multi_host and e.alive('ray:kiln-job-x:00') is None; assert 'ray' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_ray_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(Unavailable, match=r"pip install 'kiln\[ray\]'"):
+        RayExecutor("ray").submit(Launch(job="never"))

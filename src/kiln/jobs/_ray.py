@@ -24,12 +24,14 @@ actor only if the runner has not ended a grace period later.
 from __future__ import annotations
 
 import atexit
+import ipaddress
 import logging
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from kiln.core.errors import Unavailable
@@ -61,40 +63,60 @@ def ray_module() -> Any:
     return ray
 
 
-def start_local_ray(*, num_cpus: int | None = None) -> Any:
-    """Start a Ray for this process that listens on the loopback address only.
+@contextmanager
+def _loopback_mode() -> Iterator[None]:
+    """Ray's single-machine mode while ``ray.init`` runs: the node's address stays 127.0.0.1.
 
-    ``_node_ip_address="127.0.0.1"`` alone is not enough: Ray replaces a loopback address
-    with the machine's routable one unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (its
-    single-machine mode) is set while it starts its processes. Usage statistics are off.
+    ``_node_ip_address="127.0.0.1"`` alone is not enough: Ray 2.60 replaces a loopback address
+    with the machine's routable one (``resolve_ip_for_localhost``), and would then listen and
+    connect there, unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set while it starts its
+    processes (they read the variable) and its constant while this process resolves addresses.
     """
-    ray = ray_module()
     from ray._private import ray_constants
 
+    saved = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED")}
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def start_local_ray(*, num_cpus: int | None = None) -> Any:
+    """Start a Ray for this process that listens on the loopback address only (usage
+    statistics off, its files in a temp dir removed by :func:`shutdown_local_ray` or at exit)."""
+    ray = ray_module()
     with _lock:
         if ray.is_initialized():
             return ray
-        saved = {k: os.environ.get(k) for k in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_USAGE_STATS_ENABLED")}
-        cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
-        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-        ray_constants.ENABLE_RAY_CLUSTER = False  # read when ray.init resolves the node's address
         temp_dir = tempfile.mkdtemp(prefix="kiln-ray-")
         try:
-            ray.init(
-                address="local", num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False,
-                _node_ip_address="127.0.0.1", _temp_dir=temp_dir, log_to_driver=False, configure_logging=False,
-            )
+            with _loopback_mode():
+                ray.init(
+                    address="local", num_cpus=num_cpus, namespace=NAMESPACE, include_dashboard=False,
+                    _node_ip_address="127.0.0.1", _temp_dir=temp_dir, log_to_driver=False, configure_logging=False,
+                )
         except BaseException:
             shutil.rmtree(temp_dir, ignore_errors=True)
             raise
-        finally:
-            ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
         _local["temp_dir"] = temp_dir
         atexit.register(shutdown_local_ray)
     return ray
@@ -140,9 +162,18 @@ def connect(spec: str) -> Any:
     with _lock:
         if not ray.is_initialized():
             try:
-                ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+                client = address.startswith("ray://")  # Ray Client: takes fewer options, joins as no node
+                extra: dict[str, Any] = {} if client else {"log_to_driver": False}
+                if _is_loopback(address):  # a cluster on this machine's loopback: reach it there
+                    with _loopback_mode():
+                        ray.init(address=address, namespace=NAMESPACE, **extra, **({} if client else {"_node_ip_address": "127.0.0.1"}))
+                else:
+                    ray.init(address=address, namespace=NAMESPACE, **extra)
             except ConnectionError as exc:
-                raise Unavailable(f"no Ray cluster answers at {address}: {exc}; start one (`ray start --head`) or set KILN_EXECUTOR=local") from None
+                raise Unavailable(
+                    f"no Ray cluster answers at {address}: {exc}; start one (`ray start --head`) or set KILN_EXECUTOR=local "
+                    "(a cluster with token authentication also needs RAY_AUTH_MODE=token here)"
+                ) from None
     return ray
 
 
@@ -157,7 +188,17 @@ def connected() -> Any | None:
 
 
 class _Runner:
-    """The actor a job's runner runs in; it ends itself when the runner returns."""
+    """The actor a job's runner runs in; it ends itself when the runner returns.
+
+    The actor calls its own ``run``: a call made by the submitter would be owned by the
+    submitter and lost if it exits before the actor is up (``--detach``); the actor's
+    creation, with its arguments, is kept by the cluster.
+    """
+
+    def __init__(self, name: str, env: Mapping[str, str]) -> None:
+        import ray
+
+        ray.get_runtime_context().current_actor.run.remote(name, env)
 
     def run(self, name: str, env: Mapping[str, str]) -> None:
         import ray
@@ -213,11 +254,10 @@ class RayExecutor(Executor):
                 actor = _runner_class(ray).options(
                     name=name, namespace=NAMESPACE, lifetime="detached", num_cpus=launch.cpus, num_gpus=launch.gpus,
                     max_restarts=0, max_task_retries=0,
-                ).remote()
+                ).remote(launch.job, env)
             except ValueError:  # another process launched it a moment ago
                 existing = ray.get_actor(name, namespace=NAMESPACE)
             else:
-                actor.run.remote(launch.job, env)
                 return f"ray:{name}:{actor._actor_id.hex()}"
         return f"ray:{name}:{existing._actor_id.hex()}"
 

@@ -402,6 +402,7 @@ def _run_remote_host(
     script has started, and last ``{"status", "failure"}``."""
     import ray
 
+    saved_env = dict(os.environ)  # Ray reuses this worker process for other tasks: leave no setting behind
     os.environ.update(settings)
     from kiln.core.errors import KilnError
     from kiln.core.workspace import Workspace
@@ -468,6 +469,8 @@ def _run_remote_host(
         raise
     finally:
         ws.close()
+        os.environ.clear()
+        os.environ.update(saved_env)
     batch = sink.take()
     if batch:
         yield batch
