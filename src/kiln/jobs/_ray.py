@@ -48,6 +48,7 @@ STOP_GRACE_S = 30.0
 
 _lock = threading.Lock()
 _local: dict[str, Any] = {}  # the local Ray this process started: {"temp_dir": ...}
+_timers: list[threading.Timer] = []  # pending kills of stopped runners, cancelled at shutdown
 
 
 def ray_module() -> Any:
@@ -125,6 +126,9 @@ def start_local_ray(*, num_cpus: int | None = None) -> Any:
 def shutdown_local_ray() -> None:
     """Stop the local Ray :func:`start_local_ray` started (its jobs end with it) and remove its files."""
     with _lock:
+        for timer in _timers:
+            timer.cancel()
+        _timers.clear()
         temp_dir = _local.pop("temp_dir", None)
         if temp_dir is None:
             return
@@ -283,6 +287,8 @@ class RayExecutor(Executor):
         name, actor_id = parsed
 
         def kill_if_still_there() -> None:
+            if not ray.is_initialized():  # disconnected meanwhile: a Ray call now would start a new Ray (auto-init)
+                return
             try:
                 actor = ray.get_actor(name, namespace=NAMESPACE)
                 if actor._actor_id.hex() == actor_id:
@@ -293,6 +299,7 @@ class RayExecutor(Executor):
 
         timer = threading.Timer(STOP_GRACE_S, kill_if_still_there)
         timer.daemon = True
+        _timers[:] = [t for t in _timers if t.is_alive()] + [timer]
         timer.start()
 
     def close(self) -> None:
