@@ -402,6 +402,7 @@ def _run_remote_host(
     script has started, and last ``{"status", "failure"}``."""
     import ray
 
+    began = time.monotonic()
     saved_env = dict(os.environ)  # Ray reuses this worker process for other tasks: leave no setting behind
     os.environ.update(settings)
     from kiln.core.errors import KilnError
@@ -414,6 +415,7 @@ def _run_remote_host(
     started: list[int] = []
     out: dict[str, Any] = {}
     ws = Workspace()
+    opened = time.monotonic()
 
     def work() -> None:
         layout = None
@@ -422,6 +424,8 @@ def _run_remote_host(
             job.attempt = attempt
             job.time_limit_s = remaining_s  # what is left of the attempt's limit, from now
             layout = program._prepare_host(job, host, hosts)
+            sink.write(f"[kiln] {host}: ready on {addresses.get(host) or 'its node'} {time.monotonic() - began:.1f} s after its task began "
+                       f"({opened - began:.1f} s to open the workspace)")
             extra: dict[str, str] = {}
             if not job.spec.get("algorithm"):
                 extra, problem = program._requirements(job, layout, target=layout.base / ".requirements")
