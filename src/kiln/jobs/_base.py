@@ -11,6 +11,8 @@ through the job's record, which every runner keeps, wherever it runs.
 
 from __future__ import annotations
 
+import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -82,14 +84,27 @@ def executor_kinds() -> list[str]:
     return sorted(_REGISTRY)
 
 
+_OPEN: dict[tuple[int, str], Executor] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 def open_executor(spec: str) -> Executor:
-    """The executor ``KILN_EXECUTOR`` names: ``local``, ``ray`` or ``ray://host:port``."""
+    """The executor ``KILN_EXECUTOR`` names: ``local``, ``ray`` or ``ray://host:port``.
+
+    One per process and spec: it keeps what makes the next job start fast (the local
+    executor's warm zygote, a Ray connection).
+    """
     _builtin()
     scheme = spec.split("://", 1)[0].strip().lower() or "local"
     factory = _REGISTRY.get(scheme)
     if factory is None:
         raise InvalidArgument(f"unknown executor {spec!r}; KILN_EXECUTOR takes one of {executor_kinds()} (e.g. local, ray, ray://host:10001)")
-    return factory(spec)
+    key = (os.getpid(), spec)
+    with _OPEN_LOCK:
+        executor = _OPEN.get(key)
+        if executor is None or _REGISTRY.get(scheme) is not factory:
+            executor = _OPEN[key] = factory(spec)
+        return executor
 
 
 def _builtin() -> None:

@@ -58,8 +58,19 @@ class LocalExecutor(Executor):
     name = "local"
     capabilities = Capabilities(multi_host=False, remote=False)
 
+    def __init__(self) -> None:
+        from kiln.jobs._zygote import Zygote
+
+        self._zygote = Zygote()
+
     def submit(self, launch: Launch) -> str:
         env = {**os.environ, **launch.env}
+        if os.environ.get("KILN_JOBS_ZYGOTE", "1") != "0":
+            try:
+                pid = self._zygote.launch(launch.job, env)
+                return f"{this_host()}:{pid}:{_start_ticks(pid)}"
+            except OSError:
+                pass  # a fresh interpreter instead
         proc = subprocess.Popen(
             [sys.executable, "-m", "kiln.jobs._runner", launch.job],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -76,6 +87,9 @@ class LocalExecutor(Executor):
         if host != this_host():
             return None
         return process_alive(int(pid), ticks)
+
+    def close(self) -> None:
+        self._zygote.close()
 
     def stop(self, handle: str) -> None:
         parts = handle.rsplit(":", 2)

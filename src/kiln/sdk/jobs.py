@@ -88,6 +88,7 @@ class Jobs(Namespace):
         emit: Callable[[str], None] | None = (lambda line: print(line, flush=True)) if logs is True else (logs or None)  # type: ignore[assignment]
         after = 0
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        wait = min(0.02, poll_s)  # short jobs end in a fraction of a second: look often at first
         while True:
             if emit is not None:
                 page = self.logs(name, after=after, limit=5000)
@@ -104,7 +105,8 @@ class Jobs(Namespace):
                     return job
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {name} has not ended after {timeout_s:g} s; it goes on (`kiln jobs stop {name}` ends it)")
-            time.sleep(poll_s)
+            time.sleep(wait)
+            wait = min(wait * 1.5, poll_s)
 
 
 class Processing(Namespace):
