@@ -67,6 +67,9 @@ class Executor(ABC):
         flag that every runner polls; this is the fast path.
         """
 
+    def warm(self) -> None:
+        """Get ready for a submit soon (the local executor starts its zygote meanwhile)."""
+
     def close(self) -> None:
         """Release what the executor holds (a Ray connection)."""
 

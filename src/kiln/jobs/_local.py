@@ -88,6 +88,10 @@ class LocalExecutor(Executor):
             return None
         return process_alive(int(pid), ticks)
 
+    def warm(self) -> None:
+        if os.environ.get("KILN_JOBS_ZYGOTE", "1") != "0":
+            self._zygote.warm()
+
     def close(self) -> None:
         self._zygote.close()
 

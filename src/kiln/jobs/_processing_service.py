@@ -71,6 +71,7 @@ class ProcessingService:
             NotFound: an input dataset or the code archive does not exist.
         """
         self.ctx.require("editor")
+        JobService(self.ws, self.ctx).executor.warm()  # the runner's parent warms up while the request is checked
         if not entry_point and not command:
             raise InvalidArgument("a processing job runs a script (entry_point, with code) or a command; give one")
         if entry_point:

@@ -59,6 +59,12 @@ class Zygote:
                     raise OSError(f"the job zygote did not start a runner: {answer.get('error', 'no answer')}")
         raise AssertionError("unreachable")
 
+    def warm(self) -> None:
+        """Start the zygote now, so it imports while the caller checks and records its job."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+
     def _start(self) -> subprocess.Popen[bytes]:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "kiln.jobs._zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -65,6 +65,7 @@ class TrainingService:
             NotFound: a channel's dataset or file does not exist.
         """
         self.ctx.require("editor")
+        JobService(self.ws, self.ctx).executor.warm()  # the runner's parent warms up while the request is checked
         if bool(entry_point) == bool(algorithm):
             raise InvalidArgument("a training job runs a script (entry_point) or a built-in algorithm; give exactly one")
         if algorithm:
