@@ -146,7 +146,7 @@ def test_unpack_refuses_escapes_and_links(tmp_path: Path, member: tarfile.TarInf
         ("numpy\nkiln-no-such-package==1.0\n", ["kiln-no-such-package==1.0"]),
         ("numpy<1\n", ["numpy<1"]),
         ("kiln[s3,ml]\n", None),
-        ("kiln[ray]\n", ["kiln[ray]"]),
+        ("kiln[bench]\n", ["kiln[bench]"]),  # mlflow: installed only in the benchmarks' own venv
     ],
 )
 def test_requirements_only_when_missing(tmp_path: Path, requirements: str | None, missing: list[str] | None) -> None:
