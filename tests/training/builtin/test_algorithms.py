@@ -69,6 +69,7 @@ def test_probabilities_follow_the_classes(dataset_job, algorithm):
            "random-forest": {"predictor_type": "classifier"}, "linear-learner": {"predictor_type": "multiclass_classifier", "num_classes": 3}}[algorithm]
     assert job.run(algorithm, hps).returncode == 0, job.result.stderr[-2000:]
     model = load_builtin(job.model_dir)
+    assert model.has_proba
     proba = model.predict_proba(Xv)
     assert proba.shape == (len(yv), 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
     assert np.array_equal(np.asarray(model.manifest["classes"])[proba.argmax(axis=1)], model.predict(Xv))

@@ -103,3 +103,10 @@ def test_load_builtin_refuses_a_model_file_outside_its_folder(tmp_path, model_fi
     (tmp_path / "kiln-algorithm.json").write_text(json.dumps({"algorithm": "kmeans", "model_file": model_file}))
     with pytest.raises(BuiltinError, match="must be a file name inside"):
         load_builtin(tmp_path)
+
+
+def test_a_missing_optional_library_names_the_extra():
+    from kiln.training.builtin._base import require
+
+    with pytest.raises(BuiltinError, match=r"needs no_such_lib: pip install 'kiln\[ml\]'"):
+        require("no_such_lib")

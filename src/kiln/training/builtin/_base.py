@@ -33,6 +33,7 @@ __all__ = [
     "quality_metric",
     "register",
     "registered",
+    "require",
 ]
 
 MANIFEST = "kiln-algorithm.json"
@@ -243,6 +244,11 @@ class BuiltinModel:
     def task(self) -> str:
         return str(self.manifest["task"])
 
+    @property
+    def has_proba(self) -> bool:
+        """Whether :meth:`predict_proba` answers (classifiers with probabilities)."""
+        return self._predict_proba is not None
+
     def predict(self, X: Any) -> Any:
         return self._predict(_as_matrix(X, self.manifest))
 
@@ -314,6 +320,16 @@ class Algorithm(ABC):
     def definitions(cls) -> list[dict[str, str]]:
         """The default metric definitions as SageMaker writes them: ``[{"Name", "Regex"}]``."""
         return [m.as_dict() for m in cls.metric_definitions]
+
+
+def require(module: str, *, extra: str = "ml") -> Any:
+    """Import an optional library, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise BuiltinError(f"this algorithm needs {module}: pip install 'kiln[{extra}]'") from None
 
 
 _REGISTRY: dict[str, type[Algorithm]] = {}

@@ -18,7 +18,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kiln.training.builtin._base import Algorithm, BuiltinError, BuiltinModel, Hyperparameter as H, MetricDefinition, register
+from kiln.training.builtin._base import (
+    Algorithm,
+    BuiltinError,
+    BuiltinModel,
+    Hyperparameter as H,
+    MetricDefinition,
+    register,
+    require,
+)
 from kiln.training.builtin._data import Channels, Classes, Frame
 
 __all__ = ["LightGBM"]
@@ -74,7 +82,7 @@ class LightGBM(Algorithm):
     classes_: Classes | None
 
     def fit(self, data: Channels) -> LightGBM:
-        import lightgbm as lgb
+        lgb = require("lightgbm")
 
         hp = self.hp
         objective = self._objective(data.train)
@@ -130,7 +138,7 @@ class LightGBM(Algorithm):
         return classes
 
     def _dataset(self, frame: Frame, channel: str, params: dict[str, Any], reference: Any = None) -> Any:
-        import lightgbm as lgb
+        lgb = require("lightgbm")
 
         assert frame.y is not None
         y = self.classes_.codes(frame.y, channel) if self.classes_ is not None else frame.y
@@ -156,7 +164,7 @@ class LightGBM(Algorithm):
 
     @classmethod
     def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
-        import lightgbm as lgb
+        lgb = require("lightgbm")
         import numpy as np
 
         booster = lgb.Booster(model_file=str(model_dir / manifest["model_file"]))

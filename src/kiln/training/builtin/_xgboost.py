@@ -26,6 +26,7 @@ from kiln.training.builtin._base import (
     Hyperparameter as H,
     MetricDefinition,
     register,
+    require,
 )
 from kiln.training.builtin._data import Channels, Classes, Frame
 
@@ -95,7 +96,7 @@ class XGBoost(Algorithm):
     classes_: Classes | None
 
     def fit(self, data: Channels) -> XGBoost:
-        import xgboost as xgb
+        xgb = require("xgboost")
 
         hp = self.hp
         objective = "reg:squarederror" if hp["objective"] == "reg:linear" else hp["objective"]
@@ -177,7 +178,7 @@ class XGBoost(Algorithm):
         return classes
 
     def _dmatrix(self, frame: Frame, channel: str, nthread: int) -> Any:
-        import xgboost as xgb
+        xgb = require("xgboost")
 
         assert frame.y is not None
         y = self.classes_.codes(frame.y, channel) if self.classes_ is not None and self.classes_.encoded else frame.y
@@ -201,7 +202,7 @@ class XGBoost(Algorithm):
     @classmethod
     def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
         import numpy as np
-        import xgboost as xgb
+        xgb = require("xgboost")
 
         booster = xgb.Booster()
         booster.load_model(bytearray((model_dir / manifest["model_file"]).read_bytes()))
@@ -243,7 +244,7 @@ def _print_line(epoch: int, evals_log: dict[str, dict[str, list[Any]]]) -> str:
 
 def _print_evaluation() -> Any:
     """An xgboost TrainingCallback printing each round's metrics in the SageMaker container's format."""
-    import xgboost as xgb
+    xgb = require("xgboost")
 
     class PrintEvaluation(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
