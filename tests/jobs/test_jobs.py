@@ -206,3 +206,24 @@ def test_a_server_may_run_no_users_code(tmp_path: Path) -> None:
         run_cmd(c, "print(1)")
     assert c.jobs.list() == []
     c.close()
+
+
+def test_gc_keeps_what_jobs_name_and_removes_an_unused_archive(client: kiln.Client, tmp_path: Path) -> None:
+    from kiln.core.gc import collect_garbage
+    from kiln.core.context import local_context
+    from kiln.training._contract import pack_source
+
+    script = tmp_path / "s.py"
+    script.write_text("print('kept')\n")
+    job = client.processing.run(code=str(script), logs=False)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "x.py").write_text("print('never run')\n")
+    sha = pack_source(source_dir=stray, entry_point="x.py", out=tmp_path / "stray.tar.gz")
+    from kiln.jobs._code import CodeService
+
+    CodeService(client.workspace, local_context()).store(tmp_path / "stray.tar.gz")
+    store = client.workspace.store
+    report = collect_garbage(client.workspace, local_context(), grace_s=0, dry_run=False, now=time.time() + 10)
+    assert not store.exists(f"jobs/code/{sha}.tar.gz")
+    assert store.exists(f"jobs/code/{job.spec['code']}.tar.gz") and report is not None

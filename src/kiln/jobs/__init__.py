@@ -36,3 +36,32 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module), name)
+
+
+def _referenced_keys(conn: Any) -> set[str]:
+    """What under ``jobs/`` is live: code archives a job or function version names, and
+    every recorded job's own folder (checkpoints, output data). An archive uploaded for a
+    request that was then refused is garbage once ``kiln gc``'s grace period has passed."""
+    import orjson
+    import sqlalchemy as sa
+
+    from kiln.jobs import _tables as t
+
+    live: set[str] = set()
+    for name, spec in conn.execute(sa.select(t.jobs.c.name, t.jobs.c.spec)):
+        live.add(f"jobs/{name}/")
+        code = orjson.loads(spec).get("code")
+        if code:
+            live.add(f"jobs/code/{code}.tar.gz")
+    for (sha,) in conn.execute(sa.select(t.functions.c.code_sha256)):
+        live.add(f"jobs/code/{sha}.tar.gz")
+    return live
+
+
+def _register_gc_root() -> None:
+    from kiln.core.gc_roots import register_gc_root
+
+    register_gc_root("jobs/", _referenced_keys)
+
+
+_register_gc_root()
