@@ -135,6 +135,62 @@ def test_two_hosts_train_and_the_leader_model_is_registered(kit: kiln.Client, tm
     assert kit.models.read_file(job.outputs["model"], "model.txt") == b"algo-1"
 
 
+@pytest.mark.parametrize(("algorithm", "hps", "model_file"), [
+    ("xgboost", {"num_round": 20, "objective": "binary:logistic", "max_depth": 3, "eta": 0.3}, "xgboost-model"),
+    ("lightgbm", {"num_boost_round": 20, "num_leaves": 8, "min_data_in_leaf": 5, "early_stopping_rounds": 0}, "model.txt"),
+])
+def test_builtin_boosters_train_data_parallel_on_two_hosts(kit: kiln.Client, tmp_path: Path, algorithm: str, hps: dict, model_file: str) -> None:
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    from kiln.training.builtin import load_builtin
+
+    X, y = load_breast_cancer(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))
+    Xt, yt, Xv, yv = X[order[:426]], y[order[:426]], X[order[426:]], y[order[426:]]
+    (tmp_path / "data").mkdir()
+    for i in range(4):  # two files per host
+        np.savetxt(tmp_path / "data" / f"part-{i}.csv", np.column_stack([yt[i::4], Xt[i::4]]), delimiter=",", fmt="%.8g")
+    job = kit.training.run(algorithm=algorithm, channels={"train": str(tmp_path / "data")}, instance_count=2, hyperparameters=hps, logs=False)
+    assert job.state == "Completed", job.failure_reason
+    lines = kit.jobs.logs(job.name).lines
+    assert f"[algo-1] channel train: {len(yt[0::4]) + len(yt[2::4])} rows, 30 features" in lines
+    assert f"[algo-2] channel train: {len(yt[1::4]) + len(yt[3::4])} rows, 30 features" in lines
+    joined = "joined the collective: rank" if algorithm == "xgboost" else "joins the LightGBM network"
+    assert all(any(ln.startswith(f"[{h}] {h} {joined}") for ln in lines) for h in ("algo-1", "algo-2")), lines
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in (model_file, "kiln-algorithm.json"):
+        (folder / name).write_bytes(kit.models.read_file(job.outputs["model"], name))
+    model, joint = load_builtin(folder), _one_host(algorithm, hps, Xt, yt, Xv)
+    assert np.mean(model.predict(Xv) == yv) >= np.mean((joint > 0.5) == yv) - 0.02
+    if algorithm == "xgboost":  # allreduced histograms: the very model one host grows on all the rows
+        np.testing.assert_allclose(model.predict_proba(Xv)[:, 1], joint, atol=1e-5)
+
+
+def _one_host(algorithm: str, hps: dict, Xt, yt, Xv):  # type: ignore[no-untyped-def]
+    """The same library call on all the rows in this process (what one host learns): P(class 1) on Xv."""
+    if algorithm == "xgboost":
+        import xgboost as xgb
+
+        params = {k: v for k, v in hps.items() if k != "num_round"}
+        return xgb.train(params, xgb.DMatrix(Xt, label=yt), num_boost_round=hps["num_round"]).predict(xgb.DMatrix(Xv))
+    import lightgbm as lgb
+
+    params = {"objective": "binary", "verbosity": -1, **{k: v for k, v in hps.items() if k not in ("num_boost_round", "early_stopping_rounds")}}
+    return lgb.train(params, lgb.Dataset(Xt, label=yt), num_boost_round=hps["num_boost_round"]).predict(Xv)
+
+
+def test_a_builtin_host_that_fails_fails_the_job_and_its_peer_stops_waiting(kit: kiln.Client, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "part-0.csv").write_text("1,0.5,2\n0,0.1,3\n")
+    (tmp_path / "data" / "part-1.csv").write_text("1,0.5,two\n")  # algo-2's shard
+    job = kit.training.run(algorithm="xgboost", channels={"train": str(tmp_path / "data")}, instance_count=2,
+                           hyperparameters={"num_round": 2}, max_run_s=120, logs=False)
+    assert job.state == "Failed"
+    assert "(on algo-2)" in job.failure_reason and "two" in job.failure_reason, job.failure_reason
+
+
 def _two_host_source(tmp_path: Path, body: str) -> str:
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)

@@ -13,7 +13,9 @@
   SageMaker, ``algo-1``'s ``model/`` and ``output/data`` are the job's; they never move.
 
 Hosts know each other: ``SM_HOSTS`` names them, ``KILN_HOST_ADDRESSES`` maps each name
-to its IP address (``{"algo-1": "10.0.0.4", ...}``), so distributed code can connect.
+to its IP address (``{"algo-1": "10.0.0.4", ...}``), so distributed code can connect, and
+``KILN_DIST_PORT`` is a port the runner found free on ``algo-1``'s machine (its own) for
+the hosts to meet at (the built-in xgboost and lightgbm do).
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ from typing import Any
 
 from kiln.jobs._proc import GRACE_S, ExitStatus, kill_group, run_group
 from kiln.jobs._runner import RunningJob
+from kiln.training.builtin._collective import free_port
 
 __all__ = ["HostRunner", "RayHosts", "ThreadHosts", "host_runner"]
 
 ADDRESSES_ENV = "KILN_HOST_ADDRESSES"
+PORT_ENV = "KILN_DIST_PORT"
 _FAILURE_CHARS = 4096
 _WAIT_LOG_S = 5.0
 
@@ -68,8 +72,10 @@ def host_runner(job: RunningJob, hosts: list[str]) -> HostRunner:
     return ThreadHosts()
 
 
-def _addresses_env(addresses: Mapping[str, str]) -> dict[str, str]:
-    return {ADDRESSES_ENV: json.dumps(dict(addresses), separators=(",", ":"))}
+def _addresses_env(addresses: Mapping[str, str], port: int) -> dict[str, str]:
+    """The hosts' env: where each is, and a port free on algo-1's machine (the runner's) for them to meet at."""
+    return {ADDRESSES_ENV: json.dumps(dict(addresses), separators=(",", ":")), PORT_ENV: str(port)}
+
 
 
 class ThreadHosts(HostRunner):
@@ -84,7 +90,7 @@ class ThreadHosts(HostRunner):
     ) -> dict[str, ExitStatus]:
         from kiln.training._program import _env
 
-        extra = {**extra, **_addresses_env({h: "127.0.0.1" for h in hosts})}
+        extra = {**extra, **_addresses_env({h: "127.0.0.1" for h in hosts}, free_port("127.0.0.1"))}
         results: dict[str, ExitStatus] = {}
         if len(hosts) == 1:
             host = hosts[0]
@@ -139,7 +145,8 @@ class RayHosts(HostRunner):
                 return {h: waited for h in hosts}
             addresses = _addresses(ray, pg, hosts)
             job.log("hosts: " + ", ".join(f"{h} on {ip}" for h, ip in addresses.items()))
-            return _Supervisor(ray, job, hosts, layouts, argv, {**extra, **_addresses_env(addresses)}, on_line, pg, bundle, addresses).run()
+            hosts_env = _addresses_env(addresses, free_port(addresses[hosts[0]]))
+            return _Supervisor(ray, job, hosts, layouts, argv, {**extra, **hosts_env}, on_line, pg, bundle, hosts_env).run()
         finally:
             try:
                 remove_placement_group(pg)
@@ -221,10 +228,10 @@ class _Supervisor:
 
     def __init__(
         self, ray: Any, job: RunningJob, hosts: list[str], layouts: dict[str, Any], argv: list[str], extra: dict[str, str],
-        on_line: Callable[[str], None], pg: Any, bundle: Mapping[str, float], addresses: Mapping[str, str],
+        on_line: Callable[[str], None], pg: Any, bundle: Mapping[str, float], hosts_env: Mapping[str, str],
     ) -> None:
         self.ray, self.job, self.hosts, self.layouts = ray, job, hosts, layouts
-        self.argv, self.extra, self.on_line, self.pg, self.bundle, self.addresses = argv, extra, on_line, pg, bundle, addresses
+        self.argv, self.extra, self.on_line, self.pg, self.bundle, self.hosts_env = argv, extra, on_line, pg, bundle, hosts_env
         self.results: dict[str, ExitStatus] = {}
         self.failures: dict[str, str] = {}
         self.started: dict[str, tuple[int, str]] = {}  # host -> (process group, node id)
@@ -243,7 +250,7 @@ class _Supervisor:
                 scheduling_strategy=PlacementGroupSchedulingStrategy(self.pg, placement_group_bundle_index=i),
                 num_cpus=self.bundle.get("CPU", 0.0), num_gpus=self.bundle.get("GPU", 0.0), max_retries=0,
                 name=f"kiln-{job.name}-{host}",
-            ).remote(job.name, settings, host, self.hosts, dict(self.addresses), job.attempt, job.remaining_s())
+            ).remote(job.name, settings, host, self.hosts, dict(self.hosts_env), job.attempt, job.remaining_s())
         threads = [threading.Thread(target=self._leader, args=(leader,), name=f"kiln-host-{leader}")]
         threads += [threading.Thread(target=self._relay, args=(h,), name=f"kiln-host-{h}") for h in remote]
         for th in threads:
@@ -395,14 +402,15 @@ class _RemoteJob(RunningJob):
 
 
 def _run_remote_host(
-    name: str, settings: Mapping[str, str], host: str, hosts: list[str], addresses: Mapping[str, str], attempt: int,
+    name: str, settings: Mapping[str, str], host: str, hosts: list[str], hosts_env: Mapping[str, str], attempt: int,
     remaining_s: float | None,
 ) -> Iterator[list[str] | dict[str, Any]]:
-    """A remote host's Ray task: yields batches of its log lines, ``{"pgid", "node"}`` once its
+    """A remote host's Ray task (``hosts_env``: ``KILN_HOST_ADDRESSES``, ``KILN_DIST_PORT``): yields batches of its log lines, ``{"pgid", "node"}`` once its
     script has started, and last ``{"status", "failure"}``."""
     import ray
 
     began = time.monotonic()
+    addresses = json.loads(hosts_env[ADDRESSES_ENV])
     saved_env = dict(os.environ)  # Ray reuses this worker process for other tasks: leave no setting behind
     os.environ.update(settings)
     from kiln.core.errors import KilnError
@@ -433,7 +441,7 @@ def _run_remote_host(
                     out["status"] = {"returncode": None, "stopped": problem == "stopped on request"}
                     out["failure"] = f"{host}: {problem}"
                     return
-            status = job.execute(program._argv(job, layout), cwd=layout.code, env=program._env(job, layout, host, hosts, {**extra, **_addresses_env(addresses)}))
+            status = job.execute(program._argv(job, layout), cwd=layout.code, env=program._env(job, layout, host, hosts, {**extra, **hosts_env}))
             out["status"] = {"returncode": status.returncode, "timed_out": status.timed_out, "stopped": status.stopped, "duration_s": status.duration_s}
             try:
                 out["failure"] = layout.failure_file.read_text(encoding="utf-8", errors="replace")[:_FAILURE_CHARS]
