@@ -113,3 +113,9 @@ def test_a_builtin_through_image_uris_and_a_failing_fit(client: kiln.Client, cha
         image_uris.retrieve("blazingtext")
     with pytest.raises(NotFound):
         kiln.sagemaker.Estimator(algorithm="knn", client=client).fit({"train": "ghost@1"})
+
+
+def test_a_single_host_builtin_refuses_several_hosts(client: kiln.Client, channel: Path) -> None:
+    with pytest.raises(InvalidArgument, match="trains on one host"):
+        client.training.run(algorithm="kmeans", instance_count=2, channels={"train": str(channel)}, hyperparameters={"k": 2})
+    assert client.jobs.list() == []

@@ -22,6 +22,7 @@ __all__ = ["ALGORITHMS", "TrainingService"]
 
 ALGORITHMS = ("xgboost", "lightgbm", "linear-learner", "random-forest", "kmeans", "knn")
 MAX_INSTANCES = 64
+DATA_PARALLEL = ("xgboost", "lightgbm")
 
 
 class TrainingService:
@@ -93,6 +94,11 @@ class TrainingService:
             raise InvalidArgument(f"the built-in {algorithm} reads channel 'train' (and 'validation' if given); got {sorted(chans)}")
         if not isinstance(instance_count, int) or not 1 <= instance_count <= MAX_INSTANCES:
             raise InvalidArgument(f"instance_count must be between 1 and {MAX_INSTANCES}")
+        if algorithm and instance_count > 1 and algorithm not in DATA_PARALLEL:
+            raise InvalidArgument(
+                f"the built-in {algorithm} trains on one host; use instance_count 1 "
+                f"({' and '.join(DATA_PARALLEL)} train data-parallel across hosts)"
+            )
         executor = JobService(self.ws, self.ctx).executor
         if not executor.capabilities.multi_host and instance_count > 8:
             raise InvalidArgument("the local executor runs at most 8 hosts of one job on this machine; use KILN_EXECUTOR=ray for more")
