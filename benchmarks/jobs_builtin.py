@@ -7,7 +7,11 @@ Target (issue #10): Kiln's built-in training >= 0.95x the plain script's speed o
   ``lightgbm.train`` with the same parameters, evaluating on the train set each round as
   SageMaker's container does;
 - kiln: ``python -m kiln.training.builtin xgboost|lightgbm`` with an ``SM_*`` environment pointing
-  at the same file, the same hyperparameters spelled as SageMaker spells them.
+  at the same file, the same hyperparameters spelled as SageMaker spells them;
+- job: the whole Kiln training job, ``kiln train --algorithm … --channel train=<folder>`` as a
+  fresh CLI process until the job is Completed: the record, the runner, the channel copied into
+  the job's folder, the run, the model registered (the ratio a user sees). Its peak RSS is the
+  CLI's only: the training runs in the job's own processes.
 
 Runs alternate (plain, kiln, kiln, plain, ...) so machine noise hits both alike. Each process's
 peak RSS comes from ``os.wait4``. Usage: ``python benchmarks/jobs_builtin.py [--rows N]
@@ -135,14 +139,20 @@ def main() -> None:
             continue
         plain_cmd = [sys.executable, str(script), algo, str(path), json.dumps(cfg["params"]), str(cfg["rounds"]), str(base / f"{algo}-plain")]
         kiln_cmd = [sys.executable, "-m", "kiln.training.builtin", algo]
-        times: dict[str, list[float]] = {"plain": [], "kiln": []}
-        rss: dict[str, list[float]] = {"plain": [], "kiln": []}
-        cpu: dict[str, list[float]] = {"plain": [], "kiln": []}
+        job_cmd = [sys.executable, "-m", "kiln", "train", "--algorithm", algo, "--channel", f"train={path.parent}",
+                   "--hyperparameters", json.dumps(cfg["hps"]), "--model-name", f"bench-{algo}"]
+        job_env = {**os.environ, "KILN_HOME": str(base / "kiln-home")}
+        job_env.pop("KILN_CONFIG", None)
+        times: dict[str, list[float]] = {"plain": [], "kiln": [], "job": []}
+        rss: dict[str, list[float]] = {"plain": [], "kiln": [], "job": []}
+        cpu: dict[str, list[float]] = {"plain": [], "kiln": [], "job": []}
         for i in range(args.repeat):
-            order = ("plain", "kiln") if i % 2 == 0 else ("kiln", "plain")
+            order = ("plain", "kiln", "job") if i % 2 == 0 else ("job", "kiln", "plain")
             for side in order:
                 if side == "plain":
                     seconds, busy, peak = run(plain_cmd, dict(os.environ), base / f"{algo}-plain-{i}.log")
+                elif side == "job":
+                    seconds, busy, peak = run(job_cmd, job_env, base / f"{algo}-job-{i}.log")
                 else:
                     env = kiln_env(base, f"{algo}-{i}", cfg["hps"], cpus)
                     seconds, busy, peak = run(kiln_cmd, env, base / f"{algo}-kiln-{i}.log")
@@ -151,11 +161,13 @@ def main() -> None:
                 rss[side].append(peak)
                 print(f"  {algo:<8} run {i + 1} {side:<5} {seconds:7.2f} s wall {busy:7.2f} s CPU  peak RSS {peak:6.0f} MiB  "
                       f"(load {os.getloadavg()[0]:.2f})", flush=True)
+        job = statistics.median(times["job"])
         plain, kiln = statistics.median(times["plain"]), statistics.median(times["kiln"])
         plain_cpu, kiln_cpu = statistics.median(cpu["plain"]), statistics.median(cpu["kiln"])
         print(f"{algo}: plain median {plain:.2f} s, kiln median {kiln:.2f} s, ratio plain/kiln {plain / kiln:.3f} "
               f"(target >= 0.95); CPU medians {plain_cpu:.1f} s / {kiln_cpu:.1f} s (ratio {plain_cpu / kiln_cpu:.3f}); "
-              f"peak RSS plain {max(rss['plain']):.0f} MiB, kiln {max(rss['kiln']):.0f} MiB")
+              f"peak RSS plain {max(rss['plain']):.0f} MiB, kiln {max(rss['kiln']):.0f} MiB; "
+              f"as a whole job {job:.2f} s, ratio plain/job {plain / job:.3f}")
     print(f"load average at the end {os.getloadavg()}; files in {base}")
 
 

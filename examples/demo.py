@@ -129,7 +129,27 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "kiln", "runs", "ls", "tumour-demo"], check=True)
     subprocess.run([sys.executable, "-m", "kiln", "models", "versions", "tumour"], check=True)
 
-    step("7. Every change is audited, and the chain verifies")
+    step("7. Training jobs: a built-in algorithm and a SageMaker script, each a tracked job")
+    # 60,000 flights as a training table: the late flag first, then what is known before take-off.
+    table = client.sql(
+        'SELECT CAST(late AS INTEGER) AS late, month, day, hour, minute, distance, '
+        + ", ".join(f'"{c}"' for c in (col.name for col in result.output.columns) if c.startswith("carrier_"))
+        + ' FROM "flights-clean@1" USING SAMPLE 60000 ROWS (reservoir, 42)'
+    ).table
+    client.datasets.ingest("delays", table, description="late flag and schedule features of 60,000 flights")
+    kiln_cli = [sys.executable, "-m", "kiln"]
+    subprocess.run([*kiln_cli, "train", "--algorithm", "xgboost", "--channel", "train=delays@1", "--target", "late",
+                    "--hyperparameters", '{"num_round": 30, "objective": "binary:logistic", "max_depth": 6, "eta": 0.3}',
+                    "--model-name", "delay-xgb"], check=True)
+    subprocess.run([*kiln_cli, "train", "--entry-point", "train.py", "--source-dir", str(Path(__file__).parent / "delay_script"),
+                    "--channel", "train=delays@1", "--hyperparameters", '{"max-iter": 80, "learning-rate": 0.15}',
+                    "--metric-definitions", '[{"Name": "validation:auc", "Regex": "validation-auc=([0-9.]+)"}]',
+                    "--model-name", "delay-script"], check=True)
+    subprocess.run([*kiln_cli, "jobs", "ls"], check=True)
+    for job in client.jobs.list(kind="training"):
+        console.print(f"{job.name}: {job.state}, metrics {job.metrics}, model {job.outputs.get('model')}")
+
+    step("8. Every change is audited, and the chain verifies")
     subprocess.run([sys.executable, "-m", "kiln", "audit", "list", "--limit", "5"], check=True)
     subprocess.run([sys.executable, "-m", "kiln", "audit", "verify"], check=True)
     client.close()

@@ -29,6 +29,7 @@ BACKEND_FIXTURES = {
     "postgres": {"pg_url", "pg_schema_url"},
     "s3": {"s3_endpoint", "s3_bucket"},
     "nats": {"nats_url"},
+    "ray": {"ray_cluster"},
 }
 
 
@@ -134,6 +135,20 @@ def s3_endpoint() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[object]:
+    """A local Ray for one test module, on the loopback address only (DESIGN.md §5), shut
+    down at its end. 4 logical CPUs, so a two-host job (runner + one more host) and a job
+    still ending from the test before it can share it."""
+    from kiln.jobs._ray import shutdown_local_ray, start_local_ray
+
+    ray = start_local_ray(num_cpus=4)
+    try:
+        yield ray
+    finally:
+        shutdown_local_ray()
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,12 @@ def _packages(mark: Path) -> dict[str, dict[str, bytes]]:
         "format_version": 1, "flavor": "sklearn", "flavor_options": {"file": "model.bin", "format": "pickle"}, "origin": "kiln",
         "files": {"model.bin": {"size": len(evil), "sha256": __import__("hashlib").sha256(evil).hexdigest()}},
     }
+    train = _inference(mark).encode()
+    job_model = {
+        "format_version": 1, "flavor": "sagemaker", "flavor_options": {"entry_point": "train.py"}, "origin": "kiln",
+        "lineage": {"job": "job-1", "extra": {"submitter": "local:alice"}},
+        "files": {"code/train.py": {"size": len(train), "sha256": __import__("hashlib").sha256(train).hexdigest()}},
+    }
     return {
         "pkl": {"model.pkl": evil},
         "joblib": {"model.joblib": evil},
@@ -64,6 +70,7 @@ def _packages(mark: Path) -> dict[str, dict[str, bytes]]:
         "mlflow-lightgbm": {"model.lgb": evil, "MLmodel": yaml.safe_dump(lgbm).encode()},
         "forged-kiln": {"model.bin": evil, "kiln-model.json": orjson.dumps(forged)},
         "inference-py": {"code/inference.py": _inference(mark).encode()},
+        "sagemaker-job-claim": {"code/train.py": train, "kiln-model.json": orjson.dumps(job_model)},
     }
 
 

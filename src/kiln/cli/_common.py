@@ -135,7 +135,7 @@ def emit(obj: Any, *, json: bool, columns: Sequence[str] | None = None, title: s
     console.print(table, crop=False)  # ids and names too wide for the terminal run past it, whole
 
 
-def parse_pairs(pairs: list[str] | None, *, option: str, example: str) -> dict[str, str]:
+def parse_pairs(pairs: list[str] | None, *, option: str, example: str, shape: str = "COLUMN=TYPE") -> dict[str, str]:
     """``["a=int", "b=varchar"]`` -> ``{"a": "int", "b": "varchar"}`` for options like --type."""
     out: dict[str, str] = {}
     for pair in pairs or []:
@@ -143,7 +143,7 @@ def parse_pairs(pairs: list[str] | None, *, option: str, example: str) -> dict[s
         if not sep or not col or not typ:
             from kiln.core.errors import InvalidArgument
 
-            raise InvalidArgument(f"{option} takes COLUMN=TYPE (e.g. {example}), got {pair!r}")
+            raise InvalidArgument(f"{option} takes {shape} (e.g. {example}), got {pair!r}")
         out[col] = typ
     return out
 

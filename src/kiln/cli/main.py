@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "models": ("models", True, "The model registry: versions, approval and aliases."),
     "streams": ("streams", True, "Streams (Kinesis): durable record logs, consumers, flushes into datasets."),
     "catalog": ("catalog", True, "The offline catalog of public datasets (nothing is downloaded)."),
+    "train": ("train", False, "Train a model as a job: a SageMaker script-mode script or a built-in algorithm."),
+    "jobs": ("jobs", True, "Jobs (training, processing, function maps): list, describe, logs, stop."),
+    "process": ("process", False, "Run a script or command as a processing job: inputs as files, outputs as new dataset versions."),
+    "functions": ("functions", True, "Functions (Lambda): Python handlers called with JSON, or mapped over a dataset into a new version."),
     "recipes": ("recipes", True, "Recipes: ordered, typed data-prep steps with fitted state, previews and export."),
 }
 

@@ -46,6 +46,16 @@ class Settings:
     model_code: str = "trusted"
     # Time limit of one call into a model worker process.
     worker_timeout_s: float = 300.0
+    # Jobs (issue 10): how many run at once on this machine (0: one per CPU); the rest wait Pending.
+    jobs_max_concurrent: int = 0
+    # Whether users' code runs here at all (training and processing jobs, functions): "on" or "off".
+    user_code: str = "on"
+    # Functions (issue 10): calls of one function that run at once in this process (each in a
+    # warm worker); a call waits at most functions_queue_s for one to end, then is refused
+    # (429); a worker idle for functions_idle_s is stopped.
+    functions_concurrency: int = 4
+    functions_queue_s: float = 10.0
+    functions_idle_s: float = 300.0
     source_file: str = field(default="", compare=False)
 
     def resolved(self) -> Settings:
@@ -110,6 +120,10 @@ _TYPES: dict[str, type] = {
     "max_upload_mb": float,
     "ingest_memory_mb": int,
     "worker_timeout_s": float,
+    "jobs_max_concurrent": int,
+    "functions_concurrency": int,
+    "functions_queue_s": float,
+    "functions_idle_s": float,
 }
 
 

@@ -13,6 +13,7 @@ __all__ = [
     "Conflict",
     "InvalidArgument",
     "KilnError",
+    "FunctionError",
     "ModelError",
     "NotFound",
     "PayloadTooLarge",
@@ -122,6 +123,17 @@ class ModelError(KilnError):
     exit_code = 8
 
 
+class FunctionError(KilnError):
+    """A function's own code raised, crashed, ran past its time or returned what JSON cannot
+    hold. 424 (Failed Dependency) as ModelError: the request was valid and Kiln worked; the
+    user's code it depends on failed. The message is ``Type: message``; ``details`` carry the
+    user's ``traceback`` (server paths hidden) and, in a map, the ``row``."""
+
+    code = "function_error"
+    http_status = 424
+    exit_code = 9
+
+
 def invalid_input(what: str, exc: Exception) -> InvalidArgument:
     """A pydantic ValidationError (or other ValueError) as one line: ``what: field: problem; ...``."""
     errors = getattr(exc, "errors", None)
@@ -149,6 +161,7 @@ _BY_CODE: dict[str, type[KilnError]] = {
         ResourceExhausted,
         Unavailable,
         ModelError,
+        FunctionError,
     )
 }
 

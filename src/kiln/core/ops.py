@@ -52,6 +52,8 @@ class Operation:
         call: the service method, called with keyword arguments.
         response: the type the call returns (a pydantic model, ``list[...]``...).
         body: arguments sent in the JSON body; the others not in the path go in the query.
+        payload: the argument that is the whole JSON body, any JSON value, for an operation
+            that passes users' JSON through as it is (``functions.invoke``); not with ``body``.
         ref: ``(name_segment, version_segment)`` when the ``ref`` argument is split over two
             path segments (``/v1/models/{name}/versions/{version}``).
         fixed: arguments the operation always passes (``approve`` is ``set_status`` with
@@ -69,6 +71,7 @@ class Operation:
     call: str
     response: Any
     body: tuple[str, ...] = ()
+    payload: str = ""
     ref: tuple[str, str] | None = None
     fixed: Mapping[str, Any] = field(default_factory=dict)
     kind: str = "resource"
@@ -80,6 +83,8 @@ class Operation:
             raise ValueError(f"{self.name}: unknown method {self.method}")
         if self.role not in (*ROLES, "public"):
             raise ValueError(f"{self.name}: unknown role {self.role}")
+        if self.payload and self.body:
+            raise ValueError(f"{self.name}: a payload is the whole body; it takes no other body argument")
 
     @cached_property
     def service_class(self) -> type:
@@ -109,7 +114,7 @@ class Operation:
 
     @property
     def query_args(self) -> list[str]:
-        return [n for n in self.parameters if n not in self.body and n not in self.path_args]
+        return [n for n in self.parameters if n not in self.body and n != self.payload and n not in self.path_args]
 
     def path_for(self, args: Mapping[str, Any], quote: Callable[[Any], str]) -> str:
         """The request path for these arguments, each segment quoted whole."""

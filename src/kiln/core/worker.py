@@ -57,12 +57,21 @@ class Worker:
         timeout_s: the default time limit of one call (loading a model counts as a call).
         label: names the worker in errors (``model iris@2``).
         redact: server paths replaced by ``<path>`` in the errors the worker sends back.
+        memory_mb: the child's address-space limit (``RLIMIT_AS``), set as it starts; an
+            allocation past it raises MemoryError in the child. None: no limit.
+        error: the error a timeout, a crash or the child's own non-Kiln exception becomes
+            (:class:`~kiln.core.errors.ModelError` for models, FunctionError for functions).
     """
 
-    def __init__(self, *, timeout_s: float, label: str = "model", redact: Sequence[str] = ()) -> None:
+    def __init__(
+        self, *, timeout_s: float, label: str = "model", redact: Sequence[str] = (), memory_mb: int | None = None,
+        error: type[KilnError] = ModelError,
+    ) -> None:
         self.timeout_s = timeout_s
         self.label = label
         self.redact = sorted((p for p in redact if p), key=len, reverse=True)
+        self.memory_mb = memory_mb
+        self.error = error
         self._proc: subprocess.Popen[bytes] | None = None
         self._cwd: tempfile.TemporaryDirectory[str] | None = None
 
@@ -70,10 +79,19 @@ class Worker:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The child's pid, which is also its process group's id; None while none runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
     def _start(self) -> subprocess.Popen[bytes]:
         self._cwd = tempfile.TemporaryDirectory(prefix="kiln-worker-")
+        argv = [sys.executable, "-m", "kiln.core.worker"]
+        if self.memory_mb is not None:
+            argv += ["--memory-mb", str(int(self.memory_mb))]
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "kiln.core.worker"],
+            argv,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None,
             cwd=self._cwd.name, env=worker_env(), start_new_session=True,
         )
@@ -86,9 +104,10 @@ class Worker:
             The function's JSON result and its blobs.
 
         Raises:
-            KilnError: the function raised one (the same class comes back).
+            KilnError: the function raised one (the same class comes back, with its details).
             ModelError: the function raised anything else, the child crashed, or the
-                call ran past its time limit (the child is then killed).
+                call ran past its time limit (the child is then killed); the worker's
+                ``error`` class in place of ModelError when one was given.
         """
         proc = self._proc if self.alive else self._start()
         assert proc.stdin is not None and proc.stdout is not None
@@ -99,18 +118,30 @@ class Worker:
             header, out = _read_frame(proc.stdout.fileno(), deadline)
         except TimeoutError:
             self.close()
-            raise ModelError(f"{self.label} did not answer within {limit:g} s; its worker process was stopped") from None
+            raise self.error(f"{self.label} did not answer within {limit:g} s; its worker process was stopped") from None
         except (OSError, EOFError, ValueError):
             code = self._reap()
-            raise ModelError(f"{self.label} crashed its worker process ({_exit_text(code)})") from None
+            raise self.error(f"{self.label} crashed its worker process ({_exit_text(code)})") from None
         error = header.get("error")
         if error is not None:
-            message = str(error.get("message", ""))
-            for path in self.redact:
-                message = message.replace(path, "<path>")
             cls = _BY_CODE.get(str(error.get("code")), ModelError)
-            raise (cls if cls is not KilnError else ModelError)(message[:2000])
+            if cls in (KilnError, ModelError):
+                cls = self.error
+            details = error.get("details")
+            raise cls(self._hide(str(error.get("message", "")))[:2000], details=self._hide(details) if isinstance(details, dict) else None)
         return dict(header.get("result") or {}), out
+
+    def _hide(self, value: Any) -> Any:
+        """``value`` with every server path in ``redact`` replaced by ``<path>``."""
+        if isinstance(value, str):
+            for path in self.redact:
+                value = value.replace(path, "<path>")
+            return value
+        if isinstance(value, dict):
+            return {k: self._hide(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._hide(v) for v in value]
+        return value
 
     def _reap(self) -> int | None:
         proc = self._proc
@@ -236,9 +267,23 @@ def unpack_array(kind: str, data: bytes) -> Any:
 # -- the child -------------------------------------------------------------------------------
 
 
-def _serve() -> None:
+def _limit_memory(memory_mb: int) -> None:
+    """Cap the child's address space (``RLIMIT_AS``), soft and hard, so the code it runs
+    cannot raise it again; never above a hard limit already set."""
+    import resource
+
+    limit = int(memory_mb) << 20
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _serve(memory_mb: int | None = None) -> None:
     import importlib
 
+    if memory_mb:
+        _limit_memory(memory_mb)
     # The protocol keeps its own copies of the pipes; the user's code sees /dev/null as
     # stdin and the parent's stderr as stdout, so a print() cannot corrupt a frame.
     proto_in = os.dup(0)
@@ -261,10 +306,15 @@ def _serve() -> None:
             result, out = fn(state, header.get("args") or {}, blobs)
             _write_frame(proto_out, {"result": result}, out)
         except KilnError as exc:
-            _write_frame(proto_out, {"error": {"code": exc.code, "message": exc.message}}, ())
+            try:
+                orjson.dumps(exc.details)
+                details = exc.details
+            except TypeError:
+                details = {}
+            _write_frame(proto_out, {"error": {"code": exc.code, "message": exc.message, "details": details}}, ())
         except Exception as exc:  # noqa: BLE001 - the model's own error, reported to the parent
             _write_frame(proto_out, {"error": {"code": "model_error", "message": f"{type(exc).__name__}: {exc}"[:2000]}}, ())
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(int(sys.argv[2]) if sys.argv[1:2] == ["--memory-mb"] else None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ class Workspace:
         self.db.migrate()
         self._store: ObjectStore | None = None
         self._store_lock = threading.Lock()
+        self._on_close: list[Callable[[], None]] = []
         try:
             self.audit = audit.AuditTrail.open(self.settings, self.db, lambda: self.store)
         except BaseException:
@@ -95,7 +96,16 @@ class Workspace:
         """Check the audit trail against its key and its anchor (only reads)."""
         return self.audit.verify()
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the workspace closes (a stage's processes held for it: warm
+        function workers), before the database is released."""
+        self._on_close.append(callback)
+
     def close(self) -> None:
-        """Anchor the audit events this process wrote, then release the database."""
+        """Stop what stages hold for this workspace, anchor the audit events this process
+        wrote, then release the database."""
+        callbacks, self._on_close = self._on_close, []
+        for callback in reversed(callbacks):
+            callback()
         self.audit.close()
         self.db.dispose()

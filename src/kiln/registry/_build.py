@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from kiln.core.errors import InvalidArgument
-from kiln.registry import _native  # noqa: F401 - registers the native flavors
-from kiln.registry._flavors import flavor_for_object, get_flavor
+from kiln.registry import _native, _sagemaker  # noqa: F401 - register the native and sagemaker flavors
+from kiln.registry._flavors import flavor_for_object, flavor_runs_code, get_flavor
 from kiln.registry._mlflow import read_mlmodel
 from kiln.registry._models import MANIFEST_NAME, Lineage, Manifest
 from kiln.registry._package import (
@@ -125,8 +125,8 @@ def prepare_folder(folder: Path, *, flavor: str | None = None) -> Manifest:
 
 
 def runs_code(manifest: Manifest) -> bool:
-    """Whether loading this package runs code it brought: a pickle, or code/inference.py."""
-    return manifest.flavor == "custom" or _pickled(manifest) or "code/inference.py" in manifest.files
+    """Whether loading this package runs code it brought: a pickle, code/inference.py, a training script."""
+    return flavor_runs_code(manifest.flavor) or _pickled(manifest) or "code/inference.py" in manifest.files
 
 
 def _pickled(manifest: Manifest) -> bool:

@@ -36,6 +36,8 @@ __all__ = [
 class FlavorCapabilities:
     from_object: bool
     uses_pickle: bool = False
+    # Loading imports code the package brings (code/inference.py, a training script).
+    runs_code: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,8 +196,29 @@ def known_flavors() -> list[str]:
     return sorted(_FLAVORS)
 
 
-def get_flavor(name: str) -> Flavor:
+# Flavors that later stages define, imported when a package of theirs is first met (in a
+# model worker too), as a plugin's would be: name -> module that registers the flavor.
+PLUGIN_FLAVORS: dict[str, str] = {"builtin": "kiln.training.builtin._flavor"}
+
+
+def _lookup(name: str) -> Flavor | None:
     flavor = _FLAVORS.get(name)
+    if flavor is None and isinstance(name, str) and name in PLUGIN_FLAVORS:
+        import importlib
+
+        importlib.import_module(PLUGIN_FLAVORS[name])
+        flavor = _FLAVORS.get(name)
+    return flavor
+
+
+def flavor_runs_code(name: str) -> bool:
+    """Whether loading a package of this flavor imports code the package brings."""
+    flavor = _lookup(name)
+    return flavor is not None and flavor.capabilities.runs_code
+
+
+def get_flavor(name: str) -> Flavor:
+    flavor = _lookup(name)
     if flavor is None:
         raise InvalidArgument(f"unknown model flavor {str(name)[:40]!r}: use one of {', '.join(known_flavors())}")
     return flavor
@@ -337,11 +360,11 @@ _HANDLERS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 _counter = itertools.count()
 
 
-def load_handlers(folder: Path) -> Any:
-    """Import ``code/inference.py`` of a package as a fresh module."""
-    path = Path(folder) / "code" / "inference.py"
+def load_handlers(folder: Path, entry: str = "inference.py") -> Any:
+    """Import ``code/<entry>`` of a package (``code/inference.py``) as a fresh module, not as ``__main__``."""
+    path = Path(folder) / "code" / entry
     if not path.is_file():
-        raise InvalidArgument("this package has no code/inference.py")
+        raise InvalidArgument(f"this package has no code/{entry}")
     name = f"kiln_inference_{next(_counter)}"
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
@@ -354,13 +377,13 @@ def load_handlers(folder: Path) -> Any:
         if code_dir in sys.path:
             sys.path.remove(code_dir)
     if hasattr(module, "transform_fn") and any(hasattr(module, h) for h in ("input_fn", "predict_fn", "output_fn")):
-        raise InvalidArgument("code/inference.py defines transform_fn and input_fn/predict_fn/output_fn; define one or the other")
+        raise InvalidArgument(f"code/{entry} defines transform_fn and input_fn/predict_fn/output_fn; define one or the other")
     return module
 
 
 class CustomFlavor(Flavor):
     name = "custom"
-    capabilities = FlavorCapabilities(from_object=False)
+    capabilities = FlavorCapabilities(from_object=False, runs_code=True)
 
     def save(self, model: Any, folder: Path) -> dict[str, Any]:
         raise InvalidArgument("a custom model registers from a folder holding code/inference.py, not from an object")

@@ -70,7 +70,9 @@ class XGBoostFlavor(Flavor):
             model.load_model(path)
             return estimator_predictor(model, manifest)
         booster = xgb.Booster()
-        booster.load_model(path)
+        # A file named without .json/.ubj (SageMaker's xgboost-model) loads from its bytes:
+        # XGBoost tells the format from them there, instead of guessing from the name with a warning.
+        booster.load_model(bytearray(Path(path).read_bytes()) if opts.get("format") == "auto" else path)
 
         def predict(data: Any) -> Any:
             # As SageMaker's XGBoost container: rows from CSV carry no feature names.

@@ -19,17 +19,25 @@ from kiln.core.errors import Conflict, InvalidArgument, NotFound, PermissionDeni
 from kiln.core.names import Ref, check_alias, check_name, parse_ref
 from kiln.core.storage import check_key
 from kiln.core.workspace import Workspace
-from kiln.registry._build import prepare_folder, runs_code
+from kiln.registry._build import _PACKAGES, prepare_folder, runs_code
 from kiln.registry._flavors import LoadOptions, Predictor, get_flavor
 from kiln.registry._models import (
     APPROVAL_STATUSES,
     MANIFEST_NAME,
+    Lineage,
     Manifest,
     Model,
     ModelFile,
     ModelVersion,
 )
-from kiln.registry._package import check_package_path, iter_tar, verify_folder, write_manifest
+from kiln.registry._package import (
+    check_package_path,
+    framework_versions,
+    iter_tar,
+    new_manifest,
+    verify_folder,
+    write_manifest,
+)
 from kiln.registry._tables import model_aliases, model_versions, models
 from kiln.registry._worker import WorkerPredictor
 
@@ -100,6 +108,58 @@ class ModelService:
         manifest = manifest.model_copy(update={"lineage": lineage, "created_at": manifest.created_at or time.time()})
         if lineage.run_id:
             self._check_run(lineage.run_id)
+        return self._store(name, src, manifest, description)
+
+    def register_job_model(
+        self,
+        *,
+        name: str,
+        folder: str | Path,
+        flavor: str,
+        flavor_options: dict[str, Any],
+        job: str,
+        run_id: str | None,
+        submitter: str,
+        source_sha256: str,
+        datasets: Sequence[str] | None = None,
+        description: str = "",
+    ) -> ModelVersion:
+        """Register the model a finished training job saved, trusted because Kiln ran that job.
+
+        For the job runner only: no operation declares it and no route reaches it, so a
+        request can never claim this provenance. The version records
+        ``trusted_by="job:<job>"`` in the same transaction that creates it, with lineage
+        (job, run, datasets, submitter, the code's sha256).
+
+        Raises:
+            InvalidArgument: bad name, unknown flavor, options naming files the folder lacks.
+            NotFound: ``run_id`` names no run.
+        """
+        check_name(name, kind="model")
+        if not isinstance(job, str) or not job:
+            raise InvalidArgument("register_job_model needs the id of the job that trained the model")
+        if run_id is not None:
+            run_id = self._resolve_run(run_id)
+            if datasets is None:
+                datasets = self._run_inputs(run_id)
+        for ref in datasets or []:
+            parse_ref(ref, kind="dataset")
+        src = Path(folder)
+        chosen = get_flavor(flavor)
+        packages = _PACKAGES.get(str(flavor_options.get("framework", "")), _PACKAGES.get(flavor, ()))
+        lineage = Lineage(
+            job=job, run_id=run_id, datasets=list(datasets or []),
+            extra={"submitter": submitter, "source_sha256": source_sha256},
+        )
+        manifest = new_manifest(
+            src, flavor=chosen.name, options=dict(flavor_options), origin="kiln",
+            framework_versions=framework_versions(*packages), lineage=lineage,
+        )
+        chosen.check(src, manifest)
+        return self._store(name, src, manifest, description, trusted_by=f"job:{job}")
+
+    def _store(self, name: str, src: Path, manifest: Manifest, description: str, *, trusted_by: str | None = None) -> ModelVersion:
+        """Store a package's files, then commit its version in one transaction (nothing half-written)."""
         prefix = f"models/{name}/{uuid.uuid4().hex}/"
         stored = []
         try:
@@ -112,7 +172,7 @@ class ModelService:
                 want = manifest.files[info.key[len(prefix):]]
                 if info.sha256 != want.sha256:
                     raise InvalidArgument(f"model file {info.key[len(prefix):]!r} changed while it was being registered; try again")
-            version = self._commit_version(name, manifest, prefix, description)
+            version = self._commit_version(name, manifest, prefix, description, trusted_by=trusted_by)
         except BaseException:
             self.ws.store.delete(prefix.rstrip("/"))
             raise
@@ -138,10 +198,11 @@ class ModelService:
             if conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is None:
                 raise NotFound(f"run {run_id} does not exist; pass the id of the run that trained the model")
 
-    def _commit_version(self, name: str, manifest: Manifest, prefix: str, description: str) -> ModelVersion:
+    def _commit_version(self, name: str, manifest: Manifest, prefix: str, description: str, *, trusted_by: str | None = None) -> ModelVersion:
         now = time.time()
         size = sum(d.size for d in manifest.files.values())
-        with self.ws.mutation(self.ctx, action="models.register", resource=f"models/{name}", details={"flavor": manifest.flavor}) as (conn, details):
+        audit = {"flavor": manifest.flavor, **({"trusted_by": trusted_by} if trusted_by else {})}
+        with self.ws.mutation(self.ctx, action="models.register", resource=f"models/{name}", details=audit) as (conn, details):
             # Insert-if-missing, then lock the row: two first registrations of one model at once
             # (PostgreSQL) wait on each other instead of one failing on the primary key.
             conn.execute(
@@ -160,7 +221,7 @@ class ModelService:
                     "description": description, "manifest": manifest.model_dump_json(), "prefix": prefix, "size": size,
                     "file_count": len(manifest.files), "run_id": manifest.lineage.run_id, "created_at": now,
                     "created_by": self.ctx.actor, "status_updated_at": None, "status_updated_by": None, "status_comment": None,
-                    "trusted_by": None, "trusted_at": None,
+                    "trusted_by": trusted_by, "trusted_at": now if trusted_by else None,
                 },
             )
             got = conn.execute(sa.select(model_versions).where(model_versions.c.name == name, model_versions.c.version == version)).one()
@@ -419,7 +480,12 @@ class ModelService:
         row, manifest = self._located(ref)
         trusted = False
         if runs_code(manifest):
-            what = "code/inference.py" if manifest.flavor == "custom" or "code/inference.py" in manifest.files else "a pickle"
+            if manifest.flavor == "custom" or "code/inference.py" in manifest.files:
+                what = "code/inference.py"
+            elif manifest.flavor == "sagemaker":
+                what = f"training code (code/{manifest.flavor_options.get('entry_point', '')})"
+            else:
+                what = "a pickle"
             if self.ws.settings.model_code == "never":
                 raise PermissionDenied(f"model {row.name}@{row.version} holds {what}, and this server runs no model code (KILN_MODEL_CODE=never)")
             if row.trusted_by is None:

@@ -33,6 +33,7 @@ CLIENT_HEADER = "x-kiln-client"
 
 # Media types a state-changing request may carry: JSON, and what the upload routes take.
 UPLOAD_TYPES = frozenset({
+    "application/gzip",
     "application/json",
     "application/octet-stream",
     "application/vnd.apache.parquet",

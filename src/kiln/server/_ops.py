@@ -2,7 +2,8 @@
 
 Each declared operation becomes one route: its path segments and query
 parameters are typed from the service method's signature, its JSON body is a
-pydantic model of the ``body`` arguments, its role is checked before the body is
+pydantic model of the ``body`` arguments (or, for a ``payload`` operation, one JSON
+value passed through as it is), its role is checked before the body is
 read (:class:`~kiln.server._roles.KilnRoute`), and the service runs in the
 thread pool. The OpenAPI entry follows from the same declaration.
 """
@@ -14,10 +15,12 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import ConfigDict, TypeAdapter, create_model
 from starlette.concurrency import run_in_threadpool
 
+from kiln.core.errors import InvalidArgument
 from kiln.core.ops import Operation
 from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import get_ctx
@@ -29,11 +32,25 @@ def operations_router(operations: Iterable[Operation], *, tags: list[str]) -> AP
     """An APIRouter with one route per operation."""
     router = APIRouter(tags=list(tags), route_class=KilnRoute)
     for op in operations:
+        extra = role(op.role, action=op.name)
+        if op.payload:
+            extra["requestBody"] = {"required": False, "description": f"the {op.payload}: any JSON value", "content": {"application/json": {"schema": {}}}}
         router.add_api_route(
             op.path, _endpoint(op), methods=[op.method], response_model=op.response, status_code=op.status, name=op.name.split(".", 1)[1],
-            operation_id=op.name, summary=op.summary or _first_line(op), openapi_extra=role(op.role, action=op.name),
+            operation_id=op.name, summary=op.summary or _first_line(op), openapi_extra=extra,
         )
     return router
+
+
+async def _payload(request: Request, name: str) -> Any:
+    """The whole body as one JSON value (an empty body is null)."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"the {name} is not JSON: {exc}") from None
 
 
 def _first_line(op: Operation) -> str:
@@ -71,6 +88,8 @@ def _endpoint(op: Operation) -> Any:
         args.update(values)
         if body is not None:
             args.update(body.model_dump(exclude_unset=True))
+        if op.payload:
+            args[op.payload] = await _payload(request, op.payload)
         ws = request.app.state.workspace
         result = await run_in_threadpool(op.invoke, ws, get_ctx(request), args)
         # The response type serialises itself (NaN metrics as "NaN", as the models say).

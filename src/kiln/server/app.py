@@ -39,6 +39,7 @@ ROUTE_MODULES = [
     "tracking", "registry",
     "streams", "catalog",
     "prep",
+    "jobs", "functions",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -74,7 +75,7 @@ class _RequestLimits:
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         ctype = headers.get("content-type", "")
-        is_upload = ctype.startswith(("multipart/form-data", "application/octet-stream", "text/csv", "application/vnd"))
+        is_upload = ctype.startswith(("multipart/form-data", "application/octet-stream", "application/gzip", "text/csv", "application/vnd"))
         limit = self.max_upload if is_upload else self.max_body
         declared = headers.get("content-length", "")
 
@@ -137,6 +138,7 @@ async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> 
 LIFESPAN_HOOKS = [
     "kiln.lake.streams._worker:lifespan",
     "kiln.server._audit_anchor:lifespan",
+    "kiln.jobs._watcher:lifespan",
 ]
 
 

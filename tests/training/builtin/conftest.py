@@ -56,7 +56,8 @@ class Job:
         return path
 
     def run(self, algorithm: str, hps: dict[str, Any], *, content_types: dict[str, str] | None = None,
-            hosts: list[str] | None = None, host: str = "algo-1", sm_env: bool = True) -> subprocess.CompletedProcess[str]:
+            hosts: list[str] | None = None, host: str = "algo-1", sm_env: bool = True,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run ``python -m kiln.training.builtin ALGO`` with the SM_* environment a runner sets."""
         channels = sorted(p.name for p in (self.base / "input" / "data").iterdir()) if (self.base / "input" / "data").is_dir() else []
         config = self.base / "input" / "config"
@@ -67,7 +68,7 @@ class Job:
         (config / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts or [host]}))
         for folder in ("model", "output/data"):
             (self.base / folder).mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "KILN_DIST_", "KILN_HOST_"))}
         env["SAGEMAKER_BASE_DIR"] = str(self.base)
         if sm_env:
             env.update({
@@ -77,6 +78,7 @@ class Job:
                 "SM_HOSTS": json.dumps(hosts or [host]), "SM_CURRENT_HOST": host,
                 **{f"SM_CHANNEL_{c.upper()}": str(self.base / "input" / "data" / c) for c in channels},
             })
+        env.update(extra_env or {})
         self.result = subprocess.run([sys.executable, "-m", "kiln.training.builtin", algorithm], env=env,
                                      capture_output=True, text=True, timeout=240)
         return self.result

@@ -110,13 +110,31 @@ def test_content_type_the_algorithm_does_not_read(job):
     assert "channel train is libsvm, which this algorithm does not read; accepted: text/csv, application/x-parquet" in job.failure
 
 
-def test_several_hosts_each_read_their_shard_of_the_files(job):
+@pytest.mark.parametrize(("algorithm", "host", "message"), [
+    ("xgboost", "algo-1", "algo-2 did not join algo-1 within 1 s"),
+    ("lightgbm", "algo-2", "algo-2 could not reach algo-1 at 127.0.0.1:{port} within 1 s"),
+])
+def test_a_host_whose_peer_never_comes_fails_within_the_time_limit(job, algorithm, host, message):
+    from kiln.training.builtin._collective import free_port
+
     Xt, yt, _, _ = split("breast_cancer")
-    for i in range(3):
-        write_csv(job.channel("train") / f"part-{i}.csv", yt[i::3], Xt[i::3])
-    result = job.run("lightgbm", {"num_boost_round": 5}, hosts=["algo-1", "algo-2"], host="algo-2")
-    assert result.returncode == 0, result.stderr
-    assert f"channel train: {len(yt[1::3])} rows" in result.stdout
+    for i in range(2):
+        write_csv(job.channel("train") / f"part-{i}.csv", yt[i::2], Xt[i::2])
+    port = free_port("127.0.0.1")
+    hosts_env = {"KILN_HOST_ADDRESSES": '{"algo-1":"127.0.0.1","algo-2":"127.0.0.1"}', "KILN_DIST_PORT": str(port), "KILN_DIST_TIMEOUT_S": "1"}
+    hps = {"num_round": 3} if algorithm == "xgboost" else {"num_boost_round": 3}
+    result = job.run(algorithm, hps, hosts=["algo-1", "algo-2"], host=host, extra_env=hosts_env)
+    assert result.returncode != 0
+    assert f"channel train: {len(yt[int(host[-1]) - 1::2])} rows" in result.stdout  # its own shard
+    assert message.format(port=port) in job.failure
+
+
+def test_several_hosts_without_the_runners_addresses_are_refused(job):
+    Xt, yt, _, _ = split("breast_cancer")
+    for i in range(2):
+        write_csv(job.channel("train") / f"part-{i}.csv", yt[i::2], Xt[i::2])
+    assert job.run("xgboost", {"num_round": 3}, hosts=["algo-1", "algo-2"]).returncode != 0
+    assert "2 hosts train together only when KILN_HOST_ADDRESSES and KILN_DIST_PORT say where they are" in job.failure
 
 
 def test_job_folder_alone_without_sm_variables(job):

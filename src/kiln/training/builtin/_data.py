@@ -131,8 +131,8 @@ def read_channels(env: TrainingEnv, *, channels: tuple[str, ...], supervised: bo
     for name in [c for c in channels if c in env.channels]:
         files = data_files(name, env.channels[name])
         if name == "train" and len(env.hosts) > 1:
-            # Each host trains on its own shard; the distributed reduction (Rabit / LightGBM's
-            # network) is not wired yet, so each host's model is its shard's model for now.
+            # Each host reads its own shard: xgboost and lightgbm then reduce across the hosts
+            # (_collective); the other built-ins train algo-1's model on algo-1's shard alone.
             files = [f for i, f in enumerate(files) if i % len(env.hosts) == env.host_index]
             if not files:
                 raise BuiltinError(

@@ -8,11 +8,8 @@ label). ``sample_size`` rows are drawn from the train channel (all of them when 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from kiln.training.builtin import _sklearn
-from kiln.training.builtin._base import Algorithm, BuiltinError, BuiltinModel, Hyperparameter as H, register
+from kiln.training.builtin._base import Algorithm, BuiltinError, Hyperparameter as H, register
 from kiln.training.builtin._data import Channels, Classes
 
 __all__ = ["KNN"]
@@ -25,7 +22,9 @@ HELPERS = ("sklearn.neighbors._kd_tree.KDTree", "sklearn.metrics._dist_metrics.E
 
 
 @register
-class KNN(Algorithm):
+class KNN(_sklearn.SkopsPredictor, Algorithm):
+    estimators = ESTIMATORS
+    helpers = HELPERS
     name = "knn"
     channels = _CHANNELS
     hyperparameters = (
@@ -38,8 +37,6 @@ class KNN(Algorithm):
         H("target", "str"),
     )
     metric_definitions = _sklearn.definitions(("validation", "test"), (("accuracy", True), ("mse", False)))
-    estimator_: Any
-    classes_: Classes | None
 
     def fit(self, data: Channels) -> KNN:
         import numpy as np
@@ -83,18 +80,3 @@ class KNN(Algorithm):
             else:
                 _sklearn.report(self.env, channel, {"mse": _sklearn.regression_scores(frame.y, pred)["mse"]})
         return self
-
-    def save(self, model_dir: Path) -> dict[str, Any]:
-        return {**_sklearn.dump(self.estimator_, model_dir),
-                "task": "classification" if self.classes_ is not None else "regression",
-                "classes": self.classes_.values if self.classes_ is not None else None,
-                "label_encoding": "classes" if self.classes_ is not None else "none"}
-
-    @classmethod
-    def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
-        estimator = _sklearn.load(model_dir, manifest, estimators=ESTIMATORS, helpers=HELPERS)
-        if manifest["task"] != "classification":
-            return BuiltinModel(manifest=manifest, model=estimator, _predict=estimator.predict)
-        classes = Classes(values=manifest["classes"], encoded=True)
-        return BuiltinModel(manifest=manifest, model=estimator, _predict=lambda X: classes.decode(estimator.predict(X)),
-                            _predict_proba=estimator.predict_proba)

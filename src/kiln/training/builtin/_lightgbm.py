@@ -14,6 +14,7 @@ The model is LightGBM's text format, ``model.txt`` (the best iteration when earl
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from kiln.training.builtin._base import (
     register,
     require,
 )
+from kiln.training.builtin._collective import agreed_labels, free_port, label_set, peers
 from kiln.training.builtin._data import Channels, Classes, Frame
 
 __all__ = ["LightGBM"]
@@ -85,12 +87,16 @@ class LightGBM(Algorithm):
         lgb = require("lightgbm")
 
         hp = self.hp
-        objective = self._objective(data.train)
+        assert data.train.y is not None
+        labels, network = data.train.y, self._network(data.train.y)
+        if network:
+            labels = network.pop("labels")
+        objective = self._objective(labels)
         self.objective_ = objective
-        self.classes_ = self._classes(objective, data.train)
+        self.classes_ = self._classes(objective, labels)
         params = {k: v for k, v in hp.items() if k not in _OWN}
         params.update(objective=objective, metric=_AUTO_METRIC.get(objective, "rmse") if hp["metric"] == "auto" else hp["metric"],
-                      num_threads=hp["num_threads"] or self.env.num_cpus)
+                      num_threads=hp["num_threads"] or self.env.num_cpus, **network)
         if objective.startswith("multiclass"):
             assert self.classes_ is not None
             params["num_class"] = len(self.classes_.values)
@@ -99,39 +105,61 @@ class LightGBM(Algorithm):
         if data.validation is not None:
             sets.append(self._dataset(data.validation, "validation", params, reference=dtrain))
             names.append("validation")
-        callbacks = [_print_evaluation]
+        leader = not network or self.env.host_index == 0
+        callbacks = [_print_evaluation] if leader else []  # the validation rows are the same on every host: algo-1 prints
         rounds = hp["early_stopping_rounds"]
         if rounds > 0 and data.validation is not None:
             callbacks.append(lgb.early_stopping(rounds, first_metric_only=True, verbose=False))
         self.booster_ = lgb.train(params, dtrain, num_boost_round=hp["num_boost_round"], valid_sets=sets,
                                   valid_names=names, callbacks=callbacks)
+        if network:
+            self.booster_.free_network()
         return self
 
-    def _objective(self, train: Frame) -> str:
+    def _network(self, y: Any) -> dict[str, Any]:
+        """With several hosts, the parameters that make LightGBM train data-parallel across them
+        (and ``labels``, every shard's together); nothing for one host."""
+        team = peers(self.env)
+        if team is None:
+            return {}
+        learner = self.hp["tree_learner"]
+        if learner == "feature":
+            raise BuiltinError("tree_learner feature needs every host to hold all the rows; with several hosts "
+                               "each holds its shard: use data or voting")
+        port = free_port(team.address)
+        everyone = team.exchange({"labels": label_set(y), "port": port})
+        machines = ",".join(f"{team.addresses[h]}:{e['port']}" for h, e in zip(team.hosts, everyone))
+        print(f"{team.current} joins the LightGBM network on port {port}: {machines}", flush=True)
+        return {
+            "labels": agreed_labels([e["labels"] for e in everyone], y),
+            "tree_learner": "data" if learner == "serial" else learner, "num_machines": len(team.hosts),
+            "machines": machines, "local_listen_port": port, "pre_partition": True,
+            "time_out": max(1, math.ceil(team.timeout_s / 60)),  # LightGBM's socket time limit, in minutes
+        }
+
+    def _objective(self, y: Any) -> str:
         import numpy as np
 
         chosen = self.hp["objective"]
-        assert train.y is not None
         if chosen != "auto":
             return str(chosen)
         if self.hp.get("num_class", 2) > 2:
             return "multiclass"
-        if train.y.dtype == object:
-            return "binary" if len(set(train.y)) == 2 else "multiclass"
-        return "binary" if np.isin(train.y, (0, 1)).all() else "regression"
+        if y.dtype == object:
+            return "binary" if len(set(y)) == 2 else "multiclass"
+        return "binary" if np.isin(y, (0, 1)).all() else "regression"
 
-    def _classes(self, objective: str, train: Frame) -> Classes | None:
-        assert train.y is not None
+    def _classes(self, objective: str, y: Any) -> Classes | None:
         if objective in REGRESSION:
-            if train.y.dtype == object:
+            if y.dtype == object:
                 raise BuiltinError(
                     f"the label holds strings but objective {objective} needs numbers; use objective "
                     "binary or multiclass for classes"
                 )
             return None
-        if objective == "binary" and train.y.dtype != object:
+        if objective == "binary" and y.dtype != object:
             return Classes(values=[0, 1], encoded=False)
-        classes = Classes.fit(train.y, index_labels=True, num_classes=self.hp.get("num_class"))
+        classes = Classes.fit(y, index_labels=True, num_classes=self.hp.get("num_class"))
         if objective == "binary" and len(classes.values) != 2:
             raise BuiltinError(
                 f"objective binary needs 2 classes; the label has {len(classes.values)}: "

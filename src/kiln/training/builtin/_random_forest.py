@@ -7,11 +7,10 @@ training it prints, for train and each of validation/test given, ``accuracy`` an
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from kiln.training.builtin import _sklearn
-from kiln.training.builtin._base import Algorithm, BuiltinError, BuiltinModel, Hyperparameter as H, register
+from kiln.training.builtin._base import Algorithm, BuiltinError, Hyperparameter as H, register
 from kiln.training.builtin._data import Channels, Classes
 
 __all__ = ["RandomForest"]
@@ -26,7 +25,9 @@ HELPERS = ("sklearn.tree._classes.DecisionTreeClassifier", "sklearn.tree._classe
 
 
 @register
-class RandomForest(Algorithm):
+class RandomForest(_sklearn.SkopsPredictor, Algorithm):
+    estimators = ESTIMATORS
+    helpers = HELPERS
     name = "random-forest"
     channels = _CHANNELS
     hyperparameters = (
@@ -41,8 +42,6 @@ class RandomForest(Algorithm):
         H("target", "str"),
     )
     metric_definitions = _sklearn.definitions(_CHANNELS, CLASSIFIER_METRICS + REGRESSOR_METRICS)
-    estimator_: Any
-    classes_: Classes | None
 
     def fit(self, data: Channels) -> RandomForest:
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -77,21 +76,6 @@ class RandomForest(Algorithm):
                 scores = _sklearn.regression_scores(frame.y, pred)
             _sklearn.report(self.env, channel, scores)
         return self
-
-    def save(self, model_dir: Path) -> dict[str, Any]:
-        return {**_sklearn.dump(self.estimator_, model_dir),
-                "task": "classification" if self.classes_ is not None else "regression",
-                "classes": self.classes_.values if self.classes_ is not None else None,
-                "label_encoding": "classes" if self.classes_ is not None else "none"}
-
-    @classmethod
-    def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
-        estimator = _sklearn.load(model_dir, manifest, estimators=ESTIMATORS, helpers=HELPERS)
-        if manifest["task"] != "classification":
-            return BuiltinModel(manifest=manifest, model=estimator, _predict=estimator.predict)
-        classes = Classes(values=manifest["classes"], encoded=True)
-        return BuiltinModel(manifest=manifest, model=estimator, _predict=lambda X: classes.decode(estimator.predict(X)),
-                            _predict_proba=estimator.predict_proba)
 
 
 def _max_features(value: str | None, classify: bool) -> Any:

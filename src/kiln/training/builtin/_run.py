@@ -73,6 +73,9 @@ def _train(name: str, env: TrainingEnv) -> None:
     start = time.perf_counter()
     algorithm = cls(hyperparameters=hp, env=env).fit(data)
     print(f"trained in {time.perf_counter() - start:.2f} s")
+    if env.host_index != 0:
+        print(f"model saved by {env.hosts[0]}: its model/ is the job's")
+        return
     env.model_dir.mkdir(parents=True, exist_ok=True)
     facts = algorithm.save(env.model_dir)
     train = data.train

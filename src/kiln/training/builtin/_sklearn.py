@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from kiln.training.builtin._base import BuiltinError, MetricDefinition, quality_line, quality_metric
+from kiln.training.builtin._base import BuiltinError, BuiltinModel, MetricDefinition, quality_line, quality_metric
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from kiln.training.builtin._data import Channels, Frame
+    from kiln.training.builtin._data import Channels, Classes, Frame
     from kiln.training.builtin._env import TrainingEnv
 
-__all__ = ["check_feature_dim", "definitions", "dump", "load", "report", "require_finite"]
+__all__ = ["SkopsPredictor", "check_feature_dim", "definitions", "dump", "load", "report", "require_finite"]
 
 MODEL_FILE = "model.skops"
 
@@ -31,6 +31,34 @@ def dump(estimator: Any, model_dir: Path) -> dict[str, Any]:
 
     sio.dump(estimator, model_dir / MODEL_FILE)
     return {"model_file": MODEL_FILE, "model_format": "skops"}
+
+
+class SkopsPredictor:
+    """``save`` and ``load`` of an algorithm whose model is one scikit-learn classifier or regressor
+    (``estimator_``) and, for a classifier, its encoded ``classes_``; the class names the types
+    its skops file may hold (``estimators``, ``helpers``, as :func:`load` takes them)."""
+
+    estimators: ClassVar[tuple[str, ...]]
+    helpers: ClassVar[tuple[str, ...]] = ()
+    estimator_: Any
+    classes_: Classes | None
+
+    def save(self, model_dir: Path) -> dict[str, Any]:
+        return {**dump(self.estimator_, model_dir),
+                "task": "classification" if self.classes_ is not None else "regression",
+                "classes": self.classes_.values if self.classes_ is not None else None,
+                "label_encoding": "classes" if self.classes_ is not None else "none"}
+
+    @classmethod
+    def load(cls, model_dir: Path, manifest: dict[str, Any]) -> BuiltinModel:
+        from kiln.training.builtin._data import Classes
+
+        estimator = load(model_dir, manifest, estimators=cls.estimators, helpers=cls.helpers)
+        if manifest["task"] != "classification":
+            return BuiltinModel(manifest=manifest, model=estimator, _predict=estimator.predict)
+        classes = Classes(values=manifest["classes"], encoded=True)
+        return BuiltinModel(manifest=manifest, model=estimator, _predict=lambda X: classes.decode(estimator.predict(X)),
+                            _predict_proba=estimator.predict_proba)
 
 
 # What every skops file holds besides the estimator's own classes: containers, arrays, scalars.

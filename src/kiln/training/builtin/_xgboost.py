@@ -28,6 +28,7 @@ from kiln.training.builtin._base import (
     register,
     require,
 )
+from kiln.training.builtin._collective import agreed_labels, label_set, peers
 from kiln.training.builtin._data import Channels, Classes, Frame
 
 __all__ = ["XGBoost"]
@@ -105,26 +106,61 @@ class XGBoost(Algorithm):
         metrics, stop_metric = self._eval_metrics()
         if metrics:
             params["eval_metric"] = metrics
-        self.classes_ = self._classes(objective, data.train)
+        assert data.train.y is not None
+        self.objective_ = objective
+        team = peers(self.env)
+        if team is None:
+            self.classes_ = self._classes(objective, data.train.y)
+            self.booster_ = self._train(xgb, params, data, stop_metric, verbose=True)
+            return self
+        # Several hosts: algo-1 runs XGBoost's tracker; each host joins the collective with its
+        # shard, and XGBoost allreduces the gradient histograms, so every host grows the same trees.
+        tracker = None
+        if team.leader:
+            tracker = xgb.tracker.RabitTracker(n_workers=len(team.hosts), host_ip=team.address, port=0, sortby="task",
+                                               timeout=int(team.timeout_s))
+            tracker.start()
+        try:
+            everyone = team.exchange({"labels": label_set(data.train.y), "tracker": tracker.worker_args() if tracker else None})
+            # The classes of every shard together: each host encodes its labels the same way.
+            self.classes_ = self._classes(objective, agreed_labels([e["labels"] for e in everyone], data.train.y))
+            args = {**everyone[0]["tracker"], "dmlc_task_id": team.current, "dmlc_timeout": int(team.timeout_s)}
+            with xgb.collective.CommunicatorContext(**args):
+                print(f"{team.current} joined the collective: rank {xgb.collective.get_rank()} of "
+                      f"{xgb.collective.get_world_size()} (tracker {args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']})",
+                      flush=True)
+                # Metrics are allreduced, the same on every host: algo-1 prints them, once.
+                self.booster_ = self._train(xgb, params, data, stop_metric, verbose=team.leader)
+            if tracker is not None:
+                tracker.wait_for(int(team.timeout_s))
+        finally:
+            if tracker is not None:
+                try:
+                    tracker.free()
+                except Exception:  # noqa: BLE001 - a tracker whose workers never came cannot end cleanly
+                    pass
+        return self
+
+    def _train(self, xgb: Any, params: dict[str, Any], data: Channels, stop_metric: str | None, *, verbose: bool) -> Any:
+        params = dict(params)
         params.pop("num_class", None)
-        if self.classes_ is not None and objective.startswith("multi:"):
+        if self.classes_ is not None and self.objective_.startswith("multi:"):
             params["num_class"] = len(self.classes_.values)
         dtrain = self._dmatrix(data.train, "train", params["nthread"])
         evals = [(dtrain, "train")]
         if data.validation is not None:
             evals.append((self._dmatrix(data.validation, "validation", params["nthread"]), "validation"))
-        callbacks: list[Any] = [_print_evaluation()]
-        rounds = hp.get("early_stopping_rounds")
+        callbacks: list[Any] = [_print_evaluation()] if verbose else []
+        rounds = self.hp.get("early_stopping_rounds")
         if rounds and data.validation is None:
-            print("early_stopping_rounds is ignored: there is no validation channel", flush=True)
+            if verbose:
+                print("early_stopping_rounds is ignored: there is no validation channel", flush=True)
         elif rounds:
             maximize = (stop_metric or "").split("@")[0] in MAXIMIZE
             callbacks.append(xgb.callback.EarlyStopping(rounds=rounds, metric_name=stop_metric, data_name="validation",
                                                         maximize=maximize, save_best=True))
-        self.booster_ = xgb.train(params, dtrain, num_boost_round=hp["num_round"], evals=evals,
-                                  callbacks=callbacks, verbose_eval=False)
-        self.objective_ = objective
-        return self
+        return xgb.train(params, dtrain, num_boost_round=self.hp["num_round"], evals=evals, callbacks=callbacks,
+                         verbose_eval=False)
 
     def _eval_metrics(self) -> tuple[list[str], str | None]:
         """eval_metric as a list (SageMaker takes a comma list), plus the tuning objective's metric
@@ -144,25 +180,24 @@ class XGBoost(Algorithm):
                 metrics.append(stop)
         return metrics, stop
 
-    def _classes(self, objective: str, train: Frame) -> Classes | None:
-        assert train.y is not None
+    def _classes(self, objective: str, y: Any) -> Classes | None:
         if objective not in CLASSIFICATION:
-            if train.y.dtype == object:
+            if y.dtype == object:
                 raise BuiltinError(
                     f"the label holds strings but objective {objective} needs numbers; use "
                     "binary:logistic or multi:softprob for classes"
                 )
             return None
         if objective.startswith("binary:"):
-            if train.y.dtype != object:
-                outside = train.y[(train.y < 0) | (train.y > 1)]
+            if y.dtype != object:
+                outside = y[(y < 0) | (y > 1)]
                 if outside.size:
                     raise BuiltinError(
                         f"objective {objective} needs labels 0 and 1 (or probabilities in [0, 1]); "
                         f"the label has {outside[0]:g}"
                     )
                 return Classes(values=[0, 1], encoded=False)  # numeric labels pass through, as in SageMaker
-            classes = Classes.fit(train.y, index_labels=True)
+            classes = Classes.fit(y, index_labels=True)
             if len(classes.values) != 2:
                 raise BuiltinError(
                     f"objective {objective} needs 2 classes; the label has {len(classes.values)}: "
@@ -170,9 +205,9 @@ class XGBoost(Algorithm):
                 )
             return classes
         num_class = self.hp.get("num_class")
-        if num_class is None and train.y.dtype != object:
+        if num_class is None and y.dtype != object:
             raise BuiltinError(f"hyperparameter num_class is required when objective is {objective}")
-        classes = Classes.fit(train.y, index_labels=True, num_classes=num_class)
+        classes = Classes.fit(y, index_labels=True, num_classes=num_class)
         if num_class is not None and len(classes.values) > num_class:
             raise BuiltinError(f"num_class is {num_class} but the label has {len(classes.values)} classes")
         return classes

@@ -1,0 +1,20 @@
+"""Training's operations, declared once (see :mod:`kiln.core.ops`). The source travels
+first through the jobs' code upload (``POST /v1/jobs/code``); a job names it by hash."""
+
+from __future__ import annotations
+
+from kiln.core.ops import Operation, declare
+from kiln.jobs._models import Job
+
+ALL = declare(
+    Operation(
+        name="training.create", method="POST", path="/v1/training-jobs", role="editor",
+        service="kiln.training._service:TrainingService", call="create", response=Job, status=201, kind="job",
+        body=(
+            "name", "base_job_name", "code", "entry_point", "algorithm", "target", "hyperparameters", "channels",
+            "metric_definitions", "instance_count", "instance_type", "framework", "framework_version", "model_name",
+            "environment", "max_run_s", "max_retries", "experiment",
+        ),
+    ),
+)
+(CREATE,) = ALL
