@@ -42,8 +42,7 @@ class BuiltinFlavor(Flavor):
         from kiln.training.builtin import load_builtin
 
         model = load_builtin(folder)
-        proba = getattr(model, "_predict_proba", None)
-        return Predictor(manifest=manifest, model=model, predict=model.predict, predict_proba=model.predict_proba if proba else None)
+        return Predictor(manifest=manifest, model=model, predict=model.predict, predict_proba=model.predict_proba if model.has_proba else None)
 
 
 register_flavor(BuiltinFlavor())
