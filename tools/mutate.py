@@ -48,13 +48,18 @@ def run_group(name: str, budget: int, *, resume: bool = False, survivors: bool =
         work.mkdir(parents=True)
         for entry in ("src", "tests", "pyproject.toml"):
             (work / entry).symlink_to(ROOT / entry)
-    cfg = {
+    cfg: dict[str, list[str] | str] = {
         "source_paths": ["src"],  # copied whole, so kiln imports from the copy; only `modules` mutate
         "only_mutate": modules,
         "pytest_add_cli_args": ["-x", "-n", "0", "-p", "no:cacheprovider", "-m", "not postgres and not s3 and not nats"],
         "pytest_add_cli_args_test_selection": tests,
+        # Fork each mutant's worker from a server that only collected the tests: forked from
+        # the process that ran them, DuckDB's threads made most SQL mutants crash ("segfault").
+        "process_isolation": "forkserver",
     }
-    (work / "setup.cfg").write_text("[mutmut]\n" + "".join(f"{key}=\n" + "".join(f"    {v}\n" for v in values) for key, values in cfg.items()))
+    (work / "setup.cfg").write_text("[mutmut]\n" + "".join(
+        f"{key}={values}\n" if isinstance(values, str) else f"{key}=\n" + "".join(f"    {v}\n" for v in values)
+        for key, values in cfg.items()))
     print(f"== {name}: {', '.join(modules)} against {', '.join(tests)} ({budget}s)", flush=True)
     deadline = time.monotonic() + budget
     try:

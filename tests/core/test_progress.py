@@ -49,3 +49,18 @@ def test_small_steps_are_merged_and_threads_keep_the_order() -> None:
     [t.join() for t in threads]
     work.finish()
     assert seen == sorted(seen) and len(seen) <= 201 and seen[-1] == 1.0
+
+
+def test_a_service_called_inside_the_work_fills_its_stage() -> None:
+    seen: list[float] = []
+    whole = Progress(listener=seen.append)
+    whole.update(0.5)
+    with reporting(whole.part(0.5, 1.0).listener):
+        inner = Progress(4)  # what a nested service makes: it reports into the stage
+    for _ in range(4):
+        inner.advance()
+    inner.finish()
+    assert seen == [0.5, 0.625, 0.75, 0.875, 0.9995, 1.0]
+    quiet = Progress()
+    with reporting(quiet.listener):
+        assert not Progress().active, "a stage nobody listens to passes nothing on"

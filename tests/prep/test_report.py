@@ -203,3 +203,15 @@ def test_anomaly_share_is_small_on_gaussian_data_and_catches_planted_rows(plante
     else:
         assert anomalies["share"] <= 0.02
     assert "IQR" in anomalies["rule"]
+
+
+@pytest.mark.parametrize("target", [None, "y"])
+def test_profile_reports_increasing_progress_to_the_end(target: str | None) -> None:
+    from kiln.core.progress import reporting
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=20_000), "y": rng.normal(size=20_000)})
+    seen: list[float] = []
+    with reporting(seen.append):
+        profile(frame, target=target, batch_size=2_000)
+    assert len(seen) >= 10 and seen == sorted(set(seen)) and seen[-1] == 1.0, seen

@@ -95,6 +95,16 @@ class Progress:
             self._last = 1.0
             self._listener(1.0)
 
+    @property
+    def listener(self) -> Listener | None:
+        """This progress as a listener, for a service called inside the work: ``with
+        reporting(stage.listener): other_service()`` makes the other service's fractions
+        fill this one, rather than reach the outer listener out of order. None when
+        nobody listens (so the inner service reports to nobody either)."""
+        if self._listener is None:
+            return None
+        return lambda fraction: self.finish() if fraction >= 1.0 else self.update(fraction)
+
     def part(self, start: float, end: float, total: float = 1.0) -> Progress:
         """A child for one stage of ``total`` units, filling this one's span [start, end]
         (its :meth:`finish` reports ``end`` here)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -10,9 +12,10 @@ import pandas as pd
 import pyarrow as pa
 
 from kiln.core.errors import InvalidArgument
+from kiln.core.progress import Progress
 from kiln.prep.stats import ColumnKind, DatasetStatistics
 
-__all__ = ["CLASSIFICATION_MAX_CLASSES", "LEAKAGE_POWER", "target_insights"]
+__all__ = ["CLASSIFICATION_MAX_CLASSES", "LEAKAGE_POWER", "target_insights", "warm_up"]
 
 CLASSIFICATION_MAX_CLASSES = 20
 LEAKAGE_POWER = 0.95  # a feature that alone predicts the class this well (gain over majority)
@@ -23,6 +26,27 @@ POWER_BINS = 64
 ANOMALY_ROWS = 20_000
 ANOMALY_FENCE = 3.0  # rows whose anomaly score lies beyond Q3 + 3 IQR of all scores
 MAX_STRING_CATEGORIES = 200  # string features with more distinct values are ids, not signal
+
+
+def warm_up() -> threading.Thread:
+    """Start importing LightGBM and scikit-learn (about 0.7 s, mostly scikit-learn and SciPy) in
+    a background thread, so the import overlaps the profile's statistics pass, which spends
+    its time in Arrow and NumPy kernels that let other threads run.
+
+    The later imports in :func:`target_insights` wait for this one (Python's import lock),
+    and an ImportError is raised there again, so nothing but the time changes. NumPy, pandas
+    and pyarrow, which both threads use, are imported (by this module) before it starts.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):
+            import lightgbm  # noqa: F401
+            import sklearn.ensemble  # noqa: F401
+            import sklearn.metrics  # noqa: F401
+
+    thread = threading.Thread(target=load, name="kiln-insights-import", daemon=True)
+    thread.start()
+    return thread
 
 
 def _lightgbm() -> Any:
@@ -115,8 +139,9 @@ def _clean(v: Any) -> Any:
 
 
 def target_insights(stats: DatasetStatistics, sample: pa.Table, target: str, *,
-                    seed: int = 0) -> dict[str, Any]:
+                    seed: int = 0, progress: Progress | None = None) -> dict[str, Any]:
     """Everything the profile says about ``target`` (see :func:`kiln.prep.report.profile`)."""
+    progress = progress or Progress(listener=None)
     kind = problem_type(stats, target)
     col = stats[target]
     frame = sample.to_pandas()
@@ -140,8 +165,10 @@ def target_insights(stats: DatasetStatistics, sample: pa.Table, target: str, *,
                            "leakage": []}
     if len(frame) >= 20 and x.shape[1] and len(np.unique(y)) > 1:
         out.update(_modelling(kind, x, y, seed, classes))
+    progress.update(0.6)
     out["outliers"] = _outliers(frame, stats, target)
     out["anomalies"] = _anomalies(x, frame, seed)
+    progress.finish()
     return out
 
 
