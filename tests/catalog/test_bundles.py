@@ -166,10 +166,10 @@ RELATIVE = "member names must be relative paths"
     ("manifest edited", _edit_manifest(everywhere=True), None, "holds 2 rows, the manifest says 3"),
     ("manifest contradicts itself", _edit_manifest(everywhere=False), None, "listed with different sizes"),
     ("file missing", lambda n, d: None if n.endswith(".parquet") else (n, d), None, "does not match its manifest"),
-    ("no manifest", lambda n, d: None if n == "manifest.json" else (n, d), None, "no manifest.json"),
+    ("no manifest", lambda n, d: None if n == "manifest.json" else (n, d), None, "^bundle has no manifest.json; nothing was imported$"),
     ("manifest not JSON", lambda n, d: (n, b"{not json") if n == "manifest.json" else (n, d), None, "manifest is not valid: unexpected character"),
     ("version past 64 bits", lambda n, d: (n, _huge_version(d)) if n == "manifest.json" else (n, d), None, "manifest is not valid: (?s:.*)less than or equal to 9223372036854775807"),
-    ("version listed twice", _in_manifest(lambda m: m["versions"].append(m["versions"][0])), None, "manifest lists a version twice"),
+    ("version listed twice", _in_manifest(lambda m: m["versions"].append(m["versions"][0])), None, "^bundle manifest lists a version twice; nothing was imported$"),
     ("sizes do not add up", _in_manifest(lambda m: m["versions"][0].update(byte_size=m["versions"][0]["byte_size"] + 1)), None, "version 1's files do not add up to its row count and size"),
     ("no columns", _in_manifest(lambda m: m["versions"][1].update(columns=[])), None, "gives version 2 no columns"),
     ("file of another size", _in_manifest(_grow_files), None, r"files/[0-9a-f]{64}\.parquet has \d+ bytes, the manifest says \d+"),
@@ -345,8 +345,11 @@ def test_a_taken_name_is_refused_before_any_file_is_stored_and_again_at_commit(w
     assert [v.version for v in DatasetService(ws, local_context()).versions("sales")] == [1, 2, 3]
 
 
-def test_an_import_is_audited_with_its_provenance_and_stages_inside_the_workspace(ws: Workspace, bundle: Path, tmp_path: Path) -> None:
+def test_an_import_is_audited_with_its_provenance_and_stages_inside_the_workspace(ws: Workspace, bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kiln.core import audit
+
+    verify, staged_in = BundleService._verify, []
+    monkeypatch.setattr(BundleService, "_verify", lambda self, src, staging, progress: staged_in.append(staging.parent) or verify(self, src, staging, progress))
 
     long_name = tmp_path / ("b" * 220 + ".tar")
     long_name.write_bytes(bundle.read_bytes())
@@ -362,7 +365,7 @@ def test_an_import_is_audited_with_its_provenance_and_stages_inside_the_workspac
     assert provenance["imported_at"] >= before
     assert all(f.key.startswith("datasets/copy/") for v in imported for f in v.files)
     staging = ws.settings.home / "tmp"  # beside the store, not in the system's /tmp
-    assert staging.is_dir() and [p.name for p in staging.iterdir() if p.name != "duckdb"] == [], "staged in the workspace, then removed"
+    assert staged_in == [staging] and [p.name for p in staging.iterdir() if p.name != "duckdb"] == [], "staged in the workspace, then removed"
 
 
 def test_names_and_paths_are_checked_with_clear_messages(ws: Workspace, bundle: Path, tmp_path: Path) -> None:
