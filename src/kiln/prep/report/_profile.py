@@ -157,9 +157,9 @@ def profile(
             time), a pyarrow Table / RecordBatch / Dataset / RecordBatchReader,
             a pandas or polars DataFrame, or an iterable of ``RecordBatch``.
         title: the report's title.
-        target: a column to predict; adds problem type, a quick LightGBM
-            model, per-feature prediction power (flagging possible leakage),
-            outliers and anomalous rows. Needs ``kiln[ml]`` (lightgbm).
+        target: a column to predict; adds problem type, a quick model
+            (gradient-boosted trees), per-feature prediction power (flagging
+            possible leakage), outliers and anomalous rows.
         sample_rows: the most rows kept for sample-based analyses (default
             50,000).
         batch_size: rows per batch for inputs that can be re-sliced.
@@ -172,7 +172,6 @@ def profile(
 
     Raises:
         InvalidArgument: unreadable input, or a ``target`` not in the data.
-        ImportError: ``target`` given but lightgbm is not installed.
     """
     th = thresholds or AlertThresholds()
     stats = DatasetStatistics()
