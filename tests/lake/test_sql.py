@@ -456,9 +456,9 @@ def test_history_keeps_rows_time_and_the_error_of_any_failure(local_sql: SqlServ
     empty = local_sql.history(limit=1)[0]
     assert (empty.status, empty.rows, empty.error) == ("ok", 0, "")
     start = time.perf_counter()
-    local_sql.query("SELECT count(*) FROM range(30000000)")
+    result = local_sql.query("SELECT count(*) FROM range(30000000)")
     wall_ms = (time.perf_counter() - start) * 1000
-    assert 0.2 * wall_ms < local_sql.history(limit=1)[0].elapsed_ms <= wall_ms
+    assert 0.2 * wall_ms < result.elapsed_ms <= local_sql.history(limit=1)[0].elapsed_ms <= wall_ms
 
     def broken(self, *args, **kwargs):
         raise RuntimeError("not a Kiln error")
@@ -467,7 +467,7 @@ def test_history_keeps_rows_time_and_the_error_of_any_failure(local_sql: SqlServ
     with pytest.raises(RuntimeError):
         local_sql.query("SELECT 7")
     last = local_sql.history(limit=1)[0]
-    assert (last.query, last.status, last.error) == ("SELECT 7", "error", "RuntimeError")
+    assert (last.query, last.status, last.rows, last.error) == ("SELECT 7", "error", 0, "RuntimeError")
 
 
 def test_a_dataset_that_changed_as_the_query_started_is_a_conflict(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
