@@ -32,11 +32,13 @@ test: $(STAMP)
 
 # Mutation testing of the modules that guard users (names, auth, audit, SQL sandbox, bundles,
 # package hashes): each group mutates its own modules and runs its own tests, under a budget.
+# MUTATE_ARGS="--resume" keeps earlier results; "--resume --survivors" reruns the survivors.
 GROUPS ?=
 BUDGET ?= 600
+MUTATE_ARGS ?=
 mutate: $(STAMP)
 	$(UV) pip install --quiet --python $(BIN)/python -c constraints.txt -e ".[mutate]"
-	$(BIN)/python tools/mutate.py $(GROUPS) --budget $(BUDGET)
+	$(BIN)/python tools/mutate.py $(GROUPS) --budget $(BUDGET) $(MUTATE_ARGS)
 
 # Benchmarks compare Kiln with the tools users would otherwise pick. Those tools are
 # installed in venvs of their own (.venv-bench, .venv-ydata), never as Kiln dependencies.

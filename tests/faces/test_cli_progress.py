@@ -1,4 +1,5 @@
-"""Long commands show a spinner with the time elapsed on a terminal, and nothing in a pipe."""
+"""Long commands show progress on a terminal (a bar once the service reports a fraction, a
+spinner with the time elapsed until then), and nothing in a pipe."""
 
 from __future__ import annotations
 
@@ -17,6 +18,23 @@ def test_busy_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch, terminal
     with _common.busy("profiling flights"):
         pass
     assert ("profiling flights" in out.getvalue()) is shown
+
+
+def test_busy_shows_the_fraction_a_service_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.core.progress import Progress
+
+    out = io.StringIO()
+    monkeypatch.setattr(_common, "err_console", Console(file=out, force_terminal=True, width=100))
+    with _common.busy("exporting flights"):
+        work = Progress(4)  # what a service does in the call the command makes
+        for _ in range(3):
+            work.advance()
+    assert "75%" in out.getvalue(), out.getvalue()[-300:]
+    quiet = io.StringIO()
+    monkeypatch.setattr(_common, "err_console", Console(file=quiet, force_terminal=True, width=100))
+    with _common.busy("profiling flights"):
+        pass  # no service reported a fraction: no percentage
+    assert "profiling flights" in quiet.getvalue() and "%" not in quiet.getvalue()
 
 
 def test_busy_passes_errors_through(monkeypatch: pytest.MonkeyPatch) -> None:

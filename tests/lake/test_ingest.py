@@ -235,6 +235,18 @@ def test_progress_is_reported(svc: DatasetService, tmp_path: Path) -> None:
     assert seen and seen[-1] == 1.0 and all(0 <= f <= 1 for f in seen)
 
 
+def test_ingest_and_export_report_to_whoever_listens(svc: DatasetService, tmp_path: Path) -> None:
+    from kiln.core.progress import reporting
+
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"x": range(1000)}).to_csv(path, index=False)
+    for run in (lambda: svc.ingest("p", path), lambda: svc.export("p", tmp_path / "p.parquet")):
+        seen: list[float] = []
+        with reporting(seen.append):
+            run()
+        assert seen and seen == sorted(set(seen)) and seen[-1] == 1.0
+
+
 def test_row_order_is_kept_for_large_inputs(ws: Workspace, ctx) -> None:
     svc = DatasetService(ws, ctx)
     table = pa.table({"id": pa.array(range(1_500_000), pa.int64()), "v": pa.array([i % 7 for i in range(1_500_000)])})

@@ -374,3 +374,149 @@ def test_no_quoting_hint_where_no_name_is_hyphenated(local_sql: SqlService, quer
     with pytest.raises(InvalidArgument) as info:
         local_sql.query(query)
     assert "double quotes" not in info.value.message
+
+
+@pytest.mark.parametrize("query", [
+    "EXPLAIN ANALYZE SELECT count(*) FROM sales",
+    "EXPLAIN ANALYSE SELECT count(*) FROM sales",
+    "EXPLAIN (FORMAT JSON) SELECT count(*) FROM sales",
+    "EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM sales",
+])
+def test_explain_with_options_of_a_select_runs(local_sql: SqlService, query: str) -> None:
+    assert len(local_sql.query(query)) == 1
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("EXPLAIN ANALYZE COPY (SELECT 1) TO 'x.csv'", "only SELECT queries are allowed; EXPLAIN COPY statements are refused (SQL over the lake is read-only)"),
+    ("SHOW databases", "refused: SHOW of the database; list datasets with `kiln datasets list`"),
+    ("SELECT * FROM main.sales", "refused: table 'sales'; " + 'queries may read only lake datasets; use FROM sales or FROM "sales@3"'),
+    ('SELECT * FROM "sales@99999999999999999999999"', "invalid version in 'sales@99999999999999999999999': versions are at most 9223372036854775807"),
+])
+def test_refusals_say_exactly_what_was_refused(local_sql: SqlService, query: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        local_sql.query(query)
+    assert info.value.message == message
+
+
+def test_the_function_check_names_a_statement_it_cannot_read(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    _open_statements(monkeypatch)
+    with pytest.raises(InvalidArgument) as info:
+        local_sql.query("COPY (SELECT 1) TO 'x.csv'")
+    assert info.value.message == "query failed: Only SELECT statements can be serialized to json!"
+
+
+def test_history_is_each_callers_own_and_all_of_it_for_an_admin(local_sql: SqlService) -> None:
+    from kiln.core.context import Context
+
+    ws = local_sql.ws
+    alice, bob = SqlService(ws, Context(actor="token:alice", role="viewer")), SqlService(ws, Context(actor="token:bob", role="viewer"))
+    for _ in range(51):
+        alice.query("SELECT 1 AS one")
+    bob.query("SELECT 2 AS two")
+    assert len(alice.history()) == 50 and {h.actor for h in alice.history(limit=100)} == {"token:alice"}
+    assert [h.query for h in bob.history()] == ["SELECT 2 AS two"]
+    admin = SqlService(ws, Context(actor="token:root", role="admin")).history(limit=10_000)
+    assert {"token:alice", "token:bob"} <= {h.actor for h in admin}
+    for limit in (0, 10_001):
+        with pytest.raises(InvalidArgument) as info:
+            alice.history(limit=limit)
+        assert info.value.message == "limit must be between 1 and 10000"
+
+
+def test_empty_overlong_and_non_text_queries_are_refused_at_the_door(local_sql: SqlService) -> None:
+    for empty in ("", "   "):
+        with pytest.raises(InvalidArgument) as info:
+            local_sql.query(empty)
+        assert info.value.message == "empty query: give one SELECT statement"
+    with pytest.raises(InvalidArgument, match="empty query"):
+        local_sql.query(None)  # type: ignore[arg-type]
+    longest = "SELECT 1 AS one --" + "x" * (100_000 - 18)
+    assert len(longest) == 100_000 and local_sql.query(longest).rows() == [{"one": 1}]
+    with pytest.raises(InvalidArgument) as info:
+        local_sql.query(longest + "x")
+    assert info.value.message == "query is longer than 100000 characters"
+
+
+def test_rows_come_back_exactly_up_to_the_limit_across_batches(local_sql: SqlService) -> None:
+    assert local_sql.query("SELECT * FROM sales", limit=0).rows() == [] and local_sql.query("SELECT * FROM sales", limit=0).columns == ["id", "region", "amount"]
+    exact = local_sql.query("SELECT id FROM sales ORDER BY id", limit=4)
+    assert [r["id"] for r in exact.rows()] == [1, 2, 3, 4] and not exact.truncated
+    first = local_sql.query("SELECT id FROM sales ORDER BY id", limit=2)
+    assert [r["id"] for r in first.rows()] == [1, 2] and first.truncated
+    many = local_sql.query("SELECT i FROM range(200000) t(i)", limit=150_000)  # three Arrow batches and part of a fourth
+    assert len(many) == 150_000 and many.truncated and sorted(many.table.column("i").to_pylist()) == list(range(150_000))
+    none = local_sql.query("SELECT * FROM sales WHERE id < 0")
+    assert len(none) == 0 and none.columns == ["id", "region", "amount"]
+
+
+def test_history_keeps_rows_time_and_the_error_of_any_failure(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    local_sql.query("SELECT * FROM sales WHERE id < 0")
+    empty = local_sql.history(limit=1)[0]
+    assert (empty.status, empty.rows, empty.error) == ("ok", 0, "")
+    start = time.perf_counter()
+    result = local_sql.query("SELECT count(*) FROM range(30000000)")
+    wall_ms = (time.perf_counter() - start) * 1000
+    assert 0.2 * wall_ms < result.elapsed_ms <= local_sql.history(limit=1)[0].elapsed_ms <= wall_ms
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("not a Kiln error")
+
+    monkeypatch.setattr(SqlService, "_run", broken)
+    with pytest.raises(RuntimeError):
+        local_sql.query("SELECT 7")
+    last = local_sql.history(limit=1)[0]
+    assert (last.query, last.status, last.rows, last.error) == ("SELECT 7", "error", 0, "RuntimeError")
+
+
+def test_a_dataset_that_changed_as_the_query_started_is_a_conflict(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.core.errors import Conflict
+
+    live = DatasetService.live_files
+    monkeypatch.setattr(DatasetService, "live_files", lambda self: {k: v for k, v in live(self).items() if k != "sales"})
+    with pytest.raises(Conflict) as info:
+        local_sql.query('SELECT * FROM "sales@2"')
+    assert info.value.message == "dataset 'sales' changed as the query started; run it again"
+    with pytest.raises(NotFound, match="^dataset 'ghost' does not exist"):
+        local_sql.query('SELECT * FROM "ghost@latest"')
+
+
+def test_the_snapshots_database_is_opened_once_and_locked(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    local_sql.query("SELECT 1")
+    workspace = (local_sql.ws.settings.storage_url, local_sql.ws.settings.database_url)
+    opened = {k: db for k, db in sqlmod._DATABASES.items() if k[:2] == workspace}
+    local_sql.query("SELECT 2")
+    assert {k: db for k, db in sqlmod._DATABASES.items() if k[:2] == workspace} == opened and all(db is not None for db in opened.values())
+    _open_statements(monkeypatch)
+    _open_functions(monkeypatch)
+    wanted = {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false", "python_enable_replacements": "false",
+              "allow_persistent_secrets": "false", "enable_external_access": "false", "lock_configuration": "true", "temp_directory": ""}
+    got = {r["name"]: str(r["value"]).lower() for r in local_sql.query("SELECT name, value FROM duckdb_settings()").rows() if r["name"] in wanted}
+    assert got == wanted
+
+
+def test_only_the_latest_two_snapshots_of_a_workspace_stay_open(tmp_path: Path, ctx) -> None:
+    from kiln.core.config import load_settings
+
+    ws = Workspace(load_settings(home=str(tmp_path / "kiln")))
+    try:
+        sql, ds = SqlService(ws, ctx), DatasetService(ws, ctx)
+        others = [k for k in sqlmod._DATABASES if k[:2] != (ws.settings.storage_url, ws.settings.database_url)]
+        keys = []
+        for i in range(4):
+            ds.ingest(f"t{i}", pd.DataFrame({"x": [i]}))
+            sql.query(f"SELECT * FROM t{i}")
+            keys.append(next(reversed(sqlmod._DATABASES)))
+        mine = [k for k in sqlmod._DATABASES if k[:2] == (ws.settings.storage_url, ws.settings.database_url)]
+        assert mine == keys[-2:], "the newest two, oldest first"
+        assert [k for k in others if k in sqlmod._DATABASES] == others[-(sqlmod._DATABASES_KEPT - 2):], "other workspaces' newest stay"
+        assert len(sqlmod._DATABASES) <= sqlmod._DATABASES_KEPT
+    finally:
+        ws.close()
+
+
+def test_a_failed_query_says_what_failed_and_nothing_more(local_sql: SqlService) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        local_sql.query("SELEC 1")
+    assert info.value.message == 'query failed: Parser Error: syntax error at or near "SELEC"'

@@ -76,6 +76,17 @@ def test_target_adds_insights(ws: Workspace, ctx: Context, target: str | None) -
     assert (insights is None) if target is None else (insights["target"] == "churned" and insights["problem_type"] == "classification")
 
 
+def test_profile_reports_increasing_progress_over_the_rows_to_the_end(ws: Workspace, ctx: Context) -> None:
+    from kiln.core.progress import reporting
+
+    for _ in range(4):  # four files: the pass reports after each
+        DatasetService(ws, ctx).write_table("people", _people(300), append=True)
+    seen: list[float] = []
+    with reporting(seen.append):
+        ProfileService(ws, ctx).create("people")
+    assert len(seen) >= 4 and seen == sorted(set(seen)) and seen[-1] == 1.0, seen
+
+
 @pytest.mark.parametrize(("ref", "target", "error", "match"), [
     ("people", "agee", InvalidArgument, "target 'agee' is not a column of people@1"),
     ("people@4", None, NotFound, "no version 4"),

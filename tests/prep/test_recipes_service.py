@@ -115,6 +115,16 @@ def test_apply_writes_a_version_with_lineage_and_stores_the_fit(any_ws: Workspac
     assert isinstance(fitted, FittedRecipe) and fitted.to_dict() == FittedRecipe.from_json(any_ws.store.read_bytes(result.fit.fitted_key)).to_dict()
 
 
+def test_apply_reports_increasing_progress_through_its_steps_to_the_end(svc: RecipeService) -> None:
+    from kiln.core.progress import reporting
+
+    svc.create("clean", CLEAN)
+    seen: list[float] = []
+    with reporting(seen.append):
+        svc.apply("clean", "people", output_dataset="people-clean")
+    assert len(seen) >= len(CLEAN["steps"]) + 2 and seen == sorted(set(seen)) and seen[-1] == 1.0, seen
+
+
 def test_join_reads_another_kiln_dataset(svc: RecipeService) -> None:
     svc.create("regions", {"steps": [{"op": "join", "params": {"dataset": "cities", "on": ["city"], "how": "left"}}]})
     preview = svc.preview("regions", "people", n=5)

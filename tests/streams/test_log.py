@@ -111,12 +111,42 @@ def test_an_expired_lease_goes_to_the_next_reader_and_its_late_commit_conflicts(
     ([{1: "non-string key"}], InvalidArgument, "cannot be written as JSON"),
     ([{"a": 1}] * 10_001, PayloadTooLarge, "at most 10000"),
     ([{"blob": "x" * (1 << 20)}], PayloadTooLarge, "at most 1,048,576 bytes"),
+    # under the limit in characters, over it in UTF-8 bytes
+    ([{"a": 1}, {"blob": "é" * 600_000}], PayloadTooLarge, "record 1 is 1,200,011 bytes"),
 ])
 def test_bad_batches_are_refused_whole(shared: StreamService, records: object, error: type, match: str) -> None:
     before = shared.get("clicks").last_sequence_number
     with pytest.raises(error, match=match):
         shared.put_records("clicks", records)  # type: ignore[arg-type]
     assert shared.get("clicks").last_sequence_number == before
+
+
+def test_a_record_just_under_the_size_limit_is_taken(shared: StreamService) -> None:
+    blob = "é" * ((1 << 19) - 4)  # 2 bytes each, and {"b":"…"} adds 8: exactly 1,048,576 bytes
+    put = shared.put_records("clicks", [{"b": blob}])
+    assert shared.read("clicks", position="AT_SEQUENCE_NUMBER", sequence_number=put.first_sequence_number, limit=1).records[0].data == {"b": blob}
+
+
+def test_a_batch_that_fails_midway_leaves_nothing_and_the_next_put_works(any_streams: StreamService) -> None:
+    import sqlalchemy as sa
+
+    from kiln.lake.streams import _tables as t
+
+    svc = any_streams
+    svc.create("clicks")
+    svc.put_records("clicks", [{"i": 0}])
+    with svc.ws.db.read() as conn:
+        sid = conn.execute(sa.select(t.streams.c.id).where(t.streams.c.name == "clicks")).scalar_one()
+    with svc.ws.db.write() as conn:  # a stray row where the 3rd record of the next batch goes
+        conn.execute(t.records.insert().values(stream_id=sid, seq=4, time=0.0, data="{}"))
+    with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        svc.put_records("clicks", [{"i": i} for i in range(1, 6)])
+    with svc.ws.db.read() as conn:
+        kept = conn.execute(sa.select(t.records.c.seq).where(t.records.c.stream_id == sid).order_by(t.records.c.seq)).scalars().all()
+    assert kept == [1, 4] and svc.get("clicks").last_sequence_number == 1
+    with svc.ws.db.write() as conn:
+        conn.execute(t.records.delete().where(t.records.c.stream_id == sid, t.records.c.seq == 4))
+    assert svc.put_records("clicks", [{"i": i} for i in range(1, 6)]).sequence_numbers == [2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("call", [

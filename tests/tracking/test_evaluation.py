@@ -52,6 +52,21 @@ def test_compare_picks_the_best(binary_models, cancer):
     assert len(result.metrics["roc_auc"]) == 2 and result.best["log_loss"] == "cancer@1"
 
 
+def test_evaluation_predicts_in_slices_and_reports_progress_to_the_end(binary_models, cancer, monkeypatch):
+    from kiln.core.progress import reporting
+    from kiln.tracking import _evaluation
+
+    whole = binary_models.evaluations.evaluate("cancer@1", target="target", data=cancer).metrics
+    monkeypatch.setattr(_evaluation, "PREDICT_ROWS", 100)  # 569 rows: six calls to the worker
+    for run in (lambda: binary_models.evaluations.evaluate("cancer@1", target="target", data=cancer),
+                lambda: binary_models.evaluations.compare(["cancer@1", "cancer@2"], target="target", data=cancer)):
+        seen: list[float] = []
+        with reporting(seen.append):
+            got = run()
+        assert len(seen) >= 6 and seen == sorted(set(seen)) and seen[-1] == 1.0, seen
+    assert got.reports[0].metrics == whole, "the same metrics as from one call"
+
+
 def test_regression_metrics(sqlite_ws):
     from kiln.core.context import local_context
     from kiln.registry import ModelService, package_model

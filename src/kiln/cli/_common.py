@@ -28,16 +28,21 @@ _client: Any = None
 
 @contextlib.contextmanager
 def busy(what: str) -> Iterator[None]:
-    """A spinner with the time elapsed on stderr while a long call runs, on a terminal only
-    (never in --json output or a pipe)."""
+    """Progress on stderr while a long call runs, on a terminal only (never in --json
+    output or a pipe): a bar with the fraction done once the service reports one (see
+    :mod:`kiln.core.progress`), a spinner with the time elapsed until then, and all
+    along where the total is unknown (or the call runs on a server)."""
     if not err_console.is_terminal:
         yield
         return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(SpinnerColumn(), TextColumn(what), TimeElapsedColumn(), console=err_console, transient=True) as bar:
-        bar.add_task(what, total=None)
-        yield
+    from kiln.core.progress import reporting
+
+    with Progress(SpinnerColumn(), TextColumn(what), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        with reporting(lambda fraction: bar.update(task, total=1.0, completed=fraction)):
+            yield
 
 
 def get_client() -> Any:

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from kiln.cli._common import JsonOpt, busy, console, emit, get_client, parse_pairs, print_json
 from kiln.core.errors import InvalidArgument
@@ -36,12 +35,8 @@ def ingest(
     """Ingest a source as a new dataset version; nothing is visible until it is complete."""
     client = get_client()
     options: dict[str, Any] = dict(delimiter=delimiter, header=header, quote=quote, escape=escape, encoding=encoding, null_values=null or None, skip_rows=skip, sheet=sheet, query=query, types=parse_pairs(type_, option="--type", example="zip=varchar"), description=description)
-    if json or client.is_remote:
+    with busy(f"ingesting {name}"):
         version = client.datasets.ingest(name, source, append=append, format=format, **options)
-    else:
-        with Progress(TextColumn(f"ingesting {name}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("ingest", total=1.0)
-            version = client.datasets.ingest(name, source, append=append, format=format, progress=lambda f: bar.update(task, completed=f), **options)
     if json:
         emit(version, json=True)
     else:

@@ -37,6 +37,7 @@ from kiln.core.context import Context
 from kiln.core.errors import AlreadyExists, InvalidArgument, KilnError, NotFound, PayloadTooLarge
 from kiln.core.limits import unpacked_limit
 from kiln.core.names import check_name, parse_ref
+from kiln.core.progress import Progress
 from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
 from kiln.lake._models import Column, DatasetVersion
@@ -95,11 +96,12 @@ def _refuse(message: str) -> InvalidArgument:
 
 
 class _Hashing(io.RawIOBase):
-    """Reads through to ``fh`` and hashes what passes."""
+    """Reads through to ``fh``, hashes what passes and counts it as progress."""
 
-    def __init__(self, fh: IO[bytes]) -> None:
+    def __init__(self, fh: IO[bytes], progress: Progress) -> None:
         self.fh = fh
         self.digest = hashlib.sha256()
+        self.progress = progress
 
     def readable(self) -> bool:
         return True
@@ -107,6 +109,7 @@ class _Hashing(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         data = self.fh.read(size)
         self.digest.update(data)
+        self.progress.advance(len(data))
         return data
 
 
@@ -158,18 +161,20 @@ class BundleService:
             raise InvalidArgument(f"{target} is a folder; give a file path for the bundle")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        sizes = {f.sha256: f.bytes for v in manifest.versions for f in v.files}
+        progress = Progress(sum(sizes[sha] for sha in keys))  # bytes of the files to copy
         try:
             with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
                 body = orjson.dumps(manifest.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
                 tar.addfile(_info(_MANIFEST, len(body)), io.BytesIO(body))
-                sizes = {f.sha256: f.bytes for v in manifest.versions for f in v.files}
                 for sha, key in keys.items():
                     with self.ws.store.open(key) as fh:
-                        reader = _Hashing(fh)
+                        reader = _Hashing(fh, progress)
                         tar.addfile(_info(_member_name(sha), sizes[sha]), reader)
                     if reader.digest.hexdigest() != sha:
                         raise KilnError(f"stored file {key} of dataset {name!r} does not match its recorded sha256: storage is corrupted, so it is not exported")
             os.replace(tmp, target)
+            progress.finish()
         finally:
             tmp.unlink(missing_ok=True)
         return target
@@ -190,20 +195,25 @@ class BundleService:
         src = Path(path)
         if not src.is_file():
             raise NotFound(f"bundle {str(path)!r} does not exist")
+        progress = Progress()  # checking and staging the files, then storing them, then the commit
         staging = Path(tempfile.mkdtemp(prefix="bundle-", dir=_tmp(self.ws)))
         try:
-            manifest, staged = self._verify(src, staging)
+            manifest, staged = self._verify(src, staging, progress)
             target = check_name(name or manifest.dataset.name, kind="dataset")
             self._check_free(target)
             prefix = f"datasets/{target}/{uuid.uuid4().hex}"
             keys = {sha: f"{prefix}/{sha}.parquet" for sha in staged}
+            storing = progress.part(0.7, 0.95, len(staged))
             for sha, file in staged.items():
                 self.ws.store.put_file(keys[sha], file)
-            return self._commit(target, manifest, keys, source_name=src.name)
+                storing.advance()
+            versions = self._commit(target, manifest, keys, source_name=src.name)
+            progress.finish()
+            return versions
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _verify(self, src: Path, staging: Path) -> tuple[Manifest, dict[str, Path]]:
+    def _verify(self, src: Path, staging: Path, progress: Progress) -> tuple[Manifest, dict[str, Path]]:
         """Check every member and every file; stage the files. Raises before anything is written."""
         try:
             tar = tarfile.open(src, "r:*")
@@ -238,6 +248,7 @@ class BundleService:
                 extra = sorted(set(members) - wanted)
                 raise _refuse(f"bundle does not match its manifest (missing {missing[:5]}, unexpected {extra[:5]})")
             _check_versions(manifest)
+            checking = progress.part(0.0, 0.7, sum(meta.bytes for meta in expected.values()))
             staged: dict[str, Path] = {}
             for sha, meta in expected.items():
                 member = members[_member_name(sha)]
@@ -251,6 +262,7 @@ class BundleService:
                     while chunk := fh.read(_CHUNK):
                         digest.update(chunk)
                         dst.write(chunk)
+                        checking.advance(len(chunk))
                 if digest.hexdigest() != sha:
                     raise _refuse(f"bundle is corrupted or was tampered with: {member.name} has sha256 {digest.hexdigest()}, the manifest says {sha}")
                 try:

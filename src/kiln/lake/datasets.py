@@ -8,7 +8,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from sqlalchemy.engine import Connection
 from kiln.core.context import Context
 from kiln.core.errors import Conflict, InvalidArgument, KilnError, NotFound, Unavailable
 from kiln.core.names import Ref, check_name, parse_ref
+from kiln.core.progress import Listener
+from kiln.core.progress import Progress as Tracker
 from kiln.core.storage import sha256_file
 from kiln.core.workspace import Workspace
 from kiln.lake import _tables as t
@@ -39,7 +42,7 @@ else:
 
 __all__ = ["DatasetService", "Progress"]
 
-Progress = Callable[[float], None]
+Progress = Listener  # the ingest callback: a fraction done, from 0 to 1
 _EXPORT_FORMATS = ("csv", "parquet", "jsonl", "json")
 
 
@@ -66,7 +69,8 @@ class DatasetService:
             options: format and parsing options; see :class:`IngestOptions`.
             append: the new version holds the previous rows plus the new ones.
             lineage: parents and producer recorded with the version.
-            progress: called with a fraction in [0, 1] while files are parsed.
+            progress: called with a fraction in [0, 1] while files are parsed (default:
+                whoever listens through :func:`kiln.core.progress.reporting`).
             source_meta: what to record as the version's source instead of the
                 reader's own description (a catalog entry, a stream...).
 
@@ -167,25 +171,14 @@ class DatasetService:
         local = store.capabilities.local_paths
         staging = Path(store.path(prefix)) if local else Path(tempfile.mkdtemp(prefix="kiln-ingest-", dir=self.ws.settings.home / "tmp"))
         staging.mkdir(parents=True, exist_ok=True)
-        stop = threading.Event()
-        watcher = None
-        if progress is not None:
-            def watch() -> None:
-                while not stop.wait(0.2):
-                    try:
-                        pct = con.query_progress()
-                    except duckdb.Error:
-                        return
-                    if pct >= 0:
-                        progress(min(pct / 100.0, 1.0))
-            watcher = threading.Thread(target=watch, daemon=True)
-            watcher.start()
+        tracker = Tracker(listener=progress)  # progress=None: whoever listens (kiln.core.progress)
         try:
             # One file per version: DuckDB 2.0 splits by FILE_SIZE_BYTES out of
             # insertion order when it runs on several threads, and row order is
             # part of a dataset. Readers still parallelise over row groups.
             first = staging / "part-0.parquet.tmp"
-            con.execute(f"COPY ({select}) TO {sql_str(str(first))} (FORMAT parquet)")
+            with _duck_progress(con, tracker):
+                con.execute(f"COPY ({select}) TO {sql_str(str(first))} (FORMAT parquet)")
             produced = [first]
             out = []
             for i, path in enumerate(produced):
@@ -199,17 +192,13 @@ class DatasetService:
                 else:
                     info = store.put_file(key, path)
                     out.append(DatasetFile(key=key, rows=rows, bytes=info.size, sha256=info.sha256))
-            if progress is not None:
-                progress(1.0)
+            tracker.finish()
             return out
         except BaseException:
             # Nothing references these files yet: remove them now rather than at gc.
             store.delete(prefix)
             raise
         finally:
-            stop.set()
-            if watcher is not None:
-                watcher.join()
             if not local:
                 shutil.rmtree(staging, ignore_errors=True)
 
@@ -347,12 +336,15 @@ class DatasetService:
         version = self.get(ref)
         target = export_target(dest)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        tracker = Tracker()
         con = self._duck()
         try:
             self._register(con, version)
             options = {"csv": "FORMAT csv, HEADER true", "parquet": "FORMAT parquet", "jsonl": "FORMAT json", "json": "FORMAT json, ARRAY true"}[fmt]
-            con.execute(f"COPY (SELECT * FROM __kiln_ds) TO {sql_str(str(tmp))} ({options})")
+            with _duck_progress(con, tracker):
+                con.execute(f"COPY (SELECT * FROM __kiln_ds) TO {sql_str(str(tmp))} ({options})")
             os.replace(tmp, target)
+            tracker.finish()
         finally:
             con.close()
             tmp.unlink(missing_ok=True)
@@ -491,6 +483,32 @@ def _s3_error(source: str, exc: Exception) -> KilnError:
     if isinstance(exc, ConnectionError | TimeoutError) or "Connect" in type(exc).__name__:
         return Unavailable(f"{text}; check KILN_S3_ENDPOINT_URL and that the store answers")
     return InvalidArgument(f"{text}; check the URL and the server's S3 credentials")
+
+
+@contextmanager
+def _duck_progress(con: duckdb.DuckDBPyConnection, tracker: Tracker, every_s: float = 0.2) -> Iterator[None]:
+    """Report DuckDB's progress on the statement ``con`` runs in this block to ``tracker``."""
+    if not tracker.active:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(every_s):
+            try:
+                pct = con.query_progress()
+            except duckdb.Error:
+                return
+            if pct >= 0:
+                tracker.update(pct / 100.0)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def _duck_type(arrow_type: str) -> str:

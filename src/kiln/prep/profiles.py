@@ -80,10 +80,7 @@ class ProfileService:
         from kiln.prep.report import profile
 
         data = DatasetService(self.ws, self.ctx).arrow_dataset(version.ref)  # streamed in batches
-        try:
-            result = profile(data, title=version.ref, target=target)
-        except ImportError as exc:
-            raise InvalidArgument(f"--target needs the ml extra ({exc.name or 'lightgbm'} is missing): pip install 'kiln[ml]'") from None
+        result = profile(data, title=version.ref, target=target)
         document = result.to_json()
         prefix = f"profiles/{version.name}/{uuid.uuid4().hex}"
         self.ws.store.put_bytes(f"{prefix}/profile.html", result.to_html().encode())

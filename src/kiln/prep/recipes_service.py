@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from kiln.core.context import Context
 from kiln.core.errors import Conflict, InvalidArgument, KilnError, NotFound
 from kiln.core.names import Ref, check_name, parse_ref
+from kiln.core.progress import Progress, reporting
 from kiln.core.workspace import Workspace
 from kiln.lake import DatasetService, DatasetVersion
 from kiln.prep import _tables as t
@@ -299,14 +300,16 @@ class RecipeService:
             check_name(output_dataset, kind="dataset")
             _check_description(description)
             version, recipe, dv, others = self._prepare(ref, dataset)
-            fitted, out, fit_id, key = self._fit(version, recipe, dv, others)
+            progress = Progress()  # reading, each step, writing the new version
+            fitted, out, fit_id, key = self._fit(version, recipe, dv, others, progress)
         except KilnError as exc:
             self.ws.audit_failure(self.ctx, action="recipes.apply", resource=f"recipes/{rname}", error=exc)
             raise
         parents = [dv.ref, *(v.ref for v in others.values() if v.ref != dv.ref)]
         lineage = {"parents": parents, "recipe": version.ref, "fit": fit_id}
         source = {"kind": "recipe", "recipe": version.ref, "input": dv.ref}
-        written = DatasetService(self.ws, self.ctx).write_table(output_dataset, out, lineage=lineage, source=source, description=description)
+        with reporting(progress.part(0.85, 0.98).listener):
+            written = DatasetService(self.ws, self.ctx).write_table(output_dataset, out, lineage=lineage, source=source, description=description)
         row = {
             "id": fit_id, "recipe": version.name, "recipe_version": version.version, "dataset": dv.name, "dataset_version": dv.version,
             "dataset_created_at": dv.created_at, "fitted_key": key, "output": written.ref, "rows_in": dv.row_count, "rows_out": written.row_count,
@@ -314,6 +317,7 @@ class RecipeService:
         }
         with self.ws.mutation(self.ctx, action="recipes.apply", resource=f"recipes/{version.name}", details={"version": version.version, "input": dv.ref, "output": written.ref}) as (conn, _):
             conn.execute(t.recipe_fits.insert().values(**row))
+        progress.finish()
         return ApplyResult(recipe=version.ref, input=dv.ref, output=written, fit=_fit_info(_Row(row)))
 
     def export(self, ref: str, *, to: str = "python", engine: str = "polars", dataset: str | None = None) -> str:
@@ -445,13 +449,15 @@ class RecipeService:
 
         return resolve
 
-    def _fit(self, version: RecipeVersion, recipe: Recipe, dv: DatasetVersion, others: dict[str, DatasetVersion]) -> tuple[FittedRecipe, Any, str, str]:
+    def _fit(self, version: RecipeVersion, recipe: Recipe, dv: DatasetVersion, others: dict[str, DatasetVersion], progress: Progress) -> tuple[FittedRecipe, Any, str, str]:
         """Fit and apply; the fitted state goes to the store first (visible once recorded)."""
         from kiln.prep.recipes import RecipeError
 
         table = DatasetService(self.ws, self.ctx).read_table(dv.ref)
+        progress.update(0.15)
         try:
-            fitted, out = recipe.fit_apply(table, resolver=self._resolver(others))
+            with reporting(progress.part(0.15, 0.85).listener):
+                fitted, out = recipe.fit_apply(table, resolver=self._resolver(others))
         except RecipeError as exc:
             raise _invalid(exc) from None
         fit_id = uuid.uuid4().hex

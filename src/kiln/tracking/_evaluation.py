@@ -19,6 +19,7 @@ import orjson
 
 from kiln.core.context import Context
 from kiln.core.errors import InvalidArgument, ModelError
+from kiln.core.progress import Progress
 from kiln.core.workspace import Workspace
 from kiln.tracking._artifacts import ArtifactService
 from kiln.tracking._models import EvaluationComparison, EvaluationReport
@@ -160,6 +161,27 @@ def _calibration(y: Any, score: Any, positive: Any) -> dict[str, Any]:
     return {"type": "CalibrationCurve", "version": 0, "title": "Calibration", "fractionPositive": frac.tolist(), "meanPredicted": mean.tolist()}
 
 
+PREDICT_ROWS = 50_000  # rows sent to the model's worker per call (progress is reported after each)
+
+
+def _predict(predictor: Any, X: Any, proba: bool, progress: Progress) -> tuple[Any, Any]:
+    """Predictions (and class probabilities when asked) for every row, a slice at a time."""
+    import numpy as np
+
+    if len(X) <= PREDICT_ROWS:
+        got = predictor.predict_both(X, proba=proba)
+        progress.finish()
+        return got
+    preds, probas = [], []
+    for start in range(0, len(X), PREDICT_ROWS):
+        pred, prob = predictor.predict_both(X.iloc[start:start + PREDICT_ROWS], proba=proba)
+        preds.append(np.asarray(pred))
+        probas.append(prob)
+        progress.advance(len(preds[-1]))
+    progress.finish()
+    return np.concatenate(preds), None if any(p is None for p in probas) else np.concatenate([np.asarray(p) for p in probas])
+
+
 class EvaluationService:
     """Evaluate registered models on data and record the results as runs."""
 
@@ -197,10 +219,14 @@ class EvaluationService:
             ModelError: the model crashed or ran past the worker's time limit.
         """
         self.ctx.require("editor")  # an evaluation writes a run: refused before any model loads
+        progress = Progress()
         frame, label = self._data(dataset, data)
-        return self._evaluate(model, frame, label, target, experiment, run_name, problem_type)
+        progress.update(0.05)
+        report = self._evaluate(model, frame, label, target, experiment, run_name, problem_type, progress.part(0.05, 1.0))
+        progress.finish()
+        return report
 
-    def _evaluate(self, model: str, frame: Any, label: str, target: str, experiment: str, run_name: str | None, problem_type: str | None) -> EvaluationReport:
+    def _evaluate(self, model: str, frame: Any, label: str, target: str, experiment: str, run_name: str | None, problem_type: str | None, progress: Progress) -> EvaluationReport:
         from kiln.registry._service import ModelService
 
         if target not in frame.columns:
@@ -213,8 +239,9 @@ class EvaluationService:
         X = frame.drop(columns=[target])
         with models.start_worker(ref=version.ref) as predictor:
             kind = _problem(y, predictor, problem_type)
+            progress.update(0.1)
             try:
-                pred, proba = predictor.predict_both(X, proba=kind == "classification")
+                pred, proba = _predict(predictor, X, kind == "classification", progress.part(0.1, 0.8, len(X)))
             except ModelError as exc:
                 if not predictor.worker.alive:
                     raise  # it crashed or hung: the model's fault, not the data's
@@ -228,12 +255,15 @@ class EvaluationService:
             values, graphs, per_class = _classification(y, pred, proba, classes)
         else:
             values = _regression(y.astype(float), pred.astype(float))
+        progress.update(0.85)
         report = EvaluationReport(
             model=version.ref, model_version=version.version, dataset=label, target=target, problem_type=kind, rows=len(frame),  # type: ignore[arg-type]
             metrics=values, per_class=per_class, confusion_matrix=graphs.get("confusion_matrix"), roc_curve=graphs.get("roc_curve"),
             precision_recall=graphs.get("precision_recall"), calibration=graphs.get("calibration"),
         )
-        return self._log(report, graphs, experiment, run_name)
+        report = self._log(report, graphs, experiment, run_name)
+        progress.finish()
+        return report
 
     def _log(self, report: EvaluationReport, graphs: dict[str, Any], experiment: str, run_name: str | None) -> EvaluationReport:
         runs = RunService(self.ws, self.ctx)
@@ -273,8 +303,10 @@ class EvaluationService:
         self.ctx.require("editor")
         if len(models) < 2:
             raise InvalidArgument("compare needs at least two models")
+        progress = Progress()
         frame, label = self._data(dataset, data)
-        reports = [self._evaluate(m, frame, label, target, experiment, None, None) for m in models]
+        reports = [self._evaluate(m, frame, label, target, experiment, None, None, progress.part(i / len(models), (i + 1) / len(models)))
+                   for i, m in enumerate(models)]
         keys = sorted({k for r in reports for k in r.metrics})
         table = {k: [r.metrics.get(k) for r in reports] for k in keys}
         best: dict[str, str] = {}

@@ -18,6 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from itertools import repeat
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,14 +82,16 @@ def encode_records(records: Any) -> list[str]:
     if len(records) > MAX_BATCH_RECORDS:
         raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH_RECORDS} records (got {len(records)}); split it, or use the SDK producer, which batches for you")
     dumps = orjson.dumps
-    if all(type(rec) is dict for rec in records):
+    if set(map(type, records)) == {dict}:
+        # One pass for the usual batch; a UTF-8 character is at most 4 bytes, so text of at
+        # most a quarter of the limit in characters is within it (longer text is measured below).
         try:
-            encoded = [dumps(rec, option=_DUMPS_OPTS) for rec in records]
+            encoded = [dumps(rec, option=_DUMPS_OPTS).decode() for rec in records]
         except TypeError:
             pass  # the loop below names the record
         else:
-            if max(map(len, encoded)) <= MAX_RECORD_BYTES:
-                return [data.decode() for data in encoded]
+            if max(map(len, encoded)) <= MAX_RECORD_BYTES // 4:
+                return encoded
     out = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
@@ -298,6 +301,8 @@ class StreamService:
         per batch would cost more than the batch. Pulls from a source are audited.
         """
         now = time.time()
+        if source_seqs is None and not audit:
+            return self._append_fast(name, payloads, now)
         with self._write(audit, action="streams.pull", resource=f"streams/{name}", details={"count": len(payloads)}) as (conn, details):
             if source_seqs is not None:
                 sid = conn.execute(sa.select(t.streams.c.id).where(t.streams.c.name == name).with_for_update()).scalar()
@@ -317,6 +322,24 @@ class StreamService:
             details["first"] = first
             details["last"] = last
         return PutResult(stream=name, count=n, first_sequence_number=first, last_sequence_number=first + n - 1)
+
+    def _append_fast(self, name: str, payloads: list[str], now: float) -> PutResult:
+        """A producer's batch: the same transaction as :meth:`_append`'s (the stream's row
+        locked, sequence numbers taken, the records inserted, one commit), on the DBAPI
+        cursor, since this runs once per batch at the producer's full rate."""
+        self.ctx.require("editor")
+        n = len(payloads)
+        db = self.ws.db
+        qmark = db.dialect == "sqlite"
+        with db.raw_write() as cur:
+            cur.execute(_RESERVE if qmark else _RESERVE_PG, (n, sum(map(len, payloads)), name))
+            got = cur.fetchone()
+            if got is None:
+                raise NotFound(_no_stream(name))
+            sid, last = got
+            first = last - n + 1
+            cur.executemany(_INSERT if qmark else _INSERT_PG, list(zip(repeat(sid, n), range(first, last + 1), repeat(now, n), payloads)))
+        return PutResult(stream=name, count=n, first_sequence_number=first, last_sequence_number=last)
 
     @contextmanager
     def _write(self, audit: bool, **kwargs: Any) -> Iterator[tuple[Connection, dict[str, Any]]]:
@@ -515,6 +538,8 @@ def _skip_seen(conn: Connection, sid: int, payloads: list[str], seqs: list[int],
 # A record's size is its JSON text's length, as SQL's LENGTH(data) counts it when trimming.
 _RESERVE = "UPDATE lake_streams SET last_seq = last_seq + ?, log_bytes = log_bytes + ? WHERE name = ? RETURNING id, last_seq"
 _INSERT = "INSERT INTO lake_stream_records (stream_id, seq, time, data) VALUES (?, ?, ?, ?)"
+_RESERVE_PG = _RESERVE.replace("?", "%s")
+_INSERT_PG = _INSERT.replace("?", "%s")
 
 
 def _sql(conn: Connection, text: str) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 import polars as pl
 import yaml
 
+from kiln.core.progress import Progress
+
 from ._base import REGISTRY
 from ._engine import (
     Datasets,
@@ -156,7 +158,9 @@ class Recipe:
         df = to_polars(data)
         datasets = Datasets(resolver)
         planned = plan(self.steps, SchemaState(dict(df.schema)), datasets=datasets)
-        out, states = execute(planned, df, states=None, datasets=datasets)
+        steps = Progress(len(planned))  # reported to whoever listens (kiln.core.progress)
+        out, states = execute(planned, df, states=None, datasets=datasets, on_step=lambda i, df: steps.advance())
+        steps.finish()
         fitted = FittedRecipe(
             self,
             states,

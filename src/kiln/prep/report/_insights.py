@@ -1,4 +1,7 @@
-"""Target insights: problem type, a quick model, per-feature power, leakage, outliers, anomalies."""
+"""Target insights: problem type, a quick model, per-feature power, leakage, outliers, anomalies.
+
+All in NumPy (the quick model and the isolation forest in :mod:`._trees`): importing
+LightGBM and scikit-learn for them took longer than the profile's whole pass."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 
 from kiln.core.errors import InvalidArgument
+from kiln.core.progress import Progress
+from kiln.prep.report._trees import BoostedTrees, isolation_scores
 from kiln.prep.stats import ColumnKind, DatasetStatistics
 
 __all__ = ["CLASSIFICATION_MAX_CLASSES", "LEAKAGE_POWER", "target_insights"]
@@ -21,18 +26,9 @@ MODEL_ROWS = 20_000
 POWER_ROWS = 50_000
 POWER_BINS = 64
 ANOMALY_ROWS = 20_000
+ANOMALY_TREES = 200  # twice scikit-learn's default: the share beyond the fence varies less from seed to seed
 ANOMALY_FENCE = 3.0  # rows whose anomaly score lies beyond Q3 + 3 IQR of all scores
 MAX_STRING_CATEGORIES = 200  # string features with more distinct values are ids, not signal
-
-
-def _lightgbm() -> Any:
-    try:
-        import lightgbm
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "target insights train a LightGBM model; install it with: pip install 'kiln[ml]'"
-        ) from exc
-    return lightgbm
 
 
 def problem_type(stats: DatasetStatistics, target: str) -> str:
@@ -80,20 +76,19 @@ def _split(n: int, y: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def _score(kind: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score, r2_score
-
+    """Accuracy and macro F1 (over the classes in either array), or R², as scikit-learn
+    computes them."""
     if kind == "classification":
-        return {"accuracy": float(accuracy_score(y_true, y_pred)),
-                "f1_macro": float(f1_score(y_true, y_pred, average="macro"))}
-    return {"r2": float(r2_score(y_true, y_pred))}
-
-
-def _model(kind: str, seed: int, rows: int, **params: Any) -> Any:
-    lgb = _lightgbm()
-    cls = lgb.LGBMClassifier if kind == "classification" else lgb.LGBMRegressor
-    # OpenMP threads only pay off on larger data; on small data (and on busy
-    # machines, where idle threads spin) one thread is several times faster.
-    return cls(random_state=seed, verbose=-1, n_jobs=2 if rows > 50_000 else 1, **params)
+        labels = np.union1d(y_true, y_pred)
+        hit = y_true == y_pred
+        tp = np.array([np.count_nonzero(hit & (y_true == c)) for c in labels], dtype=np.float64)
+        true_n = np.array([np.count_nonzero(y_true == c) for c in labels], dtype=np.float64)
+        pred_n = np.array([np.count_nonzero(y_pred == c) for c in labels], dtype=np.float64)
+        f1 = np.divide(2 * tp, true_n + pred_n, out=np.zeros_like(tp), where=true_n + pred_n > 0)
+        return {"accuracy": float(hit.mean()), "f1_macro": float(f1.mean())}
+    residual = float(np.sum((y_true - y_pred) ** 2))
+    spread = float(np.sum((y_true - y_true.mean()) ** 2))
+    return {"r2": 1.0 - residual / spread if spread > 0 else (1.0 if residual == 0 else 0.0)}
 
 
 def _power(kind: str, score: dict[str, float], baseline: float) -> float:
@@ -115,8 +110,9 @@ def _clean(v: Any) -> Any:
 
 
 def target_insights(stats: DatasetStatistics, sample: pa.Table, target: str, *,
-                    seed: int = 0) -> dict[str, Any]:
+                    seed: int = 0, progress: Progress | None = None) -> dict[str, Any]:
     """Everything the profile says about ``target`` (see :func:`kiln.prep.report.profile`)."""
+    progress = progress or Progress(listener=None)
     kind = problem_type(stats, target)
     col = stats[target]
     frame = sample.to_pandas()
@@ -140,20 +136,23 @@ def target_insights(stats: DatasetStatistics, sample: pa.Table, target: str, *,
                            "leakage": []}
     if len(frame) >= 20 and x.shape[1] and len(np.unique(y)) > 1:
         out.update(_modelling(kind, x, y, seed, classes))
+    progress.update(0.6)
     out["outliers"] = _outliers(frame, stats, target)
     out["anomalies"] = _anomalies(x, frame, seed)
+    progress.finish()
     return out
 
 
 def _modelling(kind: str, x: pd.DataFrame, y: np.ndarray, seed: int,
                classes: Any) -> dict[str, Any]:
     train, test = _split(len(x), y if kind == "classification" else None, seed)
-    model = _model(kind, seed, len(train), n_estimators=100, learning_rate=0.1, num_leaves=31)
-    model.fit(x.iloc[train], y[train])
-    score = _score(kind, y[test], model.predict(x.iloc[test]))
+    codes = np.column_stack([_bins(x[name]) for name in x.columns])
+    model = BoostedTrees(kind).fit(codes[train], y[train])
+    score = _score(kind, y[test], model.predict(codes[test]))
     baseline = float(np.bincount(y[test]).max() / len(test)) if kind == "classification" else 0.0
     report: dict[str, Any] = {"model": {
-        "algorithm": "lightgbm", "train_rows": int(len(train)), "test_rows": int(len(test)),
+        "algorithm": "gradient-boosted trees", "params": {"rounds": model.rounds, "depth": model.depth, "learning_rate": model.learning_rate, "bins": POWER_BINS},
+        "train_rows": int(len(train)), "test_rows": int(len(test)),
         "metrics": score, "majority_baseline": baseline if kind == "classification" else None,
         "classes": [str(c) for c in classes] if classes is not None else None,
     }}
@@ -166,11 +165,10 @@ def _modelling(kind: str, x: pd.DataFrame, y: np.ndarray, seed: int,
     ptrain, ptest = sub[ptrain], sub[ptest]
     pbase = float(np.bincount(y[ptest]).max() / len(ptest)) if kind == "classification" else 0.0
     powers = []
-    for name in x.columns:
+    for j, name in enumerate(x.columns):
         if x[name].notna().sum() < 10:
             continue
-        codes = _bins(x[name])
-        p = _single_power(kind, codes[ptrain], y[ptrain], codes[ptest], y[ptest], pbase)
+        p = _single_power(kind, codes[ptrain, j], y[ptrain], codes[ptest, j], y[ptest], pbase)
         if kind == "regression" and not isinstance(x[name].dtype, pd.CategoricalDtype):
             p = max(p, _linear_power(x[name], y, ptrain, ptest))
         limit = LEAKAGE_POWER if kind == "classification" else LEAKAGE_R2
@@ -246,18 +244,15 @@ def _outliers(frame: pd.DataFrame, stats: DatasetStatistics, target: str) -> lis
 
 
 def _anomalies(x: pd.DataFrame, frame: pd.DataFrame, seed: int) -> dict[str, Any]:
-    """Rows an IsolationForest isolates quickly, on numeric features of the sample."""
-    from sklearn.ensemble import IsolationForest
-
+    """Rows an isolation forest isolates quickly, on numeric features of the sample."""
     num = x.select_dtypes("number")
     if num.shape[1] == 0 or len(num) < 50:
         return {"count": 0, "share": 0.0, "rows_checked": 0, "examples": []}
     if len(num) > ANOMALY_ROWS:
         num = num.sample(ANOMALY_ROWS, random_state=seed)
     filled = num.fillna(num.median()).fillna(0.0).to_numpy()
-    forest = IsolationForest(n_estimators=100, random_state=seed, n_jobs=1).fit(filled)
-    scores = -forest.score_samples(filled)  # higher: isolated sooner
-    # IsolationForest's own cut (contamination="auto", score > 0.5) flags a third of
+    scores = isolation_scores(filled, trees=ANOMALY_TREES, seed=seed)  # higher: isolated sooner
+    # The usual cut (scikit-learn's contamination="auto", score > 0.5) flags a third of
     # the rows of data with discrete columns; flag instead the rows whose score lies
     # far above the bulk's (Tukey's far-out fence on the scores): on ordinary data a
     # small share, on data with injected outliers those rows.

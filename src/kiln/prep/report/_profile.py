@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kiln.core.errors import InvalidArgument
+from kiln.core.progress import Progress
 from kiln.prep.report._analysis import (
     Alert,
     AlertThresholds,
@@ -28,7 +29,7 @@ from kiln.prep.report._html import render
 from kiln.prep.report._rowhash import ColumnHash, RowHasher, column_hash
 from kiln.prep.report._sample import DuplicateCounter, RowSampler, duplicate_examples
 from kiln.prep.stats import ColumnKind, DatasetStatistics, DataLike
-from kiln.prep.stats._chunks import Chunk, iter_chunks, map_columns
+from kiln.prep.stats._chunks import Chunk, count_rows, iter_chunks, map_columns
 from kiln.prep.stats._types import DEFAULT_BATCH_SIZE
 
 __all__ = ["FORMAT", "ProfileResult", "profile"]
@@ -156,9 +157,9 @@ def profile(
             time), a pyarrow Table / RecordBatch / Dataset / RecordBatchReader,
             a pandas or polars DataFrame, or an iterable of ``RecordBatch``.
         title: the report's title.
-        target: a column to predict; adds problem type, a quick LightGBM
-            model, per-feature prediction power (flagging possible leakage),
-            outliers and anomalous rows. Needs ``kiln[ml]`` (lightgbm).
+        target: a column to predict; adds problem type, a quick model
+            (gradient-boosted trees), per-feature prediction power (flagging
+            possible leakage), outliers and anomalous rows.
         sample_rows: the most rows kept for sample-based analyses (default
             50,000).
         batch_size: rows per batch for inputs that can be re-sliced.
@@ -171,7 +172,6 @@ def profile(
 
     Raises:
         InvalidArgument: unreadable input, or a ``target`` not in the data.
-        ImportError: ``target`` given but lightgbm is not installed.
     """
     th = thresholds or AlertThresholds()
     stats = DatasetStatistics()
@@ -179,16 +179,25 @@ def profile(
         sample_rows = SAMPLE_ROWS_TARGET if target is not None else SAMPLE_ROWS
     sampler = RowSampler(sample_rows, seed=seed)
     dups = DuplicateCounter()
+    # The pass over the rows is most of the work; with a target the insights take about as long.
+    progress = Progress()
+    passed = 0.5 if target is not None else 0.9
+    scan = progress.part(0.0, passed, (count_rows(data) or 0) if progress.active else 0)
     # Parquet reads, numpy and Arrow kernels run off the GIL; the KLL sketch holds it.
     workers = max_workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for chunk in iter_chunks(data, batch_size=batch_size):
             _profile_chunk(chunk, stats, sampler, dups, pool, workers)
+            scan.advance(chunk.num_rows)
     if target is not None and target not in stats.columns:
         raise InvalidArgument(f"target {target!r} is not a column; columns are "
                               f"{', '.join(stats.columns)}")
+    scan.finish()
     sample = sampler.result()
-    return ProfileResult(_document(stats, sample, sampler, dups, title, target, th, seed), stats)
+    document = _document(stats, sample, sampler, dups, title, target, th, seed,
+                         progress.part(passed, 1.0))
+    progress.finish()
+    return ProfileResult(document, stats)
 
 
 def _profile_chunk(chunk: Chunk, stats: DatasetStatistics, sampler: RowSampler,
@@ -239,7 +248,7 @@ def _dictionary_encoded(arr: pa.Array) -> pa.Array:
 
 def _document(stats: DatasetStatistics, sample: pa.Table | None, sampler: RowSampler,
               dups: DuplicateCounter, title: str, target: str | None, th: AlertThresholds,
-              seed: int) -> dict[str, Any]:
+              seed: int, progress: Progress) -> dict[str, Any]:
     alerts: list[Alert] = []
     columns = []
     for col in stats:
@@ -281,7 +290,8 @@ def _document(stats: DatasetStatistics, sample: pa.Table | None, sampler: RowSam
     if target is not None and sample is not None:
         from kiln.prep.report._insights import target_insights
 
-        doc["insights"] = target_insights(stats, sample, target, seed=seed)
+        progress.update(0.1)
+        doc["insights"] = target_insights(stats, sample, target, seed=seed, progress=progress.part(0.1, 1.0))
         doc["insights"]["duplicate_share"] = doc["overview"]["duplicate_share"]
         for p in doc["insights"]["feature_power"]:
             if p["leakage"]:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from kiln.core.errors import InvalidArgument
 from kiln.prep.stats._types import DEFAULT_BATCH_SIZE, DataLike, iter_batches
 
-__all__ = ["Chunk", "as_chunk", "iter_chunks", "map_columns", "select"]
+__all__ = ["Chunk", "as_chunk", "count_rows", "iter_chunks", "map_columns", "select"]
 
 T = TypeVar("T")
 
@@ -215,6 +215,19 @@ def iter_chunks(data: DataLike, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iter
             return
     for batch in iter_batches(data, batch_size=batch_size):
         yield _BatchChunk(batch)
+
+
+def count_rows(data: DataLike) -> int | None:
+    """How many rows :func:`iter_chunks` will yield, where that is known without reading the
+    data (tables, frames, Parquet metadata of a dataset); None for streams and paths."""
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        return int(data.num_rows)
+    mod = type(data).__module__
+    if mod.startswith(("pandas", "polars")) and hasattr(data, "__len__"):
+        return len(data)
+    if hasattr(data, "count_rows") and hasattr(data, "get_fragments"):  # pyarrow.dataset
+        return int(data.count_rows())
+    return None
 
 
 def map_columns(chunk: Chunk, fn: Callable[[int, pa.Array], T],
