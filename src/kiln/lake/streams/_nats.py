@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import orjson
 
-import sqlalchemy as sa
 
 from kiln.core.errors import InvalidArgument, KilnError, NotFound, PayloadTooLarge, Unavailable
 from kiln.lake.streams import _tables as t
