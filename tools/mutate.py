@@ -29,7 +29,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "audit": (["src/kiln/core/audit.py", "src/kiln/core/_audit_anchor.py"], ["tests/core/test_audit.py", "tests/faces/test_auth_audit.py"]),
     "sql": (["src/kiln/lake/sql.py"], ["tests/lake/test_sql.py"]),
     "bundles": (["src/kiln/lake/bundles.py"], ["tests/catalog/test_bundles.py"]),
-    "package": (["src/kiln/registry/_package.py"], ["tests/registry/test_models.py", "tests/registry/test_safety.py", "tests/registry/test_model_code.py"]),
+    "package": (["src/kiln/registry/_package.py"], ["tests/registry/test_package.py", "tests/registry/test_models.py", "tests/registry/test_safety.py", "tests/registry/test_model_code.py"]),
 }
 # Tests a group leaves out: they reach its modules but test something else, slowly (the
 # worker's 20 s time limit ran for every package mutant it reached).
