@@ -255,3 +255,83 @@ def test_the_server_lifespan_anchors_what_was_written_when_it_ends(tmp_path: Pat
         assert orjson.loads(ws.store.read_bytes(ANCHOR_KEY))["seq"] == 3
     finally:
         ws.close()
+
+
+# -- what the mutation run found untested -------------------------------------------------
+
+
+def test_the_mac_formats_are_those_stored_trails_were_made_with() -> None:
+    """Every stored event and anchor holds a MAC of exactly these bytes: a change would make
+    every existing trail fail verification."""
+    from kiln.core import _audit_anchor, audit
+
+    row = {"seq": 1, "event_id": "e" * 32, "time": 1.5, "actor": "local:a", "action": "t.write", "resource": "t/1",
+           "request_id": "q", "source": "local", "outcome": "success", "details": '{"i":1}'}
+    assert audit._mac(b"0" * 32, "0" * 64, row) == _guessed_key("0" * 64, row)
+    assert audit._legacy_digest("0" * 64, row) == _sha256("0" * 64, row)
+    anchor = orjson.dumps(["kiln.audit.anchor/v1", 7, "f" * 64, repr(2.5)])
+    assert _audit_anchor._anchor_mac(b"k" * 32, 7, "f" * 64, 2.5) == hmac.new(b"k" * 32, anchor, hashlib.sha256).hexdigest()
+    # Details are MACed as sorted JSON, whatever order a database gives them back in.
+    assert audit._canonical({"b": 1, "a": Path("/x")}) == '{"a":"/x","b":1}'
+
+
+@pytest.mark.parametrize(("head", "first_bad"), [({"seq": 4}, 5), ({"hash": "2" * 64}, 5)], ids=["number-only", "mac-only"])
+def test_a_head_with_one_field_changed_is_caught(ws: Workspace, head: dict[str, Any], first_bad: int) -> None:
+    with ws.db.engine.begin() as conn:
+        conn.execute(audit_head.update().values(**head))
+    number = head.get("seq", 5)
+    assert _bad(ws, first_bad) == f"the head (event {number}) does not match the chain's last event 5: the head was changed"
+
+
+def test_listing_filters_by_resource_prefix_action_and_time_inclusively(tmp_path: Path) -> None:
+    from kiln.core import audit
+
+    ws = Workspace(load_settings(home=str(tmp_path)))
+    try:
+        for resource, action in [("runs/a_b", "runs.create"), ("runs/axb/1", "runs.create"), ("runs/a_b/2", "runs.delete")] + [("t/x", "t.write")] * 100:
+            with ws.mutation(CTX, action=action, resource=resource):
+                pass
+        with ws.db.read() as conn:
+            listed = audit.list_events(conn, limit=1000)
+            second = next(e for e in listed if e.resource == "runs/axb/1")
+            assert {e.resource for e in audit.list_events(conn, resource="runs/a_b")} == {"runs/a_b", "runs/a_b/2"}, "_ is no wildcard"
+            assert len(audit.list_events(conn, resource="runs/")) == 3
+            assert [e.resource for e in audit.list_events(conn, action="runs.delete")] == ["runs/a_b/2"]
+            assert [e.seq for e in audit.list_events(conn, since=second.time, until=second.time)] == [second.seq]
+            assert len(audit.list_events(conn)) == 100 and len(listed) == 103
+    finally:
+        ws.close()
+
+
+def test_long_fields_are_cut_to_their_columns_and_still_verify(tmp_path: Path) -> None:
+    from kiln.core import audit
+
+    ws = Workspace(load_settings(home=str(tmp_path)))
+    try:
+        ctx = Context(actor="a" * 200, source="s" * 100, request_id="r" * 100)
+        with ws.mutation(ctx, action="x" * 100, resource="t/" + "y" * 400):
+            pass
+        with ws.db.read() as conn:
+            (event,) = audit.list_events(conn, limit=1)
+        assert [len(v) for v in (event.actor, event.action, event.resource, event.request_id, event.source)] == [128, 64, 300, 64, 64]
+        assert ws.verify_audit().ok
+    finally:
+        ws.close()
+
+
+def _key_file(home: Path, content: bytes) -> None:
+    home.mkdir(parents=True)
+    fd = os.open(home / KEY_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+
+
+def test_keys_of_the_least_length_are_taken_and_a_file_without_a_key_is_named(tmp_path: Path) -> None:
+    Workspace(load_settings(home=str(tmp_path / "env"), audit_key="k" * 16)).close()
+    _key_file(tmp_path / "file", b"ab" * 16 + b"\n")  # 16 bytes
+    Workspace(load_settings(home=str(tmp_path / "file"))).close()
+    for i, junk in enumerate([b"\xff\xfe not ascii", b"not hex at all", b"ab" * 15]):
+        home = tmp_path / f"junk{i}"
+        _key_file(home, junk)
+        with pytest.raises(InvalidArgument, match="does not hold a key"):
+            Workspace(load_settings(home=str(home)))

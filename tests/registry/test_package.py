@@ -77,6 +77,16 @@ def test_extract_bounds_are_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         extract_tar(io.BytesIO(b"not a tar at all" * 40), tmp_path / "junk", max_bytes=100)
 
 
+def test_extract_refuses_a_member_that_a_link_in_the_destination_would_send_outside(tmp_path: Path) -> None:
+    outside, dest = tmp_path / "outside", tmp_path / "dest"
+    outside.mkdir()
+    dest.mkdir()
+    (dest / "code").symlink_to(outside)  # not from the tar (links in it are refused): already there
+    with pytest.raises(InvalidArgument) as info:
+        extract_tar(_tar([("code/x.py", b"1")]), dest, max_bytes=100)
+    assert info.value.message == "tar member 'code/x.py' would land outside the package" and list(outside.iterdir()) == []
+
+
 def test_tars_made_here_hold_plain_readable_files(tmp_path: Path) -> None:
     (tmp_path / "m.bin").write_bytes(b"abc")
     out = io.BytesIO()
@@ -124,8 +134,8 @@ def test_a_folder_scan_skips_bytecode_and_refuses_links_and_fifos(tmp_path: Path
     (tmp_path / "code/__pycache__/inference.cpython-311.pyc").write_bytes(b"\0")
     (tmp_path / "code/inference.py").write_text("")
     (tmp_path / "model.bin").write_bytes(b"w")
-    assert _package.scan_folder(tmp_path) == ["code/inference.py", "model.bin"]
     monkeypatch.setattr(_package, "MAX_FILES", 2)
+    assert _package.scan_folder(tmp_path) == ["code/inference.py", "model.bin"]  # at the cap
     (tmp_path / "extra.bin").write_bytes(b"x")
     with pytest.raises(InvalidArgument, match="^a model package may hold at most 2 files$"):
         _package.scan_folder(tmp_path)
