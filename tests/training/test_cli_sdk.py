@@ -59,7 +59,7 @@ def test_train_detach_returns_the_name_at_once(cli: Any, tmp_path: Path, channel
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["--hyperparameters", "{not json"], "--hyperparameters is not valid JSON"),
+    (["--hyperparameters", "{not json"], "hyperparameters are not valid JSON"),
     (["--hyperparameters", "[1, 2]"], "must be a JSON object"),
     (["--metric-definitions", '[{"Name": "x", "Regex": "("}]'], "Regex"),
     (["--channel", "train=ghost@1"], "no dataset 'ghost"),
@@ -102,8 +102,8 @@ def test_the_sagemaker_estimator_shape(client: kiln.Client, tmp_path: Path, chan
 def test_a_builtin_through_image_uris_and_a_failing_fit(client: kiln.Client, channel: Path, tmp_path: Path) -> None:
     uri = image_uris.retrieve("xgboost", "us-east-1", "1.7-1")
     est = kiln.sagemaker.Estimator(image_uri=uri, role="r", instance_count=1, instance_type="ml.m5.xlarge", client=client,
-                                   hyperparameters={"num_round": 5, "objective": "binary:logistic"}) if hasattr(kiln, "sagemaker") else None
-    assert est is not None and est.algorithm == "xgboost"
+                                   hyperparameters={"num_round": 5, "objective": "binary:logistic"})
+    assert est.algorithm == "xgboost"
     est.fit({"train": str(channel)}, logs=False)
     assert est.model_data.startswith("xgboost@")
     bad = XGBoost(entry_point="train.py", source_dir=str(_source(tmp_path, "raise SystemExit(3)\n")), client=client)

@@ -51,11 +51,9 @@ def train(
     Waits and streams the job's log; exits non-zero if the job fails. model/ is registered in the
     model registry when it succeeds.
     """
-    hps = _json_arg(hyperparameters, option="--hyperparameters", example='{"max_depth": 5}')
-    if hps is not None and not isinstance(hps, dict):
-        from kiln.core.errors import InvalidArgument
+    from kiln.training._contract import parse_hyperparameters
 
-        raise InvalidArgument('--hyperparameters must be a JSON object, e.g. \'{"max_depth": 5}\'')
+    hps = parse_hyperparameters(hyperparameters or "")
     defs = _json_arg(metric_definitions, option="--metric-definitions", example='[{"Name": "loss", "Regex": "loss=([0-9.]+)"}]')
     job = get_client().training.run(
         entry_point=entry_point, source_dir=source_dir, dependencies=dependencies or (), algorithm=algorithm, target=target,
