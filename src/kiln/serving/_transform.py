@@ -105,11 +105,12 @@ def run_chunk(state: dict[str, Any], args: dict[str, Any], _: list[bytes]) -> tu
         except KilnError as exc:
             what = _where(label, first + lo, o) if hi - lo == 1 else f"records {first + lo + 1}-{first + hi} of {label}"
             raise type(exc)(f"{what}: {exc.message}", details={"file": label, "record": first + lo}) from None
+        answer = reply.body if isinstance(reply.body, bytes) else str(reply.body).encode()  # an output_fn may answer str
         if not per_record:
-            pieces.append(reply.body if not line or reply.body.endswith(b"\n") else reply.body + b"\n")
+            pieces.append(answer if not line or answer.endswith(b"\n") else answer + b"\n")
             continue
         try:
-            outputs = rec.split_output(reply.body, reply.content_type or accept, hi - lo)
+            outputs = rec.split_output(answer, reply.content_type or accept, hi - lo)
         except (InvalidArgument, ValueError) as exc:
             raise InvalidArgument(f"records {first + lo + 1}-{first + hi} of {label}: {getattr(exc, 'message', exc)}",
                                   details={"file": label, "record": first + lo}) from None

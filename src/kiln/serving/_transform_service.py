@@ -131,7 +131,8 @@ class TransformService:
         ``input`` is a dataset (``name@version``, read as CSV without a header unless a format
         is given), a file or folder (in-process only) or ``s3://``; each input file's answers
         go to ``<file>.out`` in ``output`` (a folder or ``s3://`` prefix), or into a new
-        version of dataset ``output``. The options are SageMaker's: SplitType, BatchStrategy,
+        version of dataset ``output`` (its rows are the answers' lines: AssembleWith is Line
+        there). The options are SageMaker's: SplitType, BatchStrategy,
         MaxPayloadInMB, AssembleWith, InputFilter / OutputFilter (JSONPath) and JoinSource.
         A failed transform submitted again resumes: finished chunks are not redone.
 
@@ -163,6 +164,8 @@ class TransformService:
         if source.kind == "dataset" and not re.search(r":(csv|csv-noheader|parquet)$", input.strip()):
             source = type(source)(source.kind, source.value, "csv-noheader")  # records, as SageMaker reads an S3 CSV
         dest = _destination(self.ws, self.ctx, output)
+        if dest["kind"] == "dataset":
+            assemble_with = "Line"  # a dataset's rows are the answers' lines; concatenated answers make no rows
         if name is not None:
             check_name(name, kind="job")
         spec = {
