@@ -28,8 +28,9 @@ CUSTOM = textwrap.dedent('''
     def model_fn(model_dir):
         return None
 
-    def input_fn(body, content_type):
-        rows = [line.split(",") for line in body.decode().splitlines()]
+    def input_fn(body, content_type):  # text types arrive as str, as SageMaker's toolkit passes them
+        text = body.decode() if isinstance(body, (bytes, bytearray)) else body
+        rows = [line.split(",") for line in text.splitlines()]
         for row in rows:
             if row[0] == "bad":
                 raise ValueError(f"cannot read {row[0]!r}")
