@@ -151,6 +151,13 @@ def test_a_record_over_max_payload_fails_with_a_clear_message(client: kiln.Clien
     assert "record 2" in job.failure_reason and "MaxPayloadInMB=0.001" in job.failure_reason
 
 
+def test_a_non_numeric_value_fails_naming_the_records_and_the_value(client: kiln.Client, tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("1,2,3\n4,NA,6\n")
+    job = client.transform("lr", input=str(tmp_path / "in.csv"), output=str(tmp_path / "out"), split_type="Line")
+    assert job.state == "Failed"
+    assert "records 1-2 of in.csv" in job.failure_reason and "'NA' is not a number" in job.failure_reason
+
+
 @pytest.mark.parametrize(("kwargs", "error", "text"), [
     ({"model": "nope"}, NotFound, "nope"),
     ({"input": "/no/such/file.csv"}, NotFound, "/no/such/file.csv"),
