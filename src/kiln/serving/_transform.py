@@ -201,24 +201,30 @@ def run(job: RunningJob) -> Outcome:
     spec = job.spec
     work = work_dir(job.ws.settings.home, spec)
     (work / "chunks").mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     try:
         ref, folder, trusted = fetch_model(job.ws, job.ctx, spec["model"])
-        files = _input_files(job, work)
-        chunks, counts, records = _plan(files, spec)
     except KilnError as exc:
         return Outcome(failure=exc.message)
-    except OSError as exc:
-        return Outcome(failure=f"the input could not be read: {exc}", retriable=True)
-    done = [c for c in chunks if (work / "chunks" / c.id).is_file()]
-    todo = [c for c in chunks if not (work / "chunks" / c.id).is_file()]
-    job.log(f"transform with model {ref}: {len(files)} file(s), {len(chunks)} chunk(s)"
-            + (f"; {len(done)} already done, resuming" if done else ""))
-    job.log(f"progress {len(done)}/{len(chunks)} chunks")
-    started = time.monotonic()
-    outcome = _run_chunks(job, spec, todo, counts, work, folder=folder, trusted=trusted, ref=ref, done=len(done), total=len(chunks))
+    pool = _Pool(job, spec, work, folder=folder, trusted=trusted, ref=ref)  # the workers load while the input is cut
+    try:
+        try:
+            files = _input_files(job, work)
+            chunks, counts, records = _plan(files, spec)
+        except KilnError as exc:
+            return Outcome(failure=exc.message)
+        except OSError as exc:
+            return Outcome(failure=f"the input could not be read: {exc}", retriable=True)
+        todo = [c for c in chunks if not (work / "chunks" / c.id).is_file()]
+        done = len(chunks) - len(todo)
+        job.log(f"transform with model {ref}: {len(files)} file(s), {records:,} records, {len(chunks)} chunk(s)"
+                + (f"; {done} already done, resuming" if done else ""))
+        job.log(f"progress {done}/{len(chunks)} chunks")
+        outcome = pool.run(todo, counts, done=done, total=len(chunks))
+    finally:
+        pool.close()
     if outcome is not None:
         return outcome
-    elapsed = time.monotonic() - started
     outputs = _assemble(files, chunks, work)
     try:
         delivered = _deliver(job, spec, outputs)
@@ -227,8 +233,10 @@ def run(job: RunningJob) -> Outcome:
     except OSError as exc:
         return Outcome(failure=f"the output could not be written to {spec['output']['value']}: {exc}", retriable=True)
     shutil.rmtree(work, ignore_errors=True)
-    job.log(f"transformed {records:,} records in {elapsed:.1f} s; output {delivered}")
-    return Outcome(outputs=delivered, metrics={"records": float(records), "records_per_s": records / max(elapsed, 1e-9)})
+    elapsed = time.monotonic() - started
+    metrics = {"records": float(records), "records_per_s": records / max(elapsed, 1e-9), **pool.metrics()}
+    job.log(f"transformed {records:,} records in {elapsed:.1f} s (workers ready after {metrics.get('startup_s', 0):.1f} s); output {delivered}")
+    return Outcome(outputs=delivered, metrics=metrics)
 
 
 def _input_files(job: RunningJob, work: Path) -> list[tuple[str, Path]]:
@@ -306,70 +314,99 @@ def _records_in(data: bytes) -> int:
     return lines
 
 
-def _run_chunks(
-    job: RunningJob, spec: dict[str, Any], todo: list[Chunk], first: dict[str, int], work: Path, *,
-    folder: Path, trusted: bool, ref: str, done: int, total: int,
-) -> Outcome | None:
-    """Run the chunks over N worker processes; None when all are done, else the failure."""
-    from kiln.core.worker import Worker
+class _Pool:
+    """N worker processes, each loading the model as soon as the pool is made, then taking
+    chunks from a queue until it is empty or a chunk fails."""
 
-    if not todo:
-        return None
-    options = {k: spec[k] for k in ("split_type", "strategy", "max_payload_mb", "content_type", "accept", "assemble_with",
-                                    "input_filter", "output_filter", "join_source")}
-    env = {**spec.get("environment", {}), "SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": f"{spec['max_payload_mb']:g}",
-           "SAGEMAKER_BATCH_STRATEGY": spec["strategy"]}
-    n = max(1, min(int(spec.get("workers") or 1), len(todo)))
-    timeout = job.ws.settings.worker_timeout_s
-    workers = [Worker(timeout_s=max(timeout, 60.0), label=f"model {ref}", redact=[str(folder), str(work)]) for _ in range(n)]
-    pending: queue.SimpleQueue[Chunk] = queue.SimpleQueue()
-    for c in todo:
-        pending.put(c)
-    errors: list[tuple[KilnError, bool]] = []
-    lock = threading.Lock()
-    state = {"done": done}
-    halt = threading.Event()
+    def __init__(self, job: RunningJob, spec: dict[str, Any], work: Path, *, folder: Path, trusted: bool, ref: str) -> None:
+        from kiln.core.worker import Worker
 
-    def serve(worker: Worker) -> None:
+        self.job, self.work, self.ref = job, work, ref
+        self.options = {k: spec[k] for k in ("split_type", "strategy", "max_payload_mb", "content_type", "accept", "assemble_with",
+                                             "input_filter", "output_filter", "join_source")}
+        env = {**spec.get("environment", {}), "SAGEMAKER_BATCH": "true",
+               "SAGEMAKER_MAX_PAYLOAD_IN_MB": f"{spec['max_payload_mb']:g}", "SAGEMAKER_BATCH_STRATEGY": spec["strategy"]}
+        self.load_args = {"folder": str(folder), "trusted": trusted, "name": ref, "environment": env}
+        self.timeout = max(job.ws.settings.worker_timeout_s, 60.0)
+        n = max(1, int(spec.get("workers") or 1))
+        self.workers = [Worker(timeout_s=self.timeout, label=f"model {ref}", redact=[str(folder), str(work)]) for _ in range(n)]
+        self.pending: queue.SimpleQueue[Chunk | None] = queue.SimpleQueue()
+        self.errors: list[tuple[KilnError, bool]] = []
+        self.lock = threading.Lock()
+        self.halt = threading.Event()
+        self.first: dict[str, int] = {}
+        self.done = self.total = 0
+        self.t0 = time.monotonic()
+        self.ready_at: float | None = None
+        self.ended_at: float | None = None
+        self.ran_records = 0
+        self.threads = [threading.Thread(target=self._serve, args=(w,), name=f"kiln-transform-{i}", daemon=True) for i, w in enumerate(self.workers)]
+        for th in self.threads:
+            th.start()
+
+    def _serve(self, worker: Any) -> None:
         try:
-            worker.call(f"{TARGET}:load", {"folder": str(folder), "trusted": trusted, "name": ref, "environment": env}, timeout_s=max(timeout, 60.0))
-            while not halt.is_set():
-                try:
-                    chunk = pending.get_nowait()
-                except queue.Empty:
+            worker.call(f"{TARGET}:load", self.load_args, timeout_s=self.timeout)
+            with self.lock:
+                self.ready_at = self.ready_at or time.monotonic()
+            while not self.halt.is_set():
+                chunk = self.pending.get()
+                if chunk is None:
                     return
-                remaining = job.remaining_s()
-                limit = None if remaining is None else max(0.001, remaining)
-                worker.call(f"{TARGET}:run_chunk", {
-                    "path": chunk.path, "rel": chunk.rel, "start": chunk.start, "end": chunk.end, "first_record": first[chunk.id],
-                    "out": str(work / "chunks" / chunk.id), "options": options,
-                }, timeout_s=limit)
-                with lock:
-                    state["done"] += 1
-                    job.log(f"progress {state['done']}/{total} chunks")
+                remaining = self.job.remaining_s()
+                result, _ = worker.call(f"{TARGET}:run_chunk", {
+                    "path": chunk.path, "rel": chunk.rel, "start": chunk.start, "end": chunk.end, "first_record": self.first[chunk.id],
+                    "out": str(self.work / "chunks" / chunk.id), "options": self.options,
+                }, timeout_s=None if remaining is None else max(0.001, remaining))
+                with self.lock:
+                    self.done += 1
+                    self.ran_records += int(result.get("records", 0))
+                    self.ended_at = time.monotonic()
+                    self.job.log(f"progress {self.done}/{self.total} chunks")
         except KilnError as exc:
-            with lock:
-                errors.append((exc, "record" in (exc.details or {}) or "file" in (exc.details or {})))
-            halt.set()
+            with self.lock:
+                details = exc.details or {}
+                self.errors.append((exc, "record" in details or "file" in details))
+            self.halt.set()
         finally:
             worker.close()
 
-    threads = [threading.Thread(target=serve, args=(w,), name=f"kiln-transform-{i}", daemon=True) for i, w in enumerate(workers)]
-    for th in threads:
-        th.start()
-    while any(th.is_alive() for th in threads):
-        if job.stop_requested:
-            halt.set()
-            for w in workers:
-                w.close()
-        for th in threads:
-            th.join(timeout=0.2)
-    if job.stop_requested:
-        return Outcome(stopped=True)
-    if errors:
-        exc, bad_input = errors[0]
-        return Outcome(failure=f"model {ref}: {exc.message}", retriable=not bad_input)
-    return None
+    def run(self, todo: list[Chunk], first: dict[str, int], *, done: int, total: int) -> Outcome | None:
+        """Run the chunks; None when all are done, else what failed."""
+        self.first, self.done, self.total = first, done, total
+        for c in todo:
+            self.pending.put(c)
+        for _ in self.threads:
+            self.pending.put(None)
+        while any(th.is_alive() for th in self.threads):
+            if self.job.stop_requested:
+                self.close()
+            for th in self.threads:
+                th.join(timeout=0.2)
+        if self.job.stop_requested:
+            return Outcome(stopped=True)
+        if self.errors:
+            exc, bad_input = self.errors[0]
+            return Outcome(failure=f"model {self.ref}: {exc.message}", retriable=not bad_input)
+        if self.done < total:
+            return Outcome(failure=f"{total - self.done} chunk(s) were not transformed; see the job's log", retriable=True)
+        return None
+
+    def close(self) -> None:
+        self.halt.set()
+        for _ in self.threads:
+            self.pending.put(None)
+        for w in self.workers:
+            w.close()
+
+    def metrics(self) -> dict[str, float]:
+        """When the first worker was ready, and the rows/s of the chunks from then on."""
+        if self.ready_at is None:
+            return {}
+        out = {"startup_s": self.ready_at - self.t0}
+        if self.ended_at is not None and self.ran_records:
+            out["chunk_records_per_s"] = self.ran_records / max(self.ended_at - self.ready_at, 1e-9)
+        return out
 
 
 def _assemble(files: list[tuple[str, Path]], chunks: list[Chunk], work: Path) -> list[tuple[str, Path]]:
