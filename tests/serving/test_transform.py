@@ -185,3 +185,20 @@ def test_untrusted_model_code_is_refused(client: kiln.Client, tmp_path: Path) ->
     _csv(tmp_path / "in.csv", X[:3])
     with pytest.raises(PermissionDenied, match="kiln models trust"):
         client.transform(ref, input=str(tmp_path / "in.csv"), output=str(tmp_path / "out"))
+
+
+def test_s3_in_and_s3_out(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> None:
+    import fsspec
+
+    c = kiln.Client(settings=load_settings(home=str(tmp_path / "home"), s3_endpoint_url=s3_endpoint))
+    try:
+        c.models.register("lr", model=MODEL, sample_input=X[:5])
+        fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": s3_endpoint})
+        fs.pipe(f"{s3_bucket}/in/part-1.csv".removeprefix("s3://"), _csv(tmp_path / "p.csv", X[:30]).read_bytes())
+        job = c.transform("lr", input=f"{s3_bucket}/in/", output=f"{s3_bucket}/out", split_type="Line", accept="text/csv")
+        assert job.state == "Completed", job.failure_reason
+        assert job.outputs["files"] == [f"{s3_bucket}/out/part-1.csv.out"]
+        body = fs.cat(f"{s3_bucket}/out/part-1.csv.out".removeprefix("s3://")).decode()
+        assert [int(float(v)) for v in body.split()] == MODEL.predict(X[:30]).tolist()
+    finally:
+        c.close()
