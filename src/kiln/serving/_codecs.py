@@ -503,3 +503,70 @@ def _csv_bytes(arr: Any) -> bytes:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerows(values if arr.ndim == 2 else [[v] for v in values])
     return buf.getvalue().encode()
+
+
+# -- Open Inference Protocol V2 tensors ----------------------------------------------------
+
+V2_DTYPES: dict[str, Any] = {
+    "BOOL": np.bool_, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+    "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": object,
+}
+_V2_NAMES = {np.dtype(t).name: name for name, t in V2_DTYPES.items() if t is not object}
+
+
+def v2_datatype(dtype: Any) -> str:
+    """The V2 datatype of a numpy dtype (text and objects are BYTES)."""
+    return _V2_NAMES.get(np.dtype(dtype).name, "BYTES")
+
+
+def v2_tensor(tensor: Any, where: str) -> tuple[str, Any]:
+    """(name, array) of one V2 request tensor ``{"name", "shape", "datatype", "data"}``.
+
+    Raises:
+        InvalidArgument: a missing field, an unknown datatype, data that do not fill the shape.
+    """
+    if not isinstance(tensor, dict):
+        raise InvalidArgument(f"{where} must be a JSON object with name, shape, datatype and data")
+    name, shape, datatype, data = (tensor.get(k) for k in ("name", "shape", "datatype", "data"))
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"{where}.name must be a non-empty string")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise InvalidArgument(f"{where}.shape must be a list of non-negative integers")
+    if datatype not in V2_DTYPES:
+        raise InvalidArgument(f"{where}.datatype {str(datatype)[:20]!r} is not one of {', '.join(V2_DTYPES)}")
+    if not isinstance(data, list):
+        data = [data]
+    flat = _flatten(data)
+    size = int(np.prod(shape)) if shape else 1
+    if len(flat) != size:
+        raise InvalidArgument(f"{where} ({name!r}) has {len(flat)} values for shape {shape} ({size} values)")
+    if datatype == "BYTES":
+        arr = np.empty(len(flat), dtype=object)
+        arr[:] = [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in flat]
+    else:
+        for i, v in enumerate(flat):
+            if isinstance(v, str) or v is None or isinstance(v, (list, dict)):
+                raise InvalidArgument(f"{where} ({name!r}) value {i + 1}: {str(v)[:_SHOWN]!r} is not a {datatype} number")
+        try:
+            arr = np.asarray(flat, dtype=V2_DTYPES[datatype])
+        except (ValueError, OverflowError, TypeError) as exc:
+            raise InvalidArgument(f"{where} ({name!r}) does not hold {datatype} values: {exc}") from None
+    return name, arr.reshape(shape)
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    if not any(isinstance(v, list) for v in data):
+        return data
+    out: list[Any] = []
+    for v in data:
+        out.extend(_flatten(v) if isinstance(v, list) else [v])
+    return out
+
+
+def v2_output(name: str, values: Any) -> dict[str, Any]:
+    """A V2 response tensor: name, shape, datatype and the values flattened in row-major order."""
+    arr = values if isinstance(values, np.ndarray) else np.asarray(to_list(values))
+    datatype = v2_datatype(arr.dtype)
+    data = arr.ravel().tolist() if datatype != "BYTES" else [str(v) for v in arr.ravel().tolist()]
+    return {"name": name, "shape": list(arr.shape), "datatype": datatype, "data": data}

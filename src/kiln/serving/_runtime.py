@@ -294,15 +294,83 @@ class Servable:
     def infer_v2(self, request: dict[str, Any]) -> dict[str, Any]:
         """Answer a V2 ``infer`` body: ``{"id"?, "inputs": [...], "outputs"?}``.
 
+        One input is the rows (2-D; 1-D is one row, or one column for a one-column model);
+        several inputs are columns by name, each of shape ``[N]`` or ``[N, 1]``. Outputs
+        are ``predict`` (the default) and, for classifiers, ``predict_proba``.
+
         Raises:
             InvalidArgument: a malformed request (names the field), wrong shapes or datatypes.
             ModelError: the model raised.
         """
-        raise InvalidArgument("V2 inference is not implemented yet")
+        if not isinstance(request, dict):
+            raise InvalidArgument('a V2 infer request is a JSON object: {"inputs": [{"name", "shape", "datatype", "data"}]}')
+        inputs = request.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise InvalidArgument("inputs must be a non-empty list of tensors")
+        wanted = self._v2_outputs(request.get("outputs"))
+        rows = self._v2_rows([_codecs.v2_tensor(t, f"inputs[{i}]") for i, t in enumerate(inputs)])
+        outputs = []
+        for name in wanted:
+            values = self.predict_proba_array(rows) if name == "predict_proba" else self.predict_array(rows)
+            outputs.append(_codecs.v2_output(name, values))
+        rid = request.get("id")
+        return {"model_name": self.name, "id": str(rid) if rid is not None else uuid.uuid4().hex, "outputs": outputs}
+
+    def _v2_outputs(self, asked: Any) -> list[str]:
+        if asked is None:
+            return ["predict"]
+        if not isinstance(asked, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in asked):
+            raise InvalidArgument('outputs must be a list of {"name": ...}')
+        known = ["predict", "predict_proba"] if self.can_predict_proba else ["predict"]
+        names = [o["name"] for o in asked]
+        for name in names:
+            if name not in known:
+                raise InvalidArgument(f"output {name[:60]!r} is not one this model gives; ask for {' or '.join(known)}")
+        return names or ["predict"]
+
+    def _v2_rows(self, tensors: list[tuple[str, Any]]) -> Any:
+        cols = self.columns
+        if len(tensors) == 1:
+            arr = tensors[0][1]
+            if arr.ndim == 1 and cols.count == 1:
+                arr = arr.reshape(-1, 1)
+            if arr.ndim not in (1, 2):
+                raise InvalidArgument(f"inputs[0] must be 2-D (rows × columns); got shape {list(arr.shape)}")
+            return arr.astype(np.float64) if arr.dtype.kind in "biu" and cols.all_numeric else arr
+        import pandas as pd
+
+        lengths = set()
+        data = {}
+        for i, (name, arr) in enumerate(tensors):
+            if arr.ndim == 2 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            if arr.ndim != 1:
+                raise InvalidArgument(f"inputs[{i}] ({name!r}) is a column: its shape must be [N] or [N, 1], not {list(arr.shape)}")
+            if name in data:
+                raise InvalidArgument(f"inputs[{i}] repeats the name {name!r}")
+            data[name] = arr
+            lengths.add(len(arr))
+        if len(lengths) != 1:
+            raise InvalidArgument(f"input columns have different lengths {sorted(lengths)}; each column needs one value per row")
+        return pd.DataFrame(data)
 
     def metadata_v2(self) -> dict[str, Any]:
         """V2 model metadata: name, platform, inputs and outputs (-1 for variable dimensions)."""
-        return {"name": self.name, "versions": [], "platform": self.manifest.flavor, "inputs": [], "outputs": []}
+        sig = self.manifest.signature
+        cols = self.columns
+        types = {c.name: c.type for c in sig.inputs} if sig is not None else {}
+        first = sig.inputs[0].type if sig is not None and sig.inputs else "float64"
+        if cols.names and not cols.all_numeric:
+            inputs = [{"name": n, "datatype": _v2_type(types.get(n, "float64")), "shape": [-1]} for n in cols.names]
+        else:
+            inputs = [{"name": "input-0", "datatype": _v2_type(first), "shape": [-1, cols.count if cols.count is not None else -1]}]
+        out_type = sig.outputs[0].type if sig is not None and sig.outputs else "float64"
+        width = len(sig.outputs) if sig is not None and len(sig.outputs) > 1 else None
+        outputs = [{"name": "predict", "datatype": _v2_type(out_type), "shape": [-1, width] if width else [-1]}]
+        if self.can_predict_proba:
+            classes = self.manifest.classes
+            outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes) if classes else -1]})
+        return {"name": self.name, "versions": [], "platform": self.manifest.flavor, "inputs": inputs, "outputs": outputs}
 
     @property
     def can_predict_proba(self) -> bool:
@@ -389,6 +457,13 @@ class Servable:
 
     def __repr__(self) -> str:
         return f"Servable(name={self.name!r}, flavor={self.manifest.flavor!r}, fast_path={self.fast_path!r})"
+
+
+def _v2_type(dtype: str) -> str:
+    try:
+        return _codecs.v2_datatype(np.dtype(dtype))
+    except TypeError:
+        return "BYTES"
 
 
 def _has_predict(model: Any) -> bool:
