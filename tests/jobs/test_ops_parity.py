@@ -45,7 +45,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "functions.map": {"name": "echo", "dataset": "tiny@1", "output_dataset": "echoed", "batch_size": 7, "job_name": "echo-map"},
     "functions.delete": {"name": "echo2"},
     # -- end of functions ------------------------------------------------------------------
-    "transform.create": {"name": "tx1", "model": "tinylr@1", "input": "tiny@1", "output": "tiny-scored", "split_type": "Line"},
+    "transform.create": {"name": "tx1", "model": "tinylr@1", "input": "tiny@1", "output_location": "tiny-scored", "split_type": "Line"},
 }
 
 
@@ -102,8 +102,8 @@ BAD = [
     ("functions.create", {"name": "bad", "handler": "no-colon", "code": _code}),
     ("functions.create", {"name": "bad", "handler": "missing:handler", "code": _code}),
     # -- end of functions ------------------------------------------------------------------
-    ("transform.create", {"model": "ghost", "input": "tiny@1", "output": "o"}),
-    ("transform.create", {"model": "tinylr@1", "input": "tiny@1", "output": "o", "split_type": "Lines"}),
+    ("transform.create", {"model": "ghost", "input": "tiny@1", "output_location": "o"}),
+    ("transform.create", {"model": "tinylr@1", "input": "tiny@1", "output_location": "o", "split_type": "Lines"}),
 ]
 
 

@@ -49,7 +49,7 @@ class Transform(Namespace):
         Options are SageMaker Batch Transform's (see :class:`kiln.serving.TransformService`).
         With ``wait``, follows the job (progress for the CLI's bar) and returns it ended."""
         job: Job = self._call(
-            ops.CREATE, model=model, input=input, output=output, content_type=content_type, accept=accept, split_type=split_type,
+            ops.CREATE, model=model, input=input, output_location=output, content_type=content_type, accept=accept, split_type=split_type,
             strategy=strategy, max_payload_mb=max_payload_mb, assemble_with=assemble_with, input_filter=input_filter,
             output_filter=output_filter, join_source=join_source, workers=workers, environment=dict(environment or {}),
             name=name, max_run_s=max_run_s, max_retries=max_retries,

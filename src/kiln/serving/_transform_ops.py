@@ -11,7 +11,7 @@ ALL = declare(
         name="transform.create", method="POST", path="/v1/transform-jobs", role="editor",
         service="kiln.serving._transform_service:TransformService", call="create", response=Job, status=201, kind="job",
         body=(
-            "model", "input", "output", "content_type", "accept", "split_type", "strategy", "max_payload_mb", "assemble_with",
+            "model", "input", "output_location", "content_type", "accept", "split_type", "strategy", "max_payload_mb", "assemble_with",
             "input_filter", "output_filter", "join_source", "workers", "environment", "name", "max_run_s", "max_retries",
         ),
     ),

@@ -110,7 +110,7 @@ class TransformService:
         *,
         model: str,
         input: str,
-        output: str,
+        output_location: str,
         content_type: str | None = None,
         accept: str | None = None,
         split_type: str = "None",
@@ -130,8 +130,9 @@ class TransformService:
 
         ``input`` is a dataset (``name@version``, read as CSV without a header unless a format
         is given), a file or folder (in-process only) or ``s3://``; each input file's answers
-        go to ``<file>.out`` in ``output`` (a folder or ``s3://`` prefix), or into a new
-        version of dataset ``output`` (its rows are the answers' lines: AssembleWith is Line
+        go to ``<file>.out`` in ``output_location`` (an ``s3://`` prefix, or a folder in-process
+        only: over REST the server writes no files of its own), or into a new version of the
+        dataset it names (its rows are the answers' lines: AssembleWith is Line
         there). The options are SageMaker's: SplitType, BatchStrategy,
         MaxPayloadInMB, AssembleWith, InputFilter / OutputFilter (JSONPath) and JoinSource.
         A failed transform submitted again resumes: finished chunks are not redone.
@@ -163,7 +164,7 @@ class TransformService:
         source = resolve_source(self.ws, self.ctx, input, what="input")
         if source.kind == "dataset" and not re.search(r":(csv|csv-noheader|parquet)$", input.strip()):
             source = type(source)(source.kind, source.value, "csv-noheader")  # records, as SageMaker reads an S3 CSV
-        dest = _destination(self.ws, self.ctx, output)
+        dest = _destination(self.ws, self.ctx, output_location)
         if dest["kind"] == "dataset":
             assemble_with = "Line"  # a dataset's rows are the answers' lines; concatenated answers make no rows
         if name is not None:
