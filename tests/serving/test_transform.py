@@ -168,9 +168,12 @@ def test_a_non_numeric_value_fails_naming_the_records_and_the_value(client: kiln
     ({"join_source": "Output"}, InvalidArgument, "JoinSource"),
     ({"input_filter": "$[1:"}, InvalidArgument, "JSONPath"),
     ({"workers": 0}, InvalidArgument, "workers"),
+    ({"input": "feats@1:parquet"}, InvalidArgument, "records as text"),
+    ({"output": "feats@1"}, InvalidArgument, "output"),
 ])
 def test_bad_requests_are_refused_before_any_job(client: kiln.Client, tmp_path: Path, kwargs: dict, error: type, text: str) -> None:
     _csv(tmp_path / "in.csv", X[:3])
+    client.datasets.ingest("feats", pd.DataFrame(X[:3], columns=["a", "b", "c"]))
     args = {"model": "lr", "input": str(tmp_path / "in.csv"), "output": str(tmp_path / "out"), **kwargs}
     with pytest.raises(error, match=text.replace("[", r"\[").replace("$", r"\$")):
         client.transform(args.pop("model"), **args)
@@ -202,3 +205,25 @@ def test_s3_in_and_s3_out(tmp_path: Path, s3_endpoint: str, s3_bucket: str) -> N
         assert [int(float(v)) for v in body.split()] == MODEL.predict(X[:30]).tolist()
     finally:
         c.close()
+
+
+def test_a_failed_transform_submitted_again_resumes_and_an_edited_input_starts_over(client: kiln.Client, tmp_path: Path) -> None:
+    ref = _custom(client, tmp_path)
+    names = [f"r{i:03d}" for i in range(20)]
+    names[15] = "crash"
+    src, out = tmp_path / "in.csv", tmp_path / "out"
+    src.write_text("".join(f"{n},1\n" for n in names))
+    log, mark = tmp_path / "calls.log", tmp_path / "crashed"
+    args = {"input": str(src), "output": str(out), "split_type": "Line", "strategy": "SingleRecord", "max_payload_mb": 0.00001,
+            "environment": {"TX_LOG": str(log), "TX_MARK": str(mark)}, "accept": "text/csv"}
+    first = client.transform(ref, **args)
+    assert first.state == "Failed" and "crashed its worker process" in first.failure_reason
+    assert not out.exists() or not any(out.iterdir()), "nothing half-written is visible"
+    assert client.transform(ref, **args).state == "Completed"
+    calls = log.read_text().split()
+    assert len(calls) - len(names) <= 2 and calls.count("crash") == 2  # only the unfinished chunk again
+    src.write_text("".join(f"{n},1\n" for n in names[:3]))  # a new input is never answered from old chunks
+    log.unlink()
+    assert client.transform(ref, **args).state == "Completed"
+    assert log.read_text().split() == names[:3]
+    assert [r.split(",")[0] for r in (out / "in.csv.out").read_text().splitlines()] == names[:3]

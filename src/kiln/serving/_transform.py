@@ -51,13 +51,35 @@ class Chunk:
     end: int
 
 
-def work_dir(home: Path, spec: dict[str, Any]) -> Path:
+def work_dir(home: Path, spec: dict[str, Any], fingerprint: Any = None) -> Path:
     """Where a transform's finished chunks are kept until its outputs are delivered: named by
-    what it computes, so the same transform submitted again resumes there."""
+    what it computes (model version, options, and the input files' sizes and times, so an
+    edited file is never answered from an old chunk), so the same transform submitted again
+    resumes there."""
     keys = ("model", "inputs", "content_type", "accept", "split_type", "strategy", "max_payload_mb",
             "assemble_with", "input_filter", "output_filter", "join_source", "environment")
-    digest = hashlib.sha256(orjson.dumps({k: spec.get(k) for k in keys}, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    what = {**{k: spec.get(k) for k in keys}, "fingerprint": fingerprint}
+    digest = hashlib.sha256(orjson.dumps(what, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return Path(home) / "transform" / digest[:24]
+
+
+def _fingerprint(job: RunningJob) -> Any:
+    """The input as it is now: each local file's size and modification time, each object's
+    size and ETag (a dataset version never changes: its reference says it all)."""
+    source = job.spec["inputs"]
+    if source["kind"] == "path":
+        root = Path(source["value"])
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    if source["kind"] == "s3":
+        import fsspec
+
+        opts: dict[str, Any] = {}
+        if job.ws.settings.s3_endpoint_url:
+            opts["client_kwargs"] = {"endpoint_url": job.ws.settings.s3_endpoint_url}
+        found = fsspec.filesystem("s3", **opts).find(source["value"][len("s3://"):], detail=True)
+        return sorted((k, v.get("size"), str(v.get("ETag") or v.get("LastModified") or "")) for k, v in found.items())
+    return None
 
 
 # -- in the worker processes -------------------------------------------------------------------
@@ -199,13 +221,15 @@ def run(job: RunningJob) -> Outcome:
     from kiln.serving._transform_service import fetch_model
 
     spec = job.spec
-    work = work_dir(job.ws.settings.home, spec)
-    (work / "chunks").mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
         ref, folder, trusted = fetch_model(job.ws, job.ctx, spec["model"])
+        work = work_dir(job.ws.settings.home, spec, _fingerprint(job))
     except KilnError as exc:
         return Outcome(failure=exc.message)
+    except OSError as exc:
+        return Outcome(failure=f"the input could not be read: {exc}", retriable=True)
+    (work / "chunks").mkdir(parents=True, exist_ok=True)
     pool = _Pool(job, spec, work, folder=folder, trusted=trusted, ref=ref)  # the workers load while the input is cut
     try:
         try:

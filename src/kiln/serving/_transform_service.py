@@ -75,6 +75,8 @@ def _destination(ws: Workspace, ctx: Context, output: str) -> dict[str, str]:
         if ctx.source != "local":
             ctx.require("admin")  # the server writes with its own credentials
         return {"kind": "s3", "value": text}
+    if re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}@[A-Za-z0-9_-]+", text):
+        raise InvalidArgument(f"output {text!r} names a dataset version; a transform writes a new version: give the dataset's name alone")
     if "/" not in text and "\\" not in text and not text.startswith(".") and re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", text):
         return {"kind": "dataset", "value": check_name(text, kind="dataset")}
     if ctx.source != "local":
@@ -162,7 +164,9 @@ class TransformService:
             compile_filter(expr)
         row, _, _ = check_model(self.ws, self.ctx, model)
         source = resolve_source(self.ws, self.ctx, input, what="input")
-        if source.kind == "dataset" and not re.search(r":(csv|csv-noheader|parquet)$", input.strip()):
+        if source.kind == "dataset" and source.format == "parquet":
+            raise InvalidArgument(f"a transform sends records as text; read {source.value} as {source.value} (CSV rows) or {source.value}:csv (with its header)")
+        if source.kind == "dataset" and not re.search(r":(csv|csv-noheader)$", input.strip()):
             source = type(source)(source.kind, source.value, "csv-noheader")  # records, as SageMaker reads an S3 CSV
         dest = _destination(self.ws, self.ctx, output_location)
         if dest["kind"] == "dataset":
