@@ -227,3 +227,21 @@ def test_a_failed_transform_submitted_again_resumes_and_an_edited_input_starts_o
     assert client.transform(ref, **args).state == "Completed"
     assert log.read_text().split() == names[:3]
     assert [r.split(",")[0] for r in (out / "in.csv.out").read_text().splitlines()] == names[:3]
+
+
+def test_stopping_a_transform_ends_its_workers_and_writes_nothing(client: kiln.Client, tmp_path: Path) -> None:
+    import os
+    import time
+
+    ref = _custom(client, tmp_path)
+    (tmp_path / "in.csv").write_text("".join(f"r{i},1\n" for i in range(10)))
+    os.mkfifo(tmp_path / "fifo")  # the model blocks opening its log (nobody reads it): a transform that hangs mid-chunk
+    job = client.transform(ref, input=str(tmp_path / "in.csv"), output=str(tmp_path / "out"), split_type="Line",
+                           environment={"TX_LOG": str(tmp_path / "fifo"), "TX_MARK": str(tmp_path / "m")}, wait=False)
+    deadline = time.monotonic() + 60
+    while "progress 0/" not in "".join(client.jobs.logs(job.name).lines) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    client.jobs.stop(job.name)
+    ended = client.transform.wait(job.name, timeout_s=60)
+    assert ended.state == "Stopped"
+    assert not (tmp_path / "out").exists()
