@@ -117,6 +117,8 @@ class Servable:
         if self._transform_fn and (self._input_fn or self._predict_fn or self._output_fn):
             raise InvalidArgument("the package's code defines transform_fn and input_fn/predict_fn/output_fn; define one or the other")
         self._handlers = any((self._input_fn, self._predict_fn, self._output_fn, self._transform_fn))
+        # Plain numeric rows of a known width may skip the general decoders (same result).
+        self._plain = columns.all_numeric and columns.count is not None
         if predictor is None and not (self._predict_fn or self._transform_fn):
             raise InvalidArgument(f"the model ({type(model).__name__}) has no predict(); define predict_fn in the package's code")
 
@@ -218,6 +220,10 @@ class Servable:
         """
         if not self._handlers:
             kind = _codecs.choose_accept(accept)  # 406 before any work
+            if self._plain and type(body) is bytes:
+                rows = _codecs.simple_rows(body, media_type(content_type) or _codecs.CSV, self.columns.count)
+                if rows is not None:
+                    return _codecs.encode(self._predict_rows(rows), kind)
             decoded = _codecs.decode(body, content_type, self.columns)
             preds = self._predict_rows(conform(decoded.rows, self.columns))
             if decoded.mlflow:
