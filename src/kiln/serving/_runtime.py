@@ -522,6 +522,9 @@ def columns_of(manifest: Manifest, model: Any) -> Columns:
 
 def _model_features(model: Any) -> tuple[tuple[str, ...] | None, int | None]:
     """(feature names, feature count) the model object records, where it does."""
+    if type(model).__name__ == "BuiltinModel" and isinstance(getattr(model, "manifest", None), dict):
+        count = model.manifest.get("feature_count")
+        return None, count if isinstance(count, int) else None
     known = getattr(model, "feature_names_in_", None)
     if known is not None:
         return tuple(str(n) for n in known), len(known)
