@@ -129,19 +129,20 @@ def _sample_rows(model: Any, count: int) -> np.ndarray:
 
 
 def _thresholds(model: Any, count: int) -> dict[int, np.ndarray]:
-    """Split values per feature of a tree ensemble (as treelite reads them); none for other models."""
+    """Split values per feature of a tree ensemble (as treelite holds them); none for other models."""
     tl = getattr(model, "_kiln_treelite", None)
     if tl is None:
         return {}
-    import json
-
-    found: dict[int, list[float]] = {}
-    for tree in json.loads(tl.dump_as_json(pretty_print=False)).get("trees", [])[:50]:
-        for node in tree.get("nodes", []):
-            f, t = node.get("split_feature_id"), node.get("threshold")
-            if isinstance(f, int) and isinstance(t, (int, float)) and 0 <= f < count:
-                found.setdefault(f, []).append(float(t))
-    return {f: np.asarray(v) for f, v in found.items()}
+    found: dict[int, list[np.ndarray]] = {}
+    for i in range(min(int(tl.num_tree), 50)):
+        tree = tl.get_tree_accessor(i)
+        inner = np.asarray(tree.get_field("cleft")) != -1
+        features = np.asarray(tree.get_field("split_index"))[inner]
+        thresholds = np.asarray(tree.get_field("threshold"), dtype=np.float64)[inner]
+        for f in np.unique(features):
+            if 0 <= f < count:
+                found.setdefault(int(f), []).append(thresholds[features == f])
+    return {f: np.concatenate(v) for f, v in found.items()}
 
 
 # -- linear models --------------------------------------------------------------------------
