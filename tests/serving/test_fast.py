@@ -60,10 +60,10 @@ MODELS = {
     "linear-regression": (lambda: LinearRegression().fit(XR, YR), "linear"),
     "scaled-ridge": (lambda: make_pipeline(StandardScaler(), MinMaxScaler(), Ridge()).fit(XR, YR), "linear"),
     "scaled-logistic": (lambda: make_pipeline(StandardScaler(), LogisticRegression()).fit(XC, YC), "linear"),
-    "random-forest": (lambda: RandomForestClassifier(n_estimators=40, random_state=0).fit(XC, YC), "treelite"),
-    "random-forest-binary": (lambda: RandomForestClassifier(n_estimators=40, random_state=0).fit(XC, YB), "treelite"),
-    "extra-trees": (lambda: ExtraTreesRegressor(n_estimators=20, random_state=0).fit(XR, YR), "treelite"),
-    "gradient-boosting": (lambda: GradientBoostingClassifier(n_estimators=20, random_state=0).fit(XC, YC), "treelite"),
+    "random-forest": (lambda: RandomForestClassifier(n_estimators=40, random_state=0).fit(XC, YC), "onnx"),
+    "random-forest-binary": (lambda: RandomForestClassifier(n_estimators=40, random_state=0).fit(XC, YB), "onnx"),
+    "extra-trees": (lambda: ExtraTreesRegressor(n_estimators=20, random_state=0).fit(XR, YR), "onnx"),
+    "gradient-boosting": (lambda: GradientBoostingClassifier(n_estimators=20, random_state=0).fit(XC, YC), "onnx"),
     "hist-gradient-boosting": (lambda: HistGradientBoostingClassifier(max_iter=20).fit(XC, YB), "treelite"),
     "hist-gradient-boosting-regressor": (lambda: HistGradientBoostingRegressor(max_iter=20).fit(XR, YR), "treelite"),
     "xgboost": (lambda: _xgb("clf"), "treelite"),
@@ -122,3 +122,13 @@ def test_a_fast_path_that_differs_is_not_used(tmp_path: Path, monkeypatch: pytes
     s = served(tmp_path, model)
     assert s.fast_path is None
     np.testing.assert_allclose(s.predict_array(XR[:5]), model.predict(XR[:5]))
+
+
+def test_forests_fall_back_to_treelite_without_skl2onnx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.serving import _fast
+
+    monkeypatch.setattr(_fast, "_onnx_trees", lambda model, manifest: None)
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(XC, YC)
+    s = served(tmp_path, model)
+    assert s.fast_path == "treelite"
+    assert [s.predict_array(r)[0] for r in ROWS[:60]] == model.predict(ROWS[:60]).tolist()
