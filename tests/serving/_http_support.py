@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +16,9 @@ from typing import Any
 
 import numpy as np
 import orjson
+import uvicorn
 
+from kiln.serving._app import ServingApp
 from kiln.serving._spec import EndpointSpec, VariantSpec
 
 # A model with handlers (and no heavy framework, so a worker starts in about a second):
@@ -125,3 +129,21 @@ def log(run_dir: Path) -> str:
         return (run_dir / "supervisor.log").read_text()[-4000:]
     except OSError:
         return ""
+
+
+@contextlib.contextmanager
+def serve(spec: EndpointSpec, servables: dict[str, Any], **kwargs: Any) -> Iterator[tuple[str, ServingApp]]:
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = ServingApp(spec, servables, port=port, **kwargs)
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning", proxy_headers=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, timeout=10, what="uvicorn")
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        app.close()

@@ -4,9 +4,7 @@ handlers that can fail or hang)."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,30 +15,11 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-import uvicorn
 
 from kiln.serving._app import ServingApp
 from kiln.serving._runtime import Servable
 from kiln.serving._spec import EndpointSpec, VariantSpec
-from tests.serving._http_support import custom_package, logistic_package, wait_for
-
-
-@contextlib.contextmanager
-def serve(spec: EndpointSpec, servables: dict[str, Any], **kwargs: Any) -> Iterator[tuple[str, ServingApp]]:
-    sock = socket.create_server(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = ServingApp(spec, servables, port=port, **kwargs)
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning", proxy_headers=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, timeout=10, what="uvicorn")
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        app.close()
+from tests.serving._http_support import custom_package, logistic_package, serve, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -200,3 +200,26 @@ def test_the_supervisor_takes_its_workers_with_it_when_killed(packages: dict[str
 
 
 _ = sys
+
+
+def test_capture_files_reach_the_store_through_the_supervisor(packages: dict[str, Path], tmp_path: Path) -> None:
+    from kiln.core.storage import LocalStore
+    from kiln.serving._spec import CaptureSpec
+    from kiln.serving._supervisor import Supervisor
+
+    run_dir = tmp_path / "run"
+    write_spec(run_dir, 1, [_variant(packages["one"])], workers=1, capture=CaptureSpec(enabled=True, percent=100))
+    store = LocalStore(tmp_path / "objects")
+    sup = Supervisor(run_dir, ship=store.put_file)
+    sup.start()
+    try:
+        wait_for(lambda: sup.step(0.05) or sup.status == "ready", timeout=60, what="ready")
+        for i in range(3):
+            assert httpx.post(sup.url + "/invocations", content=b"1,%d" % i, headers={"Content-Type": "text/csv"}).status_code == 200
+        sup._on_signal(signal.SIGTERM, None)  # as SIGTERM would: the worker closes its files as it exits
+        wait_for(lambda: sup.step(0.05), timeout=30, what="the supervisor to stop")
+    finally:
+        sup._teardown()
+    keys = [k for k, _, _ in store.list("capture/ep/AllTraffic")]
+    assert len(keys) == 1 and keys[0].endswith(".jsonl")
+    assert len(store.read_bytes(keys[0]).splitlines()) == 3
