@@ -108,11 +108,14 @@ class Supervisor:
         ship: stores one finished capture file under a key (``ObjectStore.put_file``);
             None: capture files stay in the spool.
         python: the interpreter the workers run on.
+        on_status: called with each new status (starting, ready, updating, stopping,
+            stopped, failed) and the error, if any (``kiln serve`` prints them).
     """
 
     def __init__(
         self, run_dir: str | Path, *, log: IO[Any] | None = None, ship: Callable[[str, Path], Any] | None = None,
         python: str = sys.executable, ready_timeout_s: float = READY_TIMEOUT_S,
+        on_status: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir).absolute()
         self.log = log
@@ -126,7 +129,8 @@ class Supervisor:
         self.pending: _Generation | None = None
         self.retiring: list[_Child] = []
         self.error: str | None = None
-        self.status = "starting"
+        self._status = "starting"
+        self.on_status = on_status
         self._sel = selectors.DefaultSelector()
         self._hup = False
         self._stop = 0  # signals asking to stop: 1 drains, 2 kills
@@ -135,6 +139,18 @@ class Supervisor:
         self._last_ship = 0.0
         self._backoff: dict[int, tuple[int, float]] = {}  # index -> (failures in a row, next start)
         self._wake_r = self._wake_w = -1
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        if value != self._status:
+            self._status = value
+            self._dirty = True
+            if self.on_status is not None:
+                self.on_status(value, self.error)
 
     # -- start -----------------------------------------------------------------------------
 
@@ -341,10 +357,7 @@ class Supervisor:
                 self._say(self.error)
                 self._drop_pending()
         serving = any(c.ready for c in self.current.children)
-        status = "updating" if self.pending is not None else ("ready" if serving else "starting")
-        if status != self.status:
-            self.status = status
-            self._dirty = True
+        self.status = "updating" if self.pending is not None else ("ready" if serving else "starting")
 
     def _retire(self, child: _Child, now: float, sig: int = signal.SIGTERM) -> None:
         """Drain a worker: SIGTERM keeps idle kept-alive connections until their next request

@@ -162,6 +162,8 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: Any) -> None:
         self.quick = self.quick or sig == signal.SIGINT
         super().handle_exit(sig, frame)
+        # uvicorn raises the signal again once it shut down; a drained worker just exits 0.
+        self._captured_signals.clear()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # On SIGTERM (blue/green, recycling), unlike uvicorn's own shutdown, idle
