@@ -95,7 +95,7 @@ def test_v2_infer_metadata_and_unknown_models(http: httpx.Client, models: dict[s
 @pytest.mark.parametrize(
     ("body", "ctype", "accept", "status", "words"),
     [
-        (b"1,2,x,4", "text/csv", None, 400, "non-numeric"),
+        (b"1,2,x,4", "text/csv", None, 400, "not a number"),
         (b"[[1,2,3", "application/json", None, 400, "JSON"),
         (b"", "text/csv", None, 400, "empty"),
         (b"1,2,3", "text/csv", None, 400, "column"),
