@@ -237,7 +237,10 @@ def run(args: argparse.Namespace, names: list[str], tmp: Path, procs: list[subpr
 
         for n, m in models.items():
             folder = tmp / f"mlflow-{n}"
-            (mlflow.lightgbm if n == "lgbm" else mlflow.sklearn).save_model(m, str(folder))
+            if n == "lgbm":
+                mlflow.lightgbm.save_model(m, str(folder))
+            else:
+                mlflow.sklearn.save_model(m, str(folder), skops_trusted_types=["sklearn.tree._tree.Tree"] if n == "rf" else None)
             port = free_port()
             p = start([str(BIN / "mlflow"), "models", "serve", "-m", str(folder), "--env-manager", "local", "-p", str(port), "-w", str(args.workers)], env=env, log=tmp / f"mlflow-{n}.log")
             procs.append(p)
