@@ -1,0 +1,164 @@
+"""Endpoints as a managed resource, in-process: create → InService → invoke → update
+(blue/green) → delete, trust and hashes checked before a spec is written, a failed start
+Failed with its log's reason, a dead supervisor restarted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+
+import kiln
+from kiln.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
+from kiln.jobs._local import process_alive
+from kiln.serving._service import EndpointService, endpoint_dir
+
+from .conftest import custom_model, register, wait_for
+
+pytestmark = pytest.mark.xdist_group("endpoints")
+
+
+def _row(client: kiln.Client, name: str):  # type: ignore[no-untyped-def]
+    import sqlalchemy as sa
+
+    from kiln.serving import _tables as t
+
+    with client.workspace.db.read() as conn:
+        return conn.execute(sa.select(t.endpoints).where(t.endpoints.c.name == name)).first()
+
+
+def test_create_invoke_describe_delete(client: kiln.Client, models: dict[str, str]) -> None:
+    ep = client.endpoints.create("churn", model="times@1")
+    assert (ep.state, ep.generation, [(v.name, v.model, v.trusted) for v in ep.variants]) == ("InService", 1, [("AllTraffic", "times@1", True)])
+    assert ep.url and ep.url.startswith("http://127.0.0.1:") and ep.port and ep.url.endswith(str(ep.port))
+    got = client.endpoints.invoke("churn", b"[[1, 2], [0, 1]]", content_type="application/json")
+    assert (orjson.loads(got.body), got.invoked_variant) == ([9.0, 3.0], "AllTraffic")
+    assert [e.name for e in client.endpoints.list()] == ["churn"]
+    assert client.endpoints.list(state="Failed") == []
+    pid = _row(client, "churn").supervisor_pid
+    gone = client.endpoints.delete("churn")
+    assert gone.state == "Deleting"
+    assert not process_alive(pid)
+    assert not endpoint_dir(client.settings.home, "churn").exists()
+    with pytest.raises(NotFound, match="kiln endpoints ls"):
+        client.endpoints.get("churn")
+    actions = {e["action"] for e in client.audit.list(resource="endpoints/churn") if e["outcome"] == "success"}
+    assert {"endpoints.create", "endpoints.delete"} <= actions
+
+
+def test_variants_weights_and_target_variant(client: kiln.Client, models: dict[str, str]) -> None:
+    ep = client.endpoints.create("ab", variants=[{"name": "blue", "model": "times@1", "weight": 1}, {"name": "green", "model": "times@2", "weight": 1}])
+    assert [(v.name, v.model, v.weight) for v in ep.variants] == [("blue", "times@1", 1.0), ("green", "times@2", 1.0)]
+    for variant, want in (("blue", [3.0]), ("green", [5.0])):
+        got = client.endpoints.invoke("ab", "[[1]]", target_variant=variant)
+        assert (got.invoked_variant, orjson.loads(got.body)) == (variant, want)
+    seen = {client.endpoints.invoke("ab", "[[1]]").invoked_variant for _ in range(40)}
+    assert seen == {"blue", "green"}
+
+
+def test_update_is_blue_green(client: kiln.Client, models: dict[str, str]) -> None:
+    client.endpoints.create("bg", model="times@1")
+    answers: list[object] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                answers.append(orjson.loads(client.endpoints.invoke("bg", "[[1]]").body))
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        ep = client.endpoints.update("bg", model="times@2")
+        wait_for(lambda: [5.0] in answers[-3:], what="answers from the new generation")
+    finally:
+        stop.set()
+        thread.join()
+    assert (ep.state, ep.generation, ep.variants[0].model) == ("InService", 2, "times@2")
+    assert errors == [] and [3.0] in answers
+    assert sorted(p.name for p in endpoint_dir(client.settings.home, "bg").glob("gen-*.json")) == ["gen-1.json", "gen-2.json"]
+    # What is left out stays: the workers and limits of generation 1, the model resolved anew only when named.
+    again = client.endpoints.update("bg", timeout_s=30)
+    assert (again.generation, again.timeout_s, again.variants[0].model) == (3, 30.0, "times@2")
+
+
+def test_code_no_admin_trusted_is_refused_before_anything_runs(client: kiln.Client, models: dict[str, str]) -> None:
+    with pytest.raises(PermissionDenied, match="kiln models trust stranger@1"):
+        client.endpoints.create("nope", model=models["stranger"])
+    assert client.endpoints.list() == [] and not endpoint_dir(client.settings.home, "nope").exists()
+
+
+def test_a_package_failing_its_hashes_is_never_served(client: kiln.Client, models: dict[str, str]) -> None:
+    import sqlalchemy as sa
+
+    from kiln.registry._tables import model_versions
+
+    with client.workspace.db.read() as conn:
+        prefix = conn.execute(sa.select(model_versions.c.prefix).where(model_versions.c.name == "times", model_versions.c.version == 2)).scalar()
+    stored = Path(client.settings.storage_url) / prefix / "weights.txt"
+    stored.write_text("666")  # changed in the store after registration
+    with pytest.raises(InvalidArgument, match="weights.txt"):
+        client.endpoints.create("tampered", model="times@2")
+    assert client.endpoints.list() == [] and not endpoint_dir(client.settings.home, "tampered").exists()
+
+
+def test_a_start_that_fails_ends_failed_with_the_log_reason(client: kiln.Client, tmp_path: Path) -> None:
+    register(client, "broken", custom_model(tmp_path / "b", broken="the weights are missing"))
+    ep = client.endpoints.create("broken", model="broken")
+    assert ep.state == "Failed"
+    assert "the weights are missing" in (ep.failure_reason or "")
+    assert str(tmp_path) not in (ep.failure_reason or "") and str(client.settings.home) not in (ep.failure_reason or "")
+    with pytest.raises(Exception, match="Failed"):
+        client.endpoints.invoke("broken", "[[1]]")
+
+
+def test_a_dead_supervisor_is_restarted_on_the_same_port(client: kiln.Client, models: dict[str, str]) -> None:
+    ep = client.endpoints.create("phoenix", model="times@1")
+    old = _row(client, "phoenix").supervisor_pid
+    os.killpg(old, signal.SIGKILL)
+    wait_for(lambda: not process_alive(old), what="the supervisor's end")
+    changed = EndpointService(client.workspace, client._t.ctx).reconcile()
+    assert changed == ["phoenix"]
+    back = client.endpoints.wait("phoenix")
+    row = _row(client, "phoenix")
+    assert (back.state, back.url, row.restarts) == ("InService", ep.url, 1) and row.supervisor_pid != old
+    wait_for(lambda: client.endpoints.get("phoenix").state == "InService" and _row(client, "phoenix").deadline_at is None, what="ready again")
+    assert orjson.loads(client.endpoints.invoke("phoenix", "[[2]]").body) == [6.0]
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"name": "Bad/Name", "model": "times@1"}, InvalidArgument, "invalid endpoint name"),
+    ({"name": "x", "model": "../etc"}, InvalidArgument, "invalid model"),
+    ({"name": "x"}, InvalidArgument, "exactly one of model"),
+    ({"name": "x", "model": "times@1", "port": 80}, InvalidArgument, "1024-65535"),
+    ({"name": "x", "model": "times@1", "workers": 0}, InvalidArgument, "workers"),
+    ({"name": "x", "model": "times@1", "max_payload_mb": 101}, InvalidArgument, "max_payload_mb"),
+    ({"name": "x", "variants": [{"name": "../a", "model": "times@1"}]}, InvalidArgument, "invalid variant name"),
+    ({"name": "x", "variants": [{"name": "a", "model": "times@1"}, {"name": "a", "model": "times@2"}]}, InvalidArgument, "unique"),
+    ({"name": "x", "variants": [{"name": "a", "model": "times@1", "weight": 0}]}, InvalidArgument, "add up to 0"),
+    ({"name": "x", "model": "ghost"}, NotFound, "ghost"),
+    ({"name": "x", "model": "times@9"}, NotFound, "no version 9"),
+])
+def test_bad_requests_are_refused_and_create_nothing(client: kiln.Client, models: dict[str, str], kwargs: dict, error: type, match: str) -> None:
+    svc = EndpointService(client.workspace, client._t.ctx)
+    with pytest.raises(error, match=match):
+        svc.create(**kwargs)
+    assert client.endpoints.list() == []
+
+
+def test_names_ports_and_states_conflict(client: kiln.Client, models: dict[str, str]) -> None:
+    ep = client.endpoints.create("one", model="times@1", wait=False)
+    with pytest.raises(AlreadyExists):
+        client.endpoints.create("one", model="times@1")
+    with pytest.raises(Conflict, match="Creating"):
+        client.endpoints.update("one", model="times@2")
+    ep = client.endpoints.wait("one")
+    with pytest.raises(Conflict, match="port"):
+        client.endpoints.create("two", model="times@1", port=ep.port)
