@@ -162,3 +162,75 @@ def test_names_ports_and_states_conflict(client: kiln.Client, models: dict[str, 
     ep = client.endpoints.wait("one")
     with pytest.raises(Conflict, match="port"):
         client.endpoints.create("two", model="times@1", port=ep.port)
+
+
+def test_an_update_that_fails_rolls_back_and_the_old_generation_serves_on(client: kiln.Client, models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.serving import _service
+
+    register(client, "broken", custom_model(tmp_path / "b", broken="cannot load the new weights"))
+    client.endpoints.create("steady", model="times@1")
+    monkeypatch.setattr(_service, "START_LIMIT_S", 2.0)
+    ep = client.endpoints.update("steady", model="broken@1", wait=False)
+    assert (ep.state, ep.generation) == ("Updating", 2)
+    assert orjson.loads(client.endpoints.invoke("steady", "[[1]]").body) == [3.0]  # the old generation answers meanwhile
+    back = client.endpoints.wait("steady", timeout_s=30)
+    assert (back.state, back.generation, back.variants[0].model) == ("InService", 1, "times@1")
+    assert "rolled back to generation 1" in (back.failure_reason or "")
+    assert orjson.loads(client.endpoints.invoke("steady", "[[1]]").body) == [3.0]
+    assert [p.name for p in endpoint_dir(client.settings.home, "steady").glob("gen-*.json")] == ["gen-1.json"]
+
+
+def test_a_shadow_variant_is_described_apart(client: kiln.Client, models: dict[str, str]) -> None:
+    ep = client.endpoints.create("shadowed", model="times@1", shadow={"name": "candidate", "model": "times@2"})
+    assert (ep.shadow and (ep.shadow.name, ep.shadow.model, ep.shadow.shadow)) == ("candidate", "times@2", True)
+    assert [v.name for v in ep.variants] == ["AllTraffic"]
+    assert client.endpoints.update("shadowed", remove_shadow=True).shadow is None
+
+
+def test_the_server_watcher_brings_endpoints_back_after_a_restart(client: kiln.Client, models: dict[str, str]) -> None:
+    """Every process of the endpoint dies (its host's server went down); a new server's watcher starts it again."""
+    import threading as th
+
+    from kiln.core.config import load_settings
+    from kiln.core.workspace import Workspace
+    from kiln.serving import _watcher
+
+    ep = client.endpoints.create("comeback", model="times@1")
+    os.killpg(_row(client, "comeback").supervisor_pid, signal.SIGKILL)
+    wait_for(lambda: not EndpointService(client.workspace, client._t.ctx)._alive(_row(client, "comeback")), what="the endpoint's end")
+    fresh = Workspace(load_settings(home=str(client.settings.home)))  # the restarted server's workspace
+    stop = th.Event()
+    stop.set()  # one pass
+    try:
+        _watcher._loop(fresh, stop)
+    finally:
+        fresh.close()
+    back = client.endpoints.wait("comeback")
+    assert (back.state, back.url, back.restarts) == ("InService", ep.url, 1)
+    wait_for(lambda: client.endpoints.get("comeback").ready and _row(client, "comeback").deadline_at is None, what="ready again")
+    assert orjson.loads(client.endpoints.invoke("comeback", "[[1]]").body) == [3.0]
+
+
+def test_metrics_snapshots_are_persisted_per_variant(client: kiln.Client, models: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from kiln.serving._watcher import persist_metrics
+
+    client.endpoints.create("counted", variants=[{"name": "a", "model": "times@1"}, {"name": "b", "model": "times@2"}])
+    seen: list[Path] = []
+
+    def snapshot(run_dir: Path) -> dict[str, dict[str, float]]:
+        seen.append(Path(run_dir))
+        return {"a": {"invocations": 3, "errors_4xx": 1}, "b": {"invocations": 1}}
+
+    monkeypatch.setitem(sys.modules, "kiln.serving._metrics", types.SimpleNamespace(snapshot=snapshot))
+    assert persist_metrics(client.workspace, now=1000.0) == 2
+    assert persist_metrics(client.workspace, now=2000.0) == 2
+    points = client.endpoints.metrics("counted")
+    assert [(p.variant, p.at, p.values["invocations"]) for p in points] == [("a", 1000.0, 3), ("b", 1000.0, 1), ("a", 2000.0, 3), ("b", 2000.0, 1)]
+    assert seen[0] == endpoint_dir(client.settings.home, "counted")
+    assert [p.at for p in client.endpoints.metrics("counted", since=1500.0)] == [2000.0, 2000.0]
+    client.endpoints.delete("counted")
+    with pytest.raises(NotFound):
+        client.endpoints.metrics("counted")

@@ -22,6 +22,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "endpoints.create": {"name": "e2", "variants": [{"name": "a", "model": "times@1", "weight": 2}, {"name": "b", "model": "times@2"}], "capture_percent": 50},
     "endpoints.update": {"name": "e1", "model": "times@2", "timeout_s": 20.0},
     "endpoints.delete": {"name": "e2"},
+    "endpoints.metrics": {"name": "e1", "since": 0.0},
 }
 # -- end of endpoints ------------------------------------------------------------------------
 
@@ -74,6 +75,7 @@ BAD = [
     ("endpoints.create", {"name": "x", "model": "times@1", "variants": [{"name": "a", "model": "times@1"}]}),
     ("endpoints.create", {"name": "x", "model": "times@1", "port": 22}),
     ("endpoints.list", {"state": "Sleeping"}),
+    ("endpoints.metrics", {"name": "ghost"}),
 ]
 
 

@@ -135,6 +135,19 @@ def ls(state: str = typer.Option(None, help="Only endpoints in this state."), js
     emit([_row(e) for e in eps], json=json, columns=_COLS)
 
 
+@app.command("metrics")
+def metrics(
+    name: str = typer.Argument(..., help="The endpoint's name."),
+    since: float = typer.Option(None, help="Only datapoints at or after this time (epoch seconds)."),
+    limit: int = typer.Option(100, help="At most this many, the newest."),
+    json: bool = JsonOpt,
+) -> None:
+    """Show an endpoint's metric datapoints per variant (invocations, errors, latencies)."""
+    points = get_client().endpoints.metrics(name, since=since, limit=limit)
+    rows = [{"at": p.at, "variant": p.variant, **p.values} for p in points]
+    emit(rows, json=json)
+
+
 @app.command("delete")
 def delete(name: str = typer.Argument(..., help="The endpoint's name."), json: bool = JsonOpt) -> None:
     """Delete an endpoint and stop every process it started."""

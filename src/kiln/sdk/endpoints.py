@@ -8,7 +8,7 @@ from typing import Any
 
 from kiln.core.errors import error_from_payload
 from kiln.serving import _ops as ops
-from kiln.serving._models import Endpoint, Invocation
+from kiln.serving._models import Endpoint, EndpointMetric, Invocation
 from kiln.sdk._base import Namespace, seg
 
 __all__ = ["Endpoints"]
@@ -91,6 +91,10 @@ class Endpoints(Namespace):
     def delete(self, name: str) -> Endpoint:
         """Delete an endpoint and stop every process it started."""
         return self._call(ops.DELETE, name=name)  # type: ignore[no-any-return]
+
+    def metrics(self, name: str, *, since: float | None = None, limit: int = 1000) -> list[EndpointMetric]:
+        """Persisted metric datapoints per variant, oldest first."""
+        return self._call(ops.METRICS, name=name, since=since, limit=limit)  # type: ignore[no-any-return]
 
     def wait(self, name: str, *, timeout_s: float | None = 300.0, poll_s: float = 0.5) -> Endpoint:
         """Wait until the endpoint is no longer Creating or Updating.

@@ -14,6 +14,7 @@ __all__ = [
     "CaptureRequest",
     "Endpoint",
     "EndpointState",
+    "EndpointMetric",
     "EndpointVariant",
     "Invocation",
     "VariantRequest",
@@ -77,6 +78,16 @@ class Endpoint(KilnModel):
     @property
     def ready(self) -> bool:
         return self.state in ("InService", "Updating")
+
+
+class EndpointMetric(KilnModel):
+    """One datapoint of a variant's counters (cumulative since its workers started):
+    invocations, 4xx, 5xx, latencies, cold starts, as the serving processes count them."""
+
+    endpoint: str
+    variant: str
+    at: float
+    values: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)

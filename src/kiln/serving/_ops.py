@@ -11,7 +11,7 @@ while it is read.
 from __future__ import annotations
 
 from kiln.core.ops import Operation, declare
-from kiln.serving._models import Endpoint
+from kiln.serving._models import Endpoint, EndpointMetric
 
 _SVC = "kiln.serving._service:EndpointService"
 
@@ -30,8 +30,9 @@ ALL = declare(
         "model", "variants", "shadow", "remove_shadow", "workers", "capture_percent", "capture_modes", "timeout_s", "max_payload_mb",
     )),
     _op("endpoints.delete", "DELETE", "/v1/endpoints/{name}", "editor", "delete", Endpoint),
+    _op("endpoints.metrics", "GET", "/v1/endpoints/{name}/metrics", "viewer", "metrics", list[EndpointMetric]),
 )
-LIST, GET, CREATE, UPDATE, DELETE = ALL
+LIST, GET, CREATE, UPDATE, DELETE, METRICS = ALL
 
 # The hand-written invocation route, for the role table and the OpenAPI.
 INVOKE_PATH = "/v1/endpoints/{name}/invocations"

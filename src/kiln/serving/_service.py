@@ -54,7 +54,7 @@ from kiln.core.names import check_name, parse_ref
 from kiln.core.workspace import Workspace
 from kiln.jobs._local import _start_ticks, process_alive, this_host
 from kiln.serving import _tables as t
-from kiln.serving._models import ENDPOINT_STATES, Endpoint, EndpointVariant, Invocation, VariantRequest
+from kiln.serving._models import ENDPOINT_STATES, Endpoint, EndpointMetric, EndpointVariant, Invocation, VariantRequest
 from kiln.serving._spec import MB, CaptureSpec, EndpointSpec, VariantSpec
 
 __all__ = ["EndpointService", "endpoint_dir"]
@@ -66,6 +66,9 @@ START_LIMIT_S = 180.0
 DRAIN_S = 35.0
 LOG_TAIL_LINES = 20
 SUPERVISOR = [sys.executable, "-m", "kiln.serving._supervisor"]
+# A start claimed but not yet recorded (the process is being spawned) counts as alive this long.
+_STARTING = "starting:"
+_STARTING_S = 30.0
 # SageMaker's variant names: they become folder names of the capture files, so no '/' or '.'.
 _VARIANT_RE = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,62}")
 _SETTINGS_ENV = ("home", "database_url", "storage_url", "s3_endpoint_url", "audit_key", "model_code", "worker_timeout_s")
@@ -182,6 +185,7 @@ class EndpointService:
                 "failure_reason": None, "deadline_at": now + START_LIMIT_S, "host": spec.host, "port": port or None, "url": None,
                 "restarts": 0, "created_at": now, "created_by": self.ctx.actor, "updated_at": now, "updated_by": self.ctx.actor,
             })
+            self._claim(conn, name)
         self._start(name)
         return self._get(name)
 
@@ -330,6 +334,8 @@ class EndpointService:
                 "state": "Updating" if alive else "Creating", "failure_reason": None, "deadline_at": time.time() + START_LIMIT_S,
                 "updated_at": time.time(), "updated_by": self.ctx.actor,
             })
+            if not alive:
+                self._claim(conn, name)
         if alive:
             self._signal(row, signal.SIGHUP)
         else:
@@ -360,6 +366,26 @@ class EndpointService:
             q = q.where(t.endpoints.c.state == state)
         with self.ws.db.read() as conn:
             return [_endpoint(r) for r in conn.execute(q)]
+
+    def metrics(self, *, name: str, since: float | None = None, limit: int = 1000) -> list[EndpointMetric]:
+        """The endpoint's persisted metric datapoints per variant, oldest first (the server
+        keeps one every ~10 s from the workers' counters).
+
+        Raises:
+            NotFound: no such endpoint.
+        """
+        check_name(name, kind="endpoint")
+        self.ctx.require("viewer")
+        if not 1 <= limit <= 100_000:
+            raise InvalidArgument("limit must be between 1 and 100000")
+        self._row(name)
+        m = t.endpoint_metrics
+        q = sa.select(m).where(m.c.endpoint == name).order_by(m.c.at.desc(), m.c.variant.desc()).limit(limit)
+        if since is not None:
+            q = q.where(m.c.at >= since)
+        with self.ws.db.read() as conn:
+            rows = conn.execute(q).all()
+        return [EndpointMetric(endpoint=r.endpoint, variant=r.variant, at=r.at, values=orjson.loads(r.values)) for r in reversed(rows)]
 
     def _row(self, name: str) -> Any:
         with self.ws.db.read() as conn:
@@ -481,8 +507,25 @@ class EndpointService:
         env.update({f"KILN_{k.upper()}": str(getattr(s, k)) for k in _SETTINGS_ENV if getattr(s, k, None) not in ("", None)})
         return env
 
-    def _start(self, name: str, *, restart: bool = False) -> None:
-        """Start the endpoint's supervisor, detached in a session of its own; record it."""
+    def _claim(self, conn: Any, name: str, *, expect: Any = None) -> bool:
+        """Mark the endpoint as having a supervisor on its way (one starter wins: the watcher
+        and a reader reconciling at once never start two). ``expect``: the row as read."""
+        cond = [t.endpoints.c.name == name]
+        if expect is not None:
+            ticks = t.endpoints.c.supervisor_ticks
+            cond.append(ticks.is_(None) if expect.supervisor_ticks is None else ticks == expect.supervisor_ticks)
+        values = {"supervisor_pid": None, "supervisor_ticks": f"{_STARTING}{time.time()}", "supervisor_host": this_host()}
+        return bool(conn.execute(t.endpoints.update().where(*cond).values(**values)).rowcount)
+
+    def _start(self, name: str, *, restart: bool = False, expect: Any = None) -> None:
+        """Start the endpoint's supervisor, detached in a session of its own; record it.
+
+        The caller has claimed the start in its own transaction, or passes the row it read
+        as ``expect`` so this claims it (and does nothing when another process did first)."""
+        if expect is not None:
+            with self.ws.db.write() as conn:
+                if not self._claim(conn, name, expect=expect):
+                    return
         run_dir = endpoint_dir(self.ws.settings.home, name)
         run_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -508,12 +551,21 @@ class EndpointService:
             conn.execute(t.endpoints.update().where(t.endpoints.c.name == name).values(**values))
 
     def _alive(self, row: Any) -> bool:
-        if not row.supervisor_pid or row.supervisor_host != this_host():
+        """Whether the endpoint's supervisor runs (or is being started, for a moment)."""
+        ticks = row.supervisor_ticks or ""
+        if row.supervisor_host != this_host():
             return False
-        return process_alive(int(row.supervisor_pid), row.supervisor_ticks or "")
+        if ticks.startswith(_STARTING):
+            try:
+                return time.time() - float(ticks[len(_STARTING):]) < _STARTING_S
+            except ValueError:
+                return False
+        if not row.supervisor_pid:
+            return False
+        return process_alive(int(row.supervisor_pid), ticks)
 
     def _signal(self, row: Any, sig: int) -> None:
-        if self._alive(row):
+        if row.supervisor_pid and self._alive(row):
             try:
                 os.kill(int(row.supervisor_pid), sig)
             except ProcessLookupError:
@@ -522,7 +574,7 @@ class EndpointService:
     def _stop(self, row: Any) -> None:
         """SIGTERM the supervisor (it drains its workers), SIGKILL its group after DRAIN_S.
         Workers die with it (PR_SET_PDEATHSIG) if it is killed."""
-        if not self._alive(row):
+        if not row.supervisor_pid or not self._alive(row):
             return
         pid = int(row.supervisor_pid)
         self._signal(row, signal.SIGTERM)
@@ -628,7 +680,7 @@ class EndpointService:
             self._fail(name, "the endpoint's processes ended before it was ready" + (f"; its log ends:\n{tail}" if tail else "; its log is empty"))
             return True
         if restart:
-            self._start(name, restart=True)
+            self._start(name, restart=True, expect=row)
             return True
         return False
 
@@ -664,7 +716,10 @@ class EndpointService:
         if self._alive(row):
             self._signal(row, signal.SIGHUP)  # back to the newest generation left: the old one
         elif restart_old:
-            self._start(row.name, restart=True)
+            with self.ws.db.read() as conn:
+                fresh = conn.execute(sa.select(t.endpoints).where(t.endpoints.c.name == row.name)).first()
+            if fresh is not None:
+                self._start(row.name, restart=True, expect=fresh)
 
 
 # -- helpers ---------------------------------------------------------------------------------
