@@ -234,3 +234,19 @@ def test_metrics_snapshots_are_persisted_per_variant(client: kiln.Client, models
     client.endpoints.delete("counted")
     with pytest.raises(NotFound):
         client.endpoints.metrics("counted")
+
+
+def test_an_endpoint_on_postgresql(pg_schema_url: str, tmp_path: Path) -> None:
+    from kiln.core.config import load_settings
+
+    from .conftest import delete_all
+
+    client = kiln.Client(settings=load_settings(home=str(tmp_path / "pg-home"), database_url=pg_schema_url))
+    try:
+        register(client, "times", custom_model(tmp_path / "m", 2.0))
+        assert client.endpoints.create("pg-ep", model="times@1").state == "InService"
+        assert orjson.loads(client.endpoints.invoke("pg-ep", "[[1, 1]]").body) == [4.0]
+        assert client.endpoints.update("pg-ep", workers=2).generation == 2
+    finally:
+        delete_all(client)
+        client.close()
