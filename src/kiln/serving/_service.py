@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -485,7 +486,7 @@ class EndpointService:
                     raise InvalidArgument(f"{header} cannot hold line breaks")
                 headers[header] = value
         try:
-            resp = _http().post(f"{row.url.rstrip('/')}/invocations", content=body, headers=headers, timeout=spec.timeout_s + 5.0)
+            resp = _http(row.url, row.generation).post(f"{row.url.rstrip('/')}/invocations", content=body, headers=headers, timeout=spec.timeout_s + 5.0)
         except httpx.TimeoutException:
             raise ModelError(f"endpoint {name!r} did not answer within {spec.timeout_s:g} s") from None
         except httpx.TransportError as exc:
@@ -661,6 +662,18 @@ class EndpointService:
             return False
         if alive and row.state == "InService" and row.deadline_at is None:
             return False
+        error = _hide_paths(str((state or {}).get("error") or ""), self.ws) if ours else ""
+        if ours and state and state.get("status") == "failed" and row.state in ("Creating", "InService"):
+            # The supervisor gave up (no worker of the first generation could load): no need to wait.
+            tail = self._log_tail(name)
+            self._fail(name, (error or "the endpoint could not start") + (f"; its log ends:\n{tail}" if tail else ""), kill=True)
+            return True
+        if (
+            row.state == "Updating" and ours and state and state.get("pending_generation") is None
+            and state.get("generation") != row.generation and (f"generation {row.generation} " in error or f"gen-{row.generation}.json" in error)
+        ):
+            self._roll_back(row, error)  # the supervisor dropped the new generation; the old one serves
+            return True
         if row.state == "Updating" and alive and row.deadline_at is not None and now > row.deadline_at:
             self._roll_back(row, f"generation {row.generation} was not ready within {START_LIMIT_S:g} s")
             return True
@@ -724,15 +737,28 @@ class EndpointService:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-_client: httpx.Client | None = None
+_clients: dict[str, tuple[int, httpx.Client]] = {}
+_clients_lock = threading.Lock()
+_retired: list[tuple[float, httpx.Client]] = []
 
 
-def _http() -> httpx.Client:
-    """One pooled client for every invocation this process proxies (endpoints are on loopback)."""
-    global _client
-    if _client is None:
-        _client = httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
-    return _client
+def _http(url: str, generation: int) -> httpx.Client:
+    """A pooled client per endpoint URL. A new generation gets fresh connections: a kept-alive
+    connection to a draining worker of the old generation would still be answered by it."""
+    with _clients_lock:
+        held = _clients.get(url)
+        if held is not None and held[0] == generation:
+            return held[1]
+        client = httpx.Client(trust_env=False, limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+        _clients[url] = (generation, client)
+        now = time.monotonic()
+        if held is not None:
+            _retired.append((now, held[1]))  # requests in flight on it finish; closed a minute later
+        done = [c for at, c in _retired if now - at > 60]
+        _retired[:] = [(at, c) for at, c in _retired if now - at <= 60]
+    for old in done:
+        old.close()
+    return client
 
 
 _BY_STATUS: dict[int, type[KilnError]] = {
