@@ -76,6 +76,7 @@ def test_update_is_blue_green(client: kiln.Client, models: dict[str, str]) -> No
     thread = threading.Thread(target=load)
     thread.start()
     try:
+        wait_for(lambda: answers, what="answers from the old generation")
         ep = client.endpoints.update("bg", model="times@2")
         wait_for(lambda: [5.0] in answers[-3:], what="answers from the new generation")
     finally:
