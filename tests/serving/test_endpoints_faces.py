@@ -17,7 +17,7 @@ from kiln.core.errors import PayloadTooLarge, PermissionDenied, UnsupportedMedia
 from kiln.server.app import create_app
 from tests.faces.conftest import SyncASGI
 
-from .conftest import delete_all
+from .conftest import REAL, delete_all
 
 pytestmark = pytest.mark.xdist_group("endpoints")
 
@@ -126,3 +126,23 @@ def test_cli_create_invoke_describe_ls_delete(client: kiln.Client, models: dict[
     assert cli("endpoints", "delete", "cli-ep")[0] == 0
     assert client.endpoints.list() == []
     delete_all(client)
+
+
+@pytest.mark.skipif(not REAL, reason="a fresh `kiln` process starts the real supervisor")
+def test_the_cli_without_a_server_leaves_the_endpoint_running(client: kiln.Client, models: dict[str, str]) -> None:
+    """`kiln endpoints create` in one process; the endpoint outlives it (detached, its own
+    session) and answers `kiln endpoints invoke` from another."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "KILN_HOME": str(client.settings.home)}
+
+    def kiln_cmd(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kiln", *args], env=env, capture_output=True, text=True, timeout=120)
+
+    made = kiln_cmd("endpoints", "create", "detached", "--model", "times@1", "--json")
+    assert made.returncode == 0, made.stderr
+    assert orjson.loads(made.stdout)["state"] == "InService"
+    got = kiln_cmd("endpoints", "invoke", "detached", "--body", "[[1, 1]]")
+    assert (got.returncode, got.stdout.strip()) == (0, "[6.0]"), got.stderr
+    assert kiln_cmd("endpoints", "delete", "detached").returncode == 0
