@@ -24,6 +24,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from kiln.registry._flavors import (
 )
 from kiln.registry._models import Manifest
 
-__all__ = ["SageMakerFlavor"]
+__all__ = ["HandlerParts", "SageMakerFlavor", "load_parts"]
 
 _HANDLERS = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 # Where a model folder's own files are looked for, in CONTRACTS.md §2's order.
@@ -76,24 +77,43 @@ class SageMakerFlavor(Flavor):
             raise InvalidArgument(f"a sagemaker package needs code/{entry} (its entry point) or code/inference.py")
 
     def load(self, folder: Path, manifest: Manifest, options: LoadOptions) -> Predictor:
-        folder = Path(folder)
-        code = folder / "code"
-        entry = str(manifest.flavor_options.get("entry_point") or "")
-        handler_file = "inference.py" if (code / "inference.py").is_file() else entry
-        require_trust(manifest, options, f"code (code/{handler_file})" if handler_file else "a training job's model")
-        framework = str(manifest.flavor_options.get("framework") or "")
-        with _code_on_path(code):
-            module = None
-            if handler_file == "inference.py" or (handler_file.endswith(".py") and _defines_handlers(code / handler_file)):
-                module = load_handlers(folder, handler_file)
-            model_fn = getattr(module, "model_fn", None)
-            base: Predictor | None = None
-            if model_fn is not None:
-                model = _call(model_fn, str(folder))
-            else:
-                base = _saved_model(folder, manifest, options, handler_file)
-                model = base.model
-        return _with_handlers(module, model, base, manifest, framework, code, handler_file)
+        parts = load_parts(folder, manifest, options)
+        return _with_handlers(parts.module, parts.model, parts.base, manifest, parts.framework, parts.code, parts.handler_file)
+
+
+@dataclass(frozen=True)
+class HandlerParts:
+    """A sagemaker package loaded: its handler module (None when its code defines none), the
+    model (from ``model_fn``, else the folder's own files, then also as ``base``)."""
+
+    module: Any
+    model: Any
+    base: Predictor | None
+    framework: str
+    code: Path
+    handler_file: str
+
+
+def load_parts(folder: Path, manifest: Manifest, options: LoadOptions, context: Any = None) -> HandlerParts:
+    """Import the handler module and load the model, as SageMaker's containers do (needs trust)."""
+    folder = Path(folder)
+    code = folder / "code"
+    entry = str(manifest.flavor_options.get("entry_point") or "")
+    handler_file = "inference.py" if (code / "inference.py").is_file() else entry
+    require_trust(manifest, options, f"code (code/{handler_file})" if handler_file else "a training job's model")
+    framework = str(manifest.flavor_options.get("framework") or "")
+    with _code_on_path(code):
+        module = None
+        if handler_file == "inference.py" or (handler_file.endswith(".py") and _defines_handlers(code / handler_file)):
+            module = load_handlers(folder, handler_file)
+        model_fn = getattr(module, "model_fn", None)
+        base: Predictor | None = None
+        if model_fn is not None:
+            model = _call(model_fn, str(folder), context=context)
+        else:
+            base = _saved_model(folder, manifest, options, handler_file)
+            model = base.model
+    return HandlerParts(module, model, base, framework, code, handler_file)
 
 
 def _defines_handlers(path: Path) -> bool:
@@ -147,8 +167,8 @@ def _code_on_path(code: Path) -> Iterator[None]:
                 sys.modules.pop(name, None)
 
 
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call a handler with or without the trailing ``context`` argument (None here), as the toolkit does."""
+def _call(fn: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+    """Call a handler with or without the trailing ``context`` argument, as the toolkit does."""
     try:
         count = len(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
@@ -156,7 +176,7 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     if count == len(args):
         return fn(*args)
     if count == len(args) + 1:
-        return fn(*args, None)
+        return fn(*args, context)
     raise InvalidArgument(f"{getattr(fn, '__name__', 'handler')} takes {count} arguments but {len(args)} were given")
 
 
