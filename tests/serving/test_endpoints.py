@@ -251,3 +251,16 @@ def test_an_endpoint_on_postgresql(pg_schema_url: str, tmp_path: Path) -> None:
     finally:
         delete_all(client)
         client.close()
+
+
+def test_a_failed_endpoint_is_fixed_by_an_update_and_an_untrusted_update_changes_nothing(client: kiln.Client, models: dict[str, str], tmp_path: Path) -> None:
+    register(client, "broken", custom_model(tmp_path / "b", broken="no weights"))
+    assert client.endpoints.create("fixme", model="broken").state == "Failed"
+    ep = client.endpoints.update("fixme", model="times@1")
+    assert (ep.state, ep.generation, ep.failure_reason) == ("InService", 2, None)
+    assert orjson.loads(client.endpoints.invoke("fixme", "[[1]]").body) == [3.0]
+    with pytest.raises(PermissionDenied):
+        client.endpoints.update("fixme", model=models["stranger"])
+    after = client.endpoints.get("fixme")
+    assert (after.state, after.generation, after.variants[0].model) == ("InService", 2, "times@1")
+    assert sorted(p.name for p in endpoint_dir(client.settings.home, "fixme").glob("gen-*.json")) == ["gen-1.json", "gen-2.json"]
