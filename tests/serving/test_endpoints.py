@@ -132,6 +132,7 @@ def test_a_dead_supervisor_is_restarted_on_the_same_port(client: kiln.Client, mo
     assert (back.state, back.url, row.restarts) == ("InService", ep.url, 1) and row.supervisor_pid != old
     wait_for(lambda: client.endpoints.get("phoenix").state == "InService" and _row(client, "phoenix").deadline_at is None, what="ready again")
     assert orjson.loads(client.endpoints.invoke("phoenix", "[[2]]").body) == [6.0]
+    assert "endpoints.restarted" in {e["action"] for e in client.audit.list(resource="endpoints/phoenix")}
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [

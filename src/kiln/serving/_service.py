@@ -546,9 +546,12 @@ class EndpointService:
             return
         _reap_later(proc)
         values: dict[str, Any] = {"supervisor_pid": proc.pid, "supervisor_ticks": _start_ticks(proc.pid), "supervisor_host": this_host()}
-        if restart:
-            values.update(restarts=t.endpoints.c.restarts + 1, deadline_at=time.time() + START_LIMIT_S)
-        with self.ws.db.write() as conn:
+        if not restart:
+            with self.ws.db.write() as conn:
+                conn.execute(t.endpoints.update().where(t.endpoints.c.name == name).values(**values))
+            return
+        values.update(restarts=t.endpoints.c.restarts + 1, deadline_at=time.time() + START_LIMIT_S)
+        with self.ws.mutation(_SYSTEM, action="endpoints.restarted", resource=f"endpoints/{name}", role="admin", details={"pid": proc.pid}) as (conn, _):
             conn.execute(t.endpoints.update().where(t.endpoints.c.name == name).values(**values))
 
     def _alive(self, row: Any) -> bool:
