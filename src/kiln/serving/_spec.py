@@ -85,6 +85,8 @@ class EndpointSpec(_Spec):
     workers: int = Field(1, ge=1, le=64)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535)
+    # Host names the endpoint answers to besides loopback and ``host`` (a proxy's, a LAN name).
+    allowed_hosts: tuple[str, ...] = ()
     max_payload_bytes: int = Field(6 * MB, ge=1, le=100 * MB)
     timeout_s: float = Field(60.0, gt=0, le=3600)
     capture: CaptureSpec = CaptureSpec()
