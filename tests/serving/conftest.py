@@ -1,10 +1,7 @@
-"""Endpoint tests run real supervisors: ``python -m kiln.serving._supervisor`` once it is in
-the tree, until then the stand-in beside this file (the same contract)."""
+"""Endpoint tests run real supervisors (``python -m kiln.serving._supervisor``) and workers."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +12,10 @@ import kiln
 from kiln.core.config import load_settings
 from kiln.core.errors import KilnError
 
-HERE = Path(__file__).parent
-REAL = importlib.util.find_spec("kiln.serving._supervisor") is not None
-
-
 @pytest.fixture(autouse=True)
-def _supervisor(monkeypatch: pytest.MonkeyPatch) -> None:
+def _start_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     from kiln.serving import _service
 
-    if not REAL:
-        monkeypatch.setattr(_service, "SUPERVISOR", [sys.executable, str(HERE / "stand_in_supervisor.py")])
     monkeypatch.setattr(_service, "START_LIMIT_S", 60.0)
 
 

@@ -17,7 +17,7 @@ from kiln.core.errors import PayloadTooLarge, PermissionDenied, UnsupportedMedia
 from kiln.server.app import create_app
 from tests.faces.conftest import SyncASGI
 
-from .conftest import REAL, delete_all
+from .conftest import delete_all
 
 pytestmark = pytest.mark.xdist_group("endpoints")
 
@@ -128,7 +128,6 @@ def test_cli_create_invoke_describe_ls_delete(client: kiln.Client, models: dict[
     delete_all(client)
 
 
-@pytest.mark.skipif(not REAL, reason="a fresh `kiln` process starts the real supervisor")
 def test_the_cli_without_a_server_leaves_the_endpoint_running(client: kiln.Client, models: dict[str, str]) -> None:
     """`kiln endpoints create` in one process; the endpoint outlives it (detached, its own
     session) and answers `kiln endpoints invoke` from another."""

@@ -15,7 +15,7 @@ from kiln.sagemaker import DataCaptureConfig, Model, Predictor, ServerlessInfere
 from kiln.sagemaker.deserializers import BytesDeserializer, CSVDeserializer, JSONDeserializer, NumpyDeserializer, StringDeserializer
 from kiln.sagemaker.serializers import CSVSerializer, IdentitySerializer, JSONSerializer, NumpySerializer
 
-from .conftest import REAL, custom_model
+from .conftest import custom_model
 
 pytestmark = pytest.mark.xdist_group("endpoints")
 
@@ -61,7 +61,6 @@ def test_deploy_refuses_what_it_cannot_serve(client: kiln.Client) -> None:
         Model(model_data="times@1", client=client).deploy(initial_instance_count=0)
 
 
-@pytest.mark.skipif(not REAL, reason="serving a trained script-mode model needs the serving runtime's supervisor")
 def test_estimator_fit_then_deploy(client: kiln.Client, tmp_path: Path) -> None:
     from tests.training.harness import SCRIPTS, csv_label_first
 
