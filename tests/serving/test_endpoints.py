@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -265,3 +266,22 @@ def test_a_failed_endpoint_is_fixed_by_an_update_and_an_untrusted_update_changes
     after = client.endpoints.get("fixme")
     assert (after.state, after.generation, after.variants[0].model) == ("InService", 2, "times@1")
     assert sorted(p.name for p in endpoint_dir(client.settings.home, "fixme").glob("gen-*.json")) == ["gen-1.json", "gen-2.json"]
+
+
+def test_capture_and_metrics_from_the_real_workers(client: kiln.Client, models: dict[str, str]) -> None:
+    """Captured requests land in the store as CONTRACTS.md §4 lines under capture/<endpoint>/<variant>/,
+    and the watcher keeps the workers' counters per variant."""
+    from kiln.serving._watcher import persist_metrics
+
+    client.endpoints.create("cap", model="times@1", capture_percent=100, capture_modes=["Input", "Output"])
+    for i in range(3):
+        client.endpoints.invoke("cap", "[[1, 2]]", inference_id=f"req-{i}")
+    store = client.workspace.store
+    keys = wait_for(lambda: [k for k, _, _ in store.list("capture/cap/AllTraffic")], timeout=30, what="captured files in the store")
+    lines = [orjson.loads(line) for k in keys for line in store.read_bytes(k).splitlines()]
+    assert len(lines) == 3 and {ln["eventMetadata"]["inferenceId"] for ln in lines} == {"req-0", "req-1", "req-2"}
+    data = lines[0]["captureData"]
+    assert (data["endpointInput"]["data"], data["endpointInput"]["mode"], data["endpointOutput"]["data"]) == ("[[1, 2]]", "INPUT", "[9.0]")
+    assert keys[0].split("/")[3:5] == [time.strftime("%Y", time.gmtime()), time.strftime("%m", time.gmtime())]
+    wait_for(lambda: persist_metrics(client.workspace) and client.endpoints.metrics("cap")[-1].values.get("invocations") == 3, what="metrics")
+    assert client.endpoints.metrics("cap")[-1].variant == "AllTraffic"
