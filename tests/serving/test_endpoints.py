@@ -187,6 +187,12 @@ def test_a_shadow_variant_is_described_apart(client: kiln.Client, models: dict[s
     ep = client.endpoints.create("shadowed", model="times@1", shadow={"name": "candidate", "model": "times@2"})
     assert (ep.shadow and (ep.shadow.name, ep.shadow.model, ep.shadow.shadow)) == ("candidate", "times@2", True)
     assert [v.name for v in ep.variants] == ["AllTraffic"]
+    got = client.endpoints.invoke("shadowed", "[[1]]")
+    assert (orjson.loads(got.body), got.invoked_variant) == ([3.0], "AllTraffic")  # the shadow's answer is never returned
+    from kiln.serving._metrics import snapshot
+
+    run_dir = endpoint_dir(client.settings.home, "shadowed")
+    wait_for(lambda: snapshot(run_dir).get("candidate", {}).get("invocations", 0) >= 1, what="the shadow's copy of the request")
     assert client.endpoints.update("shadowed", remove_shadow=True).shadow is None
 
 
