@@ -305,6 +305,9 @@ class EndpointService:
         row = self._row(name)
         if row.state in ("Creating", "Updating", "Deleting"):
             raise Conflict(f"endpoint {name!r} is {row.state}; wait until it is InService (or Failed) to update it")
+        if row.state == "InService" and row.deadline_at is not None:
+            # Its supervisor was restarted and is not ready yet (a signal now could end it).
+            raise Conflict(f"endpoint {name!r} is restarting; update it once it answers again (`kiln endpoints describe {name}`)")
         old = _spec(row)
         if model is not None or variants:
             asked = self._variant_requests(model, variants)
