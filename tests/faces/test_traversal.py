@@ -194,6 +194,11 @@ SDK_CALLS = {
     "delete": lambda c, v, src, out: c.datasets.delete(v),
     "tokens-create": lambda c, v, src, out: c.tokens.create(v),
     "tokens-revoke": lambda c, v, src, out: c.tokens.revoke(v),
+    "endpoints-create": lambda c, v, src, out: c.endpoints.create(v, model="sales", wait=False),
+    "endpoints-create-model": lambda c, v, src, out: c.endpoints.create("ep", model=v, wait=False),
+    "endpoints-get": lambda c, v, src, out: c.endpoints.get(v),
+    "endpoints-invoke": lambda c, v, src, out: c.endpoints.invoke(v, b"[[1]]"),
+    "endpoints-delete": lambda c, v, src, out: c.endpoints.delete(v),
 }
 
 
@@ -242,6 +247,11 @@ CLI_COMMANDS = {
     "rm": lambda v, src, out: ["datasets", "rm", v, "--yes"],
     "tokens-create": lambda v, src, out: ["tokens", "create", v],
     "tokens-revoke": lambda v, src, out: ["tokens", "revoke", v],
+    "endpoints-create": lambda v, src, out: ["endpoints", "create", v, "--model", "sales"],
+    "endpoints-variant": lambda v, src, out: ["endpoints", "create", "ep", "--variant", f"a={v}:1"],
+    "endpoints-describe": lambda v, src, out: ["endpoints", "describe", v],
+    "endpoints-invoke": lambda v, src, out: ["endpoints", "invoke", v, "--body", "[[1]]"],
+    "endpoints-delete": lambda v, src, out: ["endpoints", "delete", v],
 }
 
 

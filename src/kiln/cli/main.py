@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "functions": ("functions", True, "Functions (Lambda): Python handlers called with JSON, or mapped over a dataset into a new version."),
     "recipes": ("recipes", True, "Recipes: ordered, typed data-prep steps with fitted state, previews and export."),
     "serve": ("serve", False, "Serve a model over HTTP in the foreground (SageMaker, MLflow and V2 protocols); Ctrl-C stops."),
+    "endpoints": ("endpoints", True, "Real-time endpoints: models served over HTTP, with variants, blue/green updates and data capture."),
 }
 
 

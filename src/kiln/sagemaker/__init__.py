@@ -19,8 +19,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kiln.core.errors import InvalidArgument
+from kiln.sagemaker import deserializers, serializers
+from kiln.sagemaker._deploy import DataCaptureConfig, Model, Predictor, ServerlessInferenceConfig, estimator_deploy
 
-__all__ = ["Estimator", "Framework", "LightGBM", "PyTorch", "SKLearn", "TensorFlow", "TrainingInput", "Transformer", "XGBoost", "image_uris"]
+__all__ = [
+    "DataCaptureConfig", "Estimator", "Framework", "LightGBM", "Model", "Predictor", "PyTorch", "SKLearn", "ServerlessInferenceConfig",
+    "TensorFlow", "TrainingInput", "Transformer", "XGBoost", "deserializers", "image_uris", "serializers",
+]
 
 
 class TrainingInput:
@@ -162,11 +167,14 @@ class Estimator:
             raise InvalidArgument("transformer() needs a trained model; call fit() first")
         return Transformer(self.model_data, instance_count, instance_type, client=self._client, **kwargs)
 
-    def deploy(self, *_: Any, **__: Any) -> Any:
-        """Serving arrives with Kiln's deployment stage; until then load ``model_data`` with
-        ``kiln.Client().models.load(...)`` or serve it with ``kiln serve``."""
-        raise InvalidArgument(
-            f"deploy() is not available yet in Kiln; load the model with kiln.Client().models.load({self.model_data!r})"
+    def deploy(self, initial_instance_count: int = 1, instance_type: str | None = None, serializer: Any = None, deserializer: Any = None,
+               endpoint_name: str | None = None, data_capture_config: Any = None, serverless_inference_config: Any = None,
+               wait: bool = True, **kwargs: Any) -> Predictor:
+        """Create an endpoint serving the model ``fit()`` registered; returns its :class:`Predictor`."""
+        return estimator_deploy(
+            self, initial_instance_count=initial_instance_count, instance_type=instance_type, serializer=serializer, deserializer=deserializer,
+            endpoint_name=endpoint_name, data_capture_config=data_capture_config, serverless_inference_config=serverless_inference_config,
+            wait=wait, **kwargs,
         )
 
 

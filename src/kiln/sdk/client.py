@@ -108,4 +108,18 @@ def _local_token(url: str, settings: Settings) -> str:
 
 
 # (attribute, module, class) - one line per stage namespace; later stages add theirs here.
-_STAGE_NAMESPACES: list[tuple[str, str, str]] = [("experiments", "kiln.sdk.tracking", "Experiments"), ("runs", "kiln.sdk.tracking", "Runs"), ("evaluations", "kiln.sdk.tracking", "Evaluations"), ("models", "kiln.sdk.registry", "Models"), ("streams", "kiln.sdk.streams", "Streams"), ("catalog", "kiln.sdk.catalog", "Catalog"), ("recipes", "kiln.sdk.prep", "Recipes"), ("jobs", "kiln.sdk.jobs", "Jobs"), ("processing", "kiln.sdk.jobs", "Processing"), ("training", "kiln.sdk.training", "Training"), ("functions", "kiln.sdk.functions", "Functions"), ("transform", "kiln.sdk.transform", "Transform")]
+_STAGE_NAMESPACES: list[tuple[str, str, str]] = [
+    ("experiments", "kiln.sdk.tracking", "Experiments"),
+    ("runs", "kiln.sdk.tracking", "Runs"),
+    ("evaluations", "kiln.sdk.tracking", "Evaluations"),
+    ("models", "kiln.sdk.registry", "Models"),
+    ("streams", "kiln.sdk.streams", "Streams"),
+    ("catalog", "kiln.sdk.catalog", "Catalog"),
+    ("recipes", "kiln.sdk.prep", "Recipes"),
+    ("jobs", "kiln.sdk.jobs", "Jobs"),
+    ("processing", "kiln.sdk.jobs", "Processing"),
+    ("training", "kiln.sdk.training", "Training"),
+    ("functions", "kiln.sdk.functions", "Functions"),
+    ("transform", "kiln.sdk.transform", "Transform"),
+    ("endpoints", "kiln.sdk.endpoints", "Endpoints"),
+]

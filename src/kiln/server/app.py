@@ -40,6 +40,7 @@ ROUTE_MODULES = [
     "streams", "catalog",
     "prep",
     "jobs", "functions",
+    "endpoints",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -139,6 +140,7 @@ LIFESPAN_HOOKS = [
     "kiln.lake.streams._worker:lifespan",
     "kiln.server._audit_anchor:lifespan",
     "kiln.jobs._watcher:lifespan",
+    "kiln.serving._watcher:lifespan",
 ]
 
 

@@ -1,0 +1,111 @@
+"""Pydantic models of endpoints: what the service takes and returns, and every face shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kiln.tracking._models import KilnModel
+
+__all__ = [
+    "ENDPOINT_STATES",
+    "CaptureRequest",
+    "Endpoint",
+    "EndpointState",
+    "EndpointMetric",
+    "EndpointVariant",
+    "Invocation",
+    "VariantRequest",
+]
+
+EndpointState = Literal["Creating", "InService", "Updating", "Failed", "Deleting"]
+ENDPOINT_STATES: tuple[str, ...] = ("Creating", "InService", "Updating", "Failed", "Deleting")
+
+
+class VariantRequest(BaseModel):
+    """One production variant as asked for: a name, a model reference and a traffic weight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("AllTraffic", description="the variant's name (SageMaker's VariantName)")
+    model: str = Field(description="a model reference: name, name@3 or name@alias")
+    weight: float = Field(1.0, ge=0, le=1e6, description="its share of the traffic, relative to the others")
+
+
+class CaptureRequest(BaseModel):
+    """Data capture as asked for (CONTRACTS.md §4); off when ``percent`` is 0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    percent: float = Field(0.0, ge=0, le=100, description="the share of requests captured, in percent")
+    modes: list[Literal["Input", "Output"]] = Field(default_factory=lambda: ["Input", "Output"])
+
+
+class EndpointVariant(KilnModel):
+    """A variant as it serves: the model version its reference resolved to."""
+
+    name: str
+    model: str = Field(description="name@version, resolved when the generation was written")
+    weight: float
+    trusted: bool = Field(False, description="whether the package's own code runs (decided by the server's settings and the version's trust)")
+    shadow: bool = False
+
+
+class Endpoint(KilnModel):
+    """A real-time endpoint: its state, where it answers, and what it serves."""
+
+    name: str
+    state: EndpointState
+    failure_reason: str | None = None
+    generation: int
+    url: str | None = None
+    host: str | None = None
+    port: int | None = None
+    variants: list[EndpointVariant] = Field(default_factory=list)
+    shadow: EndpointVariant | None = None
+    workers: int = 1
+    timeout_s: float = 60.0
+    max_payload_mb: float = 6.0
+    capture: dict[str, Any] = Field(default_factory=dict)
+    restarts: int = Field(0, description="how often the watcher restarted its processes (a crash, a server restart)")
+    created_at: float
+    created_by: str
+    updated_at: float
+    updated_by: str
+
+    @property
+    def ready(self) -> bool:
+        return self.state in ("InService", "Updating")
+
+
+class EndpointMetric(KilnModel):
+    """One datapoint of a variant's counters (cumulative since its workers started):
+    invocations, 4xx, 5xx, latencies, cold starts, as the serving processes count them."""
+
+    endpoint: str
+    variant: str
+    at: float
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation's answer: the body as the model encoded it, and which variant answered."""
+
+    body: bytes
+    content_type: str
+    invoked_variant: str | None = None
+    custom_attributes: str | None = None
+    request_id: str | None = None
+
+    def decoded(self) -> Any:
+        """The body as JSON."""
+        import orjson
+
+        return orjson.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
