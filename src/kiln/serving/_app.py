@@ -7,9 +7,8 @@ SageMaker (``GET /ping``, ``POST /invocations``), MLflow's scoring JSON (the sam
 
 No framework routing: each request is a dict lookup on the path, one pass over the
 headers, a body read against the payload limit and a call into the variant's
-:class:`~kiln.serving._runtime.Servable`. A variant whose servable says it answers
-``inline`` (the runtime's own compiled fast paths, which cannot hang) is called on the
-event loop for small bodies; anything else runs on a thread under the request timeout,
+:class:`~kiln.serving._runtime.Servable`. A variant served by the runtime's own compiled fast path (which cannot hang) is called
+on the event loop for small bodies; anything else runs on a thread under the request timeout,
 and a worker whose model ran past it asks to be replaced (``on_stuck``).
 
 What runs after the response is sent (metrics, capture, the shadow copy) costs the
@@ -72,7 +71,7 @@ class _Variant:
         self.model, _, self.version = model_ref.partition("@")
         self.servable = servable
         self.counters = counters
-        self.inline = bool(getattr(servable, "inline", False))
+        self.inline = _inline(servable)
 
 
 class ServingApp:
@@ -452,6 +451,16 @@ class ServingApp:
             self._shadow_pool.shutdown(wait=False, cancel_futures=True)
         if self.capture is not None:
             self.capture.close()
+
+
+def _inline(servable: Any) -> bool:
+    """Whether the variant answers on the event loop: only the runtime's own compiled fast
+    path with no handler code of the package's (which could hang: it gets a thread and the
+    timeout). ``inline`` set on a servable overrides the rule."""
+    explicit = getattr(servable, "inline", None)
+    if explicit is not None:
+        return bool(explicit)
+    return getattr(servable, "fast_path", None) is not None and not getattr(servable, "_handlers", True)
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:

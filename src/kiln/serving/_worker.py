@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     from kiln.serving._metrics import WorkerMetrics
     from kiln.serving._spec import EndpointSpec
 
+    # Stopped while loading: nothing to drain, leave quietly (uvicorn installs its own handlers later).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: os._exit(0))
     spec = EndpointSpec.model_validate_json(Path(args.spec).read_bytes())
     metrics = WorkerMetrics(spec.name, spec.run_dir)
     try:
