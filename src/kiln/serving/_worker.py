@@ -26,6 +26,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -124,11 +125,26 @@ def serve(spec: Any, servables: dict[str, Any], sock: socket.socket, *, metrics:
         timeout_keep_alive=KEEP_ALIVE_S, server_header=False, proxy_headers=False, timeout_graceful_shutdown=int(DRAIN_S),
     )
     server = _Server(config, app, pipe)
+    threading.Thread(target=_watchdog, args=(app, pipe, spec.timeout_s), name="kiln-watchdog", daemon=True).start()
     try:
         server.run(sockets=[sock])
     finally:
         app.close()
         metrics.write(force=True)
+
+
+def _watchdog(app: Any, pipe: IO[bytes] | None, timeout_s: float) -> None:
+    """An inline call that holds the event loop past the request timeout cannot be answered
+    or interrupted: ask to be recycled (the supervisor starts a replacement, then drains
+    this worker and, if its loop never comes back, kills it)."""
+    limit_ns = int(timeout_s * 1e9)
+    while not app.stuck:
+        time.sleep(min(1.0, timeout_s / 4))
+        since = app.inline_since
+        if since and time.perf_counter_ns() - since > limit_ns:
+            app.stuck = True
+            print(f"kiln serving worker: a model call has held the event loop for more than {timeout_s:g} s; asking to be replaced", file=sys.stderr)
+            _notify(pipe, "recycle")
 
 
 class _Server(uvicorn.Server):
