@@ -206,6 +206,7 @@ class ServingApp:
 
     async def _invocations(self, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send) -> None:
         attrs = h.get(b"x-amzn-sagemaker-custom-attributes")
+        variant = None
         try:
             variant = self._route(h.get(b"x-amzn-sagemaker-target-variant"))
             if attrs is not None and len(attrs) > MAX_ATTRIBUTES:
@@ -215,7 +216,10 @@ class ServingApp:
         except _Stop:
             return None
         except KilnError as exc:
-            return await self._fail(send, rid, exc, close=isinstance(exc, PayloadTooLarge))
+            await self._fail(send, rid, exc, close=isinstance(exc, PayloadTooLarge))
+            if variant is not None:
+                variant.counters.observe(exc.http_status, 0, time.perf_counter_ns() - t0)
+            return None
         ctype = h.get(b"content-type")
         ct = ctype.decode("latin-1") if ctype is not None else None
         accept = h.get(b"accept")
