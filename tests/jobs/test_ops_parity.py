@@ -45,6 +45,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "functions.map": {"name": "echo", "dataset": "tiny@1", "output_dataset": "echoed", "batch_size": 7, "job_name": "echo-map"},
     "functions.delete": {"name": "echo2"},
     # -- end of functions ------------------------------------------------------------------
+    "transform.create": {"name": "tx1", "model": "tinylr@1", "input": "tiny@1", "output_location": "tiny-scored", "split_type": "Line"},
 }
 
 
@@ -55,6 +56,9 @@ def _seed(client: kiln.Client) -> None:
     client.processing.run(command=[PY, "-c", "import time; time.sleep(60)"], name="sleeper", wait=False)
     wait_state(client, "sleeper", "Running")
     client.functions.create("echo", handler="app:handler", code=FUNCTION_CODE)
+    from sklearn.linear_model import LogisticRegression  # a transform is a job: its model
+
+    client.models.register("tinylr", model=LogisticRegression().fit([[0, 0], [1, 1]], [0, 1]))
 
 
 clients = clients_fixture(_seed)
@@ -98,6 +102,8 @@ BAD = [
     ("functions.create", {"name": "bad", "handler": "no-colon", "code": _code}),
     ("functions.create", {"name": "bad", "handler": "missing:handler", "code": _code}),
     # -- end of functions ------------------------------------------------------------------
+    ("transform.create", {"model": "ghost", "input": "tiny@1", "output_location": "o"}),
+    ("transform.create", {"model": "tinylr@1", "input": "tiny@1", "output_location": "o", "split_type": "Lines"}),
 ]
 
 

@@ -87,6 +87,10 @@ def test_mlflow_scoring_bodies(tmp_path: Path, named: LogisticRegression) -> Non
     ]
     for body in bodies:
         assert orjson.loads(s.invoke(orjson.dumps(body), "application/json", None).body) == want
+    proba = {"dataframe_records": shuffled.to_dict(orient="records"), "params": {"predict_method": "predict_proba"}}
+    np.testing.assert_allclose(orjson.loads(s.invoke(orjson.dumps(proba), "application/json", None).body)["predictions"], named.predict_proba(rows))
+    with pytest.raises(InvalidArgument, match="predict_method 'score'"):
+        s.invoke(orjson.dumps({"instances": [[1, 2, 3, 4]], "params": {"predict_method": "score"}}), "application/json", None)
     with pytest.raises(InvalidArgument, match="missing column 'c'"):
         s.invoke(orjson.dumps({"dataframe_split": {"columns": ["a", "b", "d", "x"], "data": [[1, 2, 3, 4]]}}), "application/json", None)
     with pytest.raises(InvalidArgument, match="exactly one of"):

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "catalog": ("catalog", True, "The offline catalog of public datasets (nothing is downloaded)."),
     "train": ("train", False, "Train a model as a job: a SageMaker script-mode script or a built-in algorithm."),
     "jobs": ("jobs", True, "Jobs (training, processing, function maps): list, describe, logs, stop."),
+    "transform": ("transform", False, "Batch transform: a model's predictions for every record of a dataset, file or folder (SageMaker Batch Transform)."),
     "process": ("process", False, "Run a script or command as a processing job: inputs as files, outputs as new dataset versions."),
     "functions": ("functions", True, "Functions (Lambda): Python handlers called with JSON, or mapped over a dataset into a new version."),
     "recipes": ("recipes", True, "Recipes: ordered, typed data-prep steps with fitted state, previews and export."),

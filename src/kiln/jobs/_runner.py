@@ -45,6 +45,7 @@ PROGRAMS: dict[str, str] = {
     "training": "kiln.training._program:run",
     "processing": "kiln.jobs._processing:run",
     "function-map": "kiln.jobs._functions:run_map",
+    "transform": "kiln.serving._transform:run",
 }
 HEARTBEAT_S = 2.0
 LOG_FLUSH_S = 0.5

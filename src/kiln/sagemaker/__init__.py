@@ -20,7 +20,7 @@ from typing import Any
 
 from kiln.core.errors import InvalidArgument
 
-__all__ = ["Estimator", "Framework", "LightGBM", "PyTorch", "SKLearn", "TensorFlow", "TrainingInput", "XGBoost", "image_uris"]
+__all__ = ["Estimator", "Framework", "LightGBM", "PyTorch", "SKLearn", "TensorFlow", "TrainingInput", "Transformer", "XGBoost", "image_uris"]
 
 
 class TrainingInput:
@@ -156,6 +156,12 @@ class Estimator:
             return None
         return self.latest_training_job.describe().outputs.get("model")
 
+    def transformer(self, instance_count: int = 1, instance_type: str = "local", **kwargs: Any) -> Transformer:
+        """A :class:`Transformer` over the model this estimator trained."""
+        if self.model_data is None:
+            raise InvalidArgument("transformer() needs a trained model; call fit() first")
+        return Transformer(self.model_data, instance_count, instance_type, client=self._client, **kwargs)
+
     def deploy(self, *_: Any, **__: Any) -> Any:
         """Serving arrives with Kiln's deployment stage; until then load ``model_data`` with
         ``kiln.Client().models.load(...)`` or serve it with ``kiln serve``."""
@@ -212,3 +218,6 @@ class PyTorch(Framework):
 
 class TensorFlow(Framework):
     _framework = "tensorflow"
+
+
+from kiln.sagemaker._transformer import Transformer  # noqa: E402 - it imports _client from here

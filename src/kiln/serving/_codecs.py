@@ -141,6 +141,34 @@ def decode(body: bytes | str, content_type: str | None, columns: Columns) -> Dec
     )
 
 
+def simple_rows(body: bytes, kind: str, count: int | None) -> Any:
+    """The rows of a plain numeric body without the general decoders' work, or None.
+
+    One CSV line of numbers (no quotes), or a JSON list of numbers / list of lists of
+    numbers, with ``count`` values per row. Anything else — a header, an empty field, a
+    wrong count, text — returns None and the general decoder answers (with its errors).
+    """
+    try:
+        if kind == CSV:
+            if b'"' in body or b"\n" in body.rstrip(b"\r\n"):
+                return None
+            values = [float(v) for v in body.split(b",")]
+            if len(values) != count:
+                return None
+            return np.array([values], dtype=np.float64)
+        if kind == JSON and body[:1] == b"[":
+            value = orjson.loads(body)
+            if not value or type(value[0]) is dict:
+                return None
+            arr = np.array(value, dtype=np.float64)
+            if arr.ndim == 1:
+                arr = arr.reshape(1, -1)
+            return arr if arr.ndim == 2 and arr.shape[1] == count and arr.shape[0] else None
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        return None
+    return None
+
+
 def _text(body: bytes | str) -> str:
     if isinstance(body, str):
         text = body

@@ -8,7 +8,9 @@ MLflow's scoring JSON, answered as ``{"predictions": [...]}``; :meth:`Servable.i
 and :meth:`Servable.metadata_v2` speak the Open Inference Protocol V2. No HTTP here.
 
 Classifiers answer labels by default, as SageMaker's scikit-learn container does. Class
-probabilities are asked for by name in V2 (``"outputs": [{"name": "predict_proba"}]``).
+probabilities (one column per class, in ``classes`` order) are asked for by name in V2
+(``"outputs": [{"name": "predict_proba"}]``) or, in MLflow's JSON, as MLflow's scikit-learn
+flavor takes it: ``"params": {"predict_method": "predict_proba"}``.
 
 Handler modules' ``code/`` folder is on ``sys.path`` while they load and while each
 handler runs (modules they import are kept, as in a container).
@@ -117,6 +119,8 @@ class Servable:
         if self._transform_fn and (self._input_fn or self._predict_fn or self._output_fn):
             raise InvalidArgument("the package's code defines transform_fn and input_fn/predict_fn/output_fn; define one or the other")
         self._handlers = any((self._input_fn, self._predict_fn, self._output_fn, self._transform_fn))
+        # Plain numeric rows of a known width may skip the general decoders (same result).
+        self._plain = columns.all_numeric and columns.count is not None
         if predictor is None and not (self._predict_fn or self._transform_fn):
             raise InvalidArgument(f"the model ({type(model).__name__}) has no predict(); define predict_fn in the package's code")
 
@@ -218,11 +222,20 @@ class Servable:
         """
         if not self._handlers:
             kind = _codecs.choose_accept(accept)  # 406 before any work
+            if self._plain and type(body) is bytes:
+                rows = _codecs.simple_rows(body, media_type(content_type) or _codecs.CSV, self.columns.count)
+                if rows is not None:
+                    return _codecs.encode(self._predict_rows(rows), kind)
             decoded = _codecs.decode(body, content_type, self.columns)
-            preds = self._predict_rows(conform(decoded.rows, self.columns))
+            rows = conform(decoded.rows, self.columns)
             if decoded.mlflow:
-                return Reply(json_bytes({"predictions": to_list(preds)}), JSON)
-            return _codecs.encode(preds, kind)
+                method = (decoded.params or {}).get("predict_method", "predict")
+                if method == "predict_proba":
+                    return Reply(json_bytes({"predictions": to_list(self.predict_proba_array(rows))}), JSON)
+                if method != "predict":
+                    raise InvalidArgument(f"params.predict_method {str(method)[:40]!r} is not predict or predict_proba")
+                return Reply(json_bytes({"predictions": to_list(self._predict_rows(rows))}), JSON)
+            return _codecs.encode(self._predict_rows(rows), kind)
         return self._invoke_handlers(body, content_type, accept, attributes)
 
     def _invoke_handlers(self, body: bytes, content_type: str | None, accept: str | None, attributes: str | None) -> Reply:
@@ -243,7 +256,7 @@ class Servable:
                 from kiln.registry._sagemaker import _default_input
 
                 data = _default_input(data, "xgboost")  # the XGBoost container hands predict_fn a DMatrix
-        preds = self._run(self._predict_fn, ctx, data, self.model) if self._predict_fn else self._default_predict(data)
+        preds = self._run(self._predict_fn, ctx, data, self.model) if self._predict_fn else self._predict_rows(data)
         if self._output_fn is not None:
             return self._reply(self._run(self._output_fn, ctx, preds, accept_h), accept_h)
         if mlflow:
@@ -516,6 +529,9 @@ def columns_of(manifest: Manifest, model: Any) -> Columns:
 
 def _model_features(model: Any) -> tuple[tuple[str, ...] | None, int | None]:
     """(feature names, feature count) the model object records, where it does."""
+    if type(model).__name__ == "BuiltinModel" and isinstance(getattr(model, "manifest", None), dict):
+        count = model.manifest.get("feature_count")
+        return None, count if isinstance(count, int) else None
     known = getattr(model, "feature_names_in_", None)
     if known is not None:
         return tuple(str(n) for n in known), len(known)

@@ -14,6 +14,7 @@ from kiln.jobs._models import CodeArchive
 from kiln.server._ops import operations_router
 from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import service
+from kiln.serving import _transform_ops as transform_ops
 from kiln.training import _ops as training_ops
 
 router = APIRouter(tags=["jobs"], route_class=KilnRoute)
@@ -41,3 +42,4 @@ async def upload_code(request: Request, svc: CodeService = service(CodeService))
 router.include_router(operations_router(ops.ALL, tags=[]))
 
 router.include_router(operations_router(training_ops.ALL, tags=["training"]))
+router.include_router(operations_router(transform_ops.ALL, tags=["transform"]))
