@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -98,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         _notify(pipe, f"failed {type(exc).__name__}: {exc}")
         print(f"kiln serving worker {args.index}: the model failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 3
+    # Everything loaded so far (the framework, the model) lives as long as the worker: out of
+    # the collector's sight, so a full collection never walks it in the middle of a request.
+    gc.collect()
+    gc.freeze()
     sock = socket.socket(fileno=args.fd)  # family and type read from the descriptor
     serve(spec, servables, sock, metrics=metrics, pipe=pipe, index=args.index)
     # Threads stuck in a model cannot be joined: leave without waiting for them.
