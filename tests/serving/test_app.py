@@ -236,8 +236,23 @@ def test_unknown_routes_and_methods(http: httpx.Client) -> None:
     assert http.get("/v2/models/lr/infer").status_code == 404
 
 
-def test_fast_path_is_used_inline_and_matches_the_framework(models: dict[str, Any]) -> None:
-    lr = models["lr"]
-    X = models["X"][:50]
-    got = orjson.loads(lr.invoke(_csv(X), "text/csv", None).body)
-    np.testing.assert_array_equal(got, models["model"].predict(X))
+def test_code_free_packages_answer_inline_and_packages_with_code_on_a_thread(endpoint: tuple[str, ServingApp]) -> None:
+    app = endpoint[1]
+    assert app.by_name["lr"].inline is True and app.by_name["custom"].inline is False
+
+
+def test_the_watchdog_asks_for_recycling_when_an_inline_call_holds_the_loop() -> None:
+    import io
+    import threading
+
+    from kiln.serving._worker import _watchdog
+
+    class App:
+        stuck = False
+        inline_since = time.perf_counter_ns()
+
+    pipe = io.BytesIO()
+    thread = threading.Thread(target=_watchdog, args=(App, pipe, 0.2), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive() and App.stuck and pipe.getvalue() == b"recycle\n"

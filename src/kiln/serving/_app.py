@@ -7,10 +7,10 @@ SageMaker (``GET /ping``, ``POST /invocations``), MLflow's scoring JSON (the sam
 
 No framework routing: each request is a dict lookup on the path, one pass over the
 headers, a body read against the payload limit and a call into the variant's
-:class:`~kiln.serving._runtime.Servable`. A variant whose servable says it answers
-``inline`` (the runtime's own compiled fast paths, which cannot hang) is called on the
-event loop for small bodies; anything else runs on a thread under the request timeout,
-and a worker whose model ran past it asks to be replaced (``on_stuck``).
+:class:`~kiln.serving._runtime.Servable`. A package that runs none of its own code
+is called on the event loop for small bodies (see :func:`_inline` for the measurement);
+one with code runs on a thread under the request timeout, and a worker whose model ran
+past it asks to be replaced (``on_stuck``).
 
 What runs after the response is sent (metrics, capture, the shadow copy) costs the
 next request on this connection, never this one.
@@ -72,7 +72,7 @@ class _Variant:
         self.model, _, self.version = model_ref.partition("@")
         self.servable = servable
         self.counters = counters
-        self.inline = bool(getattr(servable, "inline", False))
+        self.inline = _inline(servable)
 
 
 class ServingApp:
@@ -100,6 +100,8 @@ class ServingApp:
         self.max_payload = spec.max_payload_bytes
         self.draining = False
         self.stuck = False
+        # When an inline call began (perf_counter_ns), 0 when none runs: the worker's watchdog reads it.
+        self.inline_since = 0
         self.variants = [_Variant(v.name, v.model_ref, servables[v.name], self.metrics.variant(v.name)) for v in spec.variants]
         self.by_name = {v.name: v for v in self.variants}
         self.shadow = _Variant(spec.shadow.name, spec.shadow.model_ref, servables[spec.shadow.name], self.metrics.variant(spec.shadow.name)) if spec.shadow else None
@@ -204,6 +206,7 @@ class ServingApp:
 
     async def _invocations(self, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send) -> None:
         attrs = h.get(b"x-amzn-sagemaker-custom-attributes")
+        variant = None
         try:
             variant = self._route(h.get(b"x-amzn-sagemaker-target-variant"))
             if attrs is not None and len(attrs) > MAX_ATTRIBUTES:
@@ -213,7 +216,10 @@ class ServingApp:
         except _Stop:
             return None
         except KilnError as exc:
-            return await self._fail(send, rid, exc, close=isinstance(exc, PayloadTooLarge))
+            await self._fail(send, rid, exc, close=isinstance(exc, PayloadTooLarge))
+            if variant is not None:
+                variant.counters.observe(exc.http_status, 0, time.perf_counter_ns() - t0)
+            return None
         ctype = h.get(b"content-type")
         ct = ctype.decode("latin-1") if ctype is not None else None
         accept = h.get(b"accept")
@@ -286,13 +292,15 @@ class ServingApp:
     async def _call(self, variant: _Variant, fn: Callable[..., Any], *args: Any, size: int) -> tuple[Any, int]:
         """``fn(*args)`` inline or on a thread under the timeout; its result and the time it took (ns)."""
         if variant.inline and size <= INLINE_MAX_BYTES:
-            start = time.perf_counter_ns()
+            start = self.inline_since = time.perf_counter_ns()
             try:
                 return fn(*args), time.perf_counter_ns() - start
             except KilnError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the model's own failure: a 424 with its message
                 raise _model_error(exc) from None
+            finally:
+                self.inline_since = 0
         loop = asyncio.get_running_loop()
         start = time.perf_counter_ns()
         try:
@@ -452,6 +460,28 @@ class ServingApp:
             self._shadow_pool.shutdown(wait=False, cancel_futures=True)
         if self.capture is not None:
             self.capture.close()
+
+
+def _inline(servable: Any) -> bool:
+    """Whether the variant answers small requests on the event loop.
+
+    Measured (benchmarks/serving.py's LogisticRegression, one CSV row): a hop to a thread
+    and back costs about 80 µs of CPU per request and GIL hand-offs between the loop and
+    the thread, against a 0.1 ms predict. So a package that runs none of its own code
+    (a skops, XGBoost, LightGBM or ONNX file: the runtime's and the framework's code,
+    which does not hang) is called inline, and the worker's watchdog recycles it should
+    it ever stall the loop; a package with code (handlers, a pickle, a training script)
+    runs on a thread under the request timeout. ``inline`` set on a servable overrides.
+    """
+    explicit = getattr(servable, "inline", None)
+    if explicit is not None:
+        return bool(explicit)
+    manifest = getattr(servable, "manifest", None)
+    if manifest is None:
+        return False
+    from kiln.registry._build import runs_code
+
+    return not runs_code(manifest)
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, int]:

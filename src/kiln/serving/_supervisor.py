@@ -394,6 +394,9 @@ class Supervisor:
             self._say(self.error)
             self._dirty = True
             return
+        bound = self.current.spec
+        if (spec.host, spec.port or self.port) != (bound.host, bound.port or self.port):
+            self._say(f"{path.name} asks for {spec.host}:{spec.port}; the endpoint keeps its socket {bound.host}:{self.port} (a new address needs a new endpoint)")
         self._drop_pending()
         gen = _Generation(number, spec, path)
         gen.children = [self._spawn(gen, i) for i in range(spec.workers)]

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -82,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     from kiln.serving._metrics import WorkerMetrics
     from kiln.serving._spec import EndpointSpec
 
+    # Stopped while loading: nothing to drain, leave quietly (uvicorn installs its own handlers later).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: os._exit(0))
     spec = EndpointSpec.model_validate_json(Path(args.spec).read_bytes())
     metrics = WorkerMetrics(spec.name, spec.run_dir)
     try:
@@ -94,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         _notify(pipe, f"failed {type(exc).__name__}: {exc}")
         print(f"kiln serving worker {args.index}: the model failed to load: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 3
+    # Everything loaded so far (the framework, the model) lives as long as the worker: out of
+    # the collector's sight, so a full collection never walks it in the middle of a request.
+    gc.collect()
+    gc.freeze()
     sock = socket.socket(fileno=args.fd)  # family and type read from the descriptor
     serve(spec, servables, sock, metrics=metrics, pipe=pipe, index=args.index)
     # Threads stuck in a model cannot be joined: leave without waiting for them.
@@ -121,11 +130,26 @@ def serve(spec: Any, servables: dict[str, Any], sock: socket.socket, *, metrics:
         timeout_keep_alive=KEEP_ALIVE_S, server_header=False, proxy_headers=False, timeout_graceful_shutdown=int(DRAIN_S),
     )
     server = _Server(config, app, pipe)
+    threading.Thread(target=_watchdog, args=(app, pipe, spec.timeout_s), name="kiln-watchdog", daemon=True).start()
     try:
         server.run(sockets=[sock])
     finally:
         app.close()
         metrics.write(force=True)
+
+
+def _watchdog(app: Any, pipe: IO[bytes] | None, timeout_s: float) -> None:
+    """An inline call that holds the event loop past the request timeout cannot be answered
+    or interrupted: ask to be recycled (the supervisor starts a replacement, then drains
+    this worker and, if its loop never comes back, kills it)."""
+    limit_ns = int(timeout_s * 1e9)
+    while not app.stuck:
+        time.sleep(min(1.0, timeout_s / 4))
+        since = app.inline_since
+        if since and time.perf_counter_ns() - since > limit_ns:
+            app.stuck = True
+            print(f"kiln serving worker: a model call has held the event loop for more than {timeout_s:g} s; asking to be replaced", file=sys.stderr)
+            _notify(pipe, "recycle")
 
 
 class _Server(uvicorn.Server):
