@@ -31,8 +31,10 @@ def transform(
     detach: bool = typer.Option(False, "--detach", help="Return at once with the job's name."),
     json: bool = JsonOpt,
 ) -> None:
-    """Predict every record of --input with MODEL; the answers go to <file>.out under --output
-    (or into a new version of the dataset --output names). A failed transform run again resumes."""
+    """Batch transform: a model's predictions for every record of a dataset, file or folder (SageMaker Batch Transform).
+
+    The answers go to <file>.out under --output (or into a new version of the dataset --output
+    names). A failed transform run again resumes."""
     client = get_client()
     args = dict(
         input=input, output=output, content_type=content_type, accept=accept, split_type=split_type, strategy=strategy,
