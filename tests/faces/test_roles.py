@@ -110,3 +110,14 @@ def test_only_an_admin_lists_or_revokes_tokens_even_in_process(ws: Workspace) ->
         with pytest.raises(PermissionDenied):
             call()
     assert admin.revoke(name="zed").revoked
+
+
+def test_a_role_declaration_names_its_action_only_when_given_and_knows_every_role() -> None:
+    from kiln.core.errors import InvalidArgument
+    from kiln.server._roles import role
+
+    assert [role(r) for r in (*ROLES, "public")] == [{"x-kiln-role": r} for r in (*ROLES, "public")]
+    assert role("editor", action="models.register") == {"x-kiln-role": "editor", "x-kiln-action": "models.register"}
+    with pytest.raises(InvalidArgument) as caught:
+        role("root")
+    assert caught.value.message == "unknown role 'root'"
