@@ -121,3 +121,41 @@ def test_a_role_declaration_names_its_action_only_when_given_and_knows_every_rol
     with pytest.raises(InvalidArgument) as caught:
         role("root")
     assert caught.value.message == "unknown role 'root'"
+
+
+def test_a_refused_read_is_not_audited_and_a_refused_mutation_names_its_resource(gated: tuple[Any, dict[str, str]], ws: Workspace) -> None:
+    app, tokens = gated
+    name = "m" * 250
+    for method, path in [("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", f"/v1/models/{name}/versions")]:
+        assert _call(app, method, path, tokens["viewer"]) == (403, False)
+    from kiln.core import audit
+
+    with ws.db.read() as conn:
+        refused = [(e.action, e.resource) for e in audit.list_events(conn, limit=100) if e.outcome == "failure"]
+    # The resource is the first path parameter under the operation's kind, cut to 200 characters.
+    assert sorted(refused) == [("models.register", f"models/{name}"[:200]), ("tokens.create", "tokens")]
+
+
+def test_a_token_name_that_is_invalid_or_unknown_is_refused_by_name(ws: Workspace) -> None:
+    from kiln.core.errors import InvalidArgument, NotFound
+
+    admin = TokenService(ws, local_context())
+    with pytest.raises(InvalidArgument) as invalid:
+        admin.revoke(name="Bad Name")
+    assert invalid.value.message.startswith("invalid token name 'Bad Name': ")
+    with pytest.raises(NotFound) as unknown:
+        admin.revoke(name="ghost")
+    assert unknown.value.message == "token 'ghost' does not exist; `kiln tokens ls` lists them"
+
+
+def test_tokens_are_listed_oldest_first_whatever_order_they_were_stored_in(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from kiln.core import auth
+
+    clock = iter([200.0, 100.0])
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: next(clock)))
+    admin = TokenService(ws, local_context())
+    admin.create(name="late")
+    admin.create(name="early")
+    assert [(t.name, t.created_at) for t in admin.list()] == [("early", 100.0), ("late", 200.0)]
