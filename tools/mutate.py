@@ -50,7 +50,7 @@ def _results(mutmut: list[str], work: Path) -> list[list[str]]:
     return [line.strip().rsplit(": ", 1) for line in report.stdout.splitlines() if ": " in line]
 
 
-def run_group(name: str, budget: int, *, resume: bool = False, survivors: bool = False, only: list[str] | None = None) -> None:
+def run_group(name: str, budget: int, *, resume: bool = False, survivors: bool = False, only: list[str] | None = None, jobs: int = 2) -> None:
     modules, tests = GROUPS[name]
     work = WORK / name  # `mutmut show NAME` there shows a mutant's diff
     mutmut = [str(Path(sys.executable).with_name("mutmut"))]  # not `python -m`: the trampolines import mutmut.__main__
@@ -79,7 +79,7 @@ def run_group(name: str, budget: int, *, resume: bool = False, survivors: bool =
         with open(work / "run.log", "w") as log:  # mutmut's progress spinner, kept out of the terminal
             # The mutants not run yet (all of them on a fresh run), then the earlier survivors again.
             for names in [only] if only and resume and work.exists() else ([], again) if again else ([],):
-                subprocess.run([*mutmut, "run", "--max-children", "2", *names], cwd=work, timeout=max(1.0, deadline - time.monotonic()), check=False, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.run([*mutmut, "run", "--max-children", str(jobs), *names], cwd=work, timeout=max(1.0, deadline - time.monotonic()), check=False, stdout=log, stderr=subprocess.STDOUT)
     except subprocess.TimeoutExpired:
         print(f"   budget of {budget}s spent: the mutants not run are counted as 'not checked'", flush=True)
     results = _results(mutmut, work)
@@ -97,12 +97,13 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true", help="keep earlier results; run what was not run")
     parser.add_argument("--survivors", action="store_true", help="with --resume: run the earlier survivors again")
     parser.add_argument("--only", nargs="+", metavar="PATTERN", help="with --resume: run just the mutants matching these names or patterns")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2: the machine is shared)")
     args = parser.parse_args()
     unknown = sorted(set(args.groups) - set(GROUPS))
     if unknown:
         parser.error(f"unknown groups {unknown}; choose from {', '.join(GROUPS)}")
     for name in args.groups or GROUPS:
-        run_group(name, args.budget, resume=args.resume, survivors=args.survivors, only=args.only)
+        run_group(name, args.budget, resume=args.resume, survivors=args.survivors, only=args.only, jobs=args.jobs)
     return 0
 
 
