@@ -159,3 +159,22 @@ def test_tokens_are_listed_oldest_first_whatever_order_they_were_stored_in(ws: W
     admin.create(name="late")
     admin.create(name="early")
     assert [(t.name, t.created_at) for t in admin.list()] == [("early", 100.0), ("late", 200.0)]
+
+
+MALFORMED = "missing or malformed token: send 'Authorization: Bearer kiln_...'"
+UNKNOWN = "token is unknown or revoked; create one with `kiln tokens create`"
+
+
+def test_authentication_says_what_to_send_and_carries_the_tokens_role(ws: Workspace) -> None:
+    from kiln.core.auth import authenticate
+    from kiln.core.errors import Unauthenticated
+
+    admin = TokenService(ws, local_context())
+    live, gone = admin.create(name="live", role="approver").token, admin.create(name="gone", role="admin").token
+    admin.revoke(name="gone")
+    for secret, message in [("", MALFORMED), ("Basic dXNlcjpwYXNz", MALFORMED), (live[len("kiln_"):], MALFORMED), ("kiln_unknown", UNKNOWN), (gone, UNKNOWN)]:
+        with pytest.raises(Unauthenticated) as caught:
+            authenticate(ws, secret, source="10.0.0.1", request_id="req-1")
+        assert caught.value.message == message, secret
+    ctx = authenticate(ws, live, source="10.0.0.1", request_id="req-1")
+    assert (ctx.actor, ctx.role, ctx.source, ctx.request_id) == ("token:live", "approver", "10.0.0.1", "req-1")
