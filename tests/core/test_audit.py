@@ -414,8 +414,10 @@ def test_an_empty_old_trail_is_carried_over_without_an_upgrade_event(tmp_path: P
     ({"edit": {"prev_hash": "1" * 64}}, (2, "event 2 is missing, reordered or edited (old sha256 chain)"), (1, "events 1 to 1 carry plain sha256")),
     ({"edit": {"seq": 9}}, (2, "event 2 is missing, reordered or edited (old sha256 chain)"), (2, "event 2 is missing (deleted)")),
 ], ids=["head-hash", "head-number", "edited", "relinked", "renumbered"])
-def test_an_old_trail_broken_before_its_upgrade_stays_broken(tmp_path: Path, damage: dict[str, Any], old: tuple[int, str], now: tuple[int, str]) -> None:
-    ws = Workspace(_old_workspace(tmp_path, 3, **damage))
+def test_an_old_trail_broken_before_its_upgrade_stays_broken(tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: dict[str, Any], old: tuple[int, str], now: tuple[int, str]) -> None:
+    with caplog.at_level("ERROR", logger="kiln.audit"):
+        ws = Workspace(_old_workspace(tmp_path, 3, **damage))
+    assert [r.getMessage() for r in caplog.records] == [f"the audit trail was broken before its upgrade to keyed MACs: {old[1]}"]
     try:
         details = _upgrade_event(ws)["details"]
         assert details == {"from": "sha256", "legacy_events": damage.get("head", {}).get("seq", 3), "legacy_head": details["legacy_head"],
@@ -439,5 +441,22 @@ def test_only_an_upgrade_event_naming_every_old_event_vouches_for_them(tmp_path:
             conn.execute(audit_head.update().values(seq=3, hash=old_head))
             audit.record(conn, CTX, key=ws.audit.key, action=action, resource="audit", details={"from": "sha256", "legacy_events": legacy_events, "legacy_ok": True})
         assert "events 1 to 3 carry plain sha256 hashes" in _bad(ws, 1)
+    finally:
+        ws.close()
+
+
+def test_an_upgrade_event_saying_the_old_trail_was_broken_reports_it_even_without_where(tmp_path: Path) -> None:
+    """Kiln's upgrade events name the first bad old event and the problem; one without them
+    (made here with the key) still fails, at event 1, with a general problem."""
+    from kiln.core import audit
+
+    ws = Workspace(_old_workspace(tmp_path, 3))
+    try:
+        old_head = _rows(ws)[2]["hash"]
+        with ws.db.engine.begin() as conn:
+            conn.execute(audit_events.delete().where(audit_events.c.seq == 4))
+            conn.execute(audit_head.update().values(seq=3, hash=old_head))
+            audit.record(conn, CTX, key=ws.audit.key, action="audit.upgrade", resource="audit", details={"legacy_events": 3, "legacy_ok": False})
+        assert _bad(ws, 1) == "the trail was already broken when event 4 upgraded it to keyed MACs: the old sha256 chain did not verify"
     finally:
         ws.close()
