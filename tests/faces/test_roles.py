@@ -178,3 +178,16 @@ def test_authentication_says_what_to_send_and_carries_the_tokens_role(ws: Worksp
         assert caught.value.message == message, secret
     ctx = authenticate(ws, live, source="10.0.0.1", request_id="req-1")
     assert (ctx.actor, ctx.role, ctx.source, ctx.request_id) == ("token:live", "approver", "10.0.0.1", "req-1")
+
+
+def test_a_route_that_declares_no_role_needs_viewer_to_read_and_editor_for_anything_else() -> None:
+    """Every route of the app declares its role; a new one that forgets falls back to these."""
+    from fastapi.routing import APIRoute
+
+    from kiln.server._roles import role, route_role
+
+    def endpoint() -> None: ...
+
+    for methods, needed in [(["GET"], "viewer"), (["HEAD"], "viewer"), (["GET", "HEAD"], "viewer"), (["POST"], "editor"), (["GET", "POST"], "editor"), (["DELETE"], "editor")]:
+        assert route_role(APIRoute("/x", endpoint, methods=methods)) == needed, methods
+    assert route_role(APIRoute("/x", endpoint, methods=["GET"], openapi_extra=role("admin"))) == "admin"
