@@ -264,3 +264,13 @@ def test_the_local_admin_token_is_made_and_audited_as_the_server(ws: Workspace) 
     [event] = kiln.Client(settings=ws.settings).audit.list(limit=10)
     assert (event["actor"], event["source"], event["action"], event["resource"], event["outcome"]) == ("system:server", "server", "tokens.create", f"tokens/{info.name}", "success")
     assert event["details"]["role"] == "admin"
+
+
+def test_a_wildcard_host_allows_only_names_under_it_and_no_host_is_named_as_none() -> None:
+    from kiln.server._guard import HostRules, check
+
+    rules = HostRules.build(["*.corp.example"])
+    assert [rules.allows_host(h) for h in ("a.corp.example", "evil-but-longer.example.org", ".corp.example", "corp.example")] == [True, False, False, False]
+    refusal = check("GET", {}, rules)
+    assert refusal is not None and (refusal.status, refusal.code) == (403, "host_not_allowed")
+    assert refusal.message == "this server does not answer to Host '(none)': use http://127.0.0.1 or http://localhost, or add the name to KILN_ALLOWED_HOSTS"
