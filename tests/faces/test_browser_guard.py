@@ -274,3 +274,8 @@ def test_a_wildcard_host_allows_only_names_under_it_and_no_host_is_named_as_none
     refusal = check("GET", {}, rules)
     assert refusal is not None and (refusal.status, refusal.code) == (403, "host_not_allowed")
     assert refusal.message == "this server does not answer to Host '(none)': use http://127.0.0.1 or http://localhost, or add the name to KILN_ALLOWED_HOSTS"
+    long = "x" * 95 + ".evil.example"  # quoted up to 100 characters
+    assert check("GET", {"host": long}, rules).message.startswith(f"this server does not answer to Host {long[:100]!r}: ")  # type: ignore[union-attr]
+    crossed = check("POST", {"host": "a.corp.example", "origin": "http://evil.example"}, rules)
+    assert crossed is not None and crossed.message == ("cross-origin request from 'http://evil.example' refused; to allow a web app's origin, "
+                                                       "add it to KILN_ALLOWED_HOSTS (https://app.example.com)")
