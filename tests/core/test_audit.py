@@ -335,3 +335,128 @@ def test_keys_of_the_least_length_are_taken_and_a_file_without_a_key_is_named(tm
         _key_file(home, junk)
         with pytest.raises(InvalidArgument, match="does not hold a key"):
             Workspace(load_settings(home=str(home)))
+
+
+# -- trails from before the keyed MAC (plain sha256), carried over once ------------------
+
+
+def _old_workspace(tmp_path: Path, n: int, *, edit: dict[str, Any] | None = None, head: dict[str, Any] | None = None) -> Settings:
+    """Settings of a database at core_0001 holding ``n`` events chained with plain sha256;
+    ``edit`` changes event 2 after it was hashed, ``head`` overrides the old head."""
+    from kiln.core.db import Database
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db = Database(url)
+    db.migrate("core@core_0001")
+    rows: list[dict[str, Any]] = []
+    for seq in range(1, n + 1):
+        row = {"seq": seq, "event_id": f"{seq:032x}", "time": 1000.0 + seq, "actor": "local:old", "action": "t.write", "resource": f"t/{seq}",
+               "request_id": "r", "source": "local", "outcome": "success", "details": "{}", "prev_hash": rows[-1]["hash"] if rows else "0" * 64}
+        rows.append({**row, "hash": _sha256(row["prev_hash"], row)})
+    if edit:
+        rows[1].update(edit)
+    with db.write() as conn:
+        if rows:
+            conn.execute(audit_events.insert(), rows)
+        conn.execute(sa.text("UPDATE kiln_audit_head SET seq = :seq, hash = :hash"), {"seq": n, "hash": rows[-1]["hash"] if rows else "0" * 64, **(head or {})})
+    db.dispose()
+    return load_settings(home=str(tmp_path / "kiln"), database_url=url)
+
+
+def _upgrade_event(ws: Workspace) -> dict[str, Any]:
+    (event,) = [e for e in _rows(ws) if e["action"] == "audit.upgrade"]
+    return {**event, "details": orjson.loads(event["details"])}
+
+
+def test_an_old_trail_is_carried_over_once_and_its_upgrade_vouches_for_it(tmp_path: Path) -> None:
+    settings = _old_workspace(tmp_path, 3)
+    old_head = _rows_at(settings)[-1]["hash"]
+    ws = Workspace(settings)
+    try:
+        upgrade = _upgrade_event(ws)
+        assert (upgrade["seq"], upgrade["actor"], upgrade["source"], upgrade["resource"], upgrade["prev_hash"]) == (4, "kiln", "upgrade", "audit", old_head)
+        assert upgrade["details"] == {"from": "sha256", "legacy_events": 3, "legacy_head": old_head, "legacy_ok": True}
+        ws.audit._carry_over()  # as a second process would, after this one did it
+        assert len(_rows(ws)) == 4
+        with ws.db.read() as conn:
+            assert conn.execute(sa.select(audit_head.c.seq, audit_head.c.scheme)).one() == (4, "hmac-sha256")
+        result = ws.verify_audit()
+        assert result.ok and result.checked == 4, result
+    finally:
+        ws.close()
+
+
+def _rows_at(settings: Settings) -> list[dict[str, Any]]:
+    engine = sa.create_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(audit_events).order_by(audit_events.c.seq))]
+    finally:
+        engine.dispose()
+
+
+def test_an_empty_old_trail_is_carried_over_without_an_upgrade_event(tmp_path: Path) -> None:
+    ws = Workspace(_old_workspace(tmp_path, 0))
+    try:
+        assert _rows(ws) == [] and (ws.settings.home / KEY_FILE).exists()
+        with ws.db.read() as conn:
+            assert conn.execute(sa.select(audit_head.c.seq, audit_head.c.scheme)).one() == (0, "hmac-sha256")
+        assert ws.verify_audit().ok
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize(("damage", "old", "now"), [
+    ({"head": {"hash": "1" * 64}}, (4, "the old chain ends at event 3 but its head says 3"),
+     (4, "the trail was already broken when event 4 upgraded it to keyed MACs: the old chain ends at event 3 but its head says 3")),
+    ({"head": {"seq": 4}}, (4, "the old chain ends at event 3 but its head says 4"), (4, "event 4 is missing (deleted)")),
+    ({"edit": {"resource": "t/forged"}}, (2, "event 2 is missing, reordered or edited (old sha256 chain)"), (2, "event 2 was edited")),
+    ({"edit": {"prev_hash": "1" * 64}}, (2, "event 2 is missing, reordered or edited (old sha256 chain)"), (1, "events 1 to 1 carry plain sha256")),
+    ({"edit": {"seq": 9}}, (2, "event 2 is missing, reordered or edited (old sha256 chain)"), (2, "event 2 is missing (deleted)")),
+], ids=["head-hash", "head-number", "edited", "relinked", "renumbered"])
+def test_an_old_trail_broken_before_its_upgrade_stays_broken(tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: dict[str, Any], old: tuple[int, str], now: tuple[int, str]) -> None:
+    with caplog.at_level("ERROR", logger="kiln.audit"):
+        ws = Workspace(_old_workspace(tmp_path, 3, **damage))
+    assert [r.getMessage() for r in caplog.records] == [f"the audit trail was broken before its upgrade to keyed MACs: {old[1]}"]
+    try:
+        details = _upgrade_event(ws)["details"]
+        assert details == {"from": "sha256", "legacy_events": damage.get("head", {}).get("seq", 3), "legacy_head": details["legacy_head"],
+                           "legacy_ok": False, "legacy_first_bad_seq": old[0], "legacy_problem": old[1]}
+        result = ws.verify_audit()
+        assert not result.ok and result.first_bad_seq == now[0] and result.problem.startswith(now[1]), result
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize(("action", "legacy_events"), [("t.write", 3), ("audit.upgrade", 2), ("audit.upgrade", 4)])
+def test_only_an_upgrade_event_naming_every_old_event_vouches_for_them(tmp_path: Path, action: str, legacy_events: int) -> None:
+    """A keyed event after old ones that is not their upgrade (made here with the key) leaves them unvouched."""
+    from kiln.core import audit
+
+    ws = Workspace(_old_workspace(tmp_path, 3))
+    try:
+        old_head = _rows(ws)[2]["hash"]
+        with ws.db.engine.begin() as conn:
+            conn.execute(audit_events.delete().where(audit_events.c.seq == 4))
+            conn.execute(audit_head.update().values(seq=3, hash=old_head))
+            audit.record(conn, CTX, key=ws.audit.key, action=action, resource="audit", details={"from": "sha256", "legacy_events": legacy_events, "legacy_ok": True})
+        assert "events 1 to 3 carry plain sha256 hashes" in _bad(ws, 1)
+    finally:
+        ws.close()
+
+
+def test_an_upgrade_event_saying_the_old_trail_was_broken_reports_it_even_without_where(tmp_path: Path) -> None:
+    """Kiln's upgrade events name the first bad old event and the problem; one without them
+    (made here with the key) still fails, at event 1, with a general problem."""
+    from kiln.core import audit
+
+    ws = Workspace(_old_workspace(tmp_path, 3))
+    try:
+        old_head = _rows(ws)[2]["hash"]
+        with ws.db.engine.begin() as conn:
+            conn.execute(audit_events.delete().where(audit_events.c.seq == 4))
+            conn.execute(audit_head.update().values(seq=3, hash=old_head))
+            audit.record(conn, CTX, key=ws.audit.key, action="audit.upgrade", resource="audit", details={"legacy_events": 3, "legacy_ok": False})
+        assert _bad(ws, 1) == "the trail was already broken when event 4 upgraded it to keyed MACs: the old sha256 chain did not verify"
+    finally:
+        ws.close()

@@ -5,7 +5,9 @@ POSTs, anonymous admin), plus the local token file the SDK and CLI use instead."
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -227,3 +229,53 @@ def test_an_origin_is_the_same_only_when_scheme_host_and_port_are(origin: str, h
     from kiln.server._guard import HostRules
 
     assert HostRules.build(["testserver", "[::1]"]).allows_origin(origin, host) is ok
+
+
+def test_a_token_file_that_is_not_a_regular_file_of_this_user_is_refused_by_name(ws: Workspace, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ws.settings.home / LOCAL_TOKEN_FILE
+    for make, remove in [(path.mkdir, path.rmdir), (lambda: os.mkfifo(path, 0o600), path.unlink)]:  # a fifo would block a reader
+        make()
+        with pytest.raises(PermissionDenied) as caught:
+            read_local_token(ws.settings.home)
+        assert caught.value.message == f"the token file {path} is not a regular file; remove it and restart `kiln server`"
+        remove()
+    path.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(PermissionDenied) as caught:
+        read_local_token(ws.settings.home)
+    assert caught.value.message == f"cannot read the token file {path}: {os.strerror(errno.ELOOP)}; remove it and restart `kiln server`"
+    path.unlink()
+    owner = ensure_local_token(ws).stat().st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    with pytest.raises(PermissionDenied) as caught:
+        read_local_token(ws.settings.home)
+    assert caught.value.message == f"the token file {path} belongs to another user; refusing to use it (remove it and restart `kiln server`)"
+
+
+def test_a_token_file_is_read_up_to_4096_characters(ws: Workspace) -> None:
+    path = ensure_local_token(ws)
+    path.write_text("kiln_" + "a" * 5000 + "\n")
+    assert read_local_token(ws.settings.home) == "kiln_" + "a" * 4091
+
+
+def test_the_local_admin_token_is_made_and_audited_as_the_server(ws: Workspace) -> None:
+    ensure_local_token(ws)
+    [info] = kiln.Client(settings=ws.settings).tokens.list()
+    assert re.fullmatch(r"local-server-[0-9a-f]{8}", info.name), info.name
+    [event] = kiln.Client(settings=ws.settings).audit.list(limit=10)
+    assert (event["actor"], event["source"], event["action"], event["resource"], event["outcome"]) == ("system:server", "server", "tokens.create", f"tokens/{info.name}", "success")
+    assert event["details"]["role"] == "admin"
+
+
+def test_a_wildcard_host_allows_only_names_under_it_and_no_host_is_named_as_none() -> None:
+    from kiln.server._guard import HostRules, check
+
+    rules = HostRules.build(["*.corp.example"])
+    assert [rules.allows_host(h) for h in ("a.corp.example", "evil-but-longer.example.org", ".corp.example", "corp.example")] == [True, False, False, False]
+    refusal = check("GET", {}, rules)
+    assert refusal is not None and (refusal.status, refusal.code) == (403, "host_not_allowed")
+    assert refusal.message == "this server does not answer to Host '(none)': use http://127.0.0.1 or http://localhost, or add the name to KILN_ALLOWED_HOSTS"
+    long = "x" * 95 + ".evil.example"  # quoted up to 100 characters
+    assert check("GET", {"host": long}, rules).message.startswith(f"this server does not answer to Host {long[:100]!r}: ")  # type: ignore[union-attr]
+    crossed = check("POST", {"host": "a.corp.example", "origin": "http://evil.example"}, rules)
+    assert crossed is not None and crossed.message == ("cross-origin request from 'http://evil.example' refused; to allow a web app's origin, "
+                                                       "add it to KILN_ALLOWED_HOSTS (https://app.example.com)")

@@ -110,3 +110,84 @@ def test_only_an_admin_lists_or_revokes_tokens_even_in_process(ws: Workspace) ->
         with pytest.raises(PermissionDenied):
             call()
     assert admin.revoke(name="zed").revoked
+
+
+def test_a_role_declaration_names_its_action_only_when_given_and_knows_every_role() -> None:
+    from kiln.core.errors import InvalidArgument
+    from kiln.server._roles import role
+
+    assert [role(r) for r in (*ROLES, "public")] == [{"x-kiln-role": r} for r in (*ROLES, "public")]
+    assert role("editor", action="models.register") == {"x-kiln-role": "editor", "x-kiln-action": "models.register"}
+    with pytest.raises(InvalidArgument) as caught:
+        role("root")
+    assert caught.value.message == "unknown role 'root'"
+
+
+def test_a_refused_read_is_not_audited_and_a_refused_mutation_names_its_resource(gated: tuple[Any, dict[str, str]], ws: Workspace) -> None:
+    app, tokens = gated
+    name = "m" * 250
+    for method, path in [("GET", "/v1/tokens"), ("POST", "/v1/tokens"), ("POST", f"/v1/models/{name}/versions")]:
+        assert _call(app, method, path, tokens["viewer"]) == (403, False)
+    from kiln.core import audit
+
+    with ws.db.read() as conn:
+        refused = [(e.action, e.resource) for e in audit.list_events(conn, limit=100) if e.outcome == "failure"]
+    # The resource is the first path parameter under the operation's kind, cut to 200 characters.
+    assert sorted(refused) == [("models.register", f"models/{name}"[:200]), ("tokens.create", "tokens")]
+
+
+def test_a_token_name_that_is_invalid_or_unknown_is_refused_by_name(ws: Workspace) -> None:
+    from kiln.core.errors import InvalidArgument, NotFound
+
+    admin = TokenService(ws, local_context())
+    with pytest.raises(InvalidArgument) as invalid:
+        admin.revoke(name="Bad Name")
+    assert invalid.value.message.startswith("invalid token name 'Bad Name': ")
+    with pytest.raises(NotFound) as unknown:
+        admin.revoke(name="ghost")
+    assert unknown.value.message == "token 'ghost' does not exist; `kiln tokens ls` lists them"
+
+
+def test_tokens_are_listed_oldest_first_whatever_order_they_were_stored_in(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from kiln.core import auth
+
+    clock = iter([200.0, 100.0])
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: next(clock)))
+    admin = TokenService(ws, local_context())
+    admin.create(name="late")
+    admin.create(name="early")
+    assert [(t.name, t.created_at) for t in admin.list()] == [("early", 100.0), ("late", 200.0)]
+
+
+MALFORMED = "missing or malformed token: send 'Authorization: Bearer kiln_...'"
+UNKNOWN = "token is unknown or revoked; create one with `kiln tokens create`"
+
+
+def test_authentication_says_what_to_send_and_carries_the_tokens_role(ws: Workspace) -> None:
+    from kiln.core.auth import authenticate
+    from kiln.core.errors import Unauthenticated
+
+    admin = TokenService(ws, local_context())
+    live, gone = admin.create(name="live", role="approver").token, admin.create(name="gone", role="admin").token
+    admin.revoke(name="gone")
+    for secret, message in [("", MALFORMED), ("Basic dXNlcjpwYXNz", MALFORMED), (live[len("kiln_"):], MALFORMED), ("kiln_unknown", UNKNOWN), (gone, UNKNOWN)]:
+        with pytest.raises(Unauthenticated) as caught:
+            authenticate(ws, secret, source="10.0.0.1", request_id="req-1")
+        assert caught.value.message == message, secret
+    ctx = authenticate(ws, live, source="10.0.0.1", request_id="req-1")
+    assert (ctx.actor, ctx.role, ctx.source, ctx.request_id) == ("token:live", "approver", "10.0.0.1", "req-1")
+
+
+def test_a_route_that_declares_no_role_needs_viewer_to_read_and_editor_for_anything_else() -> None:
+    """Every route of the app declares its role; a new one that forgets falls back to these."""
+    from fastapi.routing import APIRoute
+
+    from kiln.server._roles import role, route_role
+
+    def endpoint() -> None: ...
+
+    for methods, needed in [(["GET"], "viewer"), (["HEAD"], "viewer"), (["GET", "HEAD"], "viewer"), (["POST"], "editor"), (["GET", "POST"], "editor"), (["DELETE"], "editor")]:
+        assert route_role(APIRoute("/x", endpoint, methods=methods)) == needed, methods
+    assert route_role(APIRoute("/x", endpoint, methods=["GET"], openapi_extra=role("admin"))) == "admin"

@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -520,3 +524,47 @@ def test_a_failed_query_says_what_failed_and_nothing_more(local_sql: SqlService)
     with pytest.raises(InvalidArgument) as info:
         local_sql.query("SELEC 1")
     assert info.value.message == 'query failed: Parser Error: syntax error at or near "SELEC"'
+
+
+def test_a_timeout_between_arrow_batches_is_reported_as_the_timeout(local_sql: SqlService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first batch, DuckDB's interrupt comes out of the Arrow reader as a plain error, not
+    an InterruptException. The sandbox's connection is held so the timer's interrupt lands exactly
+    there: after the first batch came back, before the next is read."""
+    sandbox = SqlService._sandbox
+    first_read, timer_threads = threading.Event(), []
+
+    class Held:
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self.con = con
+
+        def interrupt(self) -> None:  # what the timer calls
+            assert first_read.wait(30)
+            self.con.interrupt()
+            timer_threads.append(threading.current_thread())
+
+        def close(self) -> None:
+            self.con.close()
+
+        def sql(self, query: str) -> Any:
+            relation = self.con.sql(query)
+
+            class Relation:
+                def to_arrow_reader(self, batch_size: int) -> pa.RecordBatchReader:
+                    reader = relation.to_arrow_reader(batch_size=batch_size)
+
+                    def batches() -> Iterator[pa.RecordBatch]:
+                        yield reader.read_next_batch()
+                        first_read.set()
+                        while not timer_threads:  # the interrupt is in; wait for the timer to end
+                            time.sleep(0.01)
+                        timer_threads[0].join(30)
+                        yield from reader
+
+                    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+            return Relation()
+
+    monkeypatch.setattr(SqlService, "_sandbox", lambda self, sql: Held(sandbox(self, sql)))
+    with pytest.raises(ResourceExhausted) as caught:
+        local_sql.query("SELECT i FROM range(10000000000) t(i)", limit=1_000_000, timeout_s=0.1)
+    assert str(caught.value) == "query ran past its 0.1 s timeout" and timer_threads

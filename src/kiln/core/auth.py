@@ -121,15 +121,20 @@ def read_local_token(home: Path) -> str:
             can read and write (like ssh with a private key).
     """
     path = local_token_path(home)
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    # Not blocking: opening a fifo for reading would wait for a writer.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         return ""
     except OSError as exc:
         raise PermissionDenied(f"cannot read the token file {path}: {exc.strerror}; remove it and restart `kiln server`") from None
+    try:
+        _check_private(path, os.fstat(fd))  # before reading: a folder or a fifo is refused, not read
+    except BaseException:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "r", encoding="utf-8") as fh:
-        _check_private(path, os.fstat(fh.fileno()))
         return fh.read(4096).strip()
 
 

@@ -17,7 +17,7 @@ import tarfile
 import time
 from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -237,11 +237,3 @@ def extract_tar(data: IO[bytes], dest: Path, *, max_bytes: int) -> list[str]:
             if len(written) > MAX_FILES:
                 raise InvalidArgument(f"a model package may hold at most {MAX_FILES} files")
     return written
-
-
-def file_digests(manifest: Manifest) -> list[tuple[str, FileDigest]]:
-    return sorted(manifest.files.items())
-
-
-def posix(path: str) -> str:
-    return PurePosixPath(path).as_posix()
