@@ -38,16 +38,19 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ForkedProcess", "enabled", "fork_worker", "shutdown", "warm"]
+__all__ = ["ForkedProcess", "adopt", "connect", "enabled", "fork_worker", "shutdown", "warm"]
 
 # Imported once, before any fork: what a model worker needs before it can load a model.
-# Measured (python -X importtime, 2 cores under load): scikit-learn with skops is most of a
-# worker's start; LightGBM and XGBoost each add seconds (and load OpenMP), so they are not
-# preloaded: a worker imports them on first use, as a spawned one does.
+# Measured (2 cores under load 10-13): scikit-learn with skops is most of a fresh worker's
+# start (5-9 s); after them LightGBM, XGBoost and treelite add 0.05-0.13 s each and start no
+# thread, so they come too. Not preloaded, imported by the worker that needs them: onnx /
+# skl2onnx (3 s, for the forests' fast path) and onnxruntime (it starts a thread on import,
+# and a zygote must not hold more threads than the fork-safe native pools of OpenBLAS and
+# Arrow's jemalloc, which re-create theirs after a fork).
 PRELOAD = (
     "numpy", "pandas", "pyarrow", "pyarrow.csv", "pyarrow.ipc",
     "sklearn", "sklearn.linear_model", "sklearn.ensemble", "sklearn.tree", "sklearn.pipeline", "sklearn.preprocessing",
-    "skops.io",
+    "skops.io", "lightgbm", "xgboost", "treelite", "treelite.sklearn",
     "kiln.serving._runtime", "kiln.serving._fast", "kiln.serving._transform_worker", "kiln.registry._worker",
     "kiln.registry._native", "kiln.registry._sagemaker",
 )
@@ -110,11 +113,11 @@ class ForkedProcess:
 class _Client:
     """This process's connection to its zygote (started on first use)."""
 
-    def __init__(self) -> None:
+    def __init__(self, adopted: socket.socket | None = None) -> None:
         self.pid = os.getpid()
         self.lock = threading.Lock()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.sock: socket.socket | None = None
+        self.sock: socket.socket | None = adopted  # a connection to a zygote our parent started
 
     def _start(self) -> socket.socket:
         from kiln.core.worker import worker_env
@@ -135,6 +138,8 @@ class _Client:
         return ours
 
     def ensure(self) -> socket.socket:
+        if self.sock is not None and self.proc is None:  # adopted: used until it fails
+            return self.sock
         if self.sock is None or self.proc is None or self.proc.poll() is not None:
             self.close()
             return self._start()
@@ -188,6 +193,44 @@ def warm() -> None:
     client = _shared()
     with client.lock:
         client.ensure()
+
+
+def connect() -> socket.socket:
+    """A new connection to this process's zygote (started if need be), for a child this process
+    forks to :func:`adopt`: the jobs zygote hands one to each runner, so every transform's
+    workers come from one zygote that stays warm between jobs. No answer is awaited (the
+    zygote may still be preloading).
+
+    Raises:
+        OSError: the zygote could not start or take the connection.
+    """
+    client = _shared()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        with client.lock:
+            sock = client.ensure()
+            try:
+                socket.send_fds(sock, [orjson.dumps({"op": "connect"})], [theirs.fileno()])
+            except OSError:
+                client.close()
+                raise
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return ours
+
+
+def adopt(sock: socket.socket) -> None:
+    """In a forked child: use ``sock`` (from :func:`connect` in the parent) as this process's
+    zygote connection; the parent's own connection is closed here."""
+    global _client
+    with _client_lock:
+        inherited = _client
+        _client = _Client(adopted=sock)
+    if inherited is not None and inherited.sock is not None and inherited.pid != os.getpid():
+        inherited.sock.close()
 
 
 def fork_worker(*, cwd: str, env: Mapping[str, str], memory_mb: int | None) -> ForkedProcess:
@@ -261,6 +304,11 @@ class _Zygote:
             return
         try:
             request = orjson.loads(data)
+            if request.get("op") == "connect" and len(fds) == 1:  # an owner our first owner forked
+                conn = socket.socket(fileno=fds[0])
+                self.conns[conn.fileno()] = conn
+                self.owned[conn.fileno()] = set()
+                return
             if request.get("op") != "fork" or len(fds) != 4:
                 raise ValueError("unknown request")
             memory_mb = request.get("memory_mb")

@@ -91,6 +91,7 @@ def run(job: RunningJob) -> Outcome:
 
     spec = job.spec
     started = time.monotonic()
+    _warm_workers()  # the workers' zygote preloads while the model is fetched and the input cut
     try:
         ref, folder, trusted = fetch_model(job.ws, job.ctx, spec["model"])
         work = work_dir(job.ws.settings.home, spec, _fingerprint(job))
@@ -130,6 +131,16 @@ def run(job: RunningJob) -> Outcome:
     metrics = {"records": float(records), "records_per_s": records / max(elapsed, 1e-9), **pool.metrics()}
     job.log(f"transformed {records:,} records in {elapsed:.1f} s (workers ready after {metrics.get('startup_s', 0):.1f} s); output {delivered}")
     return Outcome(outputs=delivered, metrics=metrics)
+
+
+def _warm_workers() -> None:
+    from kiln.core import _worker_zygote
+
+    if _worker_zygote.enabled():
+        try:
+            _worker_zygote.warm()
+        except OSError:
+            pass  # each Worker falls back on a fresh interpreter
 
 
 def _input_files(job: RunningJob, work: Path) -> list[tuple[str, Path]]:
@@ -231,6 +242,7 @@ class _Pool:
         self.done = self.total = 0
         self.t0 = time.monotonic()
         self.ready_at: float | None = None
+        self.load_s: float | None = None  # the first ready worker: from its start to its model loaded
         self.ended_at: float | None = None
         self.ran_records = 0
         self.threads = [threading.Thread(target=self._serve, args=(w,), name=f"kiln-transform-{i}", daemon=True) for i, w in enumerate(self.workers)]
@@ -239,9 +251,11 @@ class _Pool:
 
     def _serve(self, worker: Any) -> None:
         try:
+            asked = time.monotonic()
             worker.call(f"{TARGET}:load", self.load_args, timeout_s=self.timeout)
             with self.lock:
                 self.ready_at = self.ready_at or time.monotonic()
+                self.load_s = self.load_s if self.load_s is not None else self.ready_at - asked
             while not self.halt.is_set():
                 chunk = self.pending.get()
                 if chunk is None:
@@ -296,7 +310,7 @@ class _Pool:
         """When the first worker was ready, and the rows/s of the chunks from then on."""
         if self.ready_at is None:
             return {}
-        out = {"startup_s": self.ready_at - self.t0}
+        out = {"startup_s": self.ready_at - self.t0, "worker_load_s": self.load_s or 0.0}
         if self.ended_at is not None and self.ran_records:
             out["chunk_records_per_s"] = self.ran_records / max(self.ended_at - self.ready_at, 1e-9)
         return out
