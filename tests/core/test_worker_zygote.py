@@ -159,6 +159,9 @@ def test_killing_the_zygote_ends_its_workers_and_the_next_worker_starts(tmp_path
     first = zygote._shared().proc.pid  # type: ignore[union-attr]
     os.kill(first, signal.SIGKILL)
     assert _wait_gone(pid)
+    deadline = time.monotonic() + 10
+    while worker.alive and time.monotonic() < deadline:  # the status pipe closes as the zygote's exit ends
+        time.sleep(0.05)
     assert not worker.alive
     with pytest.raises(ModelError, match="No module named 'kiln.nothing'"):
         worker.call("kiln.nothing:here")  # a new zygote, a new worker

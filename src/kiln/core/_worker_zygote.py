@@ -188,6 +188,19 @@ def _shared() -> _Client:
         return _client
 
 
+def _forget_in_child() -> None:
+    """A process forked from an owner does not keep the owner's connection open: the zygote
+    must see it close when the owner ends (the jobs zygote's runners :func:`adopt` their own)."""
+    global _client, _client_lock
+    client, _client = _client, None
+    _client_lock = threading.Lock()  # another thread may have held it at the fork
+    if client is not None and client.sock is not None:
+        client.sock.close()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def warm() -> None:
     """Start this process's zygote now (it preloads while the caller does other work)."""
     client = _shared()
@@ -224,13 +237,10 @@ def connect() -> socket.socket:
 
 def adopt(sock: socket.socket) -> None:
     """In a forked child: use ``sock`` (from :func:`connect` in the parent) as this process's
-    zygote connection; the parent's own connection is closed here."""
+    zygote connection (the parent's own was closed at the fork)."""
     global _client
     with _client_lock:
-        inherited = _client
         _client = _Client(adopted=sock)
-    if inherited is not None and inherited.sock is not None and inherited.pid != os.getpid():
-        inherited.sock.close()
 
 
 def fork_worker(*, cwd: str, env: Mapping[str, str], memory_mb: int | None) -> ForkedProcess:
