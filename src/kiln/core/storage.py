@@ -15,11 +15,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, ClassVar
-
-import fsspec
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from kiln.core.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = [
     "Capabilities",
@@ -151,6 +152,8 @@ class LocalStore(ObjectStore):
         self.root.mkdir(parents=True, exist_ok=True)
         self.root = self.root.resolve()
         self.url = str(self.root)
+        import fsspec  # on first use: a model worker verifies its package with sha256_file alone
+
         self.fs = fsspec.filesystem("file")
 
     def path(self, key: str) -> str:

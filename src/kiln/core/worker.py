@@ -14,6 +14,11 @@ Nothing the child sends back is unpickled: headers are JSON and arrays come as
 ``.npy`` without objects, or as JSON (:func:`pack_array`). A model that takes
 over its worker can lie in its answer, not run code in the parent.
 
+A child starts warm by default: forked by this process's worker zygote
+(:mod:`kiln.core._worker_zygote`), which has imported the model libraries and the serving
+runtime once; on any failure of the zygote, or with ``KILN_WORKER_WARM=0``, it is a fresh
+interpreter (``python -m kiln.core.worker``). Either way the parent drives it the same way.
+
 The child gets an environment without Kiln's secrets (``KILN_*``, cloud keys,
 database passwords). This is process isolation, not a sandbox: a trusted model's
 code still runs as the server's user.
@@ -72,7 +77,7 @@ class Worker:
         self.redact = sorted((p for p in redact if p), key=len, reverse=True)
         self.memory_mb = memory_mb
         self.error = error
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: Any = None  # a subprocess.Popen, or a ForkedProcess from the zygote
         self._cwd: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -85,8 +90,16 @@ class Worker:
         proc = self._proc
         return proc.pid if proc is not None and proc.poll() is None else None
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self) -> Any:
         self._cwd = tempfile.TemporaryDirectory(prefix="kiln-worker-")
+        from kiln.core import _worker_zygote as zygote
+
+        if zygote.enabled():
+            try:  # forked from the warm zygote: the same child, without a fresh interpreter's imports
+                self._proc = zygote.fork_worker(cwd=self._cwd.name, env=worker_env(), memory_mb=self.memory_mb)
+                return self._proc
+            except Exception:  # noqa: BLE001 - any failure of the zygote: spawn, as without it
+                pass
         argv = [sys.executable, "-m", "kiln.core.worker"]
         if self.memory_mb is not None:
             argv += ["--memory-mb", str(int(self.memory_mb))]

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from kiln.tracking._models import KilnModel
+from kiln.tracking._base import KilnModel
 
 __all__ = ["JOB_KINDS", "JOB_STATES", "TERMINAL_STATES", "CodeArchive", "Function", "Job", "JobLogs", "JobState"]
 

@@ -5,6 +5,10 @@ runner per job, so a job starts in milliseconds instead of a fresh interpreter's
 The zygote is single-threaded and never opens the workspace, so forking it is safe; each
 runner it forks starts a session of its own, closes the zygote's pipes and opens the
 workspace itself, and outlives the zygote (which ends with the process that started it).
+
+It also starts the model workers' zygote (:mod:`kiln.core._worker_zygote`, with a clean
+environment) and hands each runner its own connection to it: a batch transform's workers
+fork from libraries imported once, not once per job.
 """
 
 from __future__ import annotations
@@ -93,20 +97,48 @@ def _serve() -> None:
             importlib.import_module(module)
         except ImportError:  # an optional part missing here is imported (and reported) by the runner
             pass
+    workers = _worker_zygote()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # runners are reaped by the kernel, never zombies here
     out = os.fdopen(os.dup(1), "wb")
     for line in sys.stdin.buffer:
+        conn = None
         try:
             request: dict[str, Any] = orjson.loads(line)
+            if workers is not None:
+                try:  # each runner gets its own connection to the warm worker zygote
+                    conn = workers.connect()
+                except OSError:
+                    conn = None
             pid = os.fork()
         except (ValueError, OSError) as exc:
+            if conn is not None:
+                conn.close()
             out.write(orjson.dumps({"error": str(exc)}) + b"\n")
             out.flush()
             continue
         if pid == 0:
+            if conn is not None and workers is not None:
+                workers.adopt(conn)
             _runner_child(request)
+        if conn is not None:
+            conn.close()
         out.write(orjson.dumps({"pid": pid}) + b"\n")
         out.flush()
+
+
+def _worker_zygote() -> Any:
+    """The model workers' zygote, started now so it preloads while no job runs (a batch
+    transform's workers then fork warm from the first job on); None when warm workers are off
+    or it cannot start. It is started with a clean environment and outlives no runner that uses it."""
+    from kiln.core import _worker_zygote as workers
+
+    if not workers.enabled():
+        return None
+    try:
+        workers.warm()
+    except OSError:
+        return None
+    return workers
 
 
 def _runner_child(request: dict[str, Any]) -> None:

@@ -193,16 +193,34 @@ def register_flavor(flavor: Flavor) -> None:
 
 
 def known_flavors() -> list[str]:
+    _builtins()
     return sorted(_FLAVORS)
 
+
+# The registry's other built-in flavors live in their own modules (they import nothing heavy
+# until a model loads); they register on the first lookup, so a model worker that imports
+# only this module still knows every built-in, in the order flavor_for_object tries them.
+_BUILTIN_MODULES = ("kiln.registry._native", "kiln.registry._sagemaker")
 
 # Flavors that later stages define, imported when a package of theirs is first met (in a
 # model worker too), as a plugin's would be: name -> module that registers the flavor.
 PLUGIN_FLAVORS: dict[str, str] = {"builtin": "kiln.training.builtin._flavor"}
 
 
+def _builtins() -> None:
+    missing = [m for m in _BUILTIN_MODULES if m not in sys.modules]
+    if missing:
+        import importlib
+
+        for module in missing:
+            importlib.import_module(module)
+
+
 def _lookup(name: str) -> Flavor | None:
     flavor = _FLAVORS.get(name)
+    if flavor is None:
+        _builtins()
+        flavor = _FLAVORS.get(name)
     if flavor is None and isinstance(name, str) and name in PLUGIN_FLAVORS:
         import importlib
 
@@ -225,7 +243,8 @@ def get_flavor(name: str) -> Flavor:
 
 
 def flavor_for_object(model: Any) -> Flavor:
-    for flavor in _FLAVORS.values():
+    _builtins()
+    for flavor in list(_FLAVORS.values()):
         if flavor.accepts(model):
             return flavor
     raise InvalidArgument(

@@ -21,6 +21,7 @@ from kiln.core.storage import check_key
 from kiln.core.workspace import Workspace
 from kiln.registry._build import _PACKAGES, prepare_folder, runs_code
 from kiln.registry._flavors import LoadOptions, Predictor, get_flavor
+from kiln.registry._load import load_folder
 from kiln.registry._models import (
     APPROVAL_STATUSES,
     MANIFEST_NAME,
@@ -530,12 +531,6 @@ def _cached(folder: Path, manifest: Manifest) -> bool:
     except InvalidArgument:
         return False
     return True
-
-
-def load_folder(folder: Path, manifest: Manifest, options: LoadOptions) -> Predictor:
-    """Verify a downloaded package against ``manifest`` and load it by its flavor."""
-    verify_folder(folder, manifest, exact=False)
-    return get_flavor(manifest.flavor).load(folder, manifest, options)
 
 
 def _dialect_insert(conn: Connection) -> Any:

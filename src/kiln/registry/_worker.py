@@ -101,7 +101,7 @@ def _table_bytes(data: Any) -> bytes:
 
 def load(state: dict[str, Any], args: dict[str, Any], _: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
     from kiln.registry._flavors import LoadOptions
-    from kiln.registry._service import load_folder
+    from kiln.registry._load import load_folder
 
     manifest = Manifest.model_validate_json(args["manifest"])
     options = LoadOptions(trust_pickle=bool(args["trusted"]), trusted_types=tuple(args.get("trusted_types") or ()))

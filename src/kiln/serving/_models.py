@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kiln.tracking._models import KilnModel
+from kiln.tracking._base import KilnModel
 
 __all__ = [
     "ENDPOINT_STATES",

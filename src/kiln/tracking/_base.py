@@ -6,9 +6,12 @@ import math
 import re
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from kiln.core.errors import InvalidArgument
 
 __all__ = [
+    "KilnModel",
     "MAX_BATCH",
     "MAX_VALUE_LEN",
     "check_artifact_name",
@@ -20,6 +23,17 @@ __all__ = [
 
 MAX_BATCH = 100_000
 MAX_VALUE_LEN = 8000
+
+
+
+class KilnModel(BaseModel):
+    """Base of every tracking and registry model: NaN-safe JSON.
+
+    Kept here, apart from tracking's many models, so a model worker reading a package's
+    manifest (:mod:`kiln.registry._models`) builds none of them."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings", protected_namespaces=())
+
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

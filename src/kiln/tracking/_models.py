@@ -13,6 +13,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from kiln.tracking._base import KilnModel
+
 __all__ = [
     "ArtifactInfo",
     "INPUTS_TAG",
@@ -33,12 +35,6 @@ __all__ = [
 
 RunStatus = Literal["Running", "Completed", "Failed"]
 RUN_STATUSES: tuple[str, ...] = ("Running", "Completed", "Failed")
-
-
-class KilnModel(BaseModel):
-    """Base of every tracking and registry model: NaN-safe JSON."""
-
-    model_config = ConfigDict(ser_json_inf_nan="strings", protected_namespaces=())
 
 
 def to_jsonable(obj: Any) -> Any:
