@@ -45,7 +45,6 @@ from kiln.core.errors import (
     NotAcceptable,
     NotFound,
     PayloadTooLarge,
-    PermissionDenied,
     ResourceExhausted,
     Unavailable,
     UnsupportedMediaType,
@@ -278,25 +277,14 @@ class EndpointService:
 
     def _serve(self, asked: VariantRequest) -> VariantSpec:
         """A variant's spec: its version resolved, its trust decided, its package verified in the cache."""
-        from kiln.registry._build import runs_code
         from kiln.registry._service import ModelService
 
         models = ModelService(self.ws, self.ctx)
         row, manifest = models._located(asked.model)
         if row.status == "Rejected":
             raise Conflict(f"model {row.name}@{row.version} was rejected; an endpoint serves only versions that are not rejected")
-        trusted = False
-        if runs_code(manifest):
-            # The same rules as ModelService.start_worker: the server's setting and the
-            # version's recorded trust decide, never the request.
-            if self.ws.settings.model_code == "never":
-                raise PermissionDenied(f"model {row.name}@{row.version} runs its own code, and this server runs no model code (KILN_MODEL_CODE=never)")
-            if row.trusted_by is None:
-                raise PermissionDenied(
-                    f"model {row.name}@{row.version} runs its own code (a pickle, code/inference.py or a training script), uploaded by "
-                    f"{row.created_by}, and no admin trusted it; one who does can allow it: `kiln models trust {row.name}@{row.version}`"
-                )
-            trusted = True
+        # ModelService.start_worker's rules: the server's setting and the version's recorded trust decide, never the request.
+        trusted = models.code_may_run(row, manifest)
         folder = models._fetch(row, manifest)  # downloads and checks every file's sha256
         return VariantSpec(name=asked.name, model_ref=f"{row.name}@{row.version}", folder=str(folder), trusted=trusted, weight=asked.weight)
 
