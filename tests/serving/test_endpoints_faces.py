@@ -171,4 +171,11 @@ def test_cli_serverless_and_batching_endpoint(client: kiln.Client, models: dict[
         code, _, err = cli("endpoints", "create", "bad", "--model", "times@1", *bad)
         assert code == 2 and words in err, (bad, err)
     assert cli("endpoints", "delete", "sl")[0] == 0
+    code, out, err = cli("endpoints", "create", "mm", "--multi-model", "--memory-mb", "512", "--allow", "times*", "--json")
+    assert code == 0 and orjson.loads(out)["multi_model"] == {"memory_mb": 512, "allow": ["times*"]}, err
+    assert cli("endpoints", "invoke", "mm", "--body", "[[1]]", "--target-model", "times/2")[1].strip() == "[5.0]"
+    code, _, err = cli("endpoints", "invoke", "mm", "--body", "[[1]]", "--target-model", "stranger@1")
+    assert code != 0 and "may load" in err
+    code, _, err = cli("endpoints", "create", "mm2", "--multi-model", "--model", "times@1")
+    assert code == 2 and "no model" in err
     delete_all(client)

@@ -70,7 +70,7 @@ class MultiModelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    memory_mb: int = Field(2048, ge=64, le=1 << 20, description="the budget of loaded models' package sizes, in MB; least recently used go first")
+    memory_mb: int = Field(2048, ge=1, le=1 << 20, description="the budget of loaded models' package sizes, in MB; least recently used go first")
     allow: list[str] = Field(default_factory=lambda: ["*"], description="the model names (or name prefixes ending in '*') it may load")
 
 

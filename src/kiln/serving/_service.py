@@ -45,6 +45,7 @@ from kiln.core.errors import (
     NotAcceptable,
     NotFound,
     PayloadTooLarge,
+    PermissionDenied,
     ResourceExhausted,
     Unavailable,
     UnsupportedMediaType,
@@ -820,8 +821,8 @@ def _http(url: str, generation: int) -> httpx.Client:
 
 
 _BY_STATUS: dict[int, type[KilnError]] = {
-    400: InvalidArgument, 404: NotFound, 406: NotAcceptable, 413: PayloadTooLarge, 415: UnsupportedMediaType,
-    424: ModelError, 429: ResourceExhausted, 503: Unavailable,
+    400: InvalidArgument, 403: PermissionDenied, 404: NotFound, 406: NotAcceptable, 409: Conflict, 413: PayloadTooLarge,
+    415: UnsupportedMediaType, 424: ModelError, 429: ResourceExhausted, 503: Unavailable, 507: ResourceExhausted,
 }
 
 

@@ -117,13 +117,18 @@ class Supervisor:
         python: the interpreter the workers run on.
         on_status: called with each new status (starting, ready, updating, stopping,
             stopped, failed) and the error, if any (``kiln serve`` prints them).
+        resolve: multi-model endpoints: ``(target, allow) -> {"ref", "folder", "trusted", "size"}``,
+            the workspace's resolve, trust check and verified fetch a worker asks for
+            (:func:`kiln.serving._multi.workspace_resolver`); None: such workers load nothing.
     """
 
     def __init__(
         self, run_dir: str | Path, *, log: IO[Any] | None = None, ship: Callable[[str, Path], Any] | None = None,
         python: str = sys.executable, ready_timeout_s: float = READY_TIMEOUT_S,
         on_status: Callable[[str, str | None], None] | None = None,
+        resolve: Callable[[str, tuple[str, ...]], dict[str, Any]] | None = None,
     ) -> None:
+        self.resolve = resolve
         self.run_dir = Path(run_dir).absolute()
         self.log = log
         self.ship = ship
@@ -215,11 +220,28 @@ class Supervisor:
         if cold_since is not None:
             argv += ["--cold-since", repr(cold_since)]
         serverless = gen.spec.serverless
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, pass_fds=(fd,),
-            env=worker_env(), cwd=str(self.run_dir), start_new_session=True,
-            preexec_fn=_child_setup(serverless.memory_mb if serverless is not None else None),
-        )
+        fds: tuple[int, ...] = (fd,)
+        ours = theirs = None
+        if gen.spec.multi_model is not None:
+            # A private channel per worker: it asks this (trusted) process for verified packages.
+            ours, theirs = socket.socketpair()
+            argv += ["--models-fd", str(theirs.fileno())]
+            fds += (theirs.fileno(),)
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, pass_fds=fds,
+                env=worker_env(), cwd=str(self.run_dir), start_new_session=True,
+                preexec_fn=_child_setup(serverless.memory_mb if serverless is not None else None),
+            )
+        finally:
+            if theirs is not None:
+                theirs.close()
+        if ours is not None:
+            from kiln.serving._multi import serve_channel
+
+            mm = gen.spec.multi_model
+            assert mm is not None
+            serve_channel(ours, self._resolve, tuple(mm.allow))
         assert proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
         child = _Child(proc, index, gen.number, time.monotonic())
@@ -385,6 +407,13 @@ class Supervisor:
                 self._drop_pending()
         serving = any(c.ready for c in self.current.children) or (self._polling and self.current.ever_ready)
         self.status = "updating" if self.pending is not None else ("ready" if serving else "starting")
+
+    def _resolve(self, target: str, allow: tuple[str, ...]) -> dict[str, Any]:
+        if self.resolve is None:
+            from kiln.core.errors import Unavailable
+
+            raise Unavailable("this endpoint's supervisor has no workspace to load models from")
+        return self.resolve(target, allow)
 
     # -- serverless ------------------------------------------------------------------------
 
@@ -599,7 +628,9 @@ def main(argv: list[str] | None = None) -> int:
             return store.put_file(key, path)
 
     with open(run_dir / "supervisor.log", "a", buffering=1) as log:
-        supervisor = Supervisor(run_dir, log=log, ship=ship)
+        from kiln.serving._multi import workspace_resolver
+
+        supervisor = Supervisor(run_dir, log=log, ship=ship, resolve=workspace_resolver())
         return supervisor.run()
 
 

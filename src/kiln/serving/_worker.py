@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the inherited listening socket")
     parser.add_argument("--spec", required=True, help="the endpoint spec (gen-N.json)")
     parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--models-fd", type=int, default=None, help="multi-model: this worker's end of the channel to its supervisor")
     parser.add_argument("--cold-since", type=float, default=None, help="serverless: when the request that woke the endpoint was seen (epoch s)")
     args = parser.parse_args(argv)
 
@@ -107,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     sock = socket.socket(fileno=args.fd)  # family and type read from the descriptor
-    serve(spec, servables, sock, metrics=metrics, pipe=pipe, index=args.index, cold_since=args.cold_since)
+    channel = None
+    if args.models_fd is not None:
+        from kiln.serving._multi import Channel
+
+        channel = Channel(args.models_fd)
+    serve(spec, servables, sock, metrics=metrics, pipe=pipe, index=args.index, cold_since=args.cold_since, channel=channel)
     # Threads stuck in a model cannot be joined: leave without waiting for them.
     sys.stderr.flush()
     os._exit(0)
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(
     spec: Any, servables: dict[str, Any], sock: socket.socket, *, metrics: Any, pipe: IO[bytes] | None, index: int = 0,
-    cold_since: float | None = None,
+    cold_since: float | None = None, channel: Any = None,
 ) -> None:
     from kiln.serving._app import ServingApp
     from kiln.serving._capture import Capture
@@ -130,7 +136,7 @@ def serve(
         if server is not None:
             server.recycle_at = time.monotonic() + RECYCLE_GRACE_S
 
-    app = ServingApp(spec, servables, port=sock.getsockname()[1], metrics=metrics, capture=capture, on_stuck=on_stuck)
+    app = ServingApp(spec, servables, port=sock.getsockname()[1], metrics=metrics, capture=capture, on_stuck=on_stuck, channel=channel)
     config = uvicorn.Config(
         app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning",
         timeout_keep_alive=KEEP_ALIVE_S, server_header=False, proxy_headers=False, timeout_graceful_shutdown=int(DRAIN_S),
