@@ -90,3 +90,48 @@ def test_multi_model_endpoint(client: kiln.Client, models: dict[str, str], tmp_p
     per_model = wait_for(lambda: (s := snapshot(run_dir)).get("heavy@1") and s, what="per-model metrics")
     assert per_model["times@1"]["invocations"] == 1 and per_model["times@1"]["cold_starts"] == 1
     assert per_model["heavy@1"]["invocations"] == 1
+
+
+class _Channel:
+    """The supervisor's side, faked: records what reached it, knows no model."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def fetch(self, model: str) -> dict[str, object]:
+        self.asked.append(model)
+        raise NotFound(f"model {model!r} does not exist")
+
+
+def test_traversal_strings_never_reach_the_supervisor_or_a_5xx() -> None:
+    """DESIGN §8 for the worker's multi-model faces: the target model header, POST /models
+    and /models/{name} refuse every traversal string before the supervisor is asked."""
+    from urllib.parse import quote
+
+    from kiln.serving._spec import EndpointSpec, MultiModelSpec
+    from tests.conftest import TRAVERSAL
+    from tests.serving._http_support import serve
+
+    channel = _Channel()
+    spec = EndpointSpec(name="mme", multi_model=MultiModelSpec(memory_mb=8))
+    with serve(spec, {}, channel=channel) as (url, _), httpx.Client(base_url=url, timeout=10) as http:
+        for bad in TRAVERSAL:
+            answers = [
+                http.post("/invocations", content=b"1", headers={"Content-Type": "text/csv", "X-Amzn-SageMaker-Target-Model": bad.encode()}),
+                http.post("/models", json={"model_name": bad, "url": bad}),
+                http.post("/models", json={"model_name": "ok", "url": bad}),
+                http.delete("/models/" + quote(bad, safe="")),
+                http.get("/models/" + quote(bad, safe="")),
+            ]
+            for resp in answers:
+                listing = resp.status_code == 200 and resp.json() == {"models": []}  # the client made "/models/." "/models/"
+                assert resp.status_code in (400, 403, 404) or listing, (bad, resp.status_code, resp.text)
+                assert b"Traceback" not in resp.content
+    assert all("/" not in a and ".." not in a and "%" not in a for a in channel.asked), channel.asked
+
+
+@pytest.mark.parametrize("pattern", ["../x*", "/etc/*", "a/b", "..", "x;y*"])
+def test_allow_patterns_are_names(client: kiln.Client, pattern: str) -> None:
+    with pytest.raises(InvalidArgument, match="allow pattern"):
+        client.endpoints.create("mme", multi_model={"allow": [pattern]})
+    assert client.endpoints.list() == []
