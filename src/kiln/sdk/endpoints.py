@@ -137,7 +137,9 @@ class Endpoints(Namespace):
         custom_attributes: str | None = None,
     ) -> Invocation:
         """Send ``body`` to the endpoint's model (SageMaker's InvokeEndpoint); the answer's
-        ``body`` is the model's output in ``content_type``, ``invoked_variant`` who served it."""
+        ``body`` is the model's output in ``content_type``, ``invoked_variant`` who served it.
+        On a multi-model endpoint ``target_model`` names the model: ``name@version``,
+        SageMaker's ``name/version``, or ``name`` (its latest version when first loaded)."""
         data = body.encode() if isinstance(body, str) else bytes(body)
         args = {"target_model": target_model, "target_variant": target_variant, "inference_id": inference_id, "custom_attributes": custom_attributes}
         if self._local:
