@@ -63,3 +63,25 @@ def test_idle_scale_to_zero_cold_start_and_throttling(endpoint) -> None:
     wait_for(lambda: state(run_dir).get("asleep") and not _serving(run_dir), timeout=30, what="the endpoint to sleep again")
     assert httpx.post(url + "/invocations", content=b"1,1", headers={"Content-Type": "text/csv"}, timeout=60).json() == [4.0]
     assert state(run_dir)["wakes"] == 2, log(run_dir)
+
+
+@pytest.mark.parametrize("protocol", ["sagemaker", "v2"])
+def test_throttling_in_process_on_both_protocols(tmp_path: Path, protocol: str) -> None:
+    from kiln.serving._runtime import Servable
+    from kiln.serving._spec import EndpointSpec
+    from tests.serving._http_support import serve
+
+    package = custom_package(tmp_path / "pkg", 1.0)
+    spec = EndpointSpec(name="sl", variants=(VariantSpec(model_ref="m@1", folder=str(package), trusted=True),), serverless=ServerlessSpec(max_concurrency=1))
+    with serve(spec, {"AllTraffic": Servable.load(package, trusted=True, name="m")}) as (url, app):
+        def call(_: int) -> int:
+            if protocol == "v2":
+                body = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [555.0, 0.0]}]}
+                return httpx.post(url + "/v2/models/m/infer", json=body, timeout=30).status_code
+            return httpx.post(url + "/invocations", content=b"555,0", headers={"Content-Type": "text/csv"}, timeout=30).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            codes = sorted(pool.map(call, range(3)))
+        assert codes[0] == 200 and 429 in codes, codes
+        assert app.metrics.variant("AllTraffic").throttled == codes.count(429) and app.in_flight == 0
+        assert httpx.get(url + "/v2/models/m").status_code == 200  # metadata is not limited

@@ -141,6 +141,7 @@ class ServingApp:
         self.in_flight = 0
         if self.max_concurrency:
             self._invocations = self._limited  # type: ignore[method-assign]
+            self._v2 = self._limited_v2  # type: ignore[method-assign]
         self.mm: Any = None
         if spec.multi_model is not None:
             self._multi_model(channel)
@@ -337,23 +338,37 @@ class ServingApp:
         """A serverless worker's invocations: at most ``max_concurrency`` at once, the
         others refused at once (429, ThrottlingException) rather than queued."""
         if self.in_flight >= self.max_concurrency:
-            variant = self._single or self.variants[0]
-            variant.counters.throttled += 1
-            exc = ThrottlingException(
-                f"endpoint {self.spec.name!r} is at its maximum concurrency ({self.max_concurrency} requests at once); retry after a moment",
-                details={"max_concurrency": self.max_concurrency},
-            )
-            body = orjson.dumps(exc.to_payload())
-            headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body)), (b"x-request-id", rid), (b"x-amzn-errortype", b"ThrottlingException"), (b"retry-after", b"1"), _CLOSE]
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            variant.counters.observe(429, 0, time.perf_counter_ns() - t0)
-            return None
+            return await self._throttle(send, rid, t0)
         self.in_flight += 1
         try:
             return await ServingApp._invocations(self, h, rid, t0, receive, send)
         finally:
             self.in_flight -= 1
+
+    async def _limited_v2(self, path: str, method: str, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send) -> None:
+        """V2 inference under the same limit (health and metadata are not limited)."""
+        if method != "POST":
+            return await ServingApp._v2(self, path, method, h, rid, t0, receive, send)
+        if self.in_flight >= self.max_concurrency:
+            return await self._throttle(send, rid, t0)
+        self.in_flight += 1
+        try:
+            return await ServingApp._v2(self, path, method, h, rid, t0, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _throttle(self, send: Send, rid: bytes, t0: int) -> None:
+        variant = self._single or self.variants[0]
+        variant.counters.throttled += 1
+        exc = ThrottlingException(
+            f"endpoint {self.spec.name!r} is at its maximum concurrency ({self.max_concurrency} requests at once); retry after a moment",
+            details={"max_concurrency": self.max_concurrency},
+        )
+        body = orjson.dumps(exc.to_payload())
+        headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body)), (b"x-request-id", rid), (b"x-amzn-errortype", b"ThrottlingException"), (b"retry-after", b"1"), _CLOSE]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        variant.counters.observe(429, 0, time.perf_counter_ns() - t0)
 
     async def _mm_invocations(self, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send) -> None:
         """A multi-model endpoint's invocation: the model named by X-Amzn-SageMaker-Target-Model, loaded on first use."""
