@@ -102,6 +102,8 @@ class ServingApp:
         metrics: this worker's counters (a fresh set when None).
         capture: the capture writer when capture is on.
         on_stuck: called once when a model runs past the timeout: the worker asks to be replaced.
+        channel: multi-model endpoints: the channel to the supervisor that fetches verified
+            packages (:class:`kiln.serving._multi.Channel`).
     """
 
     def __init__(
@@ -144,44 +146,9 @@ class ServingApp:
             self._v2 = self._limited_v2  # type: ignore[method-assign]
         self.mm: Any = None
         if spec.multi_model is not None:
-            self._multi_model(channel)
+            from kiln.serving._multi import attach
 
-    def _multi_model(self, channel: Any) -> None:
-        from kiln.serving._multi import MultiModels
-
-        mm = self.spec.multi_model
-        assert mm is not None
-
-        def fetch(ref: str) -> dict[str, Any]:
-            if channel is None:
-                raise KilnError("this worker has no channel to its supervisor: it cannot load models")
-            return dict(channel.fetch(ref))
-
-        def load(folder: str, trusted: bool, name: str) -> tuple[Any, int]:
-            from kiln.serving._runtime import Servable
-
-            start = time.perf_counter_ns()
-            return Servable.load(folder, trusted=trusted, name=name), (time.perf_counter_ns() - start) // 1000
-
-        def make_variant(ref: str, loaded: tuple[Any, int]) -> _Variant:
-            servable, load_us = loaded
-            variant = _Variant(ref, ref, servable, self.metrics.variant(ref))
-            variant.counters.cold_starts += 1
-            variant.counters.load_us += load_us
-            if self.spec.batching is not None:
-                from kiln.serving._batching import Batcher, batchable
-
-                if batchable(servable):
-                    b = self.spec.batching
-                    variant.batcher = Batcher(self._batch_predict(variant), max_batch=b.max_batch, max_delay_ms=b.max_delay_ms, counters=variant.counters)
-                    self._batching = True
-            return variant
-
-        def run(fn: Callable[..., Any], *args: Any) -> Any:
-            return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-        self.mm = MultiModels(budget=mm.memory_mb << 20, allow=tuple(mm.allow), fetch=fetch, load=load, make_variant=make_variant, run=run)
-        self._invocations = self._mm_invocations  # type: ignore[method-assign]
+            attach(self, channel)
 
     def _batchers(self) -> bool:
         from kiln.serving._batching import Batcher, batchable
@@ -282,7 +249,9 @@ class ServingApp:
             text = prometheus(snapshot(self.spec.run_dir, live=self.metrics), endpoint=self.spec.name).encode()
             return await self._answer(send, 200, text, _TEXT, rid)
         if self.mm is not None and (path == "/models" or path.startswith("/models/")):
-            return await self._models_api(path, method, rid, h, receive, send)
+            from kiln.serving._multi import models_api
+
+            return await models_api(self, path, method, rid, h, receive, send)
         if path == "/execution-parameters" and method == "GET":
             body = orjson.dumps({"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": max(1, self.max_payload >> 20)})
             return await self._answer(send, 200, body, _JSON, rid)
@@ -380,39 +349,6 @@ class ServingApp:
         except KilnError as exc:
             return await self._fail(send, rid, exc, close=True)
         return await ServingApp._invocations(self, h, rid, t0, receive, send, variant)
-
-    async def _models_api(self, path: str, method: str, rid: bytes, h: dict[bytes, bytes], receive: Receive, send: Send) -> None:
-        """SageMaker's multi-model server API: GET /models, POST /models, DELETE /models/{name}."""
-        from urllib.parse import unquote
-
-        try:
-            if path in ("/models", "/models/") and method == "GET":
-                return await self._answer(send, 200, orjson.dumps(self.mm.listing()), _JSON, rid)
-            if path in ("/models", "/models/") and method == "POST":
-                body = await self._body(receive, h.get(b"content-length"))
-                try:
-                    asked = orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    raise InvalidArgument('POST /models takes JSON: {"model_name": NAME, "url": MODEL_REF}') from None
-                if not isinstance(asked, dict) or not isinstance(asked.get("model_name"), str) or not isinstance(asked.get("url"), str):
-                    raise InvalidArgument('POST /models takes JSON: {"model_name": NAME, "url": MODEL_REF}')
-                loaded = await self.mm.load(asked["model_name"], asked["url"], explicit=True)
-                out = orjson.dumps({"status": f"model {loaded.name} loaded", "modelName": loaded.name, "modelUrl": loaded.ref})
-                return await self._answer(send, 200, out, _JSON, rid)
-            name = unquote(path[len("/models/"):]) if path.startswith("/models/") else ""
-            if name and "/" not in name and method == "DELETE":
-                self.mm.unload(name)
-                return await self._answer(send, 200, orjson.dumps({"status": f"model {name} unloaded"}), _JSON, rid)
-            if name and "/" not in name and method == "GET":
-                held = self.mm.loaded.get(name)
-                if held is None:
-                    raise NotFound(f"model {name[:100]!r} is not loaded here; GET /models lists the loaded models")
-                return await self._answer(send, 200, orjson.dumps([{"modelName": held.name, "modelUrl": held.ref, "sizeBytes": held.size}]), _JSON, rid)
-            raise NotFound(f"no route {method} {path[:200]}: the model API is GET /models, POST /models, GET or DELETE /models/NAME")
-        except _Stop:
-            return None
-        except KilnError as exc:
-            return await self._fail(send, rid, exc, close=isinstance(exc, PayloadTooLarge))
 
     async def _batched(self, variant: _Variant, body: bytes, ct: str | None, acc: str | None, att: str | None) -> tuple[Any, int]:
         """One request through its variant's batcher, answered as it would be alone."""

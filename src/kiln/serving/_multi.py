@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
-from kiln.core.errors import Conflict, InvalidArgument, KilnError, NotFound, PermissionDenied, ResourceExhausted
+from kiln.core.errors import Conflict, InvalidArgument, KilnError, NotFound, PayloadTooLarge, PermissionDenied, ResourceExhausted
 
-__all__ = ["Channel", "InsufficientStorage", "MultiModels", "allowed", "normalize", "serve_channel"]
+__all__ = ["Channel", "InsufficientStorage", "MultiModels", "allowed", "attach", "models_api", "normalize", "serve_channel"]
 
 _REF = re.compile(r"^([a-z0-9][a-z0-9_-]{0,62})(?:[@/]([A-Za-z0-9][A-Za-z0-9_-]{0,62}))?(?:\.tar\.gz)?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
@@ -278,3 +279,84 @@ class MultiModels:
 
     def listing(self) -> dict[str, Any]:
         return {"models": [{"modelName": m.name, "modelUrl": m.ref, "sizeBytes": m.size} for m in reversed(self.loaded.values())]}
+
+
+# -- the worker's app ------------------------------------------------------------------
+
+
+def attach(app: Any, channel: Any) -> None:
+    """Make ``app`` (a ServingApp) a multi-model one: its invocations pick the target model."""
+    from kiln.serving._app import _Variant
+
+    mm = app.spec.multi_model
+    assert mm is not None
+
+    def fetch(ref: str) -> dict[str, Any]:
+        if channel is None:
+            raise KilnError("this worker has no channel to its supervisor: it cannot load models")
+        return dict(channel.fetch(ref))
+
+    def load(folder: str, trusted: bool, name: str) -> tuple[Any, int]:
+        from kiln.serving._runtime import Servable
+
+        start = time.perf_counter_ns()
+        return Servable.load(folder, trusted=trusted, name=name), (time.perf_counter_ns() - start) // 1000
+
+    def make_variant(ref: str, loaded: tuple[Any, int]) -> Any:
+        servable, load_us = loaded
+        variant = _Variant(ref, ref, servable, app.metrics.variant(ref))
+        variant.counters.cold_starts += 1
+        variant.counters.load_us += load_us
+        if app.spec.batching is not None:
+            from kiln.serving._batching import Batcher, batchable
+
+            if batchable(servable):
+                b = app.spec.batching
+                variant.batcher = Batcher(app._batch_predict(variant), max_batch=b.max_batch, max_delay_ms=b.max_delay_ms, counters=variant.counters)
+                app._batching = True
+        return variant
+
+    def run(fn: Callable[..., Any], *args: Any) -> Any:
+        return asyncio.get_running_loop().run_in_executor(app._pool, fn, *args)
+
+    app.mm = MultiModels(budget=mm.memory_mb << 20, allow=tuple(mm.allow), fetch=fetch, load=load, make_variant=make_variant, run=run)
+    app._invocations = app._mm_invocations
+
+
+async def models_api(
+    app: Any, path: str, method: str, rid: bytes, h: dict[bytes, bytes], receive: Callable[[], Awaitable[dict[str, Any]]],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    """SageMaker's multi-model server API: GET /models, POST /models, DELETE /models/{name}."""
+    from urllib.parse import unquote
+
+    from kiln.serving._app import _JSON, _Stop
+
+    try:
+        if path in ("/models", "/models/") and method == "GET":
+            return await app._answer(send, 200, orjson.dumps(app.mm.listing()), _JSON, rid)
+        if path in ("/models", "/models/") and method == "POST":
+            body = await app._body(receive, h.get(b"content-length"))
+            try:
+                asked = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise InvalidArgument('POST /models takes JSON: {"model_name": NAME, "url": MODEL_REF}') from None
+            if not isinstance(asked, dict) or not isinstance(asked.get("model_name"), str) or not isinstance(asked.get("url"), str):
+                raise InvalidArgument('POST /models takes JSON: {"model_name": NAME, "url": MODEL_REF}')
+            loaded = await app.mm.load(asked["model_name"], asked["url"], explicit=True)
+            out = orjson.dumps({"status": f"model {loaded.name} loaded", "modelName": loaded.name, "modelUrl": loaded.ref})
+            return await app._answer(send, 200, out, _JSON, rid)
+        name = unquote(path[len("/models/"):]) if path.startswith("/models/") else ""
+        if name and "/" not in name and method == "DELETE":
+            app.mm.unload(name)
+            return await app._answer(send, 200, orjson.dumps({"status": f"model {name} unloaded"}), _JSON, rid)
+        if name and "/" not in name and method == "GET":
+            held = app.mm.loaded.get(name)
+            if held is None:
+                raise NotFound(f"model {name[:100]!r} is not loaded here; GET /models lists the loaded models")
+            return await app._answer(send, 200, orjson.dumps([{"modelName": held.name, "modelUrl": held.ref, "sizeBytes": held.size}]), _JSON, rid)
+        raise NotFound(f"no route {method} {path[:200]}: the model API is GET /models, POST /models, GET or DELETE /models/NAME")
+    except _Stop:
+        return None
+    except KilnError as exc:
+        return await app._fail(send, rid, exc, close=isinstance(exc, PayloadTooLarge))
