@@ -23,7 +23,7 @@ from kiln.serving._spec import EndpointSpec, VariantSpec
 
 # A model with handlers (and no heavy framework, so a worker starts in about a second):
 # it answers factor * (sum of the row); a row summing to 999 makes it raise, one summing
-# to 777 makes it hang.
+# to 777 makes it hang, one summing to 555 makes it take a second.
 INFERENCE = """\
 import time
 from pathlib import Path
@@ -37,6 +37,8 @@ def predict_fn(data, model):
             raise ValueError("the model refuses 999")
         if total == 777:
             time.sleep(60)
+        if total == 555:
+            time.sleep(1.0)
         out.append(model * total)
     return out
 """

@@ -291,3 +291,13 @@ def test_capture_and_metrics_from_the_real_workers(client: kiln.Client, models: 
     assert keys[0].split("/")[3:5] == [time.strftime("%Y", time.gmtime()), time.strftime("%m", time.gmtime())]
     wait_for(lambda: persist_metrics(client.workspace) and client.endpoints.metrics("cap")[-1].values.get("invocations") == 3, what="metrics")
     assert client.endpoints.metrics("cap")[-1].variant == "AllTraffic"
+
+
+def test_a_sleeping_serverless_endpoint_stays_in_service_and_wakes_on_invoke(client: kiln.Client, models: dict[str, str]) -> None:
+    client.endpoints.create("sl", model="times@1", serverless={"idle_timeout_s": 1, "max_concurrency": 2, "memory_mb": 2048})
+    run_dir = endpoint_dir(client.settings.home, "sl")
+    state = lambda: orjson.loads((run_dir / "state.json").read_bytes())  # noqa: E731
+    wait_for(lambda: state().get("asleep") and not state()["workers"], what="the endpoint to sleep")
+    assert client.endpoints.get("sl").state == "InService"  # asleep is not dead: no restart, no Failed
+    assert orjson.loads(client.endpoints.invoke("sl", "[[1, 1]]").body) == [6.0]
+    assert state()["wakes"] == 1 and client.endpoints.get("sl").state == "InService"

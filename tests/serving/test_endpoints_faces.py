@@ -145,3 +145,37 @@ def test_the_cli_without_a_server_leaves_the_endpoint_running(client: kiln.Clien
     got = kiln_cmd("endpoints", "invoke", "detached", "--body", "[[1, 1]]")
     assert (got.returncode, got.stdout.strip()) == (0, "[6.0]"), got.stderr
     assert kiln_cmd("endpoints", "delete", "detached").returncode == 0
+
+
+def test_cli_serverless_and_batching_endpoint(client: kiln.Client, models: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def cli(*args: str) -> tuple[int, str, str]:
+        return _cli(client, monkeypatch, capsys, *args)
+
+    code, out, err = cli(
+        "endpoints", "create", "sl", "--model", "times@1", "--serverless", "--memory-mb", "2048", "--max-concurrency", "5",
+        "--idle-timeout", "30", "--batch-max", "8", "--json",
+    )
+    assert code == 0, err
+    made = orjson.loads(out)
+    assert made["serverless"] == {"memory_mb": 2048, "max_concurrency": 5, "idle_timeout_s": 30.0}
+    assert made["batching"] == {"max_batch": 8, "max_delay_ms": 2.0}
+    assert cli("endpoints", "invoke", "sl", "--body", "[[1]]")[1].strip() == "[3.0]"
+    code, out, _ = cli("endpoints", "update", "sl", "--no-batching", "--json")
+    assert code == 0 and orjson.loads(out)["batching"] is None and orjson.loads(out)["serverless"]["max_concurrency"] == 5
+    for bad, words in (
+        (("--max-concurrency", "3"), "go with --serverless"),
+        (("--serverless", "--workers", "2"), "one worker"),
+        (("--serverless", "--max-concurrency", "0"), "max_concurrency"),
+        (("--allow", "churn*"), "--multi-model"),
+    ):
+        code, _, err = cli("endpoints", "create", "bad", "--model", "times@1", *bad)
+        assert code == 2 and words in err, (bad, err)
+    assert cli("endpoints", "delete", "sl")[0] == 0
+    code, out, err = cli("endpoints", "create", "mm", "--multi-model", "--memory-mb", "512", "--allow", "times*", "--json")
+    assert code == 0 and orjson.loads(out)["multi_model"] == {"memory_mb": 512, "allow": ["times*"]}, err
+    assert cli("endpoints", "invoke", "mm", "--body", "[[1]]", "--target-model", "times/2")[1].strip() == "[5.0]"
+    code, _, err = cli("endpoints", "invoke", "mm", "--body", "[[1]]", "--target-model", "stranger@1")
+    assert code != 0 and "may load" in err
+    code, _, err = cli("endpoints", "create", "mm2", "--multi-model", "--model", "times@1")
+    assert code == 2 and "no model" in err
+    delete_all(client)

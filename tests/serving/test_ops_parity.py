@@ -19,8 +19,11 @@ pytestmark = pytest.mark.xdist_group("parity-serving")
 EXAMPLES: dict[str, dict[str, Any]] = {
     "endpoints.list": {},
     "endpoints.get": {"name": "e1"},
-    "endpoints.create": {"name": "e2", "variants": [{"name": "a", "model": "times@1", "weight": 2}, {"name": "b", "model": "times@2"}], "capture_percent": 50},
-    "endpoints.update": {"name": "e1", "model": "times@2", "timeout_s": 20.0},
+    "endpoints.create": {
+        "name": "e2", "variants": [{"name": "a", "model": "times@1", "weight": 2}, {"name": "b", "model": "times@2"}], "capture_percent": 50,
+        "serverless": {"memory_mb": 2048, "max_concurrency": 3, "idle_timeout_s": 60}, "batching": {"max_batch": 8, "max_delay_ms": 1},
+    },
+    "endpoints.update": {"name": "e1", "model": "times@2", "timeout_s": 20.0, "batching": {"max_batch": 4}},
     "endpoints.delete": {"name": "e2"},
     "endpoints.metrics": {"name": "e1", "since": 0.0},
 }

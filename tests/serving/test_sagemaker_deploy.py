@@ -31,6 +31,7 @@ def test_model_deploy_predict_update_delete(client: kiln.Client, models: dict[st
     assert predictor.predict([[1]], target_variant="AllTraffic", initial_args={"CustomAttributes": "a=1"}) == [3.0]
     ep = predictor.describe_endpoint()
     assert (ep.state, ep.capture["enabled"], ep.capture["percent"], ep.capture["modes"]) == ("InService", True, 50.0, ["Input"])
+    assert ep.serverless == {"memory_mb": 2048, "max_concurrency": 5, "idle_timeout_s": 300.0}
     assert predictor.update_endpoint(model_name="times@2").generation == 2
     assert predictor.predict([[1]]) == [5.0]
     predictor.delete_endpoint()

@@ -78,18 +78,46 @@ def create(
     capture_modes: str = typer.Option(None, "--capture-modes", help="What to capture: input, output or input,output."),
     timeout: float = typer.Option(60.0, "--timeout", help="Time limit of one request, in seconds."),
     max_payload_mb: float = typer.Option(6.0, "--max-payload-mb", help="The largest request body (413 beyond)."),
+    serverless: bool = typer.Option(False, "--serverless", help="Scale to zero: no worker holds the model while idle; the next request starts one."),
+    memory_mb: int = typer.Option(None, "--memory-mb", help="Serverless: the worker's memory limit; multi-model: the loaded models' budget (MB, default 2048)."),
+    max_concurrency: int = typer.Option(None, "--max-concurrency", help="Serverless: requests answered at once; more get 429 (default 5)."),
+    idle_timeout: float = typer.Option(None, "--idle-timeout", help="Serverless: seconds without a request before the worker is released (default 300)."),
+    multi_model: bool = typer.Option(False, "--multi-model", help="Serve registered models chosen per request by X-Amzn-SageMaker-Target-Model."),
+    allow: list[str] = typer.Option(None, "--allow", help="Multi-model: a model name or prefix* it may load (repeat; default all)."),
+    batch_max: int = typer.Option(None, "--batch-max", help="Micro-batching: flush once this many rows wait (turns it on)."),
+    batch_delay_ms: float = typer.Option(None, "--batch-delay-ms", help="Micro-batching: the longest a request waits for others (default 2)."),
     wait: bool = typer.Option(True, help="Wait until the endpoint is InService (or Failed)."),
     json: bool = JsonOpt,
 ) -> None:
     """Create an endpoint and start its processes; waits until it is InService."""
+    if not serverless and (max_concurrency is not None or idle_timeout is not None):
+        raise InvalidArgument("--max-concurrency and --idle-timeout go with --serverless")
+    if serverless and multi_model:
+        raise InvalidArgument("an endpoint is --serverless or --multi-model, not both")
+    if memory_mb is not None and not (serverless or multi_model):
+        raise InvalidArgument("--memory-mb goes with --serverless or --multi-model")
+    if allow and not multi_model:
+        raise InvalidArgument("--allow goes with --multi-model")
+    sl = None
+    if serverless:
+        sl = {k: v for k, v in (("memory_mb", memory_mb), ("max_concurrency", max_concurrency), ("idle_timeout_s", idle_timeout)) if v is not None}
+    mm = None
+    if multi_model:
+        mm = {k: v for k, v in (("memory_mb", memory_mb), ("allow", list(allow) if allow else None)) if v is not None}
     client = get_client()
     with busy(f"creating endpoint {name}"):
         ep = client.endpoints.create(
             name, model=model, variants=[_parse_variant(v) for v in variant] if variant else None, shadow=_parse_shadow(shadow),
             workers=workers, port=port, capture_percent=capture, capture_modes=_modes(capture_modes), timeout_s=timeout,
-            max_payload_mb=max_payload_mb, wait=wait,
+            max_payload_mb=max_payload_mb, serverless=sl, multi_model=mm, batching=_batching(batch_max, batch_delay_ms), wait=wait,
         )
     _show(ep, json)
+
+
+def _batching(batch_max: int | None, batch_delay_ms: float | None) -> dict[str, Any] | None:
+    if batch_max is None and batch_delay_ms is None:
+        return None
+    return {k: v for k, v in (("max_batch", batch_max), ("max_delay_ms", batch_delay_ms)) if v is not None}
 
 
 @app.command("update")
@@ -104,6 +132,9 @@ def update(
     capture_modes: str = typer.Option(None, "--capture-modes", help="What to capture: input, output or input,output."),
     timeout: float = typer.Option(None, "--timeout", help="Time limit of one request, in seconds."),
     max_payload_mb: float = typer.Option(None, "--max-payload-mb", help="The largest request body."),
+    batch_max: int = typer.Option(None, "--batch-max", help="Micro-batching: flush once this many rows wait (turns it on)."),
+    batch_delay_ms: float = typer.Option(None, "--batch-delay-ms", help="Micro-batching: the longest a request waits for others."),
+    no_batching: bool = typer.Option(False, "--no-batching", help="Turn micro-batching off."),
     wait: bool = typer.Option(True, help="Wait until the new generation serves (or rolled back)."),
     json: bool = JsonOpt,
 ) -> None:
@@ -113,7 +144,7 @@ def update(
         ep = client.endpoints.update(
             name, model=model, variants=[_parse_variant(v) for v in variant] if variant else None, shadow=_parse_shadow(shadow),
             remove_shadow=no_shadow, workers=workers, capture_percent=capture, capture_modes=_modes(capture_modes), timeout_s=timeout,
-            max_payload_mb=max_payload_mb, wait=wait,
+            max_payload_mb=max_payload_mb, batching=_batching(batch_max, batch_delay_ms), remove_batching=no_batching, wait=wait,
         )
     _show(ep, json)
 

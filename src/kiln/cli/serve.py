@@ -21,23 +21,16 @@ app = typer.Typer()
 
 
 def _trusted(runs_code: bool, trusted_by: str | None, what: str, trust_code: bool) -> bool:
-    """Whether the package's code may run, decided as ``ModelService.start_worker`` decides
-    it (an admin trusted the version), or by this user's own ``--trust-code`` for a server
-    that runs in their own shell, as ``models.load(trust_pickle=True)`` is theirs."""
-    if not runs_code:
-        return False
-    if trust_code:
-        return True
+    """Whether the package's code may run: the registry's one rule (``code_may_run``, as
+    ``ModelService.start_worker`` and endpoints decide it), or this user's own
+    ``--trust-code`` for a server that runs in their own shell, as ``models.load(trust_pickle=True)`` is theirs."""
     from kiln.core.config import load_settings
+    from kiln.registry._service import code_may_run
 
-    if load_settings().model_code == "never":
-        raise PermissionDenied(f"{what} holds code and this workspace runs no model code (KILN_MODEL_CODE=never); pass --trust-code to run it in this foreground server anyway")
-    if trusted_by is None:
-        raise PermissionDenied(
-            f"{what} holds code (a pickle, code/inference.py or a training script); serving it runs that code. "
-            f"An admin who trusts it can allow it (`kiln models trust {what}`), or pass --trust-code to run it in this foreground server"
-        )
-    return True
+    return code_may_run(
+        ref=what, runs_code=runs_code, trusted_by=trusted_by, model_code=load_settings().model_code if runs_code and not trust_code else "",
+        own=trust_code, own_flag="--trust-code",
+    )
 
 
 @app.command("serve")

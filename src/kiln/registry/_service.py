@@ -479,26 +479,20 @@ class ModelService:
             ModelError: the model failed, crashed or hung while loading.
         """
         row, manifest = self._located(ref)
-        trusted = False
-        if runs_code(manifest):
-            if manifest.flavor == "custom" or "code/inference.py" in manifest.files:
-                what = "code/inference.py"
-            elif manifest.flavor == "sagemaker":
-                what = f"training code (code/{manifest.flavor_options.get('entry_point', '')})"
-            else:
-                what = "a pickle"
-            if self.ws.settings.model_code == "never":
-                raise PermissionDenied(f"model {row.name}@{row.version} holds {what}, and this server runs no model code (KILN_MODEL_CODE=never)")
-            if row.trusted_by is None:
-                raise PermissionDenied(
-                    f"model {row.name}@{row.version} holds {what} (uploaded by {row.created_by}); loading it runs that code. "
-                    f"An admin who trusts it can allow it: `kiln models trust {row.name}@{row.version}`"
-                )
-            trusted = True
+        trusted = self.code_may_run(row, manifest)
         folder = self._fetch(row, manifest)
         return WorkerPredictor.start(
             folder, manifest, trusted=trusted, trusted_types=tuple(trusted_types),
             timeout_s=self.ws.settings.worker_timeout_s, label=f"model {row.name}@{row.version}", home=self.ws.settings.home,
+        )
+
+    def code_may_run(self, row: Any, manifest: Manifest) -> bool:
+        """Whether a version's package may run its own code where it is served (a worker,
+        an endpoint, a multi-model endpoint's load): the server's ``model_code`` setting and
+        the version's recorded trust decide, never the caller. See :func:`code_may_run`."""
+        return code_may_run(
+            ref=f"{row.name}@{row.version}", runs_code=runs_code(manifest), what=code_kind(manifest),
+            trusted_by=row.trusted_by, created_by=row.created_by, model_code=self.ws.settings.model_code,
         )
 
     def _fetch(self, row: Any, manifest: Manifest) -> Path:
@@ -513,6 +507,45 @@ class ModelService:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         return folder
+
+
+def code_kind(manifest: Manifest) -> str:
+    """What code a package runs, in words for a refusal."""
+    if manifest.flavor == "custom" or "code/inference.py" in manifest.files:
+        return "code/inference.py"
+    if manifest.flavor == "sagemaker":
+        return f"training code (code/{manifest.flavor_options.get('entry_point', '')})"
+    return "a pickle"
+
+
+def code_may_run(
+    *, ref: str, runs_code: bool, trusted_by: str | None, model_code: str, what: str = "code (a pickle, code/inference.py or a training script)",
+    created_by: str | None = None, own_flag: str | None = None, own: bool = False,
+) -> bool:
+    """The registry's one rule for running a package's own code where it is served.
+
+    A package without code needs no trust. One with code runs only if the server runs
+    model code (``KILN_MODEL_CODE`` is not ``never``) and an admin trusted the version
+    (or Kiln's own job registered it: ``trusted_by``). ``kiln serve`` in a user's own
+    shell may also pass its user's own flag (``own``, named ``own_flag`` in the refusal).
+
+    Returns:
+        Whether the code runs (False: the package has none).
+
+    Raises:
+        PermissionDenied: the package has code and may not run it, saying who can allow it.
+    """
+    if not runs_code:
+        return False
+    if own:
+        return True
+    alt = f"; or pass {own_flag} to run it in this foreground server" if own_flag else ""
+    if model_code == "never":
+        raise PermissionDenied(f"model {ref} holds {what}, and this server runs no model code (KILN_MODEL_CODE=never){alt}")
+    if trusted_by is None:
+        by = f" (uploaded by {created_by})" if created_by else ""
+        raise PermissionDenied(f"model {ref} holds {what}{by}; loading it runs that code. An admin who trusts it can allow it: `kiln models trust {ref}`{alt}")
+    return True
 
 
 def cache_folder(home: Path, name: str, version: int, prefix: str) -> Path:

@@ -6,8 +6,9 @@
 
 An endpoint here is a Kiln endpoint (``client.endpoints``): ``initial_instance_count`` is
 its number of worker processes, ``instance_type`` is accepted and ignored, data capture
-maps onto the endpoint's capture settings. ``ServerlessInferenceConfig`` is accepted; the
-endpoint serves with always-warm workers.
+maps onto the endpoint's capture settings. ``ServerlessInferenceConfig`` makes a serverless
+endpoint (scaled to zero when idle, ``memory_size_in_mb`` caps its worker, requests beyond
+``max_concurrency`` get 429).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class DataCaptureConfig:
 
 
 class ServerlessInferenceConfig:
-    """SageMaker's serverless settings, accepted (``memory_size_in_mb``, ``max_concurrency``)."""
+    """SageMaker's serverless settings: the endpoint scales to zero when idle, its worker's
+    memory is capped at ``memory_size_in_mb`` and requests beyond ``max_concurrency`` get 429."""
 
     def __init__(self, memory_size_in_mb: int = 2048, max_concurrency: int = 5, **_: Any) -> None:
         self.memory_size_in_mb = memory_size_in_mb
@@ -170,8 +172,13 @@ def deploy_model(
     ref = parse_ref(model_ref, kind="model")
     name = endpoint_name or endpoint_name_default or _endpoint_name(ref.name)
     capture = data_capture_config
+    serverless = None
+    if serverless_inference_config is not None:
+        sc = serverless_inference_config
+        serverless = {"memory_mb": int(sc.memory_size_in_mb), "max_concurrency": int(sc.max_concurrency)}
+        initial_instance_count = 1  # SageMaker ignores the instance count of a serverless endpoint
     ep = client.endpoints.create(
-        name, model=model_ref, workers=initial_instance_count, port=port,
+        name, model=model_ref, workers=initial_instance_count, port=port, serverless=serverless,
         capture_percent=capture.percent() if capture else 0.0, capture_modes=capture.modes() if capture else None, wait=wait,
     )
     if wait and ep.state == "Failed":

@@ -45,15 +45,23 @@ class Endpoints(Namespace):
         capture_modes: Sequence[str] | None = None,
         timeout_s: float = 60.0,
         max_payload_mb: float = 6.0,
+        serverless: Mapping[str, Any] | None = None,
+        batching: Mapping[str, Any] | None = None,
+        multi_model: Mapping[str, Any] | None = None,
         wait: bool = True,
         wait_timeout_s: float | None = 300.0,
     ) -> Endpoint:
         """Create an endpoint serving ``model`` (or weighted ``variants``); with ``wait``,
-        return once it is InService (or Failed: check ``state`` and ``failure_reason``)."""
+        return once it is InService (or Failed: check ``state`` and ``failure_reason``).
+
+        ``serverless={"memory_mb", "max_concurrency", "idle_timeout_s"}`` scales it to zero
+        when idle; ``batching={"max_batch", "max_delay_ms"}`` turns on micro-batching;
+        ``multi_model={"memory_mb", "allow"}`` makes a multi-model endpoint (no ``model``)."""
         ep: Endpoint = self._call(
             ops.CREATE, name=name, model=model, variants=_variants(variants), shadow=dict(shadow) if shadow else None, workers=workers,
             port=port, capture_percent=capture_percent, capture_modes=list(capture_modes) if capture_modes else None,
-            timeout_s=timeout_s, max_payload_mb=max_payload_mb,
+            timeout_s=timeout_s, max_payload_mb=max_payload_mb, serverless=dict(serverless) if serverless is not None else None,
+            batching=dict(batching) if batching is not None else None, multi_model=dict(multi_model) if multi_model is not None else None,
         )
         return self.wait(name, timeout_s=wait_timeout_s) if wait else ep
 
@@ -70,6 +78,8 @@ class Endpoints(Namespace):
         capture_modes: Sequence[str] | None = None,
         timeout_s: float | None = None,
         max_payload_mb: float | None = None,
+        batching: Mapping[str, Any] | None = None,
+        remove_batching: bool = False,
         wait: bool = True,
         wait_timeout_s: float | None = 300.0,
     ) -> Endpoint:
@@ -79,6 +89,7 @@ class Endpoints(Namespace):
             ops.UPDATE, name=name, model=model, variants=_variants(variants), shadow=dict(shadow) if shadow else None,
             remove_shadow=remove_shadow, workers=workers, capture_percent=capture_percent,
             capture_modes=list(capture_modes) if capture_modes else None, timeout_s=timeout_s, max_payload_mb=max_payload_mb,
+            batching=dict(batching) if batching is not None else None, remove_batching=remove_batching,
         )
         return self.wait(name, timeout_s=wait_timeout_s) if wait else ep
 
@@ -126,7 +137,9 @@ class Endpoints(Namespace):
         custom_attributes: str | None = None,
     ) -> Invocation:
         """Send ``body`` to the endpoint's model (SageMaker's InvokeEndpoint); the answer's
-        ``body`` is the model's output in ``content_type``, ``invoked_variant`` who served it."""
+        ``body`` is the model's output in ``content_type``, ``invoked_variant`` who served it.
+        On a multi-model endpoint ``target_model`` names the model: ``name@version``,
+        SageMaker's ``name/version``, or ``name`` (its latest version when first loaded)."""
         data = body.encode() if isinstance(body, str) else bytes(body)
         args = {"target_model": target_model, "target_variant": target_variant, "inference_id": inference_id, "custom_attributes": custom_attributes}
         if self._local:

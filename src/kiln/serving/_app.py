@@ -14,6 +14,12 @@ past it asks to be replaced (``on_stuck``).
 
 What runs after the response is sent (metrics, capture, the shadow copy) costs the
 next request on this connection, never this one.
+
+Two opt-in behaviours replace the invocation path only when the spec asks for them, so
+an endpoint without them pays nothing: a serverless endpoint's worker answers a request
+beyond ``max_concurrency`` at once with 429 and SageMaker's ``ThrottlingException``;
+micro-batching (``spec.batching``, :mod:`kiln.serving._batching`) lets concurrent
+requests share one predict.
 """
 
 from __future__ import annotations
@@ -34,12 +40,12 @@ from typing import Any
 
 import orjson
 
-from kiln.core.errors import InvalidArgument, KilnError, ModelError, NotFound, PayloadTooLarge, PermissionDenied
+from kiln.core.errors import InvalidArgument, KilnError, ModelError, NotFound, PayloadTooLarge, PermissionDenied, ResourceExhausted
 from kiln.serving._capture import Capture
 from kiln.serving._metrics import VariantCounters, WorkerMetrics, prometheus, snapshot
 from kiln.serving._spec import EndpointSpec
 
-__all__ = ["INLINE_MAX_BYTES", "MAX_ATTRIBUTES", "ServingApp"]
+__all__ = ["INLINE_MAX_BYTES", "MAX_ATTRIBUTES", "ServingApp", "ThrottlingException"]
 
 Scope = Mapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -63,8 +69,18 @@ class _Stop(Exception):
     """The client went away while its body was being read."""
 
 
+class ThrottlingException(ResourceExhausted):
+    """A serverless endpoint's concurrency limit was reached (429, as SageMaker names it)."""
+
+    code = "ThrottlingException"
+
+    def to_payload(self) -> dict[str, Any]:
+        # Kiln's error shape, plus the keys of SageMaker's JSON error ("__type", "message").
+        return {**super().to_payload(), "__type": self.code, "message": self.message}
+
+
 class _Variant:
-    __slots__ = ("counters", "inline", "model", "name", "name_b", "servable", "version")
+    __slots__ = ("batcher", "counters", "inline", "model", "name", "name_b", "servable", "version")
 
     def __init__(self, name: str, model_ref: str, servable: Any, counters: VariantCounters) -> None:
         self.name = name
@@ -73,6 +89,7 @@ class _Variant:
         self.servable = servable
         self.counters = counters
         self.inline = _inline(servable)
+        self.batcher: Any = None
 
 
 class ServingApp:
@@ -85,12 +102,14 @@ class ServingApp:
         metrics: this worker's counters (a fresh set when None).
         capture: the capture writer when capture is on.
         on_stuck: called once when a model runs past the timeout: the worker asks to be replaced.
+        channel: multi-model endpoints: the channel to the supervisor that fetches verified
+            packages (:class:`kiln.serving._multi.Channel`).
     """
 
     def __init__(
         self, spec: EndpointSpec, servables: Mapping[str, Any], *, port: int = 0,
         metrics: WorkerMetrics | None = None, capture: Capture | None = None,
-        on_stuck: Callable[[], None] | None = None, threads: int = 4,
+        on_stuck: Callable[[], None] | None = None, threads: int = 4, channel: Any = None,
     ) -> None:
         self.spec = spec
         self.metrics = metrics or WorkerMetrics(spec.name, spec.run_dir)
@@ -119,6 +138,36 @@ class ServingApp:
         self._ctypes: dict[str, bytes] = {}
         self.port = port
         self._hosts, self._names = self._allowed_hosts(port)
+        self._batching = self._batchers() if spec.batching is not None else False
+        self.max_concurrency = spec.serverless.max_concurrency if spec.serverless is not None else 0
+        self.in_flight = 0
+        if self.max_concurrency:
+            self._invocations = self._limited  # type: ignore[method-assign]
+            self._v2 = self._limited_v2  # type: ignore[method-assign]
+        self.mm: Any = None
+        if spec.multi_model is not None:
+            from kiln.serving._multi import attach
+
+            attach(self, channel)
+
+    def _batchers(self) -> bool:
+        from kiln.serving._batching import Batcher, batchable
+
+        batching = self.spec.batching
+        assert batching is not None
+        found = False
+        for variant in self.variants:
+            if batchable(variant.servable):
+                predict = self._batch_predict(variant)
+                variant.batcher = Batcher(predict, max_batch=batching.max_batch, max_delay_ms=batching.max_delay_ms, counters=variant.counters)
+                found = True
+        return found
+
+    def _batch_predict(self, variant: _Variant) -> Callable[[Any], Awaitable[tuple[Any, int]]]:
+        async def predict(rows: Any) -> tuple[Any, int]:
+            return await self._call(variant, variant.servable.predict_array, rows, size=rows.nbytes)
+
+        return predict
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -199,16 +248,21 @@ class ServingApp:
         if path == "/metrics" and method == "GET":
             text = prometheus(snapshot(self.spec.run_dir, live=self.metrics), endpoint=self.spec.name).encode()
             return await self._answer(send, 200, text, _TEXT, rid)
+        if self.mm is not None and (path == "/models" or path.startswith("/models/")):
+            from kiln.serving._multi import models_api
+
+            return await models_api(self, path, method, rid, h, receive, send)
         if path == "/execution-parameters" and method == "GET":
             body = orjson.dumps({"MaxConcurrentTransforms": 1, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": max(1, self.max_payload >> 20)})
             return await self._answer(send, 200, body, _JSON, rid)
         return await self._fail(send, rid, NotFound(f"no route {method} {path[:200]}: this endpoint answers GET /ping, POST /invocations, /v2/... and GET /metrics"))
 
-    async def _invocations(self, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send) -> None:
+    async def _invocations(self, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send, chosen: _Variant | None = None) -> None:
         attrs = h.get(b"x-amzn-sagemaker-custom-attributes")
-        variant = None
+        variant = chosen
         try:
-            variant = self._route(h.get(b"x-amzn-sagemaker-target-variant"))
+            if variant is None:
+                variant = self._route(h.get(b"x-amzn-sagemaker-target-variant"))
             if attrs is not None and len(attrs) > MAX_ATTRIBUTES:
                 raise InvalidArgument(f"X-Amzn-SageMaker-Custom-Attributes is {len(attrs)} characters; at most {MAX_ATTRIBUTES} are allowed")
             inference_id = _inference_id(h.get(b"x-amzn-sagemaker-inference-id"))
@@ -227,7 +281,10 @@ class ServingApp:
         att = attrs.decode("latin-1") if attrs is not None else None
         model_ns = 0
         try:
-            reply, model_ns = await self._call(variant, variant.servable.invoke, body, ct, acc, att, size=len(body))
+            if self._batching and variant.batcher is not None and len(body) <= INLINE_MAX_BYTES:
+                reply, model_ns = await self._batched(variant, body, ct, acc, att)
+            else:
+                reply, model_ns = await self._call(variant, variant.servable.invoke, body, ct, acc, att, size=len(body))
             status, out, out_type = 200, reply.body, self._ctype(reply.content_type)
         except KilnError as exc:
             status, out, out_type = exc.http_status, orjson.dumps(exc.to_payload()), _JSON
@@ -246,6 +303,71 @@ class ServingApp:
                 self._shadow_copy(self.shadow, body, ct, acc, att, inference_id)
         return None
 
+    async def _limited(self, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send) -> None:
+        """A serverless worker's invocations: at most ``max_concurrency`` at once, the
+        others refused at once (429, ThrottlingException) rather than queued."""
+        if self.in_flight >= self.max_concurrency:
+            return await self._throttle(send, rid, t0)
+        self.in_flight += 1
+        try:
+            return await ServingApp._invocations(self, h, rid, t0, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _limited_v2(self, path: str, method: str, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send) -> None:
+        """V2 inference under the same limit (health and metadata are not limited)."""
+        if method != "POST":
+            return await ServingApp._v2(self, path, method, h, rid, t0, receive, send)
+        if self.in_flight >= self.max_concurrency:
+            return await self._throttle(send, rid, t0)
+        self.in_flight += 1
+        try:
+            return await ServingApp._v2(self, path, method, h, rid, t0, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _throttle(self, send: Send, rid: bytes, t0: int) -> None:
+        variant = self._single or self.variants[0]
+        variant.counters.throttled += 1
+        exc = ThrottlingException(
+            f"endpoint {self.spec.name!r} is at its maximum concurrency ({self.max_concurrency} requests at once); retry after a moment",
+            details={"max_concurrency": self.max_concurrency},
+        )
+        body = orjson.dumps(exc.to_payload())
+        headers = [(b"content-type", _JSON), (b"content-length", b"%d" % len(body)), (b"x-request-id", rid), (b"x-amzn-errortype", b"ThrottlingException"), (b"retry-after", b"1"), _CLOSE]
+        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        variant.counters.observe(429, 0, time.perf_counter_ns() - t0)
+
+    async def _mm_invocations(self, h: dict[bytes, bytes], rid: bytes, t0: int, receive: Receive, send: Send) -> None:
+        """A multi-model endpoint's invocation: the model named by X-Amzn-SageMaker-Target-Model, loaded on first use."""
+        target = h.get(b"x-amzn-sagemaker-target-model")
+        try:
+            if target is None:
+                raise InvalidArgument("this is a multi-model endpoint: name the model in X-Amzn-SageMaker-Target-Model (name@version, name/version or a name for its latest version)")
+            variant = await self.mm.get(target.decode("latin-1"))
+        except KilnError as exc:
+            return await self._fail(send, rid, exc, close=True)
+        return await ServingApp._invocations(self, h, rid, t0, receive, send, variant)
+
+    async def _batched(self, variant: _Variant, body: bytes, ct: str | None, acc: str | None, att: str | None) -> tuple[Any, int]:
+        """One request through its variant's batcher, answered as it would be alone."""
+        from kiln.serving import _codecs
+        from kiln.serving._batching import FALLBACK, rows_of
+
+        servable = variant.servable
+        kind = _codecs.choose_accept(acc)  # 406 before any work, as alone
+        try:
+            rows = rows_of(servable, body, ct)
+        except KilnError:
+            rows = None  # alone, the request gets its own error
+        if rows is not None:
+            got = await variant.batcher.submit(rows)
+            if got is not FALLBACK:
+                predictions, model_ns = got
+                return _codecs.encode(predictions, kind), model_ns
+        return await self._call(variant, servable.invoke, body, ct, acc, att, size=len(body))
+
     def _route(self, target: bytes | None) -> _Variant:
         if target is not None:
             variant = self.by_name.get(target.decode("latin-1"))
@@ -255,6 +377,8 @@ class ServingApp:
             return variant
         if self._single is not None:
             return self._single
+        if not self.variants:
+            raise InvalidArgument("this is a multi-model endpoint: POST /invocations with X-Amzn-SageMaker-Target-Model naming the model")
         return self.variants[bisect_right(self._cum, random.random() * self._total)]
 
     async def _body(self, receive: Receive, length: bytes | None) -> bytes:

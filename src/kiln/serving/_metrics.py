@@ -32,7 +32,10 @@ _KEEP_PIDS = 1000
 class VariantCounters:
     """One variant's counters in one worker: integers bumped on the request path."""
 
-    __slots__ = ("cold_starts", "errors_4xx", "errors_5xx", "invocations", "load_us", "model_buckets", "model_us", "overhead_buckets", "overhead_us", "shadow_dropped")
+    __slots__ = (
+        "batched", "batches", "cold_start_us", "cold_starts", "errors_4xx", "errors_5xx", "invocations", "load_us", "model_buckets",
+        "model_us", "overhead_buckets", "overhead_us", "shadow_dropped", "throttled",
+    )
 
     def __init__(self) -> None:
         self.invocations = 0
@@ -45,6 +48,10 @@ class VariantCounters:
         self.cold_starts = 0
         self.load_us = 0
         self.shadow_dropped = 0
+        self.cold_start_us = 0  # serverless: from the request that woke the endpoint to a ready worker
+        self.throttled = 0  # serverless: requests refused beyond the concurrency limit (429)
+        self.batches = 0  # micro-batching: predict calls that served more than one request
+        self.batched = 0  # micro-batching: requests answered by those calls
 
     def observe(self, status: int, model_ns: int, total_ns: int) -> None:
         """One answered request: its status, the time in the model and the time in all."""
@@ -67,6 +74,7 @@ class VariantCounters:
             "model_latency_us": {"sum": self.model_us, "buckets": list(self.model_buckets)},
             "overhead_latency_us": {"sum": self.overhead_us, "buckets": list(self.overhead_buckets)},
             "cold_starts": self.cold_starts, "load_us": self.load_us, "shadow_dropped": self.shadow_dropped,
+            "cold_start_us": self.cold_start_us, "throttled": self.throttled, "batches": self.batches, "batched": self.batched,
         }
 
 
@@ -90,7 +98,7 @@ class WorkerMetrics:
         return {"endpoint": self.endpoint, "pid": self.pid, "time": time.time(), "variants": {k: v.as_dict() for k, v in self.variants.items()}}
 
     def _stamp(self) -> int:
-        return sum(v.invocations + v.cold_starts + v.shadow_dropped for v in self.variants.values())
+        return sum(v.invocations + v.cold_starts + v.shadow_dropped + v.cold_start_us + v.throttled for v in self.variants.values())
 
     def write(self, *, force: bool = False) -> None:
         """Rewrite the worker's file (tmp + rename) when something changed since the last write."""
@@ -203,6 +211,9 @@ _HELP = (
     ("errors_5xx", "kiln_invocation_5xx_errors_total", "counter", "Requests answered with a 5xx status."),
     ("cold_starts", "kiln_cold_starts_total", "counter", "Times a worker loaded the variant's model."),
     ("shadow_dropped", "kiln_shadow_dropped_total", "counter", "Shadow copies skipped because the shadow variant was behind."),
+    ("throttled", "kiln_throttled_total", "counter", "Requests refused with 429 beyond a serverless endpoint's concurrency limit."),
+    ("batches", "kiln_batches_total", "counter", "Micro-batched predict calls that served more than one request."),
+    ("batched", "kiln_batched_requests_total", "counter", "Requests answered by micro-batched predict calls."),
 )
 _HISTOGRAMS = (
     ("model_latency_us", "kiln_model_latency_seconds", "Time in the model (decode, predict, encode)."),
@@ -224,6 +235,8 @@ def prometheus(snap: dict[str, dict[str, Any]], *, endpoint: str) -> str:
         lines += [f'{metric}{{endpoint="{endpoint}",variant="{_label(name)}"}} {c.get(key, 0)}' for name, c in variants]
     lines += ["# HELP kiln_model_load_seconds Time spent loading the variant's model, all cold starts together.", "# TYPE kiln_model_load_seconds counter"]
     lines += [f'kiln_model_load_seconds{{endpoint="{endpoint}",variant="{_label(name)}"}} {c.get("load_us", 0) / 1e6:.6f}' for name, c in variants]
+    lines += ["# HELP kiln_cold_start_seconds Serverless: time from the request that woke the endpoint to a ready worker, all cold starts together.", "# TYPE kiln_cold_start_seconds counter"]
+    lines += [f'kiln_cold_start_seconds{{endpoint="{endpoint}",variant="{_label(name)}"}} {c.get("cold_start_us", 0) / 1e6:.6f}' for name, c in variants]
     for key, metric, help_ in _HISTOGRAMS:
         lines += [f"# HELP {metric} {help_}", f"# TYPE {metric} histogram"]
         for name, c in variants:

@@ -11,6 +11,9 @@ from kiln.tracking._base import KilnModel
 
 __all__ = [
     "ENDPOINT_STATES",
+    "BatchingRequest",
+    "MultiModelRequest",
+    "ServerlessRequest",
     "CaptureRequest",
     "Endpoint",
     "EndpointState",
@@ -43,6 +46,34 @@ class CaptureRequest(BaseModel):
     modes: list[Literal["Input", "Output"]] = Field(default_factory=lambda: ["Input", "Output"])
 
 
+class ServerlessRequest(BaseModel):
+    """Serverless inference (SageMaker's ServerlessConfig): scale to zero when idle, a concurrency limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory_mb: int = Field(2048, ge=128, le=1 << 20, description="the worker's address-space limit, in MB (SageMaker's MemorySizeInMB)")
+    max_concurrency: int = Field(5, ge=1, le=1000, description="requests answered at once; more get 429 (ThrottlingException)")
+    idle_timeout_s: float = Field(300.0, gt=0, le=86400, description="seconds without a request before the worker is released")
+
+
+class BatchingRequest(BaseModel):
+    """Adaptive micro-batching: concurrent requests share one predict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch: int = Field(32, ge=1, le=4096, description="flush once this many rows wait")
+    max_delay_ms: float = Field(2.0, ge=0, le=1000, description="the longest a request waits for others")
+
+
+class MultiModelRequest(BaseModel):
+    """A multi-model endpoint: registered models chosen per request by X-Amzn-SageMaker-Target-Model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory_mb: int = Field(2048, ge=1, le=1 << 20, description="the budget of loaded models' package sizes, in MB; least recently used go first")
+    allow: list[str] = Field(default_factory=lambda: ["*"], description="the model names (or name prefixes ending in '*') it may load")
+
+
 class EndpointVariant(KilnModel):
     """A variant as it serves: the model version its reference resolved to."""
 
@@ -69,6 +100,9 @@ class Endpoint(KilnModel):
     timeout_s: float = 60.0
     max_payload_mb: float = 6.0
     capture: dict[str, Any] = Field(default_factory=dict)
+    serverless: dict[str, Any] | None = None
+    batching: dict[str, Any] | None = None
+    multi_model: dict[str, Any] | None = None
     restarts: int = Field(0, description="how often the watcher restarted its processes (a crash, a server restart)")
     created_at: float
     created_by: str

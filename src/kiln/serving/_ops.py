@@ -25,9 +25,11 @@ ALL = declare(
     _op("endpoints.get", "GET", "/v1/endpoints/{name}", "viewer", "get", Endpoint),
     _op("endpoints.create", "POST", "/v1/endpoints", "editor", "create", Endpoint, status=201, body=(
         "name", "model", "variants", "shadow", "workers", "port", "capture_percent", "capture_modes", "timeout_s", "max_payload_mb",
+        "serverless", "batching", "multi_model",
     )),
     _op("endpoints.update", "PATCH", "/v1/endpoints/{name}", "editor", "update", Endpoint, body=(
         "model", "variants", "shadow", "remove_shadow", "workers", "capture_percent", "capture_modes", "timeout_s", "max_payload_mb",
+        "batching", "remove_batching",
     )),
     _op("endpoints.delete", "DELETE", "/v1/endpoints/{name}", "editor", "delete", Endpoint),
     _op("endpoints.metrics", "GET", "/v1/endpoints/{name}/metrics", "viewer", "metrics", list[EndpointMetric]),

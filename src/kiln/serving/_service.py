@@ -55,8 +55,18 @@ from kiln.core.names import check_name, parse_ref
 from kiln.core.workspace import Workspace
 from kiln.jobs._local import _start_ticks, process_alive, this_host
 from kiln.serving import _tables as t
-from kiln.serving._models import ENDPOINT_STATES, Endpoint, EndpointMetric, EndpointVariant, Invocation, VariantRequest
-from kiln.serving._spec import MB, CaptureSpec, EndpointSpec, VariantSpec
+from kiln.serving._models import (
+    ENDPOINT_STATES,
+    BatchingRequest,
+    Endpoint,
+    EndpointMetric,
+    EndpointVariant,
+    Invocation,
+    MultiModelRequest,
+    ServerlessRequest,
+    VariantRequest,
+)
+from kiln.serving._spec import MB, BatchingSpec, CaptureSpec, EndpointSpec, MultiModelSpec, ServerlessSpec, VariantSpec
 
 __all__ = ["EndpointService", "endpoint_dir"]
 
@@ -105,6 +115,9 @@ def _endpoint(row: Any) -> Endpoint:
         shadow=_variant(spec.shadow, shadow=True) if spec.shadow else None, workers=spec.workers, timeout_s=spec.timeout_s,
         max_payload_mb=spec.max_payload_bytes / MB,
         capture={"enabled": spec.capture.enabled, "percent": spec.capture.percent, "modes": list(spec.capture.modes), "prefix": spec.capture.prefix},
+        serverless=({"memory_mb": spec.serverless.memory_mb, "max_concurrency": spec.serverless.max_concurrency, "idle_timeout_s": spec.serverless.idle_s} if spec.serverless else None),
+        batching=spec.batching.model_dump() if spec.batching else None,
+        multi_model=({"memory_mb": spec.multi_model.memory_mb, "allow": list(spec.multi_model.allow)} if spec.multi_model else None),
         restarts=row.restarts, created_at=row.created_at, created_by=row.created_by, updated_at=row.updated_at, updated_by=row.updated_by,
     )
 
@@ -131,6 +144,9 @@ class EndpointService:
         capture_modes: list[str] | None = None,
         timeout_s: float = 60.0,
         max_payload_mb: float = 6.0,
+        serverless: ServerlessRequest | None = None,
+        batching: BatchingRequest | None = None,
+        multi_model: MultiModelRequest | None = None,
     ) -> Endpoint:
         """Create an endpoint serving ``model`` (or weighted ``variants``) and start its processes.
 
@@ -149,6 +165,12 @@ class EndpointService:
             capture_modes: what is captured: Input, Output or both.
             timeout_s: the time limit of one request.
             max_payload_mb: the largest request body (413 beyond).
+            serverless: scale to zero: no worker holds the model after ``idle_timeout_s``
+                without a request; the next one starts it (a cold start); requests beyond
+                ``max_concurrency`` get 429; ``memory_mb`` caps the worker's memory.
+            batching: micro-batching: concurrent requests share one predict.
+            multi_model: serve registered models chosen per request (``X-Amzn-SageMaker-Target-Model``)
+                instead of ``model``/``variants``.
 
         Raises:
             InvalidArgument: a bad name, reference, variant, port or limit.
@@ -165,10 +187,13 @@ class EndpointService:
             if conn.execute(sa.select(t.endpoints.c.name).where(t.endpoints.c.name == name)).first() is not None:
                 raise AlreadyExists(f"endpoint {name!r} exists; `kiln endpoints update {name}` changes what it serves")
             self._check_port(conn, port, name)
-        asked = self._variant_requests(model, variants)
+        extras = _extras(serverless=serverless, batching=batching, multi_model=multi_model, workers=workers)
+        asked = [] if extras.get("multi_model") is not None and model is None and not variants else self._variant_requests(model, variants)
+        if extras.get("multi_model") is not None and (asked or shadow is not None):
+            raise InvalidArgument("a multi-model endpoint picks its models per request: give no model, variants or shadow")
         spec = self._build_spec(
             name=name, generation=1, variants=asked, shadow=self._shadow_request(shadow), workers=workers, port=port,
-            capture_percent=capture_percent, capture_modes=capture_modes, timeout_s=timeout_s, max_payload_mb=max_payload_mb,
+            capture_percent=capture_percent, capture_modes=capture_modes, timeout_s=timeout_s, max_payload_mb=max_payload_mb, **extras,
         )
         run_dir = endpoint_dir(self.ws.settings.home, name)
         now = time.time()
@@ -221,6 +246,7 @@ class EndpointService:
     def _build_spec(
         self, *, name: str, generation: int, variants: list[VariantRequest], shadow: VariantRequest | None, workers: int, port: int,
         capture_percent: float, capture_modes: Sequence[str] | None, timeout_s: float, max_payload_mb: float,
+        serverless: ServerlessSpec | None = None, batching: BatchingSpec | None = None, multi_model: MultiModelSpec | None = None,
     ) -> EndpointSpec:
         if not 1 <= int(workers) <= 64:
             raise InvalidArgument(f"workers must be between 1 and 64, not {workers}")
@@ -245,31 +271,21 @@ class EndpointService:
                 name=name, generation=generation, variants=tuple(served), shadow=self._serve(shadow) if shadow else None,
                 workers=int(workers), host="127.0.0.1", port=int(port), max_payload_bytes=int(float(max_payload_mb) * MB),
                 timeout_s=float(timeout_s), capture=capture, run_dir=str(endpoint_dir(self.ws.settings.home, name)),
+                serverless=serverless, batching=batching, multi_model=multi_model,
             )
         except ValidationError as exc:
             raise invalid_input(f"invalid endpoint {name!r}", exc) from None
 
     def _serve(self, asked: VariantRequest) -> VariantSpec:
         """A variant's spec: its version resolved, its trust decided, its package verified in the cache."""
-        from kiln.registry._build import runs_code
         from kiln.registry._service import ModelService
 
         models = ModelService(self.ws, self.ctx)
         row, manifest = models._located(asked.model)
         if row.status == "Rejected":
             raise Conflict(f"model {row.name}@{row.version} was rejected; an endpoint serves only versions that are not rejected")
-        trusted = False
-        if runs_code(manifest):
-            # The same rules as ModelService.start_worker: the server's setting and the
-            # version's recorded trust decide, never the request.
-            if self.ws.settings.model_code == "never":
-                raise PermissionDenied(f"model {row.name}@{row.version} runs its own code, and this server runs no model code (KILN_MODEL_CODE=never)")
-            if row.trusted_by is None:
-                raise PermissionDenied(
-                    f"model {row.name}@{row.version} runs its own code (a pickle, code/inference.py or a training script), uploaded by "
-                    f"{row.created_by}, and no admin trusted it; one who does can allow it: `kiln models trust {row.name}@{row.version}`"
-                )
-            trusted = True
+        # ModelService.start_worker's rules: the server's setting and the version's recorded trust decide, never the request.
+        trusted = models.code_may_run(row, manifest)
         folder = models._fetch(row, manifest)  # downloads and checks every file's sha256
         return VariantSpec(name=asked.name, model_ref=f"{row.name}@{row.version}", folder=str(folder), trusted=trusted, weight=asked.weight)
 
@@ -288,6 +304,8 @@ class EndpointService:
         capture_modes: list[str] | None = None,
         timeout_s: float | None = None,
         max_payload_mb: float | None = None,
+        batching: BatchingRequest | None = None,
+        remove_batching: bool = False,
     ) -> Endpoint:
         """Serve new models, variants or settings, blue/green: the old generation keeps
         answering until the new one is ready, and stays if the new one fails.
@@ -309,6 +327,8 @@ class EndpointService:
             # Its supervisor was restarted and is not ready yet (a signal now could end it).
             raise Conflict(f"endpoint {name!r} is restarting; update it once it answers again (`kiln endpoints describe {name}`)")
         old = _spec(row)
+        if old.multi_model is not None and (model is not None or variants or shadow is not None):
+            raise InvalidArgument("a multi-model endpoint picks its models per request: it takes no model, variants or shadow")
         if model is not None or variants:
             asked = self._variant_requests(model, variants)
         else:
@@ -323,6 +343,8 @@ class EndpointService:
             capture_modes=capture_modes if capture_modes is not None else list(old.capture.modes),
             timeout_s=timeout_s if timeout_s is not None else old.timeout_s,
             max_payload_mb=max_payload_mb if max_payload_mb is not None else old.max_payload_bytes / MB,
+            serverless=old.serverless, multi_model=old.multi_model,
+            batching=None if remove_batching else (_extras(batching=batching).get("batching") if batching is not None else old.batching),
         )
         run_dir = endpoint_dir(self.ws.settings.home, name)
         details = {"generation": generation, "variants": {v.name: v.model_ref for v in spec.variants}}
@@ -743,6 +765,37 @@ class EndpointService:
 
 # -- helpers ---------------------------------------------------------------------------------
 
+
+def _request(cls: type[Any], value: Any, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return cls.model_validate(value.model_dump() if isinstance(value, cls) else value)
+    except ValidationError as exc:
+        raise invalid_input(f"invalid {what}", exc) from None
+
+
+def _extras(*, serverless: Any = None, batching: Any = None, multi_model: Any = None, workers: int = 1) -> dict[str, Any]:
+    """The serverless, batching and multi-model settings as asked, as spec parts."""
+    out: dict[str, Any] = {}
+    sl = _request(ServerlessRequest, serverless, "serverless settings")
+    if sl is not None:
+        if int(workers) != 1:
+            raise InvalidArgument("a serverless endpoint runs one worker (it scales to zero when idle); its concurrency is max_concurrency, not workers")
+        out["serverless"] = ServerlessSpec(memory_mb=sl.memory_mb, max_concurrency=sl.max_concurrency, idle_s=sl.idle_timeout_s)
+    b = _request(BatchingRequest, batching, "batching settings")
+    if b is not None:
+        out["batching"] = BatchingSpec(max_batch=b.max_batch, max_delay_ms=b.max_delay_ms)
+    mm = _request(MultiModelRequest, multi_model, "multi-model settings")
+    if mm is not None:
+        for pattern in mm.allow:
+            body = pattern[:-1] if pattern.endswith("*") else pattern
+            if body and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", body):
+                raise InvalidArgument(f"allow pattern {pattern[:80]!r} is not a model name or a name prefix ending in '*'")
+        out["multi_model"] = MultiModelSpec(memory_mb=mm.memory_mb, allow=tuple(mm.allow))
+    return out
+
+
 _clients: dict[str, tuple[int, httpx.Client]] = {}
 _clients_lock = threading.Lock()
 _retired: list[tuple[float, httpx.Client]] = []
@@ -768,8 +821,8 @@ def _http(url: str, generation: int) -> httpx.Client:
 
 
 _BY_STATUS: dict[int, type[KilnError]] = {
-    400: InvalidArgument, 404: NotFound, 406: NotAcceptable, 413: PayloadTooLarge, 415: UnsupportedMediaType,
-    424: ModelError, 429: ResourceExhausted, 503: Unavailable,
+    400: InvalidArgument, 403: PermissionDenied, 404: NotFound, 406: NotAcceptable, 409: Conflict, 413: PayloadTooLarge,
+    415: UnsupportedMediaType, 424: ModelError, 429: ResourceExhausted, 503: Unavailable, 507: ResourceExhausted,
 }
 
 

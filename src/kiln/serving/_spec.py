@@ -72,7 +72,7 @@ class ServerlessSpec(_Spec):
 class MultiModelSpec(_Spec):
     """A multi-model endpoint: models chosen per request, loaded on first use, evicted LRU."""
 
-    memory_mb: int = Field(2048, ge=64)
+    memory_mb: int = Field(2048, ge=1)
     # The registry model names (or name prefix + '*') this endpoint may load by target model.
     allow: tuple[str, ...] = ("*",)
 

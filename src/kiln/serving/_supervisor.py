@@ -13,7 +13,12 @@ caller's own process, as ``kiln serve`` does). It binds the newest spec's ``host
   is dropped and the old one keeps serving; ``state.json`` says why);
 - replaces a worker whose model ran past the request timeout (it asks to be recycled);
 - moves finished data-capture files into the store (``ship``);
-- keeps ``state.json`` current (written atomically).
+- keeps ``state.json`` current (written atomically);
+- serverless (``spec.serverless``): a worker idle for ``idle_s`` says so and leaves;
+  once none is left the endpoint sleeps: the supervisor keeps the socket and polls it,
+  and the first connection that waits in its queue wakes a worker (a cold start, timed
+  from that moment to the worker's ``ready``), which then accepts it. Each worker's
+  address space is capped at ``memory_mb``.
 
 SIGTERM / SIGINT stop the endpoint: every worker finishes the requests in flight and
 exits (SIGINT to the workers: idle connections close at once); a second signal kills them.
@@ -50,6 +55,7 @@ GRACE_S = 5.0  # beyond the worker's own drain, before SIGKILL
 READY_TIMEOUT_S = 600.0
 SHIP_EVERY_S = 2.0
 _GEN = re.compile(r"^gen-(\d+)\.json$")
+_LISTEN = object()  # the selector's mark of the listening socket (polled while a serverless endpoint sleeps)
 
 
 def newest_spec(run_dir: str | Path) -> tuple[int, Path] | None:
@@ -82,6 +88,7 @@ class _Child:
     retiring_since: float | None = None
     wants_recycle: bool = False
     replaced_by: _Child | None = None
+    idle: bool = False
     buf: bytes = b""
 
     @property
@@ -110,13 +117,18 @@ class Supervisor:
         python: the interpreter the workers run on.
         on_status: called with each new status (starting, ready, updating, stopping,
             stopped, failed) and the error, if any (``kiln serve`` prints them).
+        resolve: multi-model endpoints: ``(target, allow) -> {"ref", "folder", "trusted", "size"}``,
+            the workspace's resolve, trust check and verified fetch a worker asks for
+            (:func:`kiln.serving._multi.workspace_resolver`); None: such workers load nothing.
     """
 
     def __init__(
         self, run_dir: str | Path, *, log: IO[Any] | None = None, ship: Callable[[str, Path], Any] | None = None,
         python: str = sys.executable, ready_timeout_s: float = READY_TIMEOUT_S,
         on_status: Callable[[str, str | None], None] | None = None,
+        resolve: Callable[[str, tuple[str, ...]], dict[str, Any]] | None = None,
     ) -> None:
+        self.resolve = resolve
         self.run_dir = Path(run_dir).absolute()
         self.log = log
         self.ship = ship
@@ -139,6 +151,11 @@ class Supervisor:
         self._last_ship = 0.0
         self._backoff: dict[int, tuple[int, float]] = {}  # index -> (failures in a row, next start)
         self._wake_r = self._wake_w = -1
+        # Serverless: worker indexes that left idle (not replaced until a request comes),
+        # whether the listening socket is polled, and how often the endpoint woke.
+        self._asleep: set[int] = set()
+        self._polling = False
+        self.wakes = 0
 
     @property
     def status(self) -> str:
@@ -194,16 +211,37 @@ class Supervisor:
         else:
             self._stop += 1
 
-    def _spawn(self, gen: _Generation, index: int) -> _Child:
+    def _spawn(self, gen: _Generation, index: int, *, cold_since: float | None = None) -> _Child:
         from kiln.core.worker import worker_env
 
         assert self.sock is not None
         fd = self.sock.fileno()
         argv = [self.python, "-m", "kiln.serving._worker", "--fd", str(fd), "--spec", str(gen.path), "--index", str(index)]
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, pass_fds=(fd,),
-            env=worker_env(), cwd=str(self.run_dir), start_new_session=True, preexec_fn=_child_setup(None),
-        )
+        if cold_since is not None:
+            argv += ["--cold-since", repr(cold_since)]
+        serverless = gen.spec.serverless
+        fds: tuple[int, ...] = (fd,)
+        ours = theirs = None
+        if gen.spec.multi_model is not None:
+            # A private channel per worker: it asks this (trusted) process for verified packages.
+            ours, theirs = socket.socketpair()
+            argv += ["--models-fd", str(theirs.fileno())]
+            fds += (theirs.fileno(),)
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, pass_fds=fds,
+                env=worker_env(), cwd=str(self.run_dir), start_new_session=True,
+                preexec_fn=_child_setup(serverless.memory_mb if serverless is not None else None),
+            )
+        finally:
+            if theirs is not None:
+                theirs.close()
+        if ours is not None:
+            from kiln.serving._multi import serve_channel
+
+            mm = gen.spec.multi_model
+            assert mm is not None
+            serve_channel(ours, self._resolve, tuple(mm.allow))
         assert proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
         child = _Child(proc, index, gen.number, time.monotonic())
@@ -231,6 +269,8 @@ class Supervisor:
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self._wake_r, 512):
                         pass
+            elif key.data is _LISTEN:
+                self._wake()
             else:
                 self._read(key.data)
         now = time.monotonic()
@@ -272,6 +312,8 @@ class Supervisor:
                 child.failed = rest
             elif word == "recycle":
                 child.wants_recycle = True
+            elif word == "idle":
+                child.idle = True
 
     def _unregister(self, child: _Child) -> None:
         if child.proc.stdout is not None:
@@ -302,6 +344,9 @@ class Supervisor:
         self._dirty = True
 
     def _died(self, gen: _Generation, child: _Child, now: float) -> None:
+        if child.idle and gen is self.current and gen.spec.serverless is not None:
+            self._asleep.add(child.index)  # it left idle, as a serverless worker does: no replacement
+            return
         why = child.failed or _exit_text(child.proc.returncode)
         self._say(f"worker {child.index} (pid {child.pid}, generation {gen.number}) ended: {why}")
         if gen is self.pending and not child.ready:
@@ -324,10 +369,12 @@ class Supervisor:
     def _advance(self, now: float) -> None:
         current = self.current
         assert current is not None
+        if current.spec.serverless is not None:
+            self._sleep_idle(current, now)
         # Keep the current generation at strength (after a death, a back-off).
         held = {c.index for c in current.children}
         for index in range(current.spec.workers):
-            if index not in held:
+            if index not in held and index not in self._asleep:
                 _, when = self._backoff.get(index, (0, 0.0))
                 if now >= when:
                     current.children.append(self._spawn(current, index))
@@ -350,14 +397,63 @@ class Supervisor:
                     self._retire(child, now)
                 pending.ever_ready = True
                 self.current, self.pending = pending, None
+                self._asleep.clear()
+                self._poll(False)
                 self.error = None
                 self._say(f"generation {pending.number} serves; generation {current.number} drains")
             elif now - pending.since > self.ready_timeout_s:
                 self.error = f"generation {pending.number} was not ready after {self.ready_timeout_s:g} s; generation {current.number} keeps serving"
                 self._say(self.error)
                 self._drop_pending()
-        serving = any(c.ready for c in self.current.children)
+        serving = any(c.ready for c in self.current.children) or (self._polling and self.current.ever_ready)
         self.status = "updating" if self.pending is not None else ("ready" if serving else "starting")
+
+    def _resolve(self, target: str, allow: tuple[str, ...]) -> dict[str, Any]:
+        if self.resolve is None:
+            from kiln.core.errors import Unavailable
+
+            raise Unavailable("this endpoint's supervisor has no workspace to load models from")
+        return self.resolve(target, allow)
+
+    # -- serverless ------------------------------------------------------------------------
+
+    def _sleep_idle(self, gen: _Generation, now: float) -> None:
+        """Workers that said they are idle leave (they drain themselves); with none left
+        the endpoint sleeps: the listening socket is polled for the next connection."""
+        for child in [c for c in gen.children if c.idle]:
+            gen.children.remove(child)
+            self._asleep.add(child.index)
+            self._retire(child, now)
+            self._say(f"worker {child.index} (pid {child.pid}) idle for {gen.spec.serverless.idle_s:g} s: released")  # type: ignore[union-attr]
+        if not gen.children and self._asleep and gen.ever_ready and not self._polling:
+            self._poll(True)
+            self._say("serverless: no worker holds the model; the next request starts one")
+
+    def _poll(self, on: bool) -> None:
+        if on == self._polling or self.sock is None:
+            return
+        if on:
+            self._sel.register(self.sock, selectors.EVENT_READ, _LISTEN)
+        else:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(self.sock)
+        self._polling = on
+        self._dirty = True
+
+    def _wake(self) -> None:
+        """A connection waits in the socket's queue of a sleeping endpoint: a cold start."""
+        since = time.time()
+        self._poll(False)
+        current = self.current
+        if current is None or self._stop:
+            return
+        self.wakes += 1
+        asleep, self._asleep = sorted(self._asleep), set()
+        held = {c.index for c in current.children}
+        for index in asleep:
+            if index not in held:
+                current.children.append(self._spawn(current, index, cold_since=since))
+        self._say(f"serverless: a request woke the endpoint; starting {len(asleep)} worker(s)")
 
     def _retire(self, child: _Child, now: float, sig: int = signal.SIGTERM) -> None:
         """Drain a worker: SIGTERM keeps idle kept-alive connections until their next request
@@ -472,6 +568,7 @@ class Supervisor:
             "generation": self.current.number if self.current else 0,
             "pending_generation": self.pending.number if self.pending else None,
             "workers": workers, "ready": self.status in ("ready", "updating"), "status": self.status,
+            "asleep": self._polling, "wakes": self.wakes,
             "error": self.error, "updated_at": time.time(),
         }
         path = self.run_dir / "state.json"
@@ -531,7 +628,9 @@ def main(argv: list[str] | None = None) -> int:
             return store.put_file(key, path)
 
     with open(run_dir / "supervisor.log", "a", buffering=1) as log:
-        supervisor = Supervisor(run_dir, log=log, ship=ship)
+        from kiln.serving._multi import workspace_resolver
+
+        supervisor = Supervisor(run_dir, log=log, ship=ship, resolve=workspace_resolver())
         return supervisor.run()
 
 

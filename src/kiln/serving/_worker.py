@@ -9,7 +9,9 @@ prints go to stderr):
 - ``ready`` once every variant loaded and the socket is served;
 - ``failed <message>`` when a variant cannot load (the process then exits 3);
 - ``recycle`` when a model ran past the request timeout: start a replacement, then
-  drain me (a thread that hangs cannot be stopped from inside).
+  drain me (a thread that hangs cannot be stopped from inside);
+- ``idle`` (serverless) when it answered nothing for the spec's ``idle_s``: it then
+  drains and exits, and the supervisor starts no replacement until a request comes.
 
 SIGTERM drains (blue/green, recycling): the worker stops accepting (the other workers
 share the accept queue), answers every further request on a kept-alive connection with
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd", type=int, required=True, help="the inherited listening socket")
     parser.add_argument("--spec", required=True, help="the endpoint spec (gen-N.json)")
     parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--models-fd", type=int, default=None, help="multi-model: this worker's end of the channel to its supervisor")
+    parser.add_argument("--cold-since", type=float, default=None, help="serverless: when the request that woke the endpoint was seen (epoch s)")
     args = parser.parse_args(argv)
 
     # The protocol keeps its own copy of stdout; the model's prints go to stderr.
@@ -104,13 +108,21 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     sock = socket.socket(fileno=args.fd)  # family and type read from the descriptor
-    serve(spec, servables, sock, metrics=metrics, pipe=pipe, index=args.index)
+    channel = None
+    if args.models_fd is not None:
+        from kiln.serving._multi import Channel
+
+        channel = Channel(args.models_fd)
+    serve(spec, servables, sock, metrics=metrics, pipe=pipe, index=args.index, cold_since=args.cold_since, channel=channel)
     # Threads stuck in a model cannot be joined: leave without waiting for them.
     sys.stderr.flush()
     os._exit(0)
 
 
-def serve(spec: Any, servables: dict[str, Any], sock: socket.socket, *, metrics: Any, pipe: IO[bytes] | None, index: int = 0) -> None:
+def serve(
+    spec: Any, servables: dict[str, Any], sock: socket.socket, *, metrics: Any, pipe: IO[bytes] | None, index: int = 0,
+    cold_since: float | None = None, channel: Any = None,
+) -> None:
     from kiln.serving._app import ServingApp
     from kiln.serving._capture import Capture
 
@@ -124,12 +136,14 @@ def serve(spec: Any, servables: dict[str, Any], sock: socket.socket, *, metrics:
         if server is not None:
             server.recycle_at = time.monotonic() + RECYCLE_GRACE_S
 
-    app = ServingApp(spec, servables, port=sock.getsockname()[1], metrics=metrics, capture=capture, on_stuck=on_stuck)
+    app = ServingApp(spec, servables, port=sock.getsockname()[1], metrics=metrics, capture=capture, on_stuck=on_stuck, channel=channel)
     config = uvicorn.Config(
         app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning",
         timeout_keep_alive=KEEP_ALIVE_S, server_header=False, proxy_headers=False, timeout_graceful_shutdown=int(DRAIN_S),
     )
     server = _Server(config, app, pipe)
+    server.cold_since = cold_since
+    server.idle_s = spec.serverless.idle_s if spec.serverless is not None else None
     threading.Thread(target=_watchdog, args=(app, pipe, spec.timeout_s), name="kiln-watchdog", daemon=True).start()
     try:
         server.run(sockets=[sock])
@@ -162,18 +176,34 @@ class _Server(uvicorn.Server):
         self.recycle_at: float | None = None
         self.quick = False
         self._ticker: asyncio.Task[None] | None = None
+        self.cold_since: float | None = None
+        self.idle_s: float | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
+            if self.cold_since is not None:
+                waited = max(0, int((time.time() - self.cold_since) * 1e6))
+                for counters in self.app.metrics.variants.values():
+                    counters.cold_start_us += waited
             self.app.metrics.write(force=True)  # the cold start counts from the first moment
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
             _notify(self.pipe, "ready")
 
     async def _tick(self) -> None:
-        """Once a second: the metrics file, capture files to close, a recycle past its grace."""
+        """Once a second: the metrics file, capture files to close, a recycle past its grace,
+        and (serverless) whether the worker has been idle long enough to leave."""
+        seen, active = -1, time.monotonic()
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0 if self.idle_s is None else min(1.0, self.idle_s / 4))
+            if self.idle_s is not None and not self.should_exit:
+                stamp = self.app.metrics._stamp()
+                now = time.monotonic()
+                if stamp != seen or self.server_state.tasks:
+                    seen, active = stamp, now
+                elif now - active >= self.idle_s:
+                    _notify(self.pipe, "idle")
+                    self.should_exit = True
             try:
                 self.app.metrics.write()
                 if self.app.capture is not None:
