@@ -1,0 +1,2 @@
+"""Feature store: feature groups, an offline store (Parquet), online stores (SQLite, Redis,
+PostgreSQL), point-in-time training sets."""
