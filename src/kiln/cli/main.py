@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "process": ("process", False, "Run a script or command as a processing job: inputs as files, outputs as new dataset versions."),
     "functions": ("functions", True, "Functions (Lambda): Python handlers called with JSON, or mapped over a dataset into a new version."),
     "recipes": ("recipes", True, "Recipes: ordered, typed data-prep steps with fitted state, previews and export."),
+    "features": ("features", True, "Feature store: feature groups, online and offline stores, point-in-time training sets."),
 }
 
 

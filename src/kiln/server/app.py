@@ -40,6 +40,7 @@ ROUTE_MODULES = [
     "streams", "catalog",
     "prep",
     "jobs", "functions",
+    "features",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
