@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from kiln.core._lazy import lazy
 from kiln.core.context import Context
-from kiln.core.errors import AlreadyExists, Conflict, InvalidArgument, KilnError, NotFound, invalid_input
+from kiln.core.errors import AlreadyExists, Conflict, InvalidArgument, KilnError, NotFound, PermissionDenied, invalid_input
 from kiln.core.names import check_name, parse_ref
 from kiln.core.progress import Progress
 from kiln.core.workspace import Workspace
@@ -154,6 +154,14 @@ class FeatureService:
         self.ws = ws
         self.ctx = ctx
 
+    def _require_editor(self, action: str, name: str) -> None:
+        """Authorization before any work; a refusal is audited like a failed mutation."""
+        try:
+            self.ctx.require("editor")
+        except PermissionDenied as exc:
+            self.ws.audit_failure(self.ctx, action=action, resource=f"feature-groups/{str(name)[:64]}", error=exc)
+            raise
+
     # -- definitions --------------------------------------------------------------------
 
     def create(self, name: str, *, record_id: str, event_time: str, features: list[FeatureDefinition] | None = None, dataset: str | None = None,
@@ -176,7 +184,7 @@ class FeatureService:
             AlreadyExists: a group of that name exists.
             InvalidArgument: a bad name, type, column or TTL.
         """
-        self.ctx.require("editor")
+        self._require_editor("features.create", name)
         check_name(name, kind="feature group")
         ttl_s = parse_duration(ttl)
         tags = _check_tags(tags)
@@ -217,7 +225,7 @@ class FeatureService:
         Raises:
             InvalidArgument: a feature's type changed, or the record identifier or event time went missing.
         """
-        self.ctx.require("editor")
+        self._require_editor("features.update", name)
         check_name(name, kind="feature group")
         ttl_s = parse_duration(ttl)
         new_tags = _check_tags(tags) if tags is not None else None
@@ -266,7 +274,7 @@ class FeatureService:
 
     def delete(self, name: str) -> FeatureGroup:
         """Delete a feature group: its definitions, its online records and its offline files (at the next gc)."""
-        self.ctx.require("editor")
+        self._require_editor("features.delete", name)
         check_name(name, kind="feature group")
         with self.ws.mutation(self.ctx, action="features.delete", resource=f"feature-groups/{name}") as (conn, _):
             g = self._load(conn, name, lock=True)
@@ -290,7 +298,7 @@ class FeatureService:
             records: up to 10,000 records.
             ttl: a TTL for these records online, overriding the group's (``ExpiresAt = EventTime + TTL``).
         """
-        self.ctx.require("editor")
+        self._require_editor("features.put_records", name)
         check_name(name, kind="feature group")
         ttl_s = parse_duration(ttl)
         if not isinstance(records, list) or not records:
@@ -303,7 +311,7 @@ class FeatureService:
 
     def delete_records(self, name: str, *, records: list[Any], mode: str = "soft") -> WriteResult:
         """DeleteRecord, one or many: ``{record_id, event_time}`` each; SoftDelete (features nulled) or HardDelete online, an ``is_deleted`` row offline."""
-        self.ctx.require("editor")
+        self._require_editor("features.delete_records", name)
         check_name(name, kind="feature group")
         if mode not in ("soft", "hard"):
             raise InvalidArgument(f"invalid delete mode {str(mode)[:20]!r}: use soft or hard")
@@ -421,7 +429,7 @@ class FeatureService:
         Raises:
             InvalidArgument: the dataset lacks the record identifier or event time, has nulls in them, or a value of the wrong type.
         """
-        self.ctx.require("editor")
+        self._require_editor("features.ingest", name)
         check_name(name, kind="feature group")
         g = self.get_group(name)
         try:
@@ -499,7 +507,7 @@ class FeatureService:
 
     def compact(self, name: str) -> CompactResult:
         """Merge each event date's small files into one (rows and their write times unchanged); old files go at the next gc."""
-        self.ctx.require("editor")
+        self._require_editor("features.compact", name)
         check_name(name, kind="feature group")
         g = self.get_group(name)
         with self.ws.db.read() as conn:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.context import Context
-from kiln.core.errors import InvalidArgument, KilnError
+from kiln.core.errors import InvalidArgument, KilnError, PermissionDenied
 from kiln.core.names import check_name, parse_ref
 from kiln.core.workspace import Workspace
 from kiln.features import _offline as off
@@ -135,7 +135,11 @@ class TrainingSetService:
         Raises:
             InvalidArgument: an unknown group or feature, or a column the entities lack.
         """
-        self.ctx.require("editor")
+        try:
+            self.ctx.require("editor")
+        except PermissionDenied as exc:
+            self.ws.audit_failure(self.ctx, action="features.training_set", resource=f"datasets/{str(output)[:64]}", error=exc)
+            raise
         check_name(output, kind="dataset")
         bounds = {k: None if v is None else parse_time(v, field=k) for k, v in (("as_of", as_of), ("start", start), ("end", end))}
         from kiln.features._service import FeatureService
