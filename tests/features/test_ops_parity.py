@@ -27,6 +27,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "features.batch_get": {"identifiers": [{"feature_group": "stats", "record_ids": [1, 2, 99]}, {"feature_group": "fresh", "record_ids": ["b"], "features": ["w"]}]},
     "features.delete_records": {"name": "fresh", "records": [{"record_id": "a", "event_time": 1700000001}], "mode": "hard"},
     "features.ingest": {"name": "stats", "dataset": "drivers@1"},
+    "features.ingest_stream": {"name": "stats", "stream": "rides", "max_records": 10},
     "features.compact": {"name": "stats"},
     "features.training_set": {"entities": "ents@1", "features": ["stats:rate", "stats:city"], "output": "train", "event_time_column": "event_time"},
     "features.delete": {"name": "fresh"},
@@ -40,6 +41,8 @@ def _seed(client: kiln.Client) -> None:
     }))
     client.datasets.ingest("ents", pd.DataFrame({"driver": [1, 2, 3], "event_time": ["2024-01-02T00:00:00Z", "2024-01-05T00:00:00Z", "2024-01-05T00:00:00Z"]}))
     client.features.create("stats", record_id="driver", event_time="ts", dataset="drivers@1")
+    client.streams.create("rides")
+    client.streams.put("rides", [{"driver": 7, "ts": "2024-01-04T00:00:00Z", "rate": 0.7}, {"driver": "x", "ts": 1}])
 
 
 clients = clients_fixture(_seed)
@@ -63,6 +66,7 @@ FAILURES: dict[str, dict[str, Any]] = {
     "features.training_set/bad ref": {"entities": "ents@1", "features": ["../x:rate"], "output": "train"},
     "features.delete_records": {"name": "stats", "records": [{"record_id": 1, "event_time": 1}], "mode": "purge"},
     "features.ingest": {"name": "stats", "dataset": "ents@1"},
+    "features.ingest_stream": {"name": "stats", "stream": "ghost"},
 }
 
 

@@ -97,6 +97,20 @@ def ingest(name: str, dataset: str = typer.Argument(..., help="DATASET or DATASE
     emit(result, json=True) if json else console.print(f"[green]{name}[/green]: {result.rows:,} rows in {result.files} files, {result.online:,} records online")
 
 
+@app.command("ingest-stream")
+def ingest_stream(name: str, stream: str, consumer: str = typer.Option(None, "--consumer", help="Stream consumer to read as (default features-NAME)."),
+                  max_records: int = typer.Option(100_000, "--max-records", help="Stop after this many records."), json: bool = JsonOpt) -> None:
+    """Ingest a stream's new records, exactly once (a named consumer; bad records are skipped and counted)."""
+    with busy(f"ingesting stream {stream} into {name}"):
+        result = get_client().features.ingest_stream(name, stream, consumer=consumer, max_records=max_records)
+    if json:
+        emit(result, json=True)
+        return
+    console.print(f"{name}: {result.records:,} records read, {result.written:,} written, {result.rejected:,} rejected, {result.duplicates:,} already written")
+    for error in result.errors:
+        console.print(f"  [yellow]{error}[/yellow]")
+
+
 @app.command("put")
 def put(name: str, records: str = typer.Argument(..., help='A JSON record or list of records, or @file.json / @file.jsonl.'),
         ttl: str = typer.Option(None, "--ttl", help="TTL of these records online, overriding the group's."), json: bool = JsonOpt) -> None:

@@ -14,6 +14,7 @@ __all__ = [
     "FeatureRecord",
     "IngestResult",
     "RecordIdentifier",
+    "StreamIngestResult",
     "WriteResult",
 ]
 
@@ -63,6 +64,22 @@ class IngestResult(BaseModel):
     files: int
     online: int
     source: str
+
+
+class StreamIngestResult(BaseModel):
+    """What one pass over a stream did: records read, written, skipped as bad (the first
+    errors), and already written before (a batch read again after a crash)."""
+
+    group: str
+    stream: str
+    consumer: str
+    records: int = 0
+    written: int = 0
+    online: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    errors: list[str] = Field(default_factory=list)
+    last_sequence_number: int | None = None
 
 
 class CompactResult(BaseModel):

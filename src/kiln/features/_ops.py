@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kiln.core.ops import Operation, declare
-from kiln.features._models import BatchGetResult, CompactResult, FeatureGroup, FeatureRecord, IngestResult, WriteResult
+from kiln.features._models import BatchGetResult, CompactResult, FeatureGroup, FeatureRecord, IngestResult, StreamIngestResult, WriteResult
 from kiln.lake._models import DatasetVersion
 
 _SVC = "kiln.features._service:FeatureService"
@@ -23,6 +23,7 @@ ALL = declare(
     _op("update", "PATCH", _GROUP, "editor", "update", FeatureGroup, body=("features", "description", "tags", "ttl", "online")),
     _op("delete", "DELETE", _GROUP, "editor", "delete", FeatureGroup),
     _op("ingest", "POST", _GROUP + "/ingest", "editor", "ingest", IngestResult, body=("dataset",)),
+    _op("ingest_stream", "POST", _GROUP + "/ingest-stream", "editor", "ingest_stream", StreamIngestResult, body=("stream", "consumer", "max_records")),
     _op("put_records", "POST", _GROUP + "/records", "editor", "put_records", WriteResult, body=("records", "ttl")),
     _op("delete_records", "POST", _GROUP + "/records/delete", "editor", "delete_records", WriteResult, body=("records", "mode")),
     _op("get_record", "GET", _GROUP + "/records/{record_id}", "viewer", "get_record", FeatureRecord),
@@ -32,4 +33,4 @@ ALL = declare(
     _op("training_set", "POST", "/v1/features/training-sets", "editor", "training_set", DatasetVersion, service=_TRAIN,
         body=("entities", "features", "output", "event_time_column", "as_of", "include_deleted", "start", "end"), status=201),
 )
-(CREATE, LIST, DESCRIBE, UPDATE, DELETE, INGEST, PUT_RECORDS, DELETE_RECORDS, GET_RECORD, COMPACT, BATCH_GET, TRAINING_SET) = ALL
+(CREATE, LIST, DESCRIBE, UPDATE, DELETE, INGEST, INGEST_STREAM, PUT_RECORDS, DELETE_RECORDS, GET_RECORD, COMPACT, BATCH_GET, TRAINING_SET) = ALL

@@ -45,6 +45,7 @@ from kiln.features._models import (
     FeatureRecord,
     IngestResult,
     RecordIdentifier,
+    StreamIngestResult,
     WriteResult,
 )
 
@@ -58,6 +59,7 @@ else:
 __all__ = ["FeatureService", "online_store"]
 
 _MAX_TAGS = 50
+STREAM_LEASE_S = 60.0  # a batch not committed by then (a crash) is read again, and its written rows skipped
 _MAX_IDS = 10_000
 _STORES: weakref.WeakKeyDictionary[Workspace, OnlineStore] = weakref.WeakKeyDictionary()
 
@@ -372,7 +374,8 @@ class FeatureService:
         except InvalidArgument as exc:
             raise InvalidArgument(f"record {i}: {exc.message}", details={"record": i, "field": fname}) from None
 
-    def _write(self, g: Group, rows: list[tuple[Any, float, dict[str, Any]]], *, deleted: bool, ttl_s: float | None, action: str, hard: bool = False) -> WriteResult:
+    def _write(self, g: Group, rows: list[tuple[Any, float, dict[str, Any]]], *, deleted: bool, ttl_s: float | None, action: str, hard: bool = False,
+               position: tuple[str, str, int] | None = None) -> WriteResult:
         """Offline first (files, then one audited commit), then the online store."""
         now = time.time()
         now_us = int(now * 1e6)
@@ -396,7 +399,7 @@ class FeatureService:
         table = pa.table(cols, schema=g.arrow_schema())
         written = off.write_partitions(self.ws.store, g.id, table, g.event_time, g.version)
         try:
-            self._commit_files(g, written, action=action, details={"records": n, **({"mode": "hard" if hard else "soft"} if deleted else {})})
+            self._commit_files(g, written, action=action, details={"records": n, **({"mode": "hard" if hard else "soft"} if deleted else {})}, position=position)
         except BaseException:
             for f in written:
                 self.ws.store.delete(f["key"])
@@ -410,7 +413,7 @@ class FeatureService:
             changed = online_store(self.ws).write(g.name, online_rows, hard_delete=hard)
         return WriteResult(records=n, offline=n, online=changed)
 
-    def _commit_files(self, g: Group, written: list[off.OfflineFile], *, action: str, details: dict[str, Any]) -> None:
+    def _commit_files(self, g: Group, written: list[off.OfflineFile], *, action: str, details: dict[str, Any], position: tuple[str, str, int] | None = None) -> None:
         now = time.time()
         with self.ws.mutation(self.ctx, action=action, resource=f"feature-groups/{g.name}", details=details) as (conn, _):
             current = conn.execute(sa.select(t.groups.c.id).where(t.groups.c.name == g.name)).scalar()
@@ -418,6 +421,11 @@ class FeatureService:
                 raise Conflict(f"feature group {g.name!r} was deleted while its records were written; nothing was committed")
             if written:
                 conn.execute(t.files.insert(), [{"group_id": g.id, "created_at": now, **f} for f in written])
+            if position is not None:  # the stream position commits with the rows it covers: exactly once
+                stream, consumer, last = position
+                key = (t.stream_positions.c.group_id == g.id, t.stream_positions.c.stream == stream, t.stream_positions.c.consumer == consumer)
+                if conn.execute(t.stream_positions.update().where(*key).values(last_seq=last, updated_at=now)).rowcount == 0:
+                    conn.execute(t.stream_positions.insert().values(group_id=g.id, stream=stream, consumer=consumer, last_seq=last, updated_at=now))
 
     # -- bulk ingestion -----------------------------------------------------------------
 
@@ -444,6 +452,61 @@ class FeatureService:
         from kiln.features._ingest import bulk_ingest
 
         return bulk_ingest(self, g, dataset)
+
+    def ingest_stream(self, name: str, *, stream: str, consumer: str | None = None, max_records: int = 100_000) -> StreamIngestResult:
+        """Ingest what a Kiln stream holds for a named consumer, exactly once (PutRecord's rules).
+
+        Each batch's offline rows commit with the stream position they reach, so a batch read
+        again after a crash is not written twice; records that fail the group's checks are
+        skipped and counted (the first errors are returned), never blocking the stream.
+
+        Args:
+            name: the feature group.
+            stream: the stream whose records (objects of feature values) to ingest.
+            consumer: the stream consumer to read as (default ``features-<name>``).
+            max_records: stop after this many records (call again for more).
+        """
+        self._require_editor("features.ingest_stream", name)
+        check_name(name, kind="feature group")
+        check_name(stream, kind="stream")
+        consumer = consumer or f"features-{name}"[:63]
+        check_name(consumer, kind="consumer")
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or not 1 <= max_records <= 10_000_000:
+            raise InvalidArgument("max_records must be between 1 and 10000000")
+        from kiln.lake.streams._service import StreamService
+
+        streams = StreamService(self.ws, self.ctx)
+        g = self.get_group(name)
+        result = StreamIngestResult(group=name, stream=stream, consumer=consumer)
+        while result.records < max_records:
+            batch = streams.read_consumer(stream, consumer, limit=min(1000, max_records - result.records), lease_s=STREAM_LEASE_S)
+            if not batch.records:
+                break
+            with self.ws.db.read() as conn:
+                done = conn.execute(sa.select(t.stream_positions.c.last_seq).where(t.stream_positions.c.group_id == g.id, t.stream_positions.c.stream == stream, t.stream_positions.c.consumer == consumer)).scalar() or 0
+            rows = []
+            for rec in batch.records:
+                if rec.sequence_number <= done:
+                    result.duplicates += 1  # written before a crash kept the stream from hearing of it
+                    continue
+                try:
+                    rows.append(self._check_record(g, rec.sequence_number, rec.data))
+                except InvalidArgument as exc:
+                    result.rejected += 1
+                    if len(result.errors) < 5:
+                        result.errors.append(f"sequence {rec.sequence_number}: {exc.message.split(': ', 1)[-1]}")
+            last = batch.records[-1].sequence_number
+            if rows:
+                written = self._write(g, rows, deleted=False, ttl_s=g.ttl_s, action="features.ingest_stream", position=(stream, consumer, last))
+                result.written += written.offline
+                result.online += written.online
+            elif last > done:
+                self._commit_files(g, [], action="features.ingest_stream", details={"records": 0}, position=(stream, consumer, last))
+            assert batch.lease is not None
+            streams.commit(stream, consumer, batch.lease)
+            result.records += len(batch.records)
+            result.last_sequence_number = last
+        return result
 
     # -- online reads ---------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.features import _ops as ops
-from kiln.features._models import BatchGetResult, CompactResult, FeatureDefinition, FeatureGroup, FeatureRecord, IngestResult, RecordIdentifier, WriteResult
+from kiln.features._models import BatchGetResult, CompactResult, FeatureDefinition, FeatureGroup, FeatureRecord, IngestResult, RecordIdentifier, StreamIngestResult, WriteResult
 from kiln.lake._models import DatasetVersion
 from kiln.sdk._base import Namespace
 
@@ -39,6 +39,10 @@ class Features(Namespace):
     def ingest(self, name: str, dataset: str) -> IngestResult:
         """Ingest a dataset version in bulk (offline, and the latest per id online)."""
         return self._call(ops.INGEST, name=name, dataset=dataset)  # type: ignore[no-any-return]
+
+    def ingest_stream(self, name: str, stream: str, *, consumer: str | None = None, max_records: int = 100_000) -> StreamIngestResult:
+        """Ingest a stream's new records for a named consumer, exactly once."""
+        return self._call(ops.INGEST_STREAM, name=name, stream=stream, consumer=consumer, max_records=max_records)  # type: ignore[no-any-return]
 
     def put_record(self, name: str, record: dict[str, Any] | list[dict[str, Any]], *, ttl: str | float | None = None) -> WriteResult:
         """PutRecord: ``{feature: value}`` (or SageMaker's ``[{"FeatureName", "ValueAsString"}]``)."""
