@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from kiln.features._service import FeatureService, Group
 
-__all__ = ["bulk_ingest", "event_expr", "online_json"]
+__all__ = ["bulk_ingest", "event_expr", "online_json", "parquet_columns", "watch_query"]
 
 _q = off._q
 
@@ -41,6 +41,14 @@ def event_expr(col: str, arrow_type: Any) -> str:
     raise InvalidArgument(f"column {col!r} has type {arrow_type}: an event time is a timestamp, Unix seconds or ISO-8601 text", details={"field": col})
 
 
+def parquet_columns(store: Any, key: str) -> dict[str, Any]:
+    """A Parquet file's columns and their Arrow types, from its footer alone."""
+    import pyarrow.parquet as pq
+
+    with store.open(key) as fh:
+        return {f.name: f.type for f in pq.read_schema(fh)}
+
+
 def online_json(g: Group, alias: str = "") -> str:
     """SQL for a record's online JSON (timestamps as Unix seconds, as PutRecord stores them)."""
     parts = []
@@ -54,8 +62,7 @@ def online_json(g: Group, alias: str = "") -> str:
 def bulk_ingest(svc: FeatureService, g: Group, dataset: str) -> IngestResult:
     ds = svc._datasets()
     version = ds.get(dataset)
-    schema = ds.arrow_dataset(version.ref).schema
-    have = {f.name: f.type for f in schema}
+    have = parquet_columns(svc.ws.store, version.files[0].key)
     for needed in (g.record_id, g.event_time):
         if needed not in have:
             raise InvalidArgument(f"dataset {version.ref} has no column {needed!r} (the group's {'record identifier' if needed == g.record_id else 'event time'}); it has {', '.join(list(have)[:20])}", details={"field": needed})
@@ -93,7 +100,7 @@ def bulk_ingest(svc: FeatureService, g: Group, dataset: str) -> IngestResult:
                 if count:
                     raise InvalidArgument(f"column {col!r} of {version.ref} has {count:,} null values; every record needs its {'identifier' if col == g.record_id else 'event time'}", details={"field": col})
             progress.update(0.05)
-            with _watch(con, progress, 0.05, 0.6):
+            with watch_query(con, progress, 0.05, 0.6):
                 written = off.copy_partitioned(con, store, g.id, "SELECT * FROM __kiln_rows", g.event_time, g.version, off.new_tmp(svc.ws.settings.home))
         except __import__("duckdb").Error as exc:
             raise InvalidArgument(f"cannot ingest {version.ref} into feature group {g.name!r}: {str(exc).splitlines()[0][:300]}") from None
@@ -146,7 +153,7 @@ def _online(svc: FeatureService, g: Group, con: duckdb.DuckDBPyConnection, writt
 
 
 @contextmanager
-def _watch(con: duckdb.DuckDBPyConnection, progress: Progress, start: float, end: float, every_s: float = 0.2) -> Iterator[None]:
+def watch_query(con: duckdb.DuckDBPyConnection, progress: Progress, start: float, end: float, every_s: float = 0.2) -> Iterator[None]:
     """DuckDB's progress on the statement running in this block, as [start, end] of ``progress``."""
     if not progress.active:
         yield

@@ -58,7 +58,7 @@ def write_partitions(store: ObjectStore, group_id: str, table: pa.Table, event_c
             date = (dt.datetime(1970, 1, 1) + dt.timedelta(days=int(day))).strftime("%Y-%m-%d")
             key = _date_key(group_id, date)
             with store.open_write(key) as fh:
-                pq.write_table(part, fh, compression="zstd")
+                pq.write_table(part, fh)
             out.append(_describe(store, key, part, event_col, date, version))
     except BaseException:
         for f in out:
@@ -85,7 +85,7 @@ def copy_partitioned(con: duckdb.DuckDBPyConnection, store: ObjectStore, group_i
     try:
         con.execute(
             f"COPY (SELECT *, strftime({_q(event_col)}, '%Y-%m-%d') AS event_date FROM ({select})) TO '{staging}' "
-            "(FORMAT parquet, PARTITION_BY (event_date), COMPRESSION zstd, WRITE_PARTITION_COLUMNS false)"
+            "(FORMAT parquet, PARTITION_BY (event_date), WRITE_PARTITION_COLUMNS false)"
         )
         for folder in sorted(staging.iterdir()):
             date = folder.name.removeprefix("event_date=")

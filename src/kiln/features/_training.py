@@ -6,6 +6,7 @@ on (event time, write time), streamed into a new dataset version."""
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,8 @@ from kiln.core.names import check_name, parse_ref
 from kiln.core.workspace import Workspace
 from kiln.features import _offline as off
 from kiln.features._base import parse_time
-from kiln.features._ingest import event_expr
+from kiln.core.progress import Progress
+from kiln.features._ingest import event_expr, parquet_columns, watch_query
 
 from kiln.lake._models import DatasetVersion
 
@@ -149,8 +151,7 @@ class TrainingSetService:
         parts = _parse_features(svc, features)
         lake = DatasetService(self.ws, self.ctx)
         version = lake.get(entities)
-        schema = lake.arrow_dataset(version.ref).schema
-        entity_cols = {f.name: f.type for f in schema}
+        entity_cols = parquet_columns(self.ws.store, version.files[0].key)
         if event_time_column not in entity_cols:
             raise InvalidArgument(f"the entities {version.ref} have no column {event_time_column!r} (event_time_column); they have {', '.join(list(entity_cols)[:20])}", details={"field": event_time_column})
         for part in parts:
@@ -177,11 +178,20 @@ class TrainingSetService:
                 file_lists[g.name] = f"read_parquet({off.duck_paths(con, self.ws.store, keys)}, union_by_name = true)" if keys else _empty(g)
                 lineage_groups.append({"name": g.name, "version": g.version, "features": [f for f, _ in part.features], "files": len(keys)})
             sql = plan_sql(parts, entity_cols, event_time_column, file_lists, as_of=bounds["as_of"], include_deleted=include_deleted, start=bounds["start"], end=bounds["end"])
-            reader = con.sql(sql).to_arrow_reader(65_536)
-            lineage = {"parents": [version.ref], "producer": "features.training_set", "feature_groups": lineage_groups,
-                       "event_time_column": event_time_column, "as_of": bounds["as_of"], "include_deleted": include_deleted,
-                       "start": bounds["start"], "end": bounds["end"], "made_at": time.time()}
-            return lake.ingest(output, reader, lineage=lineage, source_meta={"kind": "training_set", "entities": version.ref, "features": list(features)})
+            tmp_dir = off.new_tmp(self.ws.settings.home)
+            result = tmp_dir / f"training-{uuid.uuid4().hex}.parquet"
+            progress = Progress(1.0)
+            try:
+                with watch_query(con, progress, 0.0, 0.95):
+                    con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+                lineage = {"parents": [version.ref], "producer": "features.training_set", "feature_groups": lineage_groups,
+                           "event_time_column": event_time_column, "as_of": bounds["as_of"], "include_deleted": include_deleted,
+                           "start": bounds["start"], "end": bounds["end"], "made_at": time.time()}
+                made = lake.commit_parquet(output, result, lineage=lineage, source={"kind": "training_set", "entities": version.ref, "features": list(features)})
+            finally:
+                result.unlink(missing_ok=True)
+            progress.finish()
+            return made
         except KilnError:
             raise
         except Exception as exc:
