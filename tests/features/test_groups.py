@@ -169,3 +169,32 @@ def test_online_store_is_chosen_by_url(tmp_path: Path) -> None:
     svc.put_records("g", records=[{"uid": "a", "ts": NOW}])
     assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "k" / "online.db").exists()
     ws.close()
+
+
+def test_derived_features_are_the_same_online_and_offline(ws: Workspace) -> None:
+    ctx = local_context()
+    svc = FeatureService(ws, ctx)
+    feats = [{"name": "uid", "type": "integral"}, {"name": "ts", "type": "fractional"}, {"name": "rate", "type": "fractional"}, {"name": "trips", "type": "integral"},
+             {"name": "revenue", "type": "fractional", "expression": "rate * trips"}, {"name": "busy", "type": "boolean", "expression": "coalesce(trips, 0) > 3"}]
+    svc.create("d", record_id="uid", event_time="ts", features=feats)
+    svc.put_records("d", records=[{"uid": 1, "ts": NOW, "rate": 2.5, "trips": 4}, {"uid": 2, "ts": NOW, "rate": 1.0}])
+    online = {r: svc.get_record("d", r, features=["revenue", "busy"]).features for r in (1, 2)}
+    assert online == {1: {"revenue": 10.0, "busy": True}, 2: {"revenue": None, "busy": False}}
+    DatasetService(ws, ctx).write_table("e", pd.DataFrame({"uid": [1, 2], "event_time": [NOW + 1, NOW + 1]}))
+    from kiln.features._training import TrainingSetService
+
+    v = TrainingSetService(ws, ctx).training_set(entities="e", features=["d:revenue", "d:busy"], output="t")
+    assert [{k: r[k] for k in ("revenue", "busy")} for r in DatasetService(ws, ctx).read_table(v.ref).to_pylist()] == [online[1], online[2]]
+    with pytest.raises(InvalidArgument, match="derived"):
+        svc.put_records("d", records=[{"uid": 1, "ts": NOW, "revenue": 1.0}])
+
+
+@pytest.mark.parametrize(("expression", "match"), [
+    ("read_csv('/etc/passwd')", "not allowed"), ("rate * ghost", "not a stored feature"), ("(SELECT 1)", "not a stored feature"),
+    ("rate; DROP TABLE x", "cannot read"), ("sqrt(rate, rate)", "No function matches"), ("   ", "needs an expression"),
+])
+def test_bad_derived_expressions_are_refused(ws: Workspace, expression: str, match: str) -> None:
+    feats = [{"name": "uid", "type": "integral"}, {"name": "ts", "type": "fractional"}, {"name": "rate", "type": "fractional"},
+             {"name": "x", "type": "fractional", "expression": expression}]
+    with pytest.raises(InvalidArgument, match=match):
+        FeatureService(ws, local_context()).create("d", record_id="uid", event_time="ts", features=feats)

@@ -207,6 +207,44 @@ def _bad() -> Any:
     raise ValueError
 
 
+# -- derived features ---------------------------------------------------------------------
+
+# SQL a derived feature may use: its group's features, literals, operators and these
+# functions. Nothing else (no table functions, no files, no subqueries) gets through.
+_FUNCTIONS = frozenset({
+    "abs", "ceil", "floor", "round", "sqrt", "exp", "ln", "log", "log2", "log10", "power", "pow", "sign", "greatest", "least",
+    "coalesce", "nullif", "lower", "upper", "length", "trim", "concat", "substr", "substring", "strpos", "contains", "starts_with",
+    "ends_with", "epoch", "year", "month", "day", "hour", "minute", "dayofweek", "list_sum", "list_avg", "list_min", "list_max",
+    "len", "list_dot_product", "list_cosine_similarity", "cast", "try_cast",
+})
+_KEYWORDS = frozenset({"case", "when", "then", "else", "end", "and", "or", "not", "is", "null", "true", "false", "in", "between", "as",
+                       "bigint", "double", "varchar", "boolean", "integer", "timestamptz", "like"})
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|(?P<str>'(?:[^']|'')*')|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><>|!=|<=|>=|\|\||[-+*/%()<>=,\[\]]))")
+
+
+def check_expression(expression: Any, *, feature: str, names: set[str]) -> str:
+    """A derived feature's SQL, checked token by token: names of ``names``, literals,
+    operators and a small set of functions only."""
+    if not isinstance(expression, str) or not expression.strip() or len(expression) > 2000:
+        raise InvalidArgument(f"derived feature {feature!r} needs an expression of at most 2000 characters", details={"field": feature})
+    pos = 0
+    text = expression.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise InvalidArgument(f"derived feature {feature!r}: cannot read the expression at {text[pos:pos + 20]!r}", details={"field": feature})
+        ident = m.group("ident")
+        if ident is not None:
+            low = ident.lower()
+            following = text[m.end():].lstrip()[:1]
+            if following == "(" and low not in _FUNCTIONS:
+                raise InvalidArgument(f"derived feature {feature!r}: function {ident!r} is not allowed (use {', '.join(sorted(_FUNCTIONS)[:12])}...)", details={"field": feature})
+            if following != "(" and low not in _KEYWORDS and ident not in names:
+                raise InvalidArgument(f"derived feature {feature!r}: {ident!r} is not a stored feature of the group", details={"field": feature})
+        pos = m.end()
+    return text
+
+
 # -- the online store -------------------------------------------------------------------
 
 

@@ -52,7 +52,7 @@ def parquet_columns(store: Any, key: str) -> dict[str, Any]:
 def online_json(g: Group, alias: str = "") -> str:
     """SQL for a record's online JSON (timestamps as Unix seconds, as PutRecord stores them)."""
     parts = []
-    for name, d in g.features.items():
+    for name, d in g.stored.items():
         c = f"{alias}{_q(name)}"
         value = f"epoch_us({c}) / 1e6" if d.type == "timestamp" else c
         parts.append(f"{_q(name)} := {value}")
@@ -81,7 +81,7 @@ def bulk_ingest(svc: FeatureService, g: Group, dataset: str) -> IngestResult:
             offset += f.rows
         source = " UNION ALL ".join(parts)
         cols = []
-        for name, d in g.features.items():
+        for name, d in g.stored.items():
             if name == g.event_time:
                 cols.append(f"{event_expr(name, have[name])} AS {_q(name)}")
             elif name in have:

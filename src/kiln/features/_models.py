@@ -20,11 +20,17 @@ __all__ = [
 
 
 class FeatureDefinition(BaseModel):
-    """One feature: its name and type (integral, fractional, string, boolean, timestamp, vector)."""
+    """One feature: its name and type (integral, fractional, string, boolean, timestamp, vector).
+
+    A derived feature has an ``expression``: SQL over the group's stored features
+    (``rate * trips``, ``CASE WHEN temp < 32 THEN 1 ELSE 0 END``), computed when read, the
+    same way offline (training sets) and online (GetRecord); it is never stored.
+    """
 
     name: str
     type: str
     description: str = ""
+    expression: str | None = None
 
 
 class FeatureGroup(BaseModel):

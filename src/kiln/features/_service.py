@@ -3,6 +3,7 @@ online reads (GetRecord, BatchGetRecord) and compaction. Training sets: ``_train
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 import weakref
@@ -28,6 +29,7 @@ from kiln.features._base import (
     OnlineRow,
     OnlineStore,
     arrow_type,
+    check_expression,
     check_feature_name,
     coerce_value,
     duck_type,
@@ -62,6 +64,11 @@ _MAX_TAGS = 50
 STREAM_LEASE_S = 60.0  # a batch not committed by then (a crash) is read again, and its written rows skipped
 _MAX_IDS = 10_000
 _STORES: weakref.WeakKeyDictionary[Workspace, OnlineStore] = weakref.WeakKeyDictionary()
+# Group definitions the online read path uses, for a second at most (GetRecord stays one
+# online-store lookup; another process's change is seen within that second).
+_DEFINITIONS: weakref.WeakKeyDictionary[Workspace, dict[str, tuple[float, Group]]] = weakref.WeakKeyDictionary()
+_DEFINITION_S = 1.0
+_derive_local = threading.local()
 
 
 def online_store(ws: Workspace) -> OnlineStore:
@@ -97,8 +104,17 @@ class Group:
     source: dict[str, Any]
 
     @property
+    def stored(self) -> dict[str, FeatureDefinition]:
+        """The features kept in the stores (derived ones are computed when read)."""
+        return {n: f for n, f in self.features.items() if f.expression is None}
+
+    @property
+    def derived(self) -> dict[str, FeatureDefinition]:
+        return {n: f for n, f in self.features.items() if f.expression is not None}
+
+    @property
     def types(self) -> dict[str, str]:
-        return {n: f.type for n, f in self.features.items()}
+        return {n: f.type for n, f in self.stored.items()}
 
     def arrow_schema(self) -> pa.Schema:
         fields = [pa.field(n, arrow_type(ty)) for n, ty in self.types.items()]
@@ -129,7 +145,8 @@ def _definitions(features: Sequence[FeatureDefinition | dict[str, Any]], record_
         name = check_feature_name(spec["name"])
         if name in out:
             raise InvalidArgument(f"feature {name!r} is defined twice", details={"field": name})
-        out[name] = FeatureDefinition(name=name, type=normalise_type(spec.get("type"), feature=name), description=str(spec.get("description") or "")[:1000])
+        out[name] = FeatureDefinition(name=name, type=normalise_type(spec.get("type"), feature=name), description=str(spec.get("description") or "")[:1000],
+                                      expression=spec.get("expression") or None)
     check_feature_name(record_id)
     check_feature_name(event_time)
     if record_id == event_time:
@@ -142,6 +159,21 @@ def _definitions(features: Sequence[FeatureDefinition | dict[str, Any]], record_
         raise InvalidArgument(f"the event time {event_time!r} is not among the features", details={"field": event_time})
     if out[event_time].type not in ("timestamp", "fractional", "integral", "string"):
         raise InvalidArgument(f"the event time {event_time!r} must be a timestamp, Unix seconds or ISO-8601 text, not {out[event_time].type}", details={"field": event_time})
+    stored = {n for n, d in out.items() if d.expression is None}
+    for n, d in out.items():
+        if d.expression is not None:
+            if n in (record_id, event_time):
+                raise InvalidArgument(f"the record identifier and the event time cannot be derived ({n!r})", details={"field": n})
+            check_expression(d.expression, feature=n, names=stored)
+    derived = {n: d for n, d in out.items() if d.expression is not None}
+    if derived:  # bind the SQL once on nulls: a type error is refused now, not at the first read
+        probe = Group(id="", name="probe", version=1, latest_version=1, record_id=record_id, event_time=event_time, features=out, description="", tags={},
+                      ttl_s=None, online=True, created_at=0.0, created_by="", updated_at=0.0, source={})
+        for n, d in derived.items():
+            try:
+                _derive(probe, {}, {n: d})
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"derived feature {n!r}: {exc.message.split(': ', 1)[-1]}", details={"field": n}) from None
     # Offline and online, the event time is kept as a timestamp (UTC, microseconds).
     out[event_time] = out[event_time].model_copy(update={"type": "timestamp"})
     if len(out) > 2500:
@@ -215,6 +247,7 @@ class FeatureService:
                 id=gid, name=name, record_id=record_id, event_time=event_time, description=description[:4000], tags=_dumps(tags), ttl_s=ttl_s,
                 online=online, latest_version=1, created_at=now, created_by=self.ctx.actor, updated_at=now))
             conn.execute(t.versions.insert().values(group_id=gid, version=1, features=_dumps([d.model_dump() for d in defs.values()]), source=_dumps(source), created_at=now, created_by=self.ctx.actor))
+        _DEFINITIONS.get(self.ws, {}).pop(name, None)
         online_store(self.ws).drop(name)  # nothing left of an earlier group of this name
         if dataset is not None and ingest:
             self.ingest(name, dataset=source["dataset"])
@@ -254,6 +287,7 @@ class FeatureService:
             if online is not None:
                 values["online"] = online
             conn.execute(t.groups.update().where(t.groups.c.id == g.id).values(**values))
+        _DEFINITIONS.get(self.ws, {}).pop(name, None)
         if online is False:
             online_store(self.ws).drop(name)
         return self.describe(name)
@@ -284,6 +318,7 @@ class FeatureService:
             for table in (t.files, t.versions, t.stream_positions):
                 conn.execute(table.delete().where(table.c.group_id == g.id))
             conn.execute(t.groups.delete().where(t.groups.c.id == g.id))
+        _DEFINITIONS.get(self.ws, {}).pop(name, None)
         online_store(self.ws).drop(name)
         return described
 
@@ -339,13 +374,14 @@ class FeatureService:
                 raise InvalidArgument(f"record {i}: a list record holds {{FeatureName, ValueAsString}} items", details={"record": i}) from None
         if not isinstance(rec, dict):
             raise InvalidArgument(f"record {i} must be an object of feature values", details={"record": i})
-        unknown = [k for k in rec if k not in g.features]
+        unknown = [k for k in rec if k not in g.stored]
         if unknown:
-            raise InvalidArgument(f"record {i}: feature {str(unknown[0])[:64]!r} is not in feature group {g.name!r} (version {g.version}); its features are {', '.join(list(g.features)[:20])}", details={"record": i, "field": str(unknown[0])[:64]})
+            what = "is derived (computed when read), not put" if unknown[0] in g.features else f"is not in feature group {g.name!r} (version {g.version}); its features are {', '.join(list(g.stored)[:20])}"
+            raise InvalidArgument(f"record {i}: feature {str(unknown[0])[:64]!r} {what}", details={"record": i, "field": str(unknown[0])[:64]})
         rid = self._check_id(g, i, rec.get(g.record_id))
         et = self._check_time(i, rec.get(g.event_time), g.event_time)
         values: dict[str, Any] = {}
-        for fname, d in g.features.items():
+        for fname, d in g.stored.items():
             if fname in (g.record_id, g.event_time):
                 continue
             raw = rec.get(fname)
@@ -381,7 +417,7 @@ class FeatureService:
         now_us = int(now * 1e6)
         n = len(rows)
         cols: dict[str, Any] = {}
-        for fname, d in g.features.items():
+        for fname, d in g.stored.items():
             if fname == g.record_id:
                 values = [r[0] for r in rows]
             elif fname == g.event_time:
@@ -514,13 +550,13 @@ class FeatureService:
         """GetRecord: the latest record of ``record_id`` in the online store (expired and deleted ones are not returned)."""
         self.ctx.require("viewer")
         check_name(name, kind="feature group")
+        g = self._cached_group(name)
         row = online_store(self.ws).read(name, [str(record_id)], now=time.time())[0]
         if row is None or row.data is None:
-            g = self.get_group(name)  # a missing group says so, rather than "no record"
             if not g.online:
                 raise InvalidArgument(f"feature group {name!r} has no online store; read its offline store with a training set")
             raise NotFound(f"feature group {name!r} has no record {str(record_id)[:80]!r} online (never put, deleted or expired)")
-        return self._record(name, row, features)
+        return self._record(g, row, features)
 
     def batch_get(self, *, identifiers: list[RecordIdentifier]) -> BatchGetResult:
         """BatchGetRecord: records of several groups in one call, each with a selection of features."""
@@ -539,32 +575,42 @@ class FeatureService:
         missing: list[RecordIdentifier] = []
         for ident in identifiers:
             check_name(ident.feature_group, kind="feature group")
+            g = self._cached_group(ident.feature_group)
+            if not g.online:
+                raise InvalidArgument(f"feature group {g.name!r} has no online store")
             ids = [str(r) for r in ident.record_ids]
             rows = store.read(ident.feature_group, ids, now=now)
             absent = [rid for rid, row in zip(ids, rows, strict=True) if row is None or row.data is None]
-            if len(absent) == len(ids):
-                g = self.get_group(ident.feature_group)
-                if not g.online:
-                    raise InvalidArgument(f"feature group {g.name!r} has no online store")
             for row in rows:
                 if row is not None and row.data is not None:
-                    records.append(self._record(ident.feature_group, row, ident.features))
+                    records.append(self._record(g, row, ident.features))
             if absent:
                 missing.append(RecordIdentifier(feature_group=ident.feature_group, record_ids=absent, features=ident.features))
         return BatchGetResult(records=records, missing=missing)
 
-    def _record(self, group: str, row: OnlineRow, features: list[str] | None) -> FeatureRecord:
+    def _record(self, g: Group, row: OnlineRow, features: list[str] | None) -> FeatureRecord:
         assert row.data is not None
         data = orjson.loads(row.data)
         if features is not None:
-            unknown = [f for f in features if f not in data]
-            if unknown:
-                known = self.get_group(group).features
-                bad = [f for f in unknown if f not in known]
-                if bad:
-                    raise InvalidArgument(f"feature group {group!r} has no feature {str(bad[0])[:64]!r}", details={"field": str(bad[0])[:64]})
+            bad = [f for f in features if f not in g.features]
+            if bad:
+                raise InvalidArgument(f"feature group {g.name!r} has no feature {str(bad[0])[:64]!r}", details={"field": str(bad[0])[:64]})
+        wanted = g.derived if features is None else {f: g.derived[f] for f in features if f in g.derived}
+        if wanted:
+            data.update(_derive(g, data, wanted))
+        if features is not None:
             data = {f: data.get(f) for f in features}
-        return FeatureRecord(feature_group=group, record_id=row.record_id, event_time=row.event_time, expires_at=row.expires_at, features=data)
+        return FeatureRecord(feature_group=g.name, record_id=row.record_id, event_time=row.event_time, expires_at=row.expires_at, features=data)
+
+    def _cached_group(self, name: str) -> Group:
+        cache = _DEFINITIONS.setdefault(self.ws, {})
+        hit = cache.get(name)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        g = self.get_group(name)
+        cache[name] = (now + _DEFINITION_S, g)
+        return g
 
     # -- compaction -----------------------------------------------------------------------
 
@@ -657,8 +703,33 @@ class FeatureService:
                             created_at=g.created_at, created_by=g.created_by, updated_at=g.updated_at, offline_files=int(n_files), offline_rows=int(n_rows), source=g.source)
 
 
+def _derive(g: Group, data: dict[str, Any], wanted: dict[str, FeatureDefinition]) -> dict[str, Any]:
+    """Derived features of one online record, by the same SQL a training set runs (DuckDB, in
+    memory, no file access)."""
+    con = getattr(_derive_local, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:", config={"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
+        _derive_local.con = con
+    stored = g.stored
+    inner = ", ".join(
+        (f"make_timestamptz(CAST(round(CAST(? AS DOUBLE) * 1000000) AS BIGINT)) AS {off._q(n)}" if d.type == "timestamp" else f"CAST(? AS {duck_type(d.type)}) AS {off._q(n)}")
+        for n, d in stored.items()
+    )
+    outer = ", ".join(
+        (f"epoch_us(CAST(({d.expression}) AS TIMESTAMPTZ)) / 1e6" if d.type == "timestamp" else f"CAST(({d.expression}) AS {duck_type(d.type)})") + f" AS {off._q(n)}"
+        for n, d in wanted.items()
+    )
+    try:
+        row = con.execute(f"SELECT {outer} FROM (SELECT {inner})", [data.get(n) for n in stored]).fetchall()[0]
+    except duckdb.Error as exc:
+        raise InvalidArgument(f"derived features of {g.name!r} cannot be computed: {str(exc).splitlines()[0][:200]}") from None
+    return dict(zip(wanted, row, strict=True))
+
+
 def referenced_keys(conn: Connection) -> set[str]:
     return set(conn.execute(sa.select(t.files.c.key)).scalars())
 
 
-_ = (RESERVED, duck_type)
+_ = RESERVED

@@ -93,7 +93,7 @@ def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column:
             where.append(f"{_q(g.event_time)} < make_timestamptz({int(end * 1e6)})")
         if include_deleted:
             where.append("NOT is_deleted")  # records a delete removed still count: delete markers are skipped
-        cols = ", ".join(f"{_q(f)} AS __f{i}_{j}" for j, (f, _) in enumerate(part.features))
+        cols = ", ".join(f"{derived_sql(g, f)} AS __f{i}_{j}" for j, (f, _) in enumerate(part.features))
         ctes.append(
             f"__g{i} AS (SELECT {_q(g.record_id)} AS __id, {_q(g.event_time)} AS __t, is_deleted AS __del, "
             f"struct_pack(a := {_q(g.event_time)}, b := write_time) AS __k{(', ' + cols) if cols else ''} "
@@ -107,6 +107,14 @@ def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column:
         outs += [f"CASE WHEN {cond} THEN __g{i}.__f{i}_{j} END AS {_q(out)}" for j, (_, out) in enumerate(part.features)]
     select = ", ".join([*(f"__e.{_q(c)}" for c in entity_cols), *outs])
     return f"WITH {', '.join(ctes)} SELECT {select} FROM __e {' '.join(joins)} ORDER BY __e.__kiln_row"
+
+
+def derived_sql(g: Group, feature: str) -> str:
+    """A feature's column, or a derived feature's expression cast to its type (the same SQL online)."""
+    from kiln.features._base import duck_type
+
+    d = g.features[feature]
+    return _q(feature) if d.expression is None else f"CAST(({d.expression}) AS {duck_type(d.type)})"
 
 
 class TrainingSetService:
@@ -206,6 +214,6 @@ def _empty(g: Group) -> str:
     """A relation with the group's columns and no rows (no file can match)."""
     from kiln.features._base import duck_type
 
-    cols = [f"CAST(NULL AS {duck_type(d.type)}) AS {_q(n)}" for n, d in g.features.items()]
+    cols = [f"CAST(NULL AS {duck_type(d.type)}) AS {_q(n)}" for n, d in g.stored.items()]
     cols += ["CAST(NULL AS TIMESTAMPTZ) AS write_time", "CAST(NULL AS TIMESTAMPTZ) AS api_invocation_time", "CAST(NULL AS BOOLEAN) AS is_deleted"]
     return f"(SELECT {', '.join(cols)} WHERE false)"
