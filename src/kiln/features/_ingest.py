@@ -129,12 +129,11 @@ def _online(svc: FeatureService, g: Group, con: duckdb.DuckDBPyConnection, writt
     expires = "NULL" if g.ttl_s is None else f"epoch_us({et}) / 1e6 + {g.ttl_s}"
     live = "" if g.ttl_s is None else f"WHERE epoch_us({et}) / 1e6 + {g.ttl_s} > {now}"
     q = (
-        f"SELECT CAST({_q(g.record_id)} AS VARCHAR) AS rid, epoch_us({et}) / 1e6 AS t, {expires} AS x, {online_json(g)} AS d "
+        f"SELECT CAST({_q(g.record_id)} AS VARCHAR) AS rid, epoch_us({et}) / 1e6 AS t, {expires} AS x, encode({online_json(g)}) AS d "
         f"FROM read_parquet({paths}) {live} QUALIFY row_number() OVER (PARTITION BY {_q(g.record_id)} ORDER BY {et} DESC, write_time DESC) = 1 "
         "ORDER BY rid"  # in key order, a B-tree store appends instead of splitting pages at random (4x on SQLite)
     )
-    total = con.execute(f"SELECT count(DISTINCT {_q(g.record_id)}) FROM read_parquet({paths})").fetchall()[0][0] or 1  # type: ignore[index]
-    part = progress.part(0.6, 1.0, total)
+    part = progress.part(0.6, 1.0, sum(f["rows"] for f in written) or 1)  # ids <= rows: the bar may end early
     reader = con.sql(q).to_arrow_reader(100_000)
     changed = 0
     from kiln.features._base import OnlineRow
@@ -143,7 +142,7 @@ def _online(svc: FeatureService, g: Group, con: duckdb.DuckDBPyConnection, writt
         ids = batch.column(0).to_pylist()
         times = batch.column(1).to_pylist()
         xs = batch.column(2).to_pylist()
-        data = [s.encode() for s in batch.column(3).to_pylist()]
+        data = batch.column(3).to_pylist()  # bytes already (DuckDB's encode)
         if isinstance(store, SqliteOnlineStore):
             changed += store.write_columns(g.name, ids, times, xs, data)
         else:
