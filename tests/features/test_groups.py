@@ -198,3 +198,17 @@ def test_bad_derived_expressions_are_refused(ws: Workspace, expression: str, mat
              {"name": "x", "type": "fractional", "expression": expression}]
     with pytest.raises(InvalidArgument, match=match):
         FeatureService(ws, local_context()).create("d", record_id="uid", event_time="ts", features=feats)
+
+
+def test_gc_removes_what_compaction_and_delete_left(svc: FeatureService) -> None:
+    from kiln.core.gc import collect_garbage
+
+    for i in range(3):
+        svc.put_records("g", records=[{"uid": str(i), "ts": NOW}])
+    old = {f.key for f in svc.offline_files(svc.get_group("g"))}
+    svc.compact("g")
+    live = {f.key for f in svc.offline_files(svc.get_group("g"))}
+    report = collect_garbage(svc.ws, svc.ctx, grace_s=0, dry_run=False, now=time.time() + 60)
+    assert set(report.removed) == old and all(svc.ws.store.exists(k) for k in live)
+    svc.delete("g")
+    assert set(collect_garbage(svc.ws, svc.ctx, grace_s=0, dry_run=True, now=time.time() + 60).removed) == live
