@@ -212,3 +212,19 @@ def test_gc_removes_what_compaction_and_delete_left(svc: FeatureService) -> None
     assert set(report.removed) == old and all(svc.ws.store.exists(k) for k in live)
     svc.delete("g")
     assert set(collect_garbage(svc.ws, svc.ctx, grace_s=0, dry_run=True, now=time.time() + 60).removed) == live
+
+
+def test_create_that_cannot_ingest_leaves_no_group_and_ids_are_normalised(ws: Workspace) -> None:
+    ctx = local_context()
+    lake = DatasetService(ws, ctx)
+    lake.write_table("bad", pd.DataFrame({"id": pd.Series([1, None], dtype="Int64"), "when": [1.0e9, 1.0e9]}))
+    svc = FeatureService(ws, ctx)
+    with pytest.raises(InvalidArgument, match="null values"):
+        svc.create("g", record_id="id", event_time="when", dataset="bad@1")
+    with pytest.raises(NotFound):
+        svc.describe("g")
+    lake.write_table("good", pd.DataFrame({"id": [7], "when": [1.0e9]}))
+    svc.create("g", record_id="id", event_time="when", dataset="good@1")
+    assert svc.get_record("g", "007").record_id == "7"
+    with pytest.raises(InvalidArgument, match="must be integral"):
+        svc.get_record("g", "seven")

@@ -250,7 +250,11 @@ class FeatureService:
         _DEFINITIONS.get(self.ws, {}).pop(name, None)
         online_store(self.ws).drop(name)  # nothing left of an earlier group of this name
         if dataset is not None and ingest:
-            self.ingest(name, dataset=source["dataset"])
+            try:
+                self.ingest(name, dataset=source["dataset"])
+            except BaseException:
+                self.delete(name)  # all or nothing: a create that could not ingest leaves no group
+                raise
         return self.describe(name)
 
     def update(self, name: str, *, features: list[FeatureDefinition] | None = None, description: str | None = None, tags: dict[str, str] | None = None,
@@ -551,7 +555,7 @@ class FeatureService:
         self.ctx.require("viewer")
         check_name(name, kind="feature group")
         g = self._cached_group(name)
-        row = online_store(self.ws).read(name, [str(record_id)], now=time.time())[0]
+        row = online_store(self.ws).read(name, [self._online_id(g, record_id)], now=time.time())[0]
         if row is None or row.data is None:
             if not g.online:
                 raise InvalidArgument(f"feature group {name!r} has no online store; read its offline store with a training set")
@@ -578,7 +582,7 @@ class FeatureService:
             g = self._cached_group(ident.feature_group)
             if not g.online:
                 raise InvalidArgument(f"feature group {g.name!r} has no online store")
-            ids = [str(r) for r in ident.record_ids]
+            ids = [self._online_id(g, r) for r in ident.record_ids]
             rows = store.read(ident.feature_group, ids, now=now)
             absent = [rid for rid, row in zip(ids, rows, strict=True) if row is None or row.data is None]
             for row in rows:
@@ -601,6 +605,12 @@ class FeatureService:
         if features is not None:
             data = {f: data.get(f) for f in features}
         return FeatureRecord(feature_group=g.name, record_id=row.record_id, event_time=row.event_time, expires_at=row.expires_at, features=data)
+
+    def _online_id(self, g: Group, record_id: Any) -> str:
+        """The online key of a record id as given (``"007"`` is record 7 of an integral id)."""
+        if g.features[g.record_id].type == "integral" and not (isinstance(record_id, int) and not isinstance(record_id, bool)):
+            return str(coerce_value(record_id, "integral", field=g.record_id))
+        return str(record_id)
 
     def _cached_group(self, name: str) -> Group:
         cache = _DEFINITIONS.setdefault(self.ws, {})
