@@ -131,3 +131,24 @@ def test_bad_requests_name_what_is_wrong(ws: Workspace, features: list[str], col
     DatasetService(ws, ctx).write_table("ents", pd.DataFrame({"uid": [1], "event_time": [T0]}))
     with pytest.raises(Exception, match=match):
         TrainingSetService(ws, ctx).training_set(entities="ents", features=features, output="t", event_time_column=column)
+
+
+def test_to_dataset_recent_records_deletes_and_as_of(ws: Workspace) -> None:
+    ctx = local_context()
+    svc = FeatureService(ws, ctx)
+    svc.create("g", record_id="uid", event_time="ts", features=FEATURES)
+    svc.put_records("g", records=[{"uid": 1, "ts": T0 + t, "x": float(t)} for t in (1, 2, 3)] + [{"uid": 2, "ts": T0 + 1, "x": 9.0}])
+    cut = time.time()
+    time.sleep(0.01)
+    svc.delete_records("g", records=[{"record_id": 2, "event_time": T0 + 5}])
+    svc.put_records("g", records=[{"uid": 1, "ts": T0 + 4, "x": 4.0}])
+    train = TrainingSetService(ws, ctx)
+    lake = DatasetService(ws, ctx)
+
+    def rows(**kw: Any) -> list[tuple[int, float | None, bool]]:
+        return [(r["uid"], r["x"], r["is_deleted"]) for r in lake.read_table(train.to_dataset("g", output="snap", **kw).ref).to_pylist()]
+
+    assert rows(n_recent=2) == [(1, 3.0, False), (1, 4.0, False)]  # uid 2 was deleted
+    assert rows(n_recent=1, include_deleted=True) == [(1, 4.0, False), (2, None, True)]
+    assert rows(as_of=cut) == [(1, 1.0, False), (1, 2.0, False), (1, 3.0, False), (2, 9.0, False)]
+    assert rows(start=T0 + 2, end=T0 + 4) == [(1, 2.0, False), (1, 3.0, False)]

@@ -147,6 +147,18 @@ def compact(name: str, json: bool = JsonOpt) -> None:
     emit(result, json=True) if json else console.print(f"{name}: {result.files_before} files -> {result.files_after} ({result.partitions} event dates merged)")
 
 
+@app.command("to-dataset")
+def to_dataset(name: str, output: str = typer.Option(..., "--output", "-o", help="Dataset the records become a new version of."),
+               n_recent: int = typer.Option(None, "--n-recent", help="Only the N most recent records of each id."),
+               as_of: str = typer.Option(None, "--as-of", help="Only records written by then (time travel)."),
+               include_deleted: bool = typer.Option(False, "--include-deleted", help="Keep delete markers and what they deleted."),
+               start: str = typer.Option(None, "--start"), end: str = typer.Option(None, "--end"), json: bool = JsonOpt) -> None:
+    """A feature group's offline records as a new dataset version."""
+    with busy(f"reading {name}"):
+        version = get_client().features.to_dataset(name, output=output, n_recent=n_recent, as_of=as_of, include_deleted=include_deleted, start=start, end=end)
+    emit(version, json=True) if json else console.print(f"[green]{version.name}@{version.version}[/green]: {version.row_count:,} rows")
+
+
 @app.command("training-set")
 def training_set(
     entities: str = typer.Argument(..., help="A dataset (NAME or NAME@VERSION) of entity rows: record ids and a time."),

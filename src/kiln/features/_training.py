@@ -124,6 +124,28 @@ class TrainingSetService:
         self.ws = ws
         self.ctx = ctx
 
+    def to_dataset(self, name: str, *, output: str, n_recent: int | None = None, as_of: float | str | None = None, include_deleted: bool = False,
+                   start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
+        """A feature group's offline records as a new dataset version (derived features computed).
+
+        Args:
+            name: the feature group.
+            output: the dataset the records become a new version of.
+            n_recent: only the N most recent records of each id (by event time, then write time).
+            as_of: only records written by then (time travel).
+            include_deleted: keep delete markers and the records they deleted (default: a delete removes its record's rows up to it).
+            start: only records with an event time at or after this.
+            end: only records with an event time before this.
+        """
+        try:
+            self.ctx.require("editor")
+        except PermissionDenied as exc:
+            self.ws.audit_failure(self.ctx, action="features.to_dataset", resource=f"feature-groups/{str(name)[:64]}", error=exc)
+            raise
+        check_name(name, kind="feature group")
+        check_name(output, kind="dataset")
+        return to_dataset(self.ws, self.ctx, name, output=output, n_recent=n_recent, as_of=as_of, include_deleted=include_deleted, start=start, end=end)
+
     def training_set(self, *, entities: str, features: list[str], output: str, event_time_column: str = "event_time", as_of: float | str | None = None,
                      include_deleted: bool = False, start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
         """Build a point-in-time training set: entity rows joined with features, as a new dataset version.
@@ -208,6 +230,52 @@ class TrainingSetService:
             raise
         finally:
             con.close()
+
+
+def to_dataset(svc_ws: Workspace, ctx: Context, name: str, *, output: str, n_recent: int | None, as_of: float | str | None, include_deleted: bool,
+               start: float | str | None, end: float | str | None) -> DatasetVersion:
+    """A group's offline records as a dataset version (SageMaker's dataset builder on a group)."""
+    from kiln.features._service import FeatureService
+    from kiln.lake.datasets import DatasetService
+
+    svc = FeatureService(svc_ws, ctx)
+    g = svc.get_group(name)
+    if n_recent is not None and (isinstance(n_recent, bool) or not isinstance(n_recent, int) or not 1 <= n_recent <= 1_000_000):
+        raise InvalidArgument("n_recent must be between 1 and 1000000")
+    bounds = {k: None if v is None else parse_time(v, field=k) for k, v in (("as_of", as_of), ("start", start), ("end", end))}
+    keys = [f.key for f in svc.offline_files(g)]
+    con = svc.duck()
+    try:
+        source = f"read_parquet({off.duck_paths(con, svc_ws.store, keys)}, union_by_name = true)" if keys else _empty(g)
+        rid, et = _q(g.record_id), _q(g.event_time)
+        where = []
+        if bounds["as_of"] is not None:
+            where.append(f"write_time <= make_timestamptz({int(bounds['as_of'] * 1e6)})")
+        if bounds["start"] is not None:
+            where.append(f"{et} >= make_timestamptz({int(bounds['start'] * 1e6)})")
+        if bounds["end"] is not None:
+            where.append(f"{et} < make_timestamptz({int(bounds['end'] * 1e6)})")
+        rows = f"(SELECT * FROM {source}{(' WHERE ' + ' AND '.join(where)) if where else ''})"
+        if not include_deleted:  # SageMaker's default: a delete removes its record's rows up to it, and itself
+            rows = (f"(SELECT r.* FROM {rows} r LEFT JOIN (SELECT {rid} AS __id, max({et}) AS __dt FROM {rows} WHERE is_deleted GROUP BY ALL) d "
+                    f"ON r.{rid} = d.__id WHERE NOT r.is_deleted AND (d.__dt IS NULL OR r.{et} > d.__dt))")
+        cols = ", ".join([*(f"{derived_sql(g, n)} AS {_q(n)}" for n in g.features), "write_time", "api_invocation_time", "is_deleted"])
+        top = f" QUALIFY row_number() OVER (PARTITION BY {rid} ORDER BY {et} DESC, write_time DESC) <= {n_recent}" if n_recent else ""
+        sql = f"SELECT {cols} FROM {rows}{top} ORDER BY {rid}, {et}, write_time"
+        result = off.new_tmp(svc_ws.settings.home) / f"snapshot-{uuid.uuid4().hex}.parquet"
+        try:
+            con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+            lineage = {"producer": "features.to_dataset", "feature_groups": [{"name": g.name, "version": g.version, "files": len(keys)}], "n_recent": n_recent,
+                       "as_of": bounds["as_of"], "include_deleted": include_deleted, "start": bounds["start"], "end": bounds["end"]}
+            return DatasetService(svc_ws, ctx).commit_parquet(output, result, lineage=lineage, source={"kind": "feature_group", "feature_group": f"{g.name}@{g.version}"})
+        finally:
+            result.unlink(missing_ok=True)
+    except Exception as exc:
+        if type(exc).__module__.startswith(("duckdb", "_duckdb")):
+            raise InvalidArgument(f"cannot read feature group {name!r}: {str(exc).splitlines()[0][:300]}") from None
+        raise
+    finally:
+        con.close()
 
 
 def _empty(g: Group) -> str:

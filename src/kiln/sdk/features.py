@@ -71,6 +71,11 @@ class Features(Namespace):
     def compact(self, name: str) -> CompactResult:
         return self._call(ops.COMPACT, name=name)  # type: ignore[no-any-return]
 
+    def to_dataset(self, name: str, *, output: str, n_recent: int | None = None, as_of: float | str | None = None, include_deleted: bool = False,
+                   start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
+        """A group's offline records as a dataset version: the N most recent per id, as of a time, in an event-time range."""
+        return self._call(ops.TO_DATASET, name=name, output=output, n_recent=n_recent, as_of=as_of, include_deleted=include_deleted, start=start, end=end)  # type: ignore[no-any-return]
+
     def training_set(self, entities: Any, *, features: list[str], event_time_column: str = "event_time", output: str = "training-set",
                      as_of: float | str | None = None, include_deleted: bool = False, start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
         """A point-in-time training set as a new version of dataset ``output``.
