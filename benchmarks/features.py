@@ -312,11 +312,15 @@ def task_sqlite_plain(args: dict[str, Any]) -> dict[str, Any]:
 
     import orjson
 
-    db = Path(args["scratch"]) / "plain.db"
-    if not db.exists():
+    db = Path(args["scratch"]) / "plain-mat.db"
+    if not db.exists():  # the same rows as materialised, as JSON
+        import pyarrow.parquet as pq
+
         con = sqlite3.connect(db)
         con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, data BLOB)")
-        con.executemany("INSERT INTO t VALUES (?, ?)", ((i, orjson.dumps({f: 0.5 for f in FEATS})) for i in range(args["mat_rows"])))
+        for batch in pq.ParquetFile(args["mat"]).iter_batches(100_000):
+            rows = batch.to_pylist()
+            con.executemany("INSERT INTO t VALUES (?, ?)", ((r["driver_id"], orjson.dumps({f: r[f] for f in FEATS})) for r in rows))
         con.commit()
         con.close()
     con = sqlite3.connect(db)
@@ -363,6 +367,8 @@ def main() -> None:
     p.add_argument("--big", action="store_true", help="Kiln alone at 10x (5M entity rows over 20M feature rows).")
     p.add_argument("--only", default="train,mat,online", help="Which parts to run.")
     p.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "kiln-bench-features"))
+    p.add_argument("--home", default="", help="Reuse this Kiln workspace of an earlier run (its setup is skipped).")
+    p.add_argument("--mat-run", type=int, default=None, help="Online reads from the stores of this earlier materialisation run (with --only online).")
     p.add_argument("--task", help=argparse.SUPPRESS)
     p.add_argument("--args", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -374,15 +380,16 @@ def main() -> None:
     root = Path(a.data) / f"{a.feature_rows}x{a.entity_rows}x{a.mat_rows}"
     print(f"data: {a.feature_rows:,} feature rows x 10 features, {a.entity_rows:,} entity rows, {a.mat_rows:,} rows to materialise; {os.cpu_count()} CPUs; in {root}")
     data = make_data(root, feature_rows=a.feature_rows, entity_rows=a.entity_rows, mat_rows=a.mat_rows)
-    home = root / f"kiln-{os.getpid()}"
+    home = Path(a.home) if a.home else root / f"kiln-{os.getpid()}"
     args = {**data, "home": str(home), "scratch": str(root), "ttl_days": a.ttl_days, "mat_rows": a.mat_rows, "reads": a.reads}
     me = sys.executable
     feast = a.feast_python
     if feast and subprocess.run([feast, "-c", "import feast"], capture_output=True).returncode != 0:
         print(f"feast cannot be imported by {feast}: skipped")
         feast = ""
-    setup = run_task(me, "kiln_setup", args)
-    print(f"kiln setup (datasets + feature group, offline only): {setup.get('seconds', 0):.1f} s {setup.get('error', '')}")
+    if not a.home:
+        setup = run_task(me, "kiln_setup", args)
+        print(f"kiln setup (datasets + feature group, offline only): {setup.get('seconds', 0):.1f} s {setup.get('error', '')}")
     results: dict[str, list[dict[str, Any]]] = {}
 
     def interleave(tools: list[tuple[str, str, str]], extra: dict[str, Any] | None = None) -> None:
@@ -398,13 +405,13 @@ def main() -> None:
         print("\ntraining set (point-in-time join):")
         tools = [("kiln", me, "kiln_train"), ("duckdb asof (floor)", me, "duck_train")] + ([("feast", feast, "feast_train")] if feast else [])
         interleave(tools)
-    if "mat" in parts or "online" in parts:
+    if "mat" in parts or ("online" in parts and a.mat_run is None):
         print("\nmaterialisation (offline -> online):")
         interleave([("kiln ingest", me, "kiln_mat")] + ([("feast materialize", feast, "feast_mat")] if feast else []))
     if "online" in parts:
         print("\nonline reads, 1 entity x 10 features:")
         interleave([("kiln in-process", me, "kiln_online"), ("kiln rest", me, "kiln_rest"), ("sqlite lookup (floor)", me, "sqlite_plain")]
-                   + ([("feast in-process", feast, "feast_online")] if feast else []))
+                   + ([("feast in-process", feast, "feast_online")] if feast else []), None if a.mat_run is None else {"run": a.mat_run})
     print("\nsummary (medians):")
     summary = {}
     for label, runs in results.items():
