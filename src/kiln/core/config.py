@@ -56,6 +56,9 @@ class Settings:
     functions_concurrency: int = 4
     functions_queue_s: float = 10.0
     functions_idle_s: float = 300.0
+    # Feature store (issue 12): the online store, sqlite:///path (default KILN_HOME/online.db),
+    # redis://host:6379/0 or postgresql://user@host/db.
+    online_store_url: str = ""
     source_file: str = field(default="", compare=False)
 
     def resolved(self) -> Settings:
@@ -71,6 +74,7 @@ class Settings:
             if data.get(secret):
                 data[secret] = "***"
         data["database_url"] = _mask_password(data["database_url"])
+        data["online_store_url"] = _mask_password(data["online_store_url"])
         return data
 
 

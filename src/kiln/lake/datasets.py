@@ -125,6 +125,29 @@ class DatasetService:
         # could be lost to a crash and left the version naming an in-memory table).
         return self._ingest(name, data, options=IngestOptions(description=description), append=append, lineage=lineage, source_meta=source or None)
 
+    def commit_parquet(self, name: str, path: str | os.PathLike[str], *, source: dict[str, Any], lineage: dict[str, Any] | None = None) -> DatasetVersion:
+        """Commit a Parquet file another stage wrote (a training set) as a new version, without
+        copying its rows again; the file is moved (or uploaded) into the store. For other stages."""
+        self.ctx.require("editor")
+        check_name(name, kind="dataset")
+        store = self.ws.store
+        prefix = f"datasets/{name}/{uuid.uuid4().hex}"
+        key = f"{prefix}/part-00000.parquet"
+        rows = pq.ParquetFile(path).metadata.num_rows
+        try:
+            if store.capabilities.local_paths:
+                final = Path(store.path(key))
+                final.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), final)
+                size, digest = sha256_file(final)
+            else:
+                info = store.put_file(key, path)
+                size, digest = info.size, info.sha256
+            return self._commit(name, [DatasetFile(key=key, rows=rows, bytes=size, sha256=digest)], source=source, lineage=lineage or {}, previous=None, append=False, description=None)
+        except BaseException:
+            store.delete(prefix)
+            raise
+
     def _duck(self) -> duckdb.DuckDBPyConnection:
         tmp = self.ws.settings.home / "tmp" / "duckdb"
         tmp.mkdir(parents=True, exist_ok=True)

@@ -122,4 +122,5 @@ _STAGE_NAMESPACES: list[tuple[str, str, str]] = [
     ("functions", "kiln.sdk.functions", "Functions"),
     ("transform", "kiln.sdk.transform", "Transform"),
     ("endpoints", "kiln.sdk.endpoints", "Endpoints"),
+    ("features", "kiln.sdk.features", "Features"),
 ]

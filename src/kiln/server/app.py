@@ -41,6 +41,7 @@ ROUTE_MODULES = [
     "prep",
     "jobs", "functions",
     "endpoints",
+    "features",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

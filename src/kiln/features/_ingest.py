@@ -1,0 +1,177 @@
+"""Bulk ingestion of a dataset version into a feature group: DuckDB writes the offline
+store (partitioned by event date, in bounded memory), then the latest record per id goes
+online in batches."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from kiln.core.errors import InvalidArgument
+from kiln.core.progress import Progress
+from kiln.features import _offline as off
+from kiln.features._base import duck_type
+from kiln.features._models import IngestResult
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from kiln.features._service import FeatureService, Group
+
+__all__ = ["bulk_ingest", "event_expr", "online_json", "parquet_columns", "watch_query"]
+
+_q = off._q
+
+
+def event_expr(col: str, arrow_type: Any) -> str:
+    """SQL turning a column into TIMESTAMPTZ: timestamps as they are (naive ones are UTC),
+    numbers as Unix seconds, text as ISO-8601."""
+    import pyarrow.types as pt
+
+    c = _q(col)
+    if pt.is_timestamp(arrow_type) or pt.is_date(arrow_type):
+        return f"CAST({c} AS TIMESTAMPTZ)"
+    if pt.is_integer(arrow_type) or pt.is_floating(arrow_type) or pt.is_decimal(arrow_type):
+        return f"make_timestamptz(CAST(round(CAST({c} AS DOUBLE) * 1000000) AS BIGINT))"
+    if pt.is_string(arrow_type) or pt.is_large_string(arrow_type):
+        return f"CAST({c} AS TIMESTAMPTZ)"
+    raise InvalidArgument(f"column {col!r} has type {arrow_type}: an event time is a timestamp, Unix seconds or ISO-8601 text", details={"field": col})
+
+
+def parquet_columns(store: Any, key: str) -> dict[str, Any]:
+    """A Parquet file's columns and their Arrow types, from its footer alone."""
+    import pyarrow.parquet as pq
+
+    with store.open(key) as fh:
+        return {f.name: f.type for f in pq.read_schema(fh)}
+
+
+def online_json(g: Group, alias: str = "") -> str:
+    """SQL for a record's online JSON (timestamps as Unix seconds, as PutRecord stores them)."""
+    parts = []
+    for name, d in g.stored.items():
+        c = f"{alias}{_q(name)}"
+        value = f"epoch_us({c}) / 1e6" if d.type == "timestamp" else c
+        parts.append(f"{_q(name)} := {value}")
+    return f"CAST(to_json(struct_pack({', '.join(parts)})) AS VARCHAR)"
+
+
+def bulk_ingest(svc: FeatureService, g: Group, dataset: str) -> IngestResult:
+    ds = svc._datasets()
+    version = ds.get(dataset)
+    have = parquet_columns(svc.ws.store, version.files[0].key)
+    for needed in (g.record_id, g.event_time):
+        if needed not in have:
+            raise InvalidArgument(f"dataset {version.ref} has no column {needed!r} (the group's {'record identifier' if needed == g.record_id else 'event time'}); it has {', '.join(list(have)[:20])}", details={"field": needed})
+    store = svc.ws.store
+    progress = Progress(1.0)
+    now = time.time()
+    base_us = int(now * 1e6)
+    con = svc.duck()
+    try:
+        # Each source row's place: later rows of the dataset win ties of event time.
+        offset = 0
+        parts = []
+        for f in version.files:
+            path = off.duck_paths(con, store, [f.key])[1:-1]
+            parts.append(f"SELECT *, file_row_number + {offset} AS __kiln_n FROM read_parquet({path}, file_row_number = true)")
+            offset += f.rows
+        source = " UNION ALL ".join(parts)
+        cols = []
+        for name, d in g.stored.items():
+            if name == g.event_time:
+                cols.append(f"{event_expr(name, have[name])} AS {_q(name)}")
+            elif name in have:
+                cols.append(f"CAST({_q(name)} AS {duck_type(d.type)}) AS {_q(name)}")
+            else:
+                cols.append(f"CAST(NULL AS {duck_type(d.type)}) AS {_q(name)}")
+        select = (
+            f"SELECT {', '.join(cols)}, make_timestamptz({base_us} + __kiln_n) AS write_time, "
+            f"make_timestamptz({base_us}) AS api_invocation_time, false AS is_deleted FROM ({source})"
+        )
+        try:
+            con.execute(f"CREATE TEMP VIEW __kiln_rows AS {select}")
+            nulls = con.execute(f"SELECT count(*) FILTER (WHERE {_q(g.record_id)} IS NULL), count(*) FILTER (WHERE {_q(g.event_time)} IS NULL) FROM __kiln_rows").fetchall()[0]
+            assert nulls is not None
+            for col, count in zip((g.record_id, g.event_time), nulls, strict=True):
+                if count:
+                    raise InvalidArgument(f"column {col!r} of {version.ref} has {count:,} null values; every record needs its {'identifier' if col == g.record_id else 'event time'}", details={"field": col})
+            progress.update(0.05)
+            with watch_query(con, progress, 0.05, 0.6):
+                written = off.copy_partitioned(con, store, g.id, "SELECT * FROM __kiln_rows", g.event_time, g.version, off.new_tmp(svc.ws.settings.home))
+        except __import__("duckdb").Error as exc:
+            raise InvalidArgument(f"cannot ingest {version.ref} into feature group {g.name!r}: {str(exc).splitlines()[0][:300]}") from None
+        try:
+            svc._commit_files(g, written, action="features.ingest", details={"dataset": version.ref, "rows": version.row_count})
+        except BaseException:
+            for f in written:
+                store.delete(f["key"])
+            raise
+        progress.update(0.6)
+        changed = _online(svc, g, con, written, progress, now) if g.online else 0
+    finally:
+        con.close()
+    progress.finish()
+    return IngestResult(group=g.name, version=g.version, rows=sum(f["rows"] for f in written), files=len(written), online=changed, source=version.ref)
+
+
+def _online(svc: FeatureService, g: Group, con: duckdb.DuckDBPyConnection, written: list[Any], progress: Progress, now: float) -> int:
+    """The latest record per id of what was just written, into the online store."""
+    from kiln.features._online import SqliteOnlineStore
+    from kiln.features._service import online_store
+
+    store = online_store(svc.ws)
+    paths = off.duck_paths(con, svc.ws.store, [f["key"] for f in written])
+    et = _q(g.event_time)
+    expires = "NULL" if g.ttl_s is None else f"epoch_us({et}) / 1e6 + {g.ttl_s}"
+    live = "" if g.ttl_s is None else f"WHERE epoch_us({et}) / 1e6 + {g.ttl_s} > {now}"
+    q = (
+        f"SELECT CAST({_q(g.record_id)} AS VARCHAR) AS rid, epoch_us({et}) / 1e6 AS t, {expires} AS x, encode({online_json(g)}) AS d "
+        f"FROM read_parquet({paths}) {live} QUALIFY row_number() OVER (PARTITION BY {_q(g.record_id)} ORDER BY {et} DESC, write_time DESC) = 1 "
+        "ORDER BY rid"  # in key order, a B-tree store appends instead of splitting pages at random (4x on SQLite)
+    )
+    part = progress.part(0.6, 1.0, sum(f["rows"] for f in written) or 1)  # ids <= rows: the bar may end early
+    reader = con.sql(q).to_arrow_reader(100_000)
+    changed = 0
+    from kiln.features._base import OnlineRow
+
+    for batch in reader:
+        ids = batch.column(0).to_pylist()
+        times = batch.column(1).to_pylist()
+        xs = batch.column(2).to_pylist()
+        data = batch.column(3).to_pylist()  # bytes already (DuckDB's encode)
+        if isinstance(store, SqliteOnlineStore):
+            changed += store.write_columns(g.name, ids, times, xs, data)
+        else:
+            changed += store.write(g.name, [OnlineRow(*r) for r in zip(ids, times, xs, data, strict=True)])
+        part.advance(len(ids))
+    return changed
+
+
+@contextmanager
+def watch_query(con: duckdb.DuckDBPyConnection, progress: Progress, start: float, end: float, every_s: float = 0.2) -> Iterator[None]:
+    """DuckDB's progress on the statement running in this block, as [start, end] of ``progress``."""
+    if not progress.active:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(every_s):
+            try:
+                pct = con.query_progress()
+            except Exception:  # noqa: BLE001 - the statement ended
+                return
+            if pct >= 0:
+                progress.update(start + (end - start) * pct / 100.0)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join()

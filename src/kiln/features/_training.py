@@ -1,0 +1,287 @@
+"""Point-in-time training sets: for each entity row, each feature from the latest record
+with event time <= the row's time (ties by write time), within the group's TTL; a row with
+no such record keeps its place with nulls. One DuckDB ``ASOF LEFT JOIN`` per group, keyed
+on (event time, write time), streamed into a new dataset version."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kiln.core.context import Context
+from kiln.core.errors import InvalidArgument, KilnError, PermissionDenied
+from kiln.core.names import check_name, parse_ref
+from kiln.core.workspace import Workspace
+from kiln.features import _offline as off
+from kiln.features._base import parse_time
+from kiln.core.progress import Progress
+from kiln.features._ingest import event_expr, parquet_columns, watch_query
+
+from kiln.lake._models import DatasetVersion
+
+if TYPE_CHECKING:
+    from kiln.features._service import Group
+
+__all__ = ["TrainingSetService", "plan_sql"]
+
+_q = off._q
+_MAX_FEATURES = 5000
+
+
+@dataclass
+class _Part:
+    group: Group
+    features: list[tuple[str, str]]  # (feature, output column)
+
+
+def _parse_features(svc: Any, features: list[str]) -> list[_Part]:
+    """``group:feature``, ``group@2:feature`` or ``group:*`` -> groups with their features."""
+    if not isinstance(features, list) or not features:
+        raise InvalidArgument('features must be a non-empty list of "group:feature"')
+    if len(features) > _MAX_FEATURES:
+        raise InvalidArgument(f"at most {_MAX_FEATURES} features")
+    parts: dict[str, _Part] = {}
+    for item in features:
+        if not isinstance(item, str) or item.count(":") != 1:
+            raise InvalidArgument(f'invalid feature {str(item)[:80]!r}: use "group:feature" (or "group:*")', details={"field": str(item)[:80]})
+        ref, feature = item.split(":")
+        r = parse_ref(ref, kind="feature group")
+        if r.alias is not None:
+            raise InvalidArgument("feature groups have no aliases; use GROUP or GROUP@VERSION")
+        part = parts.get(r.name)
+        if part is None:
+            part = parts[r.name] = _Part(svc.get_group(r.name, version=r.version), [])
+        elif r.version is not None and r.version != part.group.version:
+            raise InvalidArgument(f"feature group {r.name!r} is named at two versions; use one")
+        g = part.group
+        names = [n for n in g.features if n not in (g.record_id, g.event_time)] if feature == "*" else [feature]
+        for n in names:
+            if n not in g.features:
+                raise InvalidArgument(f"feature group {g.name!r} (version {g.version}) has no feature {n[:64]!r}; it has {', '.join(list(g.features)[:20])}", details={"field": item[:80]})
+            if n not in [f for f, _ in part.features]:
+                part.features.append((n, n))
+    return list(parts.values())
+
+
+def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column: str, file_lists: dict[str, str], *, as_of: float | None,
+             include_deleted: bool, start: float | None, end: float | None) -> str:
+    """The join's SQL over view ``__kiln_entities`` (with ``__kiln_row``)."""
+    taken = set(entity_cols)
+    for part in parts:  # a feature named like an entity column or another group's feature: group__feature
+        renamed = []
+        for feature, _ in part.features:
+            out = feature if feature not in taken else f"{part.group.name.replace('-', '_')}__{feature}"
+            if out in taken:
+                raise InvalidArgument(f"output column {out!r} would appear twice; rename the entity column")
+            taken.add(out)
+            renamed.append((feature, out))
+        part.features = renamed
+    t_expr = event_expr(event_time_column, entity_cols[event_time_column])
+    ctes = [f"__e AS (SELECT *, {t_expr} AS __kiln_t, struct_pack(a := {t_expr}, b := 'infinity'::TIMESTAMPTZ) AS __kiln_k FROM __kiln_entities)"]
+    joins = []
+    outs = []
+    for i, part in enumerate(parts):
+        g = part.group
+        where = []
+        if as_of is not None:
+            where.append(f"write_time <= make_timestamptz({int(as_of * 1e6)})")
+        if start is not None:
+            where.append(f"{_q(g.event_time)} >= make_timestamptz({int(start * 1e6)})")
+        if end is not None:
+            where.append(f"{_q(g.event_time)} < make_timestamptz({int(end * 1e6)})")
+        if include_deleted:
+            where.append("NOT is_deleted")  # records a delete removed still count: delete markers are skipped
+        cols = ", ".join(f"{derived_sql(g, f)} AS __f{i}_{j}" for j, (f, _) in enumerate(part.features))
+        ctes.append(
+            f"__g{i} AS (SELECT {_q(g.record_id)} AS __id, {_q(g.event_time)} AS __t, is_deleted AS __del, "
+            f"struct_pack(a := {_q(g.event_time)}, b := write_time) AS __k{(', ' + cols) if cols else ''} "
+            f"FROM {file_lists[g.name]}{(' WHERE ' + ' AND '.join(where)) if where else ''})"
+        )
+        joins.append(f"ASOF LEFT JOIN __g{i} ON __e.{_q(g.record_id)} = __g{i}.__id AND __e.__kiln_k >= __g{i}.__k")
+        live = [f"NOT __g{i}.__del"]
+        if g.ttl_s is not None:
+            live.append(f"__e.__kiln_t < __g{i}.__t + to_microseconds({int(g.ttl_s * 1e6)})")
+        cond = " AND ".join(live)
+        outs += [f"CASE WHEN {cond} THEN __g{i}.__f{i}_{j} END AS {_q(out)}" for j, (_, out) in enumerate(part.features)]
+    select = ", ".join([*(f"__e.{_q(c)}" for c in entity_cols), *outs])
+    return f"WITH {', '.join(ctes)} SELECT {select} FROM __e {' '.join(joins)} ORDER BY __e.__kiln_row"
+
+
+def derived_sql(g: Group, feature: str) -> str:
+    """A feature's column, or a derived feature's expression cast to its type (the same SQL online)."""
+    from kiln.features._base import duck_type
+
+    d = g.features[feature]
+    return _q(feature) if d.expression is None else f"CAST(({d.expression}) AS {duck_type(d.type)})"
+
+
+class TrainingSetService:
+    """Training sets from the offline store, point-in-time correct."""
+
+    def __init__(self, ws: Workspace, ctx: Context) -> None:
+        self.ws = ws
+        self.ctx = ctx
+
+    def to_dataset(self, name: str, *, output: str, n_recent: int | None = None, as_of: float | str | None = None, include_deleted: bool = False,
+                   start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
+        """A feature group's offline records as a new dataset version (derived features computed).
+
+        Args:
+            name: the feature group.
+            output: the dataset the records become a new version of.
+            n_recent: only the N most recent records of each id (by event time, then write time).
+            as_of: only records written by then (time travel).
+            include_deleted: keep delete markers and the records they deleted (default: a delete removes its record's rows up to it).
+            start: only records with an event time at or after this.
+            end: only records with an event time before this.
+        """
+        try:
+            self.ctx.require("editor")
+        except PermissionDenied as exc:
+            self.ws.audit_failure(self.ctx, action="features.to_dataset", resource=f"feature-groups/{str(name)[:64]}", error=exc)
+            raise
+        check_name(name, kind="feature group")
+        check_name(output, kind="dataset")
+        return to_dataset(self.ws, self.ctx, name, output=output, n_recent=n_recent, as_of=as_of, include_deleted=include_deleted, start=start, end=end)
+
+    def training_set(self, *, entities: str, features: list[str], output: str, event_time_column: str = "event_time", as_of: float | str | None = None,
+                     include_deleted: bool = False, start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
+        """Build a point-in-time training set: entity rows joined with features, as a new dataset version.
+
+        For every row of ``entities``, each feature comes from the latest record of its group
+        whose event time is at most the row's time, within the group's TTL, ties broken by
+        write time; a row with no such record keeps its place with nulls.
+
+        Args:
+            entities: a dataset reference whose rows hold each group's record identifier column and ``event_time_column``.
+            features: ``"group:feature"``, ``"group@2:feature"`` or ``"group:*"``.
+            output: the dataset the result becomes a new version of.
+            event_time_column: the entity rows' time (timestamp, Unix seconds or ISO-8601 text).
+            as_of: only records written by then (time travel): Unix seconds or ISO-8601.
+            include_deleted: skip delete markers, so records that were deleted still count.
+            start: only records with an event time at or after this.
+            end: only records with an event time before this.
+
+        Raises:
+            InvalidArgument: an unknown group or feature, or a column the entities lack.
+        """
+        try:
+            self.ctx.require("editor")
+        except PermissionDenied as exc:
+            self.ws.audit_failure(self.ctx, action="features.training_set", resource=f"datasets/{str(output)[:64]}", error=exc)
+            raise
+        check_name(output, kind="dataset")
+        bounds = {k: None if v is None else parse_time(v, field=k) for k, v in (("as_of", as_of), ("start", start), ("end", end))}
+        from kiln.features._service import FeatureService
+        from kiln.lake.datasets import DatasetService
+
+        svc = FeatureService(self.ws, self.ctx)
+        parts = _parse_features(svc, features)
+        lake = DatasetService(self.ws, self.ctx)
+        version = lake.get(entities)
+        entity_cols = parquet_columns(self.ws.store, version.files[0].key)
+        if event_time_column not in entity_cols:
+            raise InvalidArgument(f"the entities {version.ref} have no column {event_time_column!r} (event_time_column); they have {', '.join(list(entity_cols)[:20])}", details={"field": event_time_column})
+        for part in parts:
+            if part.group.record_id not in entity_cols:
+                raise InvalidArgument(f"the entities {version.ref} have no column {part.group.record_id!r}, the record identifier of feature group {part.group.name!r}", details={"field": part.group.record_id})
+        if any(c.startswith("__kiln") or c.startswith("__e") for c in entity_cols):
+            raise InvalidArgument("entity columns may not start with '__kiln'")
+        con = svc.duck()
+        try:
+            offset = 0
+            sources = []
+            for f in version.files:
+                path = off.duck_paths(con, self.ws.store, [f.key])[1:-1]
+                sources.append(f"SELECT *, file_row_number + {offset} AS __kiln_row FROM read_parquet({path}, file_row_number = true)")
+                offset += f.rows
+            con.execute(f"CREATE TEMP VIEW __kiln_entities AS {' UNION ALL '.join(sources)}")
+            t_expr = event_expr(event_time_column, entity_cols[event_time_column])
+            lo, hi = con.execute(f"SELECT epoch_us(min({t_expr})) / 1e6, epoch_us(max({t_expr})) / 1e6 FROM __kiln_entities").fetchall()[0]
+            file_lists = {}
+            lineage_groups = []
+            for part in parts:
+                g = part.group
+                keys = [f.key for f in svc.offline_files(g) if hi is not None and f.min_event <= hi and (g.ttl_s is None or lo is None or f.max_event >= lo - g.ttl_s)]
+                file_lists[g.name] = f"read_parquet({off.duck_paths(con, self.ws.store, keys)}, union_by_name = true)" if keys else _empty(g)
+                lineage_groups.append({"name": g.name, "version": g.version, "features": [f for f, _ in part.features], "files": len(keys)})
+            sql = plan_sql(parts, entity_cols, event_time_column, file_lists, as_of=bounds["as_of"], include_deleted=include_deleted, start=bounds["start"], end=bounds["end"])
+            tmp_dir = off.new_tmp(self.ws.settings.home)
+            result = tmp_dir / f"training-{uuid.uuid4().hex}.parquet"
+            progress = Progress(1.0)
+            try:
+                with watch_query(con, progress, 0.0, 0.95):
+                    con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+                lineage = {"parents": [version.ref], "producer": "features.training_set", "feature_groups": lineage_groups,
+                           "event_time_column": event_time_column, "as_of": bounds["as_of"], "include_deleted": include_deleted,
+                           "start": bounds["start"], "end": bounds["end"], "made_at": time.time()}
+                made = lake.commit_parquet(output, result, lineage=lineage, source={"kind": "training_set", "entities": version.ref, "features": list(features)})
+            finally:
+                result.unlink(missing_ok=True)
+            progress.finish()
+            return made
+        except KilnError:
+            raise
+        except Exception as exc:
+            if type(exc).__module__.startswith(("duckdb", "_duckdb")):
+                raise InvalidArgument(f"cannot build the training set: {str(exc).splitlines()[0][:300]}") from None
+            raise
+        finally:
+            con.close()
+
+
+def to_dataset(svc_ws: Workspace, ctx: Context, name: str, *, output: str, n_recent: int | None, as_of: float | str | None, include_deleted: bool,
+               start: float | str | None, end: float | str | None) -> DatasetVersion:
+    """A group's offline records as a dataset version (SageMaker's dataset builder on a group)."""
+    from kiln.features._service import FeatureService
+    from kiln.lake.datasets import DatasetService
+
+    svc = FeatureService(svc_ws, ctx)
+    g = svc.get_group(name)
+    if n_recent is not None and (isinstance(n_recent, bool) or not isinstance(n_recent, int) or not 1 <= n_recent <= 1_000_000):
+        raise InvalidArgument("n_recent must be between 1 and 1000000")
+    bounds = {k: None if v is None else parse_time(v, field=k) for k, v in (("as_of", as_of), ("start", start), ("end", end))}
+    keys = [f.key for f in svc.offline_files(g)]
+    con = svc.duck()
+    try:
+        source = f"read_parquet({off.duck_paths(con, svc_ws.store, keys)}, union_by_name = true)" if keys else _empty(g)
+        rid, et = _q(g.record_id), _q(g.event_time)
+        where = []
+        if bounds["as_of"] is not None:
+            where.append(f"write_time <= make_timestamptz({int(bounds['as_of'] * 1e6)})")
+        if bounds["start"] is not None:
+            where.append(f"{et} >= make_timestamptz({int(bounds['start'] * 1e6)})")
+        if bounds["end"] is not None:
+            where.append(f"{et} < make_timestamptz({int(bounds['end'] * 1e6)})")
+        rows = f"(SELECT * FROM {source}{(' WHERE ' + ' AND '.join(where)) if where else ''})"
+        if not include_deleted:  # SageMaker's default: a delete removes its record's rows up to it, and itself
+            rows = (f"(SELECT r.* FROM {rows} r LEFT JOIN (SELECT {rid} AS __id, max({et}) AS __dt FROM {rows} WHERE is_deleted GROUP BY ALL) d "
+                    f"ON r.{rid} = d.__id WHERE NOT r.is_deleted AND (d.__dt IS NULL OR r.{et} > d.__dt))")
+        cols = ", ".join([*(f"{derived_sql(g, n)} AS {_q(n)}" for n in g.features), "write_time", "api_invocation_time", "is_deleted"])
+        top = f" QUALIFY row_number() OVER (PARTITION BY {rid} ORDER BY {et} DESC, write_time DESC) <= {n_recent}" if n_recent else ""
+        sql = f"SELECT {cols} FROM {rows}{top} ORDER BY {rid}, {et}, write_time"
+        result = off.new_tmp(svc_ws.settings.home) / f"snapshot-{uuid.uuid4().hex}.parquet"
+        try:
+            con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+            lineage = {"producer": "features.to_dataset", "feature_groups": [{"name": g.name, "version": g.version, "files": len(keys)}], "n_recent": n_recent,
+                       "as_of": bounds["as_of"], "include_deleted": include_deleted, "start": bounds["start"], "end": bounds["end"]}
+            return DatasetService(svc_ws, ctx).commit_parquet(output, result, lineage=lineage, source={"kind": "feature_group", "feature_group": f"{g.name}@{g.version}"})
+        finally:
+            result.unlink(missing_ok=True)
+    except Exception as exc:
+        if type(exc).__module__.startswith(("duckdb", "_duckdb")):
+            raise InvalidArgument(f"cannot read feature group {name!r}: {str(exc).splitlines()[0][:300]}") from None
+        raise
+    finally:
+        con.close()
+
+
+def _empty(g: Group) -> str:
+    """A relation with the group's columns and no rows (no file can match)."""
+    from kiln.features._base import duck_type
+
+    cols = [f"CAST(NULL AS {duck_type(d.type)}) AS {_q(n)}" for n, d in g.stored.items()]
+    cols += ["CAST(NULL AS TIMESTAMPTZ) AS write_time", "CAST(NULL AS TIMESTAMPTZ) AS api_invocation_time", "CAST(NULL AS BOOLEAN) AS is_deleted"]
+    return f"(SELECT {', '.join(cols)} WHERE false)"

@@ -1,0 +1,101 @@
+"""The contract every :class:`kiln.features.OnlineStore` backend passes (SQLite, Redis,
+PostgreSQL): SageMaker's conditional writes, deletes, expiry, atomic batches."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from kiln.features._base import OnlineRow, OnlineStore
+
+__all__ = ["OnlineStoreContract"]
+
+
+def _row(rid: str, t: float, data: bytes | None = b'{"x":1}', expires: float | None = None) -> OnlineRow:
+    return OnlineRow(rid, t, expires, data)
+
+
+class OnlineStoreContract:
+    """Provide a ``store`` fixture returning an open store; each test uses a group of its own."""
+
+    @pytest.fixture
+    def store(self) -> OnlineStore:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @pytest.fixture
+    def group(self, store: OnlineStore) -> str:
+        name = f"g-{uuid.uuid4().hex[:10]}"
+        yield name
+        store.drop(name)
+
+    def test_put_then_read_in_order(self, store: OnlineStore, group: str) -> None:
+        assert store.write(group, [_row("a", 10.0, b'{"x":1}'), _row("b", 11.5, b'{"x":2}')]) == 2
+        got = store.read(group, ["b", "missing", "a"], now=time.time())
+        assert [g.data if g else None for g in got] == [b'{"x":2}', None, b'{"x":1}']
+        assert got[0] is not None and (got[0].record_id, got[0].event_time) == ("b", 11.5)
+
+    def test_older_event_time_does_not_replace(self, store: OnlineStore, group: str) -> None:
+        store.write(group, [_row("a", 10.0, b"new")])
+        assert store.write(group, [_row("a", 9.0, b"old")]) == 0
+        assert store.read(group, ["a"], now=time.time())[0].data == b"new"  # type: ignore[union-attr]
+        assert store.write(group, [_row("a", 10.0, b"same-time")]) == 1  # not older: replaces
+        assert store.read(group, ["a"], now=time.time())[0].data == b"same-time"  # type: ignore[union-attr]
+
+    def test_later_rows_of_a_batch_win_when_newer(self, store: OnlineStore, group: str) -> None:
+        store.write(group, [_row("a", 1.0, b"1"), _row("a", 3.0, b"3"), _row("a", 2.0, b"2")])
+        assert store.read(group, ["a"], now=time.time())[0].data == b"3"  # type: ignore[union-attr]
+
+    def test_soft_delete_keeps_the_time_and_no_data(self, store: OnlineStore, group: str) -> None:
+        store.write(group, [_row("a", 10.0)])
+        store.write(group, [_row("a", 12.0, None)])
+        got = store.read(group, ["a"], now=time.time())[0]
+        assert got is not None and got.data is None and got.event_time == 12.0
+        assert store.write(group, [_row("a", 11.0, b"late")]) == 0  # older than the delete
+
+    def test_hard_delete_only_when_not_older(self, store: OnlineStore, group: str) -> None:
+        store.write(group, [_row("a", 10.0), _row("b", 10.0)])
+        assert store.write(group, [_row("a", 9.0, None)], hard_delete=True) == 0
+        assert store.write(group, [_row("b", 10.0, None)], hard_delete=True) == 1
+        got = store.read(group, ["a", "b"], now=time.time())
+        assert got[0] is not None and got[1] is None
+        assert store.write(group, [_row("b", 1.0, b"again")]) == 1  # a hard delete forgets the time
+
+    def test_expired_records_are_not_returned(self, store: OnlineStore, group: str) -> None:
+        now = time.time()
+        store.write(group, [_row("old", now - 5, expires=now - 1), _row("live", now, expires=now + 3600), _row("forever", now)])
+        got = store.read(group, ["old", "live", "forever"], now=now)
+        assert [g is not None for g in got] == [False, True, True]
+
+    def test_groups_are_apart_and_drop_removes_one(self, store: OnlineStore, group: str) -> None:
+        other = f"{group}-b"
+        store.write(group, [_row("a", 1.0, b"mine")])
+        store.write(other, [_row("a", 1.0, b"theirs")])
+        store.drop(other)
+        assert store.read(other, ["a"], now=time.time()) == [None]
+        assert store.read(group, ["a"], now=time.time())[0].data == b"mine"  # type: ignore[union-attr]
+
+    def test_odd_record_ids_are_plain_keys(self, store: OnlineStore, group: str) -> None:
+        ids = ["../x", "a:b", "*", "é", "with space", "a%2F", ""]
+        store.write(group, [_row(rid, 1.0, b"v" + rid.encode()) for rid in ids])
+        assert [g.data for g in store.read(group, ids, now=time.time())] == [b"v" + rid.encode() for rid in ids]  # type: ignore[union-attr]
+
+    def test_concurrent_writers_keep_the_newest(self, store: OnlineStore, group: str) -> None:
+        def writer(offset: int) -> None:
+            for t in range(offset, 200, 4):
+                store.write(group, [_row("k", float(t), str(t).encode())])
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert store.read(group, ["k"], now=time.time())[0].data == b"199"  # type: ignore[union-attr]
+
+    def test_a_large_batch(self, store: OnlineStore, group: str) -> None:
+        rows = [_row(str(i), float(i), str(i).encode()) for i in range(25_000)]
+        assert store.write(group, rows) == 25_000
+        got = store.read(group, ["0", "24999", "12345"], now=time.time())
+        assert [g.data for g in got] == [b"0", b"24999", b"12345"]  # type: ignore[union-attr]

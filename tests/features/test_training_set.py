@@ -1,0 +1,154 @@
+"""Point-in-time training sets against a brute-force reference on random data: ties of event
+time (broken by write time), deletes, TTL edges, late-arriving records, as_of, event-time
+ranges and skipped deletes; on SQLite + a folder and on PostgreSQL + S3."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from kiln.core.context import local_context
+from kiln.core.errors import InvalidArgument
+from kiln.core.workspace import Workspace
+from kiln.features._service import FeatureService
+from kiln.features._training import TrainingSetService
+from kiln.lake.datasets import DatasetService
+
+T0 = 1_700_000_000
+TTL = 100
+FEATURES = [{"name": "uid", "type": "integral"}, {"name": "ts", "type": "integral"}, {"name": "x", "type": "fractional"}, {"name": "tag", "type": "string"}]
+
+
+def _offline_rows(ws: Workspace, svc: FeatureService, name: str) -> list[dict[str, Any]]:
+    g = svc.get_group(name)
+    rows: list[dict[str, Any]] = []
+    for f in svc.offline_files(g):
+        with ws.store.open(f.key) as fh:
+            rows += pq.read_table(fh).to_pylist()
+    return rows
+
+
+def _reference(rows: list[dict[str, Any]], entities: pd.DataFrame, *, ttl: float | None, as_of: float | None = None, include_deleted: bool = False,
+               start: float | None = None, end: float | None = None) -> list[tuple[Any, Any]]:
+    out = []
+    for uid, t in zip(entities["uid"], entities["event_time"], strict=True):
+        best = None
+        for r in rows:
+            et, wt = r["ts"].timestamp(), r["write_time"].timestamp()
+            if r["uid"] != uid or et > t or (as_of is not None and wt > as_of) or (include_deleted and r["is_deleted"]):
+                continue
+            if (start is not None and et < start) or (end is not None and et >= end):
+                continue
+            if best is None or (et, wt) > (best["ts"].timestamp(), best["write_time"].timestamp()):
+                best = r
+        if best is None or best["is_deleted"] or (ttl is not None and t >= best["ts"].timestamp() + ttl):
+            out.append((None, None))
+        else:
+            out.append((best["x"], best["tag"]))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    return bool(a == b)
+
+
+@pytest.mark.slow
+def test_join_matches_brute_force(any_ws: Workspace) -> None:
+    ctx = local_context()
+    rng = random.Random(7)
+    svc = FeatureService(any_ws, ctx)
+    svc.create("g", record_id="uid", event_time="ts", features=FEATURES, ttl=TTL)
+    lake = DatasetService(any_ws, ctx)
+    # A bulk ingest, with ties inside it (a later row of the dataset wins).
+    bulk = pd.DataFrame({"uid": [rng.randrange(12) for _ in range(120)], "ts": [T0 + rng.randrange(0, 1000, 10) for _ in range(120)]})
+    bulk["x"] = [float(i) for i in range(120)]
+    bulk["tag"] = [f"b{i}" for i in range(120)]
+    lake.write_table("bulk", bulk)
+    svc.ingest("g", dataset="bulk@1")
+    as_of = None
+    for step in range(6):
+        if step == 3:
+            time.sleep(0.01)
+            as_of = time.time()
+            time.sleep(0.01)
+        # Late records (old event times written now), ties with earlier writes, ties within a batch.
+        recs = [{"uid": rng.randrange(12), "ts": T0 + rng.randrange(0, 1000, 10), "x": float(1000 * (step + 1) + i), "tag": f"s{step}-{i}"} for i in range(40)]
+        recs += [dict(recs[0], x=-1.0, tag="tie-in-batch")]
+        svc.put_records("g", records=recs)
+        dels = [{"record_id": rng.randrange(12), "event_time": T0 + rng.randrange(0, 1000, 10)} for _ in range(5)]
+        svc.delete_records("g", records=dels, mode=rng.choice(["soft", "hard"]))
+    rows = _offline_rows(any_ws, svc, "g")
+    assert len(rows) == 120 + 6 * 46
+    # Entity rows: at record times exactly, at TTL edges (t = et + TTL is expired), between, and ids with no records.
+    times = [T0 + rng.randrange(-50, 1200) for _ in range(200)] + [r["ts"].timestamp() + d for r in rng.sample(rows, 60) for d in (0, TTL - 1, TTL)]
+    ents = pd.DataFrame({"uid": [rng.randrange(14) for _ in times], "event_time": times})
+    lake.write_table("ents", ents)
+    train = TrainingSetService(any_ws, ctx)
+    for opts in [{}, {"as_of": as_of}, {"include_deleted": True}, {"start": T0 + 200, "end": T0 + 700}]:
+        version = train.training_set(entities="ents", features=["g:x", "g:tag"], output="train", event_time_column="event_time", **opts)
+        got = lake.read_table(version.ref).to_pandas()
+        assert list(got["uid"]) == list(ents["uid"]) and list(got["event_time"]) == list(ents["event_time"])  # every row, in place
+        want = _reference(rows, ents, ttl=TTL, **opts)
+        bad = [(i, (x, tg), w) for i, (x, tg, w) in enumerate(zip(got["x"], got["tag"], want, strict=True)) if not (_same(x, w[0]) and _same(tg, w[1]))]
+        assert not bad, (opts, bad[:5])
+        assert any(w[0] is not None for w in want) and any(w[0] is None for w in want)
+
+
+def test_two_groups_lineage_and_versions(ws: Workspace) -> None:
+    ctx = local_context()
+    svc = FeatureService(ws, ctx)
+    svc.create("a", record_id="uid", event_time="ts", features=FEATURES)
+    svc.create("b", record_id="uid", event_time="ts", features=FEATURES)
+    svc.put_records("a", records=[{"uid": 1, "ts": T0, "x": 1.0, "tag": "a1"}])
+    svc.put_records("b", records=[{"uid": 1, "ts": T0 + 5, "x": 2.0, "tag": "b1"}])
+    svc.update("a", features=[*FEATURES, {"name": "y", "type": "boolean"}])
+    svc.put_records("a", records=[{"uid": 1, "ts": T0 + 10, "x": 3.0, "y": True}])
+    DatasetService(ws, ctx).write_table("ents", pd.DataFrame({"uid": [1, 1, 1], "event_time": [T0 + 1, T0 + 6, T0 + 11]}))
+    version = TrainingSetService(ws, ctx).training_set(entities="ents", features=["a:x", "a:y", "b:x", "b:tag"], output="t2")
+    got = DatasetService(ws, ctx).read_table(version.ref).to_pylist()
+    assert [(r["x"], r["y"], r["b__x"], r["tag"]) for r in got] == [(1.0, None, None, None), (1.0, None, 2.0, "b1"), (3.0, True, 2.0, "b1")]
+    assert version.lineage["parents"] == ["ents@1"]
+    assert [(g["name"], g["version"]) for g in version.lineage["feature_groups"]] == [("a", 2), ("b", 1)]
+    with pytest.raises(InvalidArgument, match="no feature 'y'"):  # version 1 had no y
+        TrainingSetService(ws, ctx).training_set(entities="ents", features=["a@1:y"], output="t3")
+
+
+@pytest.mark.parametrize(("features", "column", "match"), [
+    (["g:x"], "when", "no column 'when'"), (["g:nope"], "event_time", "no feature 'nope'"), (["gx"], "event_time", "group:feature"),
+    (["ghost:x"], "event_time", "does not exist"),
+])
+def test_bad_requests_name_what_is_wrong(ws: Workspace, features: list[str], column: str, match: str) -> None:
+    ctx = local_context()
+    FeatureService(ws, ctx).create("g", record_id="uid", event_time="ts", features=FEATURES)
+    DatasetService(ws, ctx).write_table("ents", pd.DataFrame({"uid": [1], "event_time": [T0]}))
+    with pytest.raises(Exception, match=match):
+        TrainingSetService(ws, ctx).training_set(entities="ents", features=features, output="t", event_time_column=column)
+
+
+def test_to_dataset_recent_records_deletes_and_as_of(ws: Workspace) -> None:
+    ctx = local_context()
+    svc = FeatureService(ws, ctx)
+    svc.create("g", record_id="uid", event_time="ts", features=FEATURES)
+    svc.put_records("g", records=[{"uid": 1, "ts": T0 + t, "x": float(t)} for t in (1, 2, 3)] + [{"uid": 2, "ts": T0 + 1, "x": 9.0}])
+    cut = time.time()
+    time.sleep(0.01)
+    svc.delete_records("g", records=[{"record_id": 2, "event_time": T0 + 5}])
+    svc.put_records("g", records=[{"uid": 1, "ts": T0 + 4, "x": 4.0}])
+    train = TrainingSetService(ws, ctx)
+    lake = DatasetService(ws, ctx)
+
+    def rows(**kw: Any) -> list[tuple[int, float | None, bool]]:
+        return [(r["uid"], r["x"], r["is_deleted"]) for r in lake.read_table(train.to_dataset("g", output="snap", **kw).ref).to_pylist()]
+
+    assert rows(n_recent=2) == [(1, 3.0, False), (1, 4.0, False)]  # uid 2 was deleted
+    assert rows(n_recent=1, include_deleted=True) == [(1, 4.0, False), (2, None, True)]
+    assert rows(as_of=cut) == [(1, 1.0, False), (1, 2.0, False), (1, 3.0, False), (2, 9.0, False)]
+    assert rows(start=T0 + 2, end=T0 + 4) == [(1, 2.0, False), (1, 3.0, False)]
