@@ -57,6 +57,8 @@ bench:
 	.venv-bench/bin/python benchmarks/tracking.py
 	.venv-bench/bin/python benchmarks/recipes.py
 	.venv-bench/bin/python benchmarks/jobs.py
+	.venv-bench/bin/python benchmarks/serving.py
+	PYTHONPATH=. .venv-bench/bin/python benchmarks/batch.py
 	.venv-bench/bin/python benchmarks/profile.py --peer-python .venv-ydata/bin/python --procs 3 --repeat 2
 
 clean:
