@@ -175,7 +175,7 @@ def main() -> None:
     batch.mkdir(exist_ok=True)
     pd.DataFrame(Xte.to_numpy()).to_csv(batch / "tumours.csv", header=False, index=False)
     job = client.transform("tumour@champion", input=str(batch / "tumours.csv"), output=str(batch / "out"),
-                           content_type="text/csv", split_type="Line", strategy="MultiRecord", assemble_with="Line", workers=2)
+                           content_type="text/csv", accept="text/csv", split_type="Line", strategy="MultiRecord", assemble_with="Line", workers=2)
     out = (batch / "out" / "tumours.csv.out").read_text().split()
     console.print(f"batch transform {job.name}: {job.state}, {len(out)} predictions in tumours.csv.out, "
                   f"{sum(a == str(b) for a, b in zip(out, model.predict(Xte)))} equal to the model's own")
