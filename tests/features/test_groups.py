@@ -183,7 +183,7 @@ def test_derived_features_are_the_same_online_and_offline(ws: Workspace) -> None
     DatasetService(ws, ctx).write_table("e", pd.DataFrame({"uid": [1, 2], "event_time": [NOW + 1, NOW + 1]}))
     from kiln.features._training import TrainingSetService
 
-    v = TrainingSetService(ws, ctx).training_set(entities="e", features=["d:revenue", "d:busy"], output="t")
+    v = TrainingSetService(ws, ctx).training_set(entities="e", features=["d:revenue", "d:busy"], output_dataset="t")
     assert [{k: r[k] for k in ("revenue", "busy")} for r in DatasetService(ws, ctx).read_table(v.ref).to_pylist()] == [online[1], online[2]]
     with pytest.raises(InvalidArgument, match="derived"):
         svc.put_records("d", records=[{"uid": 1, "ts": NOW, "revenue": 1.0}])

@@ -29,8 +29,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "features.ingest": {"name": "stats", "dataset": "drivers@1"},
     "features.ingest_stream": {"name": "stats", "stream": "rides", "max_records": 10},
     "features.compact": {"name": "stats"},
-    "features.to_dataset": {"name": "stats", "output": "latest", "n_recent": 1},
-    "features.training_set": {"entities": "ents@1", "features": ["stats:rate", "stats:city"], "output": "train", "event_time_column": "event_time"},
+    "features.to_dataset": {"name": "stats", "output_dataset": "latest", "n_recent": 1},
+    "features.training_set": {"entities": "ents@1", "features": ["stats:rate", "stats:city"], "output_dataset": "train", "event_time_column": "event_time"},
     "features.delete": {"name": "fresh"},
 }
 
@@ -63,9 +63,9 @@ FAILURES: dict[str, dict[str, Any]] = {
     "features.put_records/ghost": {"name": "ghost", "records": [{"driver": 1}]},
     "features.get_record": {"name": "stats", "record_id": "404"},
     "features.get_record/ghost": {"name": "ghost", "record_id": "1"},
-    "features.to_dataset": {"name": "stats", "output": "latest", "n_recent": 0},
-    "features.training_set": {"entities": "ents@1", "features": ["stats:nope"], "output": "train"},
-    "features.training_set/bad ref": {"entities": "ents@1", "features": ["../x:rate"], "output": "train"},
+    "features.to_dataset": {"name": "stats", "output_dataset": "latest", "n_recent": 0},
+    "features.training_set": {"entities": "ents@1", "features": ["stats:nope"], "output_dataset": "train"},
+    "features.training_set/bad ref": {"entities": "ents@1", "features": ["../x:rate"], "output_dataset": "train"},
     "features.delete_records": {"name": "stats", "records": [{"record_id": 1, "event_time": 1}], "mode": "purge"},
     "features.ingest": {"name": "stats", "dataset": "ents@1"},
     "features.ingest_stream": {"name": "stats", "stream": "ghost"},

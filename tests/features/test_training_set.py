@@ -93,7 +93,7 @@ def test_join_matches_brute_force(any_ws: Workspace) -> None:
     lake.write_table("ents", ents)
     train = TrainingSetService(any_ws, ctx)
     for opts in [{}, {"as_of": as_of}, {"include_deleted": True}, {"start": T0 + 200, "end": T0 + 700}]:
-        version = train.training_set(entities="ents", features=["g:x", "g:tag"], output="train", event_time_column="event_time", **opts)
+        version = train.training_set(entities="ents", features=["g:x", "g:tag"], output_dataset="train", event_time_column="event_time", **opts)
         got = lake.read_table(version.ref).to_pandas()
         assert list(got["uid"]) == list(ents["uid"]) and list(got["event_time"]) == list(ents["event_time"])  # every row, in place
         want = _reference(rows, ents, ttl=TTL, **opts)
@@ -112,13 +112,13 @@ def test_two_groups_lineage_and_versions(ws: Workspace) -> None:
     svc.update("a", features=[*FEATURES, {"name": "y", "type": "boolean"}])
     svc.put_records("a", records=[{"uid": 1, "ts": T0 + 10, "x": 3.0, "y": True}])
     DatasetService(ws, ctx).write_table("ents", pd.DataFrame({"uid": [1, 1, 1], "event_time": [T0 + 1, T0 + 6, T0 + 11]}))
-    version = TrainingSetService(ws, ctx).training_set(entities="ents", features=["a:x", "a:y", "b:x", "b:tag"], output="t2")
+    version = TrainingSetService(ws, ctx).training_set(entities="ents", features=["a:x", "a:y", "b:x", "b:tag"], output_dataset="t2")
     got = DatasetService(ws, ctx).read_table(version.ref).to_pylist()
     assert [(r["x"], r["y"], r["b__x"], r["tag"]) for r in got] == [(1.0, None, None, None), (1.0, None, 2.0, "b1"), (3.0, True, 2.0, "b1")]
     assert version.lineage["parents"] == ["ents@1"]
     assert [(g["name"], g["version"]) for g in version.lineage["feature_groups"]] == [("a", 2), ("b", 1)]
     with pytest.raises(InvalidArgument, match="no feature 'y'"):  # version 1 had no y
-        TrainingSetService(ws, ctx).training_set(entities="ents", features=["a@1:y"], output="t3")
+        TrainingSetService(ws, ctx).training_set(entities="ents", features=["a@1:y"], output_dataset="t3")
 
 
 @pytest.mark.parametrize(("features", "column", "match"), [
@@ -130,7 +130,7 @@ def test_bad_requests_name_what_is_wrong(ws: Workspace, features: list[str], col
     FeatureService(ws, ctx).create("g", record_id="uid", event_time="ts", features=FEATURES)
     DatasetService(ws, ctx).write_table("ents", pd.DataFrame({"uid": [1], "event_time": [T0]}))
     with pytest.raises(Exception, match=match):
-        TrainingSetService(ws, ctx).training_set(entities="ents", features=features, output="t", event_time_column=column)
+        TrainingSetService(ws, ctx).training_set(entities="ents", features=features, output_dataset="t", event_time_column=column)
 
 
 def test_to_dataset_recent_records_deletes_and_as_of(ws: Workspace) -> None:
@@ -146,7 +146,7 @@ def test_to_dataset_recent_records_deletes_and_as_of(ws: Workspace) -> None:
     lake = DatasetService(ws, ctx)
 
     def rows(**kw: Any) -> list[tuple[int, float | None, bool]]:
-        return [(r["uid"], r["x"], r["is_deleted"]) for r in lake.read_table(train.to_dataset("g", output="snap", **kw).ref).to_pylist()]
+        return [(r["uid"], r["x"], r["is_deleted"]) for r in lake.read_table(train.to_dataset("g", output_dataset="snap", **kw).ref).to_pylist()]
 
     assert rows(n_recent=2) == [(1, 3.0, False), (1, 4.0, False)]  # uid 2 was deleted
     assert rows(n_recent=1, include_deleted=True) == [(1, 4.0, False), (2, None, True)]

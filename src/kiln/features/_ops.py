@@ -31,8 +31,8 @@ ALL = declare(
     _op("batch_get", "POST", "/v1/features/online", "viewer", "batch_get", BatchGetResult, body=("identifiers",),
         summary="BatchGetRecord (the feature server): records of several groups, each with a selection of features."),
     _op("to_dataset", "POST", _GROUP + "/dataset", "editor", "to_dataset", DatasetVersion, service=_TRAIN,
-        body=("output", "n_recent", "as_of", "include_deleted", "start", "end"), status=201),
+        body=("output_dataset", "n_recent", "as_of", "include_deleted", "start", "end"), status=201),
     _op("training_set", "POST", "/v1/features/training-sets", "editor", "training_set", DatasetVersion, service=_TRAIN,
-        body=("entities", "features", "output", "event_time_column", "as_of", "include_deleted", "start", "end"), status=201),
+        body=("entities", "features", "output_dataset", "event_time_column", "as_of", "include_deleted", "start", "end"), status=201),
 )
 (CREATE, LIST, DESCRIBE, UPDATE, DELETE, INGEST, INGEST_STREAM, PUT_RECORDS, DELETE_RECORDS, GET_RECORD, COMPACT, BATCH_GET, TO_DATASET, TRAINING_SET) = ALL

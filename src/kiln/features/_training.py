@@ -124,13 +124,13 @@ class TrainingSetService:
         self.ws = ws
         self.ctx = ctx
 
-    def to_dataset(self, name: str, *, output: str, n_recent: int | None = None, as_of: float | str | None = None, include_deleted: bool = False,
+    def to_dataset(self, name: str, *, output_dataset: str, n_recent: int | None = None, as_of: float | str | None = None, include_deleted: bool = False,
                    start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
         """A feature group's offline records as a new dataset version (derived features computed).
 
         Args:
             name: the feature group.
-            output: the dataset the records become a new version of.
+            output_dataset: the dataset the records become a new version of.
             n_recent: only the N most recent records of each id (by event time, then write time).
             as_of: only records written by then (time travel).
             include_deleted: keep delete markers and the records they deleted (default: a delete removes its record's rows up to it).
@@ -143,10 +143,10 @@ class TrainingSetService:
             self.ws.audit_failure(self.ctx, action="features.to_dataset", resource=f"feature-groups/{str(name)[:64]}", error=exc)
             raise
         check_name(name, kind="feature group")
-        check_name(output, kind="dataset")
-        return to_dataset(self.ws, self.ctx, name, output=output, n_recent=n_recent, as_of=as_of, include_deleted=include_deleted, start=start, end=end)
+        check_name(output_dataset, kind="dataset")
+        return to_dataset(self.ws, self.ctx, name, output=output_dataset, n_recent=n_recent, as_of=as_of, include_deleted=include_deleted, start=start, end=end)
 
-    def training_set(self, *, entities: str, features: list[str], output: str, event_time_column: str = "event_time", as_of: float | str | None = None,
+    def training_set(self, *, entities: str, features: list[str], output_dataset: str, event_time_column: str = "event_time", as_of: float | str | None = None,
                      include_deleted: bool = False, start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
         """Build a point-in-time training set: entity rows joined with features, as a new dataset version.
 
@@ -157,7 +157,7 @@ class TrainingSetService:
         Args:
             entities: a dataset reference whose rows hold each group's record identifier column and ``event_time_column``.
             features: ``"group:feature"``, ``"group@2:feature"`` or ``"group:*"``.
-            output: the dataset the result becomes a new version of.
+            output_dataset: the dataset the result becomes a new version of.
             event_time_column: the entity rows' time (timestamp, Unix seconds or ISO-8601 text).
             as_of: only records written by then (time travel): Unix seconds or ISO-8601.
             include_deleted: skip delete markers, so records that were deleted still count.
@@ -170,9 +170,9 @@ class TrainingSetService:
         try:
             self.ctx.require("editor")
         except PermissionDenied as exc:
-            self.ws.audit_failure(self.ctx, action="features.training_set", resource=f"datasets/{str(output)[:64]}", error=exc)
+            self.ws.audit_failure(self.ctx, action="features.training_set", resource=f"datasets/{str(output_dataset)[:64]}", error=exc)
             raise
-        check_name(output, kind="dataset")
+        check_name(output_dataset, kind="dataset")
         bounds = {k: None if v is None else parse_time(v, field=k) for k, v in (("as_of", as_of), ("start", start), ("end", end))}
         from kiln.features._service import FeatureService
         from kiln.lake.datasets import DatasetService
@@ -217,7 +217,7 @@ class TrainingSetService:
                 lineage = {"parents": [version.ref], "producer": "features.training_set", "feature_groups": lineage_groups,
                            "event_time_column": event_time_column, "as_of": bounds["as_of"], "include_deleted": include_deleted,
                            "start": bounds["start"], "end": bounds["end"], "made_at": time.time()}
-                made = lake.commit_parquet(output, result, lineage=lineage, source={"kind": "training_set", "entities": version.ref, "features": list(features)})
+                made = lake.commit_parquet(output_dataset, result, lineage=lineage, source={"kind": "training_set", "entities": version.ref, "features": list(features)})
             finally:
                 result.unlink(missing_ok=True)
             progress.finish()

@@ -74,7 +74,7 @@ class Features(Namespace):
     def to_dataset(self, name: str, *, output: str, n_recent: int | None = None, as_of: float | str | None = None, include_deleted: bool = False,
                    start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
         """A group's offline records as a dataset version: the N most recent per id, as of a time, in an event-time range."""
-        return self._call(ops.TO_DATASET, name=name, output=output, n_recent=n_recent, as_of=as_of, include_deleted=include_deleted, start=start, end=end)  # type: ignore[no-any-return]
+        return self._call(ops.TO_DATASET, name=name, output_dataset=output, n_recent=n_recent, as_of=as_of, include_deleted=include_deleted, start=start, end=end)  # type: ignore[no-any-return]
 
     def training_set(self, entities: Any, *, features: list[str], event_time_column: str = "event_time", output: str = "training-set",
                      as_of: float | str | None = None, include_deleted: bool = False, start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:
@@ -87,5 +87,5 @@ class Features(Namespace):
             from kiln.sdk.datasets import Datasets
 
             entities = Datasets(self._t).ingest(f"{output}-entities"[:63], entities).ref
-        return self._call(ops.TRAINING_SET, entities=entities, features=features, output=output, event_time_column=event_time_column,  # type: ignore[no-any-return]
+        return self._call(ops.TRAINING_SET, entities=entities, features=features, output_dataset=output, event_time_column=event_time_column,  # type: ignore[no-any-return]
                           as_of=as_of, include_deleted=include_deleted, start=start, end=end)
