@@ -213,7 +213,7 @@ def run(args: argparse.Namespace, names: list[str], tmp: Path, procs: list[subpr
     floors = {n: in_process(m, row) for n, m in models.items()}
     w = models["lr"].coef_.ravel() if "lr" in models else np.ones(X.shape[1])
     dot = in_process(type("Dot", (), {"predict": staticmethod(lambda r: r @ w)})(), row[0], n=20000)
-    print(f"in-process predict on one row (ms): " + ", ".join(f"{n} {v:.3f}" for n, v in floors.items()) + f"; numpy dot {dot * 1e3:.1f} µs")
+    print("in-process predict on one row (ms): " + ", ".join(f"{n} {v:.3f}" for n, v in floors.items()) + f"; numpy dot {dot * 1e3:.1f} µs")
 
     home = tmp / "kiln"
     env = {**os.environ, "KILN_HOME": str(home), "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}

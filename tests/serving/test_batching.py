@@ -4,7 +4,6 @@ answer is byte for byte the one the request gets alone."""
 from __future__ import annotations
 
 import concurrent.futures
-from pathlib import Path
 from typing import Any
 
 import httpx

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from kiln.core.progress import Progress
 from kiln.jobs._models import Job
