@@ -15,6 +15,8 @@ Rows are numbered from 1 and columns from 1 in every message.
 
 from __future__ import annotations
 
+import contextlib
+
 import csv
 import io
 import math
@@ -141,6 +143,9 @@ def decode(body: bytes | str, content_type: str | None, columns: Columns) -> Dec
     )
 
 
+_NUMBER_BYTES = b"0123456789.,-+eE \t\r\n"
+
+
 def simple_rows(body: bytes, kind: str, count: int | None) -> Any:
     """The rows of a plain numeric body without the general decoders' work, or None.
 
@@ -152,7 +157,14 @@ def simple_rows(body: bytes, kind: str, count: int | None) -> Any:
         if kind == CSV:
             if b'"' in body or b"\n" in body.rstrip(b"\r\n"):
                 return None
-            values = [float(v) for v in body.split(b",")]
+            values = None
+            if not body.translate(None, _NUMBER_BYTES):
+                # Only digits, signs, points and exponents: orjson reads the row as a JSON list
+                # several times faster than float() per field; what JSON refuses (+1, 1., .5) falls through.
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    values = orjson.loads(b"[" + body + b"]")
+            if values is None:
+                values = [float(v) for v in body.split(b",")]
             if len(values) != count:
                 return None
             return np.array([values], dtype=np.float64)
