@@ -4,41 +4,16 @@ the catalog; profiles are fuzzed with /v1/datasets in tests/faces): nothing the 
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
-from schemathesis.specs.openapi.checks import (  # noqa: E402
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from tests.faces._fuzz import CHECKS_WITH_SCHEMAS, fuzz_settings, fuzz_workspace, stage_schema  # noqa: E402
 
-from kiln.core.auth import TokenService  # noqa: E402
-from kiln.core.config import Settings  # noqa: E402
-from kiln.core.context import local_context  # noqa: E402
-from kiln.core.workspace import Workspace  # noqa: E402
-from kiln.server.app import create_app  # noqa: E402
-
-_HOME = Path(tempfile.mkdtemp(prefix="kiln-fuzz-prep-"))
-atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
-_WS = Workspace(Settings(home=_HOME / "kiln").resolved())
-atexit.register(_WS.close)
-_TOKEN = TokenService(_WS, local_context()).create(name="fuzz-admin-token", role="admin").token
-HEADERS = {"authorization": f"Bearer {_TOKEN}", "x-kiln-client": "1"}
-
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_WS, auth=True, allowed_hosts=["testserver"])).include(
-    path_regex=r"^/v1/(recipes|catalog)"
-)
+_WS, HEADERS = fuzz_workspace("kiln-fuzz-prep-")
+schema = stage_schema(_WS, r"^/v1/(recipes|catalog)")
 
 
 @schema.parametrize()
-@settings(max_examples=10, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@fuzz_settings(10)
 def test_api(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=HEADERS, checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance])
+    case.call_and_validate(headers=HEADERS, checks=CHECKS_WITH_SCHEMAS)
