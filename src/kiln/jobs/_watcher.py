@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from kiln.core.context import Context
+from kiln.core.periodic import every, watcher_lifespan
 
 __all__ = ["lifespan"]
 
@@ -23,22 +22,7 @@ INTERVAL_S = 10.0
 def _loop(ws: Any, stop: threading.Event) -> None:
     from kiln.jobs._service import JobService
 
-    while True:
-        try:
-            JobService(ws, SYSTEM).reconcile()
-        except Exception:  # noqa: BLE001 - a database hiccup must not end the watcher
-            log.warning("job watcher: reconcile failed", exc_info=True)
-        if stop.wait(INTERVAL_S):
-            return
+    every(ws, stop, INTERVAL_S, [("job watcher: reconcile", lambda w: JobService(w, SYSTEM).reconcile())], log)
 
 
-@asynccontextmanager
-async def lifespan(app: Any) -> AsyncIterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=_loop, args=(app.state.workspace, stop), name="kiln-job-watcher", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+lifespan = watcher_lifespan("kiln-job-watcher", _loop)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from kiln.core.context import Context
+from kiln.core.periodic import every, watcher_lifespan
 
 __all__ = ["lifespan", "persist_metrics"]
 
@@ -31,12 +30,9 @@ def persist_metrics(ws: Any, *, now: float | None = None) -> int:
     """Store one datapoint per variant of every running endpoint from its workers' counters
     (``kiln.serving._metrics.snapshot``); returns how many were written."""
     from kiln.serving import _tables as t
+    from kiln.serving._metrics import snapshot
     from kiln.serving._service import endpoint_dir
 
-    try:
-        from kiln.serving._metrics import snapshot
-    except ImportError:  # the serving processes' metrics module is not there yet
-        return 0
     now = time.time() if now is None else now
     with ws.db.read() as conn:
         names = [r.name for r in conn.execute(sa.select(t.endpoints.c.name).where(t.endpoints.c.state.in_(("InService", "Updating"))))]
@@ -59,26 +55,8 @@ def persist_metrics(ws: Any, *, now: float | None = None) -> int:
 def _loop(ws: Any, stop: threading.Event) -> None:
     from kiln.serving._service import EndpointService
 
-    while True:
-        try:
-            EndpointService(ws, SYSTEM).reconcile()
-        except Exception:  # noqa: BLE001 - a database hiccup must not end the watcher
-            log.warning("endpoint watcher: reconcile failed", exc_info=True)
-        try:
-            persist_metrics(ws)
-        except Exception:  # noqa: BLE001
-            log.warning("endpoint watcher: metrics failed", exc_info=True)
-        if stop.wait(INTERVAL_S):
-            return
+    every(ws, stop, INTERVAL_S, [("endpoint watcher: reconcile", lambda w: EndpointService(w, SYSTEM).reconcile()),
+                                 ("endpoint watcher: metrics", persist_metrics)], log)
 
 
-@asynccontextmanager
-async def lifespan(app: Any) -> AsyncIterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=_loop, args=(app.state.workspace, stop), name="kiln-endpoint-watcher", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+lifespan = watcher_lifespan("kiln-endpoint-watcher", _loop)
