@@ -74,6 +74,8 @@ def _walk(items: Any, *, depth: int) -> int:
             sub = arg[-1]
             count += _walk(sub.data if hasattr(sub, "data") else sub, depth=depth)
         elif name == "BRANCH":
+            if depth:
+                raise InvalidArgument("grep pattern repeats an alternation (like (a|aa)*), which can take exponential time; simplify it")
             for alt in arg[1]:
                 count += _walk(alt.data if hasattr(alt, "data") else alt, depth=depth)
     return count
