@@ -60,7 +60,7 @@ def describe(name: str = typer.Argument(..., help="The alarm's name."), json: bo
 @app.command("history")
 def history(name: str = typer.Argument(..., help="The alarm's name."), limit: int = typer.Option(100, help="At most this many entries."), json: bool = JsonOpt) -> None:
     """An alarm's history, newest first: configuration updates, state changes, actions."""
-    emit(get_client().alarms.history(name, limit=limit), json=json, columns=["at", "kind", "old_state", "new_state", "summary", "data"])
+    emit(get_client().alarms.history(name, limit=limit), json=json, columns=["time", "kind", "old_state", "new_state", "summary", "data"])
 
 
 @app.command("delete")

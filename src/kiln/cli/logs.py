@@ -30,7 +30,7 @@ def logs(
     def show(line: object) -> None:
         text = line.text  # type: ignore[attr-defined]
         if timestamps:
-            text = dt.datetime.fromtimestamp(line.at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ ") + text  # type: ignore[attr-defined]
+            text = dt.datetime.fromtimestamp(line.time, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ ") + text  # type: ignore[attr-defined]
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 

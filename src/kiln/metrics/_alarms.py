@@ -151,7 +151,7 @@ class AlarmService:
             else:
                 conn.execute(t.alarms.update().where(t.alarms.c.name == name).values(spec=text, updated_at=now, updated_by=self.ctx.actor))
             details["created"] = row is None
-            _history(conn, name, now, "ConfigurationUpdate", f"alarm {'created' if row is None else 'updated'} by {self.ctx.actor}", data=spec)
+            _history(conn, name, now, "ConfigurationUpdate", "alarm created" if row is None else "alarm updated", data=spec)
         return self.get(name=name)
 
     def _check(self, **spec: Any) -> dict[str, Any]:
@@ -222,7 +222,7 @@ class AlarmService:
         h = t.alarm_history
         with self.ws.db.read() as conn:
             rows = conn.execute(sa.select(h).where(h.c.alarm == name).order_by(h.c.id.desc()).limit(limit)).all()
-        return [AlarmHistoryItem(alarm=r.alarm, at=r.at, kind=r.kind, summary=r.summary, old_state=r.old_state, new_state=r.new_state, data=orjson.loads(r.data)) for r in rows]
+        return [AlarmHistoryItem(alarm=r.alarm, time=r.at, kind=r.kind, summary=r.summary, old_state=r.old_state, new_state=r.new_state, data=orjson.loads(r.data)) for r in rows]
 
     def delete(self, *, name: str) -> Alarm:
         """Delete an alarm and its history; returns it as it was.

@@ -183,7 +183,7 @@ class LogService:
             nxt = r.seq
             text = r.text[:MAX_LINE]
             if pattern is None or pattern.search(text):
-                lines.append(LogLine(seq=r.seq, at=r.at, text=text))
+                lines.append(LogLine(seq=r.seq, time=r.at, text=text))
                 if len(lines) == limit:
                     more = more or r is not rows[-1]
                     break

@@ -111,7 +111,7 @@ class AlarmHistoryItem(BaseModel):
     """One entry of an alarm's history: a configuration update, a state change or an action."""
 
     alarm: str
-    at: float
+    time: float
     kind: str
     summary: str
     old_state: str | None = None
@@ -131,8 +131,10 @@ class AlarmEvaluation(BaseModel):
 
 
 class LogLine(BaseModel):
+    """One line and when it was written (Unix seconds)."""
+
     seq: int
-    at: float
+    time: float
     text: str
 
 
