@@ -8,7 +8,7 @@ from kiln.cli._common import JsonOpt, emit, get_client, parse_pairs
 
 app = typer.Typer(help="Alarms over metrics (CloudWatch): thresholds, states OK / ALARM / INSUFFICIENT_DATA, webhook and log actions.", no_args_is_help=True)
 
-_COLS = ["name", "state", "namespace", "metric", "dimensions", "statistic", "comparison", "threshold", "state_reason"]
+_COLS = ["name", "state", "namespace", "metric", "statistic", "comparison", "threshold", "state_updated_at"]
 _OPS = {">": "GreaterThanThreshold", ">=": "GreaterThanOrEqualToThreshold", "<": "LessThanThreshold", "<=": "LessThanOrEqualToThreshold"}
 
 
