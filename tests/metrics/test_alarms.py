@@ -186,3 +186,14 @@ def test_the_current_period_counts_so_nothing_waits(client: kiln.Client) -> None
     client.alarms.put("now", namespace=NS, metric="m", threshold=0.5, comparison="GreaterThanThreshold", period=300, evaluation_periods=2)
     client.metrics.put_value(NS, "m", 1.0, timestamp=time.time())
     assert client.alarms.evaluate(["now"])[0].values[-1] == 1.0
+
+
+def test_the_server_loop_collects_evaluates_and_keeps_retention(client: kiln.Client, mws: Workspace) -> None:
+    from kiln.metrics._watcher import one_round
+    from kiln.server.app import LIFESPAN_HOOKS
+
+    assert "kiln.metrics._watcher:lifespan" in LIFESPAN_HOOKS
+    client.alarms.put("loop", namespace=NS, metric="m", threshold=0, comparison="GreaterThanThreshold")
+    client.metrics.put_value(NS, "m", 2.0)
+    one_round(mws)
+    assert client.alarms.get("loop").state == "ALARM"

@@ -169,3 +169,35 @@ def test_concurrent_writers_of_one_new_series_lose_nothing(mws: Workspace) -> No
     got = svc.query(namespace=NS, name="race", start=ts - 10, end=ts + 50, statistics=["count", "sum"])
     assert got.datapoints[0].values == {"SampleCount": 20.0, "Sum": 5.0 * (0 + 1 + 2 + 3)}
     assert math.isclose(got.datapoints[0].timestamp, ts - 10)
+
+
+def test_a_killed_writer_loses_no_acknowledged_put_and_leaves_no_half_put(mws: Workspace) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    ts = _minute() + 5
+    script = (
+        "import sys, kiln\n"
+        "from kiln.core.config import load_settings\n"
+        f"c = kiln.Client(settings=load_settings(home={str(mws.settings.home)!r}, database_url={mws.settings.database_url!r}))\n"
+        "for i in range(100000):\n"
+        f"    c.metrics.put('app/kill', [{{'name': 'k', 'values': [1.0] * 10, 'timestamp': {ts}}}, {{'name': 'k2', 'value': 1.0, 'timestamp': {ts}}}])\n"
+        "    print(i, flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env={**os.environ})
+    acked = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        acked = int(line) + 1
+        if acked >= 15:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    svc = MetricsService(mws, as_role("viewer"))
+    k = svc.query(namespace="app/kill", name="k", start=ts - 5, end=ts + 55, statistics=["count"]).datapoints[0].values["SampleCount"]
+    k2 = svc.query(namespace="app/kill", name="k2", start=ts - 5, end=ts + 55, statistics=["count"]).datapoints[0].values["SampleCount"]
+    assert k >= 10 * acked and k % 10 == 0 and k == 10 * k2  # every acknowledged put, and whole puts only
+    hour = svc.query(namespace="app/kill", name="k", start=ts - 5 - 3595, end=ts + 3600, period=3600, statistics=["count"])
+    assert sum(p.values["SampleCount"] for p in hour.datapoints) == k  # the roll-up never lags its minutes
