@@ -270,7 +270,7 @@ class AlarmService:
         from kiln.metrics._service import MetricsService
 
         now = time.time() if now is None else now
-        period, m, n = alarm.period, alarm.evaluation_periods, alarm.datapoints_to_alarm
+        period, m = alarm.period, alarm.evaluation_periods
         end = (int(now // period) + 1) * period  # the current period counts: no waiting for it to close
         start = end - m * period
         stats = MetricsService(self.ws, SYSTEM).query(

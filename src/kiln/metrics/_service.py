@@ -28,7 +28,7 @@ from kiln.core.errors import InvalidArgument, invalid_input
 from kiln.core.workspace import Workspace
 from kiln.metrics import _tables as t
 from kiln.metrics._base import (
-    BASIC_STATISTICS, HOUR, MAX_DATUMS, MAX_VALUES, MINUTE, check_dimensions, check_metric_name, check_namespace,
+    HOUR, MAX_DATUMS, MAX_VALUES, MINUTE, check_dimensions, check_metric_name, check_namespace,
     check_period, check_time, normalise_statistic,
 )
 from kiln.metrics._models import Datapoint, MetricDatum, MetricSeries, MetricStatistics, PutResult
