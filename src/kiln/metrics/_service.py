@@ -276,7 +276,7 @@ class MetricsService:
             raise InvalidArgument("give 1 to 20 statistics")
         stats = list(dict.fromkeys(stats))
         now = time.time()
-        end = check_time(end, "end") or now
+        end = now if end is None else float(check_time(end, "end") or 0.0)
         start = check_time(start, "start")
         start = end - 3600 if start is None else start
         if start >= end:

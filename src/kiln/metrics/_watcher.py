@@ -43,7 +43,7 @@ def one_round(ws: Any) -> None:
 
 
 def _loop(ws: Any, stop: threading.Event) -> None:
-    every(ws, stop, ws.settings.metrics_interval_s, TASKS, log)
+    every(ws, stop, max(5.0, ws.settings.metrics_interval_s), TASKS, log)  # a 0 must not spin
 
 
 lifespan = watcher_lifespan("kiln-metrics-watcher", _loop)
