@@ -201,3 +201,12 @@ def test_a_killed_writer_loses_no_acknowledged_put_and_leaves_no_half_put(mws: W
     assert k >= 10 * acked and k % 10 == 0 and k == 10 * k2  # every acknowledged put, and whole puts only
     hour = svc.query(namespace="app/kill", name="k", start=ts - 5 - 3595, end=ts + 3600, period=3600, statistics=["count"])
     assert sum(p.values["SampleCount"] for p in hour.datapoints) == k  # the roll-up never lags its minutes
+
+
+def test_a_query_merging_too_many_series_asks_for_more_dimensions(client: kiln.Client) -> None:
+    data = [{"name": "wide", "value": 1.0, "dimensions": {"user": f"u{i}"}} for i in range(1001)]
+    client.metrics.put(NS, data[:1000])
+    client.metrics.put(NS, data[1000:])
+    with pytest.raises(InvalidArgument, match="name more dimensions"):
+        client.metrics.query(NS, "wide")
+    assert client.metrics.query(NS, "wide", dimensions={"user": "u7"}, statistics=["count"]).datapoints[0].values == {"SampleCount": 1.0}

@@ -37,6 +37,7 @@ from kiln.metrics._sketch import Sketch
 __all__ = ["MetricsService", "Agg", "write_data"]
 
 MAX_DATAPOINTS = 10_080  # a week of minutes
+MAX_SERIES = 1000  # merged by one query
 FUTURE_S = 2 * 3600  # CloudWatch takes points up to two hours ahead
 DEFAULT_STATISTICS = ("SampleCount", "Average", "Minimum", "Maximum", "p99")
 
@@ -304,6 +305,8 @@ class MetricsService:
         s, p = t.series, t.points
         with self.ws.db.read() as conn:
             ids = [r.id for r in conn.execute(sa.select(s.c.id, s.c.dims).where(s.c.namespace == namespace, s.c.name == name)) if _matches(orjson.loads(r.dims), dims)]
+            if len(ids) > MAX_SERIES:
+                raise InvalidArgument(f"{len(ids):,} series of {namespace}/{name} match; a query merges at most {MAX_SERIES:,}: name more dimensions")
             rows: Iterable[Any] = []
             if ids:
                 rows = conn.execute(sa.select(p).where(p.c.series_id.in_(ids), p.c.resolution == resolution, p.c.bucket >= first, p.c.bucket < end)).all()
