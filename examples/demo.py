@@ -220,11 +220,13 @@ def metrics_step(client: kiln.Client, model: str, csv_rows: list[str]) -> None:
     for r in rows:
         console.print(f"  {r.pop('metric')}: " + ", ".join(f"{k} {v:g}" for k, v in r.items() if v != ""))
     client.alarms.put("tumour-4xx", namespace="kiln/endpoints", metric="Invocation4XXErrors", dimensions=dims, statistic="Sum",
-                      comparison="GreaterThanThreshold", threshold=0, period=300, alarm_actions=["log"], treat_missing_data="notBreaching")
+                      comparison="GreaterThanThreshold", threshold=0, period=300, evaluation_periods=2, datapoints_to_alarm=1,
+                      alarm_actions=["log"], treat_missing_data="notBreaching")
     # A drift monitor's result, as the monitoring stage emits it, and an alarm over it.
     client.metrics.put("kiln/monitoring", [{"name": "feature_baseline_drift", "value": 0.31, "dimensions": {"monitor": "tumour-drift", "feature": "mean radius"}}])
     client.alarms.put("tumour-drift", namespace="kiln/monitoring", metric="feature_baseline_drift", dimensions={"monitor": "tumour-drift"},
-                      statistic="Maximum", comparison="GreaterThanThreshold", threshold=0.2, period=3600, alarm_actions=["log"])
+                      statistic="Maximum", comparison="GreaterThanThreshold", threshold=0.2, period=3600, evaluation_periods=2, datapoints_to_alarm=1,
+                      alarm_actions=["log"])
     for ev in client.alarms.evaluate(["tumour-4xx", "tumour-drift"]):
         console.print(f"  alarm {ev.alarm}: {ev.old_state} -> {ev.new_state}: {ev.reason}")
     subprocess.run([sys.executable, "-m", "kiln", "alarms", "ls"], check=True)

@@ -90,13 +90,14 @@ def test_an_alarm_over_put_metrics_changes_state_records_history_audits_and_post
 ) -> None:
     url, handler = receiver
     alarm = client.alarms.put("errors-high", namespace=NS, metric="errors", threshold=5, comparison="GreaterThanThreshold", statistic="Sum",
-                              dimensions={"endpoint": "e1"}, alarm_actions=[url, "log"], ok_actions=[url])
+                              dimensions={"endpoint": "e1"}, alarm_actions=[url, "log"], ok_actions=[url],
+                              evaluation_periods=2, datapoints_to_alarm=1)  # the current minute and the one before: no race with the clock
     assert alarm.state == "INSUFFICIENT_DATA"
     client.metrics.put(NS, [{"name": "errors", "value": 4, "dimensions": {"endpoint": "e1", "variant": "a"}},
                             {"name": "errors", "value": 3, "dimensions": {"endpoint": "e1", "variant": "b"}},
                             {"name": "errors", "value": 100, "dimensions": {"endpoint": "other"}}])
     [ev] = client.alarms.evaluate(["errors-high"])
-    assert (ev.old_state, ev.new_state, ev.changed, ev.values) == ("INSUFFICIENT_DATA", "ALARM", True, [7.0])
+    assert (ev.old_state, ev.new_state, ev.changed, sorted(ev.values, key=str)) == ("INSUFFICIENT_DATA", "ALARM", True, [7.0, None])
     [again] = client.alarms.evaluate()
     assert not again.changed  # no second change, no second POST
     assert len(handler.got) == 1
@@ -119,8 +120,9 @@ def test_a_failing_webhook_is_recorded_and_never_stops_the_evaluator(client: kil
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}/nobody"
-    client.alarms.put("a1", namespace=NS, metric="m", threshold=0, comparison="GreaterThanThreshold", alarm_actions=[closed, url, "log"])
-    client.alarms.put("a2", namespace=NS, metric="m", threshold=0, comparison="LessThanThreshold")
+    client.alarms.put("a1", namespace=NS, metric="m", threshold=0, comparison="GreaterThanThreshold", alarm_actions=[closed, url, "log"],
+                      evaluation_periods=2, datapoints_to_alarm=1)
+    client.alarms.put("a2", namespace=NS, metric="m", threshold=0, comparison="LessThanThreshold", evaluation_periods=2, datapoints_to_alarm=1)
     client.metrics.put_value(NS, "m", 1.0)
     got = {e.alarm: e.new_state for e in client.alarms.evaluate()}
     assert got == {"a1": "ALARM", "a2": "OK"}
@@ -170,10 +172,11 @@ def test_bad_alarms_are_refused_and_nothing_is_stored(client: kiln.Client, kw: d
 
 
 def test_replacing_keeps_state_deleting_removes_and_missing_alarms_are_not_found(client: kiln.Client) -> None:
-    client.alarms.put("r", namespace=NS, metric="m", threshold=0, comparison="GreaterThanThreshold")
+    window = {"evaluation_periods": 2, "datapoints_to_alarm": 1}
+    client.alarms.put("r", namespace=NS, metric="m", threshold=0, comparison="GreaterThanThreshold", **window)
     client.metrics.put_value(NS, "m", 1.0)
     client.alarms.evaluate(["r"])
-    replaced = client.alarms.put("r", namespace=NS, metric="m", threshold=5, comparison="GreaterThanThreshold", description="higher")
+    replaced = client.alarms.put("r", namespace=NS, metric="m", threshold=5, comparison="GreaterThanThreshold", description="higher", **window)
     assert (replaced.state, replaced.threshold, replaced.description) == ("ALARM", 5.0, "higher")
     assert client.alarms.evaluate(["r"])[0].new_state == "OK"
     assert client.alarms.delete("r").name == "r"
@@ -182,10 +185,12 @@ def test_replacing_keeps_state_deleting_removes_and_missing_alarms_are_not_found
             call()
 
 
-def test_the_current_period_counts_so_nothing_waits(client: kiln.Client) -> None:
-    client.alarms.put("now", namespace=NS, metric="m", threshold=0.5, comparison="GreaterThanThreshold", period=300, evaluation_periods=2)
-    client.metrics.put_value(NS, "m", 1.0, timestamp=time.time())
-    assert client.alarms.evaluate(["now"])[0].values[-1] == 1.0
+def test_the_current_period_counts_so_nothing_waits(client: kiln.Client, mws: Workspace) -> None:
+    alarm = client.alarms.put("now", namespace=NS, metric="m", threshold=0.5, comparison="GreaterThanThreshold", period=300, evaluation_periods=2)
+    ts = (time.time() // 300) * 300 - 300 + 10  # 10 s into the last period, evaluated 5 s later: still in that period
+    client.metrics.put_value(NS, "m", 1.0, timestamp=ts)
+    got = AlarmService(mws, as_role("editor"))._evaluate(alarm, now=ts + 5)
+    assert got.values == [None, 1.0]
 
 
 def test_the_server_loop_collects_evaluates_and_keeps_retention(client: kiln.Client, mws: Workspace) -> None:
@@ -193,7 +198,7 @@ def test_the_server_loop_collects_evaluates_and_keeps_retention(client: kiln.Cli
     from kiln.server.app import LIFESPAN_HOOKS
 
     assert "kiln.metrics._watcher:lifespan" in LIFESPAN_HOOKS
-    client.alarms.put("loop", namespace=NS, metric="m", threshold=0, comparison="GreaterThanThreshold")
+    client.alarms.put("loop", namespace=NS, metric="m", threshold=0, comparison="GreaterThanThreshold", evaluation_periods=2, datapoints_to_alarm=1)
     client.metrics.put_value(NS, "m", 2.0)
     one_round(mws)
     assert client.alarms.get("loop").state == "ALARM"

@@ -18,11 +18,11 @@ def test_metrics_and_alarms_from_the_command_line(cli) -> None:  # type: ignore[
     q = cli("metrics", "query", "app/cli", "queue_depth", "-d", "queue=jobs", "--since", "10m", "-s", "max", "-s", "count", "--json")
     assert q.code == 0, q.err
     points = json.loads(q.out)["datapoints"]
-    assert points[-1]["values"] == {"Maximum": 9.0, "SampleCount": 2.0}
-    table = cli("metrics", "query", "app/cli", "queue_depth", "-s", "avg")
-    assert "8" in table.out and "Average" in table.out
+    assert sum(p["values"]["SampleCount"] for p in points) == 2 and max(p["values"]["Maximum"] for p in points) == 9.0
+    table = cli("metrics", "query", "app/cli", "queue_depth", "-s", "avg", "-s", "count", "--period", "3600", "--since", "2h")
+    assert "Average" in table.out and "8.0" in table.out and "2.0" in table.out
     put = cli("alarms", "put", "deep", "--namespace", "app/cli", "--metric", "queue_depth", "--threshold", "8", "--comparison", ">=",
-              "--statistic", "max", "--alarm-action", "log", "-d", "queue=jobs")
+              "--statistic", "max", "--alarm-action", "log", "-d", "queue=jobs", "--evaluation-periods", "2", "--datapoints-to-alarm", "1")
     assert put.code == 0, put.err
     ev = cli("alarms", "evaluate", "--json")
     assert [(e["alarm"], e["new_state"]) for e in json.loads(ev.out)] == [("deep", "ALARM")]

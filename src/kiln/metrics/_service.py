@@ -117,7 +117,7 @@ def _check_datum(d: Any, now: float, oldest: float) -> MetricDatum:
         raise InvalidArgument(f"metric {d.name!r}: the unit must be at most 32 printable characters (Seconds, Count, Percent...)")
     ts = check_time(d.timestamp, "timestamp")
     if ts is not None and not oldest <= ts <= now + FUTURE_S:
-        raise InvalidArgument(f"metric {d.name!r}: timestamp {ts:.0f} is outside what is kept (from {oldest:.0f}, up to two hours ahead of now)")
+        raise InvalidArgument(f"metric {d.name!r}: timestamp {ts:.0f} is older than what is kept (metrics_hourly_days) or more than two hours ahead of now")
     return d
 
 
