@@ -210,3 +210,16 @@ def test_a_query_merging_too_many_series_asks_for_more_dimensions(client: kiln.C
     with pytest.raises(InvalidArgument, match="name more dimensions"):
         client.metrics.query(NS, "wide")
     assert client.metrics.query(NS, "wide", dimensions={"user": "u7"}, statistics=["count"]).datapoints[0].values == {"SampleCount": 1.0}
+
+
+def test_stages_put_their_results_as_kiln_whatever_role_started_them(mws: Workspace) -> None:
+    from kiln.metrics import MetricDatum, put_platform_metrics
+
+    ts = _minute() + 1
+    got = put_platform_metrics(mws, "kiln/monitoring", [MetricDatum(name="feature_baseline_drift", value=0.4, dimensions={"monitor": "m1", "feature": "age"}, timestamp=ts),
+                                                         {"name": "violations", "value": 2.0, "dimensions": {"monitor": "m1"}, "timestamp": ts}])
+    assert (got.accepted, got.series) == (2, 2)
+    q = MetricsService(mws, as_role("viewer")).query(namespace="kiln/monitoring", name="feature_baseline_drift", dimensions={"monitor": "m1"}, start=ts - 1, end=ts + 59, statistics=["max"])
+    assert q.datapoints[0].values == {"Maximum": 0.4}
+    with pytest.raises(InvalidArgument):
+        put_platform_metrics(mws, "kiln/monitoring", [{"name": "x", "value": float("nan")}])

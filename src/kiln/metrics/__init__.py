@@ -3,8 +3,9 @@
 - **Metrics** (``_service``): a store of data points in the metadata database, one row per
   series per minute and per hour (count, sum, min, max, a mergeable quantile sketch), queried
   by name, dimensions, range and period with SampleCount / Sum / Average / Minimum / Maximum
-  / percentiles. Other stages write through :class:`MetricsService.put` (monitors under
-  ``kiln/monitoring``); the server collects endpoints' and jobs' metrics itself (``_collect``)
+  / percentiles. Other stages write through :func:`put_platform_metrics` (a monitor's
+  results under ``kiln/monitoring``, as Kiln whatever role started the run) or
+  :meth:`MetricsService.put` (as the caller); the server collects endpoints' and jobs' metrics itself (``_collect``)
   and shows them at ``GET /metrics`` in Prometheus' format (``_prometheus``).
 - **Alarms** (``_alarms``): CloudWatch's metric alarms, evaluated every minute and on demand,
   with state history and webhook / log actions.
@@ -14,7 +15,7 @@
 from typing import Any
 
 _LAZY = {
-    "MetricsService": "_service", "AlarmService": "_alarms", "LogService": "_logs", "enforce_retention": "_retention",
+    "MetricsService": "_service", "put_platform_metrics": "_service", "AlarmService": "_alarms", "LogService": "_logs", "enforce_retention": "_retention",
     "collect": "_collect", "render": "_prometheus",
     "Alarm": "_models", "AlarmEvaluation": "_models", "AlarmHistoryItem": "_models", "Datapoint": "_models", "LogLine": "_models",
     "LogPage": "_models", "MetricDatum": "_models", "MetricSeries": "_models", "MetricStatistics": "_models", "PutResult": "_models",

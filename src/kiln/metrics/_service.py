@@ -34,7 +34,7 @@ from kiln.metrics._base import (
 from kiln.metrics._models import Datapoint, MetricDatum, MetricSeries, MetricStatistics, PutResult
 from kiln.metrics._sketch import Sketch
 
-__all__ = ["MetricsService", "Agg", "write_data"]
+__all__ = ["Agg", "MetricsService", "put_platform_metrics", "write_data"]
 
 MAX_DATAPOINTS = 10_080  # a week of minutes
 MAX_SERIES = 1000  # merged by one query
@@ -323,3 +323,17 @@ def _matches(series_dims: dict[str, str], wanted: dict[str, str]) -> bool:
 
 
 
+
+
+_PLATFORM = Context(actor="system:metrics", role="admin", source="server", request_id="platform-metrics")
+
+
+def put_platform_metrics(ws: Workspace, namespace: str, data: Sequence[MetricDatum | dict[str, Any]]) -> PutResult:
+    """Store data points as Kiln itself, whatever role started the work: for stages' own results
+    (a model monitor's run under ``kiln/monitoring``), never for what a request asked to write.
+    Checked exactly as :meth:`MetricsService.put`.
+
+    Raises:
+        InvalidArgument: a bad namespace, name, dimension, value or timestamp (nothing is stored).
+    """
+    return MetricsService(ws, _PLATFORM).put(namespace=namespace, data=list(data))  # type: ignore[arg-type]
