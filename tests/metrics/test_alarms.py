@@ -202,3 +202,7 @@ def test_the_server_loop_collects_evaluates_and_keeps_retention(client: kiln.Cli
     client.metrics.put_value(NS, "m", 2.0)
     one_round(mws)
     assert client.alarms.get("loop").state == "ALARM"
+    from kiln.metrics._retention import enforce_retention
+
+    assert enforce_retention(mws, now=time.time() + 31 * 86_400)["alarm_history"] == 2  # created, then the change
+    assert client.alarms.history("loop") == [] and client.alarms.get("loop").state == "ALARM"
