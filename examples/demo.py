@@ -180,11 +180,59 @@ def main() -> None:
     console.print(f"batch transform {job.name}: {job.state}, {len(out)} predictions in tumours.csv.out, "
                   f"{sum(a == str(b) for a, b in zip(out, model.predict(Xte)))} equal to the model's own")
 
+    metrics_step(client, "tumour@champion", csv_body.split("\n"))
+
     step("10. Every change is audited, and the chain verifies")
     subprocess.run([sys.executable, "-m", "kiln", "audit", "list", "--limit", "5"], check=True)
     subprocess.run([sys.executable, "-m", "kiln", "audit", "verify"], check=True)
     client.close()
     console.print("[green]demo finished[/green]; try: KILN_HOME=.kiln-demo .venv/bin/kiln sql \"SELECT * FROM planes LIMIT 5\"")
+
+
+def metrics_step(client: kiln.Client, model: str, csv_rows: list[str]) -> None:
+    """An endpoint's traffic as metrics in the store, alarms over its errors and over a monitor
+    result, and the endpoint's log."""
+    from kiln.core.errors import KilnError
+
+    step("11. Metrics, alarms and logs: an endpoint's invocations, errors and latency; alarms; its log")
+    ep = client.endpoints.create("tumour-watch", model=model, workers=1)
+    for row in csv_rows * 10:
+        client.endpoints.invoke(ep.name, row, content_type="text/csv")
+    for _ in range(3):  # a client sending what the model cannot read: 4xx errors
+        try:
+            client.endpoints.invoke(ep.name, "not,a,number", content_type="application/x-unknown")
+        except KilnError:
+            pass
+    dims = {"endpoint": ep.name}
+    sent = len(csv_rows) * 10 + 3
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # workers write their counters once a second; the server collects every minute
+        client.metrics.collect()
+        got = client.metrics.query("kiln/endpoints", "Invocations", dimensions=dims, start=time.time() - 300, period=300, statistics=["sum"])
+        if sum(p.values["Sum"] or 0 for p in got.datapoints) >= sent:
+            break
+        time.sleep(0.5)
+    rows = []
+    for metric, stats in (("Invocations", ["sum"]), ("Invocation4XXErrors", ["sum"]), ("ModelLatency", ["count", "p50", "p99", "max"])):
+        q = client.metrics.query("kiln/endpoints", metric, dimensions=dims, start=time.time() - 300, period=300, statistics=stats)
+        for p in q.datapoints:
+            rows.append({"metric": metric, **{k: "" if v is None else v for k, v in p.values.items()}})
+    for r in rows:
+        console.print(f"  {r.pop('metric')}: " + ", ".join(f"{k} {v:g}" for k, v in r.items() if v != ""))
+    client.alarms.put("tumour-4xx", namespace="kiln/endpoints", metric="Invocation4XXErrors", dimensions=dims, statistic="Sum",
+                      comparison="GreaterThanThreshold", threshold=0, period=300, evaluation_periods=2, datapoints_to_alarm=1,
+                      alarm_actions=["log"], treat_missing_data="notBreaching")
+    # A drift monitor's result, as the monitoring stage emits it, and an alarm over it.
+    client.metrics.put("kiln/monitoring", [{"name": "feature_baseline_drift", "value": 0.31, "dimensions": {"monitor": "tumour-drift", "feature": "mean radius"}}])
+    client.alarms.put("tumour-drift", namespace="kiln/monitoring", metric="feature_baseline_drift", dimensions={"monitor": "tumour-drift"},
+                      statistic="Maximum", comparison="GreaterThanThreshold", threshold=0.2, period=3600, evaluation_periods=2, datapoints_to_alarm=1,
+                      alarm_actions=["log"])
+    for ev in client.alarms.evaluate(["tumour-4xx", "tumour-drift"]):
+        console.print(f"  alarm {ev.alarm}: {ev.old_state} -> {ev.new_state}: {ev.reason}")
+    subprocess.run([sys.executable, "-m", "kiln", "alarms", "ls"], check=True)
+    log = client.logs.read(f"endpoint/{ep.name}", since="10m")
+    console.print(f"  endpoint/{ep.name}: {len(log.lines)} log lines in the last 10 minutes; the last: {log.lines[-1].text[:100] if log.lines else '-'}")
+    client.endpoints.delete(ep.name)
 
 
 def feature_store_step(client: kiln.Client) -> None:

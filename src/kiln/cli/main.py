@@ -45,6 +45,9 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "serve": ("serve", False, "Serve a model over HTTP in the foreground (SageMaker, MLflow and V2 protocols); Ctrl-C stops."),
     "endpoints": ("endpoints", True, "Real-time endpoints: models served over HTTP, with variants, blue/green updates and data capture."),
     "features": ("features", True, "Feature store: feature groups, online and offline stores, point-in-time training sets."),
+    "metrics": ("metrics", True, "Metrics: the platform's and your own data points, queried by name, dimensions, range and period."),
+    "alarms": ("alarms", True, "Alarms over metrics (CloudWatch): thresholds, states OK / ALARM / INSUFFICIENT_DATA, webhook and log actions."),
+    "logs": ("logs", False, "Print the logs of a job or an endpoint."),
 }
 
 

@@ -59,6 +59,17 @@ class Settings:
     # Feature store (issue 12): the online store, sqlite:///path (default KILN_HOME/online.db),
     # redis://host:6379/0 or postgresql://user@host/db.
     online_store_url: str = ""
+    # Metrics, alarms and logs (issue 13): per-minute metric rows are kept metrics_raw_days,
+    # hourly roll-ups metrics_hourly_days, endpoint and job log lines logs_retention_days;
+    # the server collects, evaluates alarms and enforces retention every metrics_interval_s.
+    # Webhook actions: an editor may name only hosts listed in alarm_webhook_hosts
+    # (comma-separated); an admin any http(s) host but link-local ones.
+    metrics_raw_days: float = 15.0
+    metrics_hourly_days: float = 455.0
+    logs_retention_days: float = 30.0
+    metrics_interval_s: float = 60.0
+    alarm_webhook_hosts: str = ""
+    alarm_webhook_timeout_s: float = 5.0
     source_file: str = field(default="", compare=False)
 
     def resolved(self) -> Settings:
@@ -128,6 +139,11 @@ _TYPES: dict[str, type] = {
     "functions_concurrency": int,
     "functions_queue_s": float,
     "functions_idle_s": float,
+    "metrics_raw_days": float,
+    "metrics_hourly_days": float,
+    "logs_retention_days": float,
+    "metrics_interval_s": float,
+    "alarm_webhook_timeout_s": float,
 }
 
 

@@ -199,7 +199,7 @@ class JobService:
             ).all()
             total = conn.execute(sa.select(t.jobs.c.log_lines).where(t.jobs.c.name == name)).scalar() or 0
         nxt = rows[-1].seq if rows else after
-        return JobLogs(job=name, lines=[r.text for r in rows], next=nxt, state=job.state, done=job.done and nxt >= total)
+        return JobLogs(job=name, lines=[r.text for r in rows], next=nxt, state=job.state, done=job.done and (nxt >= total or not rows))
 
     # -- stop ---------------------------------------------------------------------------------
 

@@ -123,4 +123,7 @@ _STAGE_NAMESPACES: list[tuple[str, str, str]] = [
     ("transform", "kiln.sdk.transform", "Transform"),
     ("endpoints", "kiln.sdk.endpoints", "Endpoints"),
     ("features", "kiln.sdk.features", "Features"),
+    ("metrics", "kiln.sdk.metrics", "Metrics"),
+    ("alarms", "kiln.sdk.metrics", "Alarms"),
+    ("logs", "kiln.sdk.metrics", "Logs"),
 ]
