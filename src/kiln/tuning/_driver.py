@@ -145,8 +145,10 @@ class _Driver:
         number = row.number
         new = self._read_values(number, row.job)
         values = self.values[number]
-        if new and not job.done:
-            if number not in self.stopping and self.study.report(number, values):
+        # Every step is reported, even of a trial that has just ended: the median rule and
+        # Hyperband compare a running trial with the curves of those before it.
+        if new and self.study.report(number, values) and not job.done:
+            if number not in self.stopping:
                 self.stopping.add(number)
                 self.job.log(f"trial {number + 1} ({row.job}) stopped early at step {len(values)}: {self.metric} = {values[-1]:g}")
                 try:

@@ -30,7 +30,7 @@ class Trial(KilnModel):
 class ObjectivePoint(KilnModel):
     """The best objective so far when a trial ended (``describe``'s objective over time)."""
 
-    at: float
+    ended_at: float
     trial: int
     objective: float
     best: float

@@ -285,7 +285,7 @@ def _tuning_job(row: Any, trials: list[Any], *, full: bool) -> TuningJob:
         for tr in ended:
             if best_so_far is None or sign * tr.objective > sign * best_so_far:
                 best_so_far = tr.objective
-            over_time.append(ObjectivePoint(at=tr.ended_at, trial=tr.number + 1, objective=tr.objective, best=best_so_far))
+            over_time.append(ObjectivePoint(ended_at=tr.ended_at, trial=tr.number + 1, objective=tr.objective, best=best_so_far))
     return TuningJob(
         name=row.name, state=row.state, failure_reason=row.failure_reason, strategy=spec["strategy"],
         objective_metric_name=spec["objective_metric_name"], objective_type=spec["objective_type"],
