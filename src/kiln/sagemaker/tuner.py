@@ -157,7 +157,7 @@ class HyperparameterTuner:
             early_stopping_type=self.early_stopping_type, warm_start_parents=sorted(warm.parents) if warm else None,
             warm_start_type=warm.type.value if warm else None, random_seed=self.random_seed,
             entry_point=est.entry_point, source_dir=est.source_dir, dependencies=est.dependencies, algorithm=est.algorithm,
-            hyperparameters=static, channels=_channels(inputs), metric_definitions=self.metric_definitions or est.metric_definitions or None,
+            hyperparameters=static, channels=_channels(inputs) if inputs is not None else {}, metric_definitions=self.metric_definitions or est.metric_definitions or None,
             instance_count=est.instance_count, instance_type=est.instance_type, framework=est._framework,
             framework_version=est.framework_version, model_name=est.model_name, environment=est.environment, max_run_s=est.max_run,
             max_retries=max(0, (est.max_retry_attempts or 1) - 1), experiment=est.experiment,
