@@ -28,7 +28,7 @@ from kiln.tuning._strategy import Study, TrialRecord
 
 __all__ = ["run", "trial_job_name"]
 
-POLL_S = 0.25
+POLL_S = 0.1
 _MAX_STEPS = 10_000  # objective values kept per trial
 
 
@@ -60,6 +60,9 @@ class _Driver:
         # Trials act for the tuning job's submitter; one made in-process keeps in-process rights.
         self.ctx = dataclasses.replace(job.ctx, source="local") if self.spec.get("source") == "local" else job.ctx
         self.jobs = JobService(self.ws, self.ctx)
+        # The executor's launcher (the local zygote) starts now, while Optuna is imported:
+        # otherwise the first trial waits for both, one after the other.
+        self.jobs.executor.warm()
         self.metric = self.spec["objective_metric_name"]
         self.ranges = parse_ranges(self.spec["hyperparameter_ranges"])
         self.max_jobs = int(self.spec["max_jobs"])
