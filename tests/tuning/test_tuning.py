@@ -245,3 +245,43 @@ def test_describe_json_round_trips_through_the_cli(client: kiln.Client, tmp_path
         bad = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=60)
         assert bad.returncode != 0 and says in bad.stderr and "Traceback" not in bad.stderr + bad.stdout, bad.stderr
     assert [row["name"] for row in json.loads(runner.invoke(app, ["tune", "ls", "--json"]).output)] == ["cli"]  # nothing half-made
+
+
+def test_after_a_server_restart_the_watcher_resumes_the_tuning_job(client: kiln.Client) -> None:
+    """The host's processes died with the server (the driver and a running trial); the restarted
+    server's job watcher settles them, and the tuning job goes on from its recorded trials."""
+    import threading
+
+    from kiln.core.config import load_settings
+    from kiln.core.workspace import Workspace
+    from kiln.jobs import _watcher
+
+    from tests.jobs.conftest import pid_alive
+
+    tune(client, name="restart", max_jobs=3, max_parallel_jobs=1, hyperparameters={"steps": 40, "pause": 0.1}, wait=False)
+    deadline = time.monotonic() + 60
+    while [(t.state, t.steps > 0) for t in client.tuning.get("restart").trials] != [("Running", True)]:  # its script is printing
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    trial = client.tuning.get("restart").trials[0].training_job
+    with client.workspace.db.read() as conn:
+        rows = {r.name: r for r in conn.execute(sa.select(jt.jobs.c.name, jt.jobs.c.pid, jt.jobs.c.pgid).where(jt.jobs.c.name.in_(["restart", trial])))}
+    os.kill(rows["restart"].pid, signal.SIGKILL)
+    os.kill(rows[trial].pid, signal.SIGKILL)
+    os.killpg(rows[trial].pgid, signal.SIGKILL)
+    while pid_alive(rows["restart"].pid) or pid_alive(rows[trial].pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    fresh = Workspace(load_settings(home=str(client.settings.home)))  # the restarted server's workspace
+    stop = threading.Event()
+    stop.set()  # one pass
+    try:
+        _watcher._loop(fresh, stop)
+    finally:
+        fresh.close()
+    job = client.tuning.wait("restart", timeout_s=90)
+    assert job.state == "Completed", client.jobs.logs("restart").lines
+    assert [t.number for t in job.trials] == [1, 2, 3]
+    # The trial that died with the host is Failed with the reason; the two after it ran once each.
+    assert job.trials[0].state == "Failed" and "runner ended" in job.trials[0].failure_reason
+    assert [t.state for t in job.trials[1:]] == ["Completed", "Completed"] and len(client.jobs.list(kind="training")) == 3
