@@ -16,7 +16,6 @@ from kiln.sagemaker.tuner import (
 
 from .conftest import SCORE, SCRIPTS
 
-pytestmark = pytest.mark.xdist_group("tuning-jobs")
 
 
 def _csv(path: Path, y: np.ndarray, X: np.ndarray) -> str:
