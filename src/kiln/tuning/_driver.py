@@ -191,6 +191,8 @@ class _Driver:
             if page.next == self.cursor.get(number, 0) or not page.lines:
                 return found
             self.cursor[number] = page.next
+            if len(page.lines) < 1000:  # that was all there is for now
+                return found
 
     def _end(self, number: int, state: str, objective: float | None, reason: str | None, *, early: bool = False) -> None:
         values = self.values.get(number, [])
