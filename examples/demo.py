@@ -192,7 +192,7 @@ def main() -> None:
 def tuning_step(client: kiln.Client) -> None:
     """A small tuning job: 4 trials of the built-in XGBoost (2 at a time) toward validation:auc."""
     step("12. Tuning: Bayesian search over the built-in XGBoost, each trial a training job")
-    for name, where, rows in (("delays-train", "day % 5 <> 0", 12_000), ("delays-valid", "day % 5 = 0", 4_000)):  # small: seconds a trial
+    for name, where, rows in (("delays-train", "day % 5 <> 0", 8_000), ("delays-valid", "day % 5 = 0", 3_000)):  # small: seconds a trial
         client.datasets.ingest(name, client.sql(f'SELECT * FROM "delays@1" WHERE {where} LIMIT {rows}').table)
     ranges = ('{"ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.05", "MaxValue": "0.5", "ScalingType": "Logarithmic"}], '
               '"IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "2", "MaxValue": "8"}]}')
@@ -205,7 +205,7 @@ def tuning_step(client: kiln.Client) -> None:
     best = job.best_training_job
     console.print(f"tuning job {job.name}: {job.state}; best {best.training_job}: validation:auc {best.objective:.4f} with {best.hyperparameters}")
     show([{"trial": t.number, "training job": t.training_job, "state": t.state, "validation:auc": f"{t.objective:.4f}",
-           **{k: round(v, 3) if isinstance(v, float) else v for k, v in t.hyperparameters.items()}} for t in job.trials], "trials")
+           **{k: f"{v:.3g}" if isinstance(v, float) else v for k, v in t.hyperparameters.items()}} for t in job.trials], "trials")
 
 
 def feature_store_step(client: kiln.Client) -> None:
