@@ -252,6 +252,13 @@ CLI_COMMANDS = {
     "endpoints-describe": lambda v, src, out: ["endpoints", "describe", v],
     "endpoints-invoke": lambda v, src, out: ["endpoints", "invoke", v, "--body", "[[1]]"],
     "endpoints-delete": lambda v, src, out: ["endpoints", "delete", v],
+    "tune-describe": lambda v, src, out: ["tune", "describe", v],
+    "tune-stop": lambda v, src, out: ["tune", "stop", v],
+    "tune-name": lambda v, src, out: ["tune", "--name", v, "--objective", "train:accuracy", "--algorithm", "random-forest", "--channel", "train=sales@1",
+                                      "--ranges", '{"IntegerParameterRanges": [{"Name": "n_estimators", "MinValue": "2", "MaxValue": "4"}]}'],
+    "tune-warm-start": lambda v, src, out: ["tune", "--warm-start-from", v, "--warm-start-type", "TransferLearning", "--objective", "train:accuracy",
+                                            "--algorithm", "random-forest", "--channel", "train=sales@1",
+                                            "--ranges", '{"IntegerParameterRanges": [{"Name": "n_estimators", "MinValue": "2", "MaxValue": "4"}]}'],
 }
 
 

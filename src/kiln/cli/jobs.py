@@ -22,7 +22,7 @@ def _row(job: Any) -> dict[str, Any]:
 
 @app.command("ls")
 def ls(
-    kind: str = typer.Option(None, help="Only jobs of this kind (training, processing, function-map)."),
+    kind: str = typer.Option(None, help="Only jobs of this kind (training, processing, function-map, transform, tuning)."),
     state: str = typer.Option(None, help="Only jobs in this state (Pending, Running, Completed, Failed, Stopped)."),
     limit: int = typer.Option(100, help="At most this many, newest first."),
     json: bool = JsonOpt,

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "recipes": ("recipes", True, "Recipes: ordered, typed data-prep steps with fitted state, previews and export."),
     "serve": ("serve", False, "Serve a model over HTTP in the foreground (SageMaker, MLflow and V2 protocols); Ctrl-C stops."),
     "endpoints": ("endpoints", True, "Real-time endpoints: models served over HTTP, with variants, blue/green updates and data capture."),
+    "tune": ("tune", True, "Tune hyperparameters: many training jobs over ranges toward one objective (Bayesian, Random, Grid, Hyperband)."),
     "features": ("features", True, "Feature store: feature groups, online and offline stores, point-in-time training sets."),
     "metrics": ("metrics", True, "Metrics: the platform's and your own data points, queried by name, dimensions, range and period."),
     "alarms": ("alarms", True, "Alarms over metrics (CloudWatch): thresholds, states OK / ALARM / INSUFFICIENT_DATA, webhook and log actions."),

@@ -8,14 +8,20 @@ from pydantic import Field
 
 from kiln.tracking._base import KilnModel
 
-__all__ = ["JOB_KINDS", "JOB_STATES", "TERMINAL_STATES", "CodeArchive", "Function", "Job", "JobLogs", "JobState"]
+__all__ = ["DRIVER_KINDS", "JOB_KINDS", "JOB_STATES", "RESUMABLE_KINDS", "TERMINAL_STATES", "CodeArchive", "Function", "Job", "JobLogs", "JobState"]
 
 JobState = Literal["Pending", "Running", "Completed", "Failed", "Stopped"]
 JOB_STATES: tuple[str, ...] = ("Pending", "Running", "Completed", "Failed", "Stopped")
 TERMINAL_STATES = frozenset({"Completed", "Failed", "Stopped"})
 # Every kind of job shares one record and state machine (DESIGN.md §4); later stages add
 # theirs (tuning, automl, transform, monitoring) here and a program in _runner.PROGRAMS.
-JOB_KINDS: tuple[str, ...] = ("training", "processing", "function-map", "transform")
+JOB_KINDS: tuple[str, ...] = ("training", "processing", "function-map", "transform", "tuning")
+# Kinds whose program keeps its progress in the metadata database and picks it up again: a
+# runner of theirs found dead is relaunched (Running → Pending), not failed.
+RESUMABLE_KINDS = frozenset({"tuning"})
+# Kinds whose runner only drives other jobs (it runs no users' code): it takes no job slot,
+# or a tuning job with two parallel trials would hold one of a 2-core machine's two slots.
+DRIVER_KINDS = frozenset({"tuning"})
 
 
 class Job(KilnModel):

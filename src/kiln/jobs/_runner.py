@@ -46,6 +46,7 @@ PROGRAMS: dict[str, str] = {
     "processing": "kiln.jobs._processing:run",
     "function-map": "kiln.jobs._functions:run_map",
     "transform": "kiln.serving._transform:run",
+    "tuning": "kiln.tuning._driver:run",
 }
 HEARTBEAT_S = 2.0
 LOG_FLUSH_S = 0.5
@@ -297,7 +298,7 @@ def _start_run(job: RunningJob) -> None:
     experiment = job.spec.get("experiment") or f"{job.kind}-jobs"
     params = {k: (v if isinstance(v, (str, int, float, bool)) else orjson.dumps(v).decode()) for k, v in (job.spec.get("hyperparameters") or {}).items()}
     info = RunService(job.ws, job.ctx).create(
-        experiment_name=experiment, run_name=job.name, params=params,
+        experiment_name=experiment, run_name=job.name, params=params, parent_run_id=job.spec.get("parent_run_id"),
         tags={"kiln.job": job.name, "kiln.job_kind": job.kind, "kiln.submitter": job.submitter}, source=f"job:{job.name}",
     )
     job.run_id = info.id
@@ -385,7 +386,10 @@ def main(name: str, env: Mapping[str, str] | None = None) -> str:
         sink = _LogSink(ws, name, row.log_lines, row.log_bytes)
         beat = _Heartbeat(ws, name, stop, sink)
         beat.start()
-        slot = _wait_for_slot(ws, name, stop) if not os.environ.get("KILN_JOB_NO_SLOT") else None
+        from kiln.jobs._models import DRIVER_KINDS
+
+        needs_slot = not os.environ.get("KILN_JOB_NO_SLOT") and row.kind not in DRIVER_KINDS
+        slot = _wait_for_slot(ws, name, stop) if needs_slot else None
         try:
             if stop.is_set() or not _claim(ws, name):
                 return ""

@@ -25,7 +25,7 @@ from kiln.core.workspace import Workspace
 from kiln.jobs import _tables as t
 from kiln.jobs._base import Executor, Launch, open_executor
 from kiln.jobs._local import process_alive, this_host
-from kiln.jobs._models import JOB_KINDS, JOB_STATES, Job, JobLogs
+from kiln.jobs._models import JOB_KINDS, JOB_STATES, RESUMABLE_KINDS, Job, JobLogs
 from kiln.jobs._proc import kill_group
 
 __all__ = ["JobService", "job_name", "require_user_code"]
@@ -246,7 +246,11 @@ class JobService:
         for row in rows:
             if self._runner_alive(row):
                 continue
-            if row.state == "Running":
+            if row.state == "Running" and row.kind in RESUMABLE_KINDS and not row.stop_requested:
+                if self._requeue(row) and relaunch:
+                    self._launch(row.name, previous=row.handle)
+                changed.append(row.name)
+            elif row.state == "Running":
                 if self._fail(row.name, "the job's runner ended without recording a result: its process was killed or its host restarted", expect="Running"):
                     if row.pgid and row.host == this_host():
                         kill_group(row.pgid, grace_s=2.0)
@@ -271,6 +275,15 @@ class JobService:
         if alive is not None:
             return alive
         return now - beat < STALE_S
+
+    def _requeue(self, row: Any) -> bool:
+        """A resumable job whose runner is gone goes back to Pending, to be picked up again."""
+        ctx = Context(actor="system:jobs", role="admin", source="server", request_id=f"reconcile-{row.name}")
+        with self.ws.mutation(ctx, action="jobs.resumed", resource=f"jobs/{row.name}", details={"reason": "its runner was gone"}) as (conn, _):
+            return bool(conn.execute(
+                t.jobs.update().where(t.jobs.c.name == row.name, t.jobs.c.state == "Running", t.jobs.c.handle == row.handle),
+                {"state": "Pending", "heartbeat_at": time.time()},
+            ).rowcount)
 
     def _fail(self, name: str, reason: str, *, expect: str | None = None) -> bool:
         ctx = Context(actor="system:jobs", role="admin", source="server", request_id=f"reconcile-{name}")

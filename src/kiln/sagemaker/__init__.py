@@ -23,8 +23,10 @@ from kiln.sagemaker import deserializers, serializers
 from kiln.sagemaker._deploy import DataCaptureConfig, Model, Predictor, ServerlessInferenceConfig, estimator_deploy
 
 __all__ = [
-    "DataCaptureConfig", "Estimator", "Framework", "LightGBM", "Model", "Predictor", "PyTorch", "SKLearn", "ServerlessInferenceConfig",
-    "TensorFlow", "TrainingInput", "Transformer", "XGBoost", "deserializers", "image_uris", "serializers",
+    "CategoricalParameter", "ContinuousParameter", "DataCaptureConfig", "Estimator", "Framework", "HyperparameterTuner",
+    "HyperparameterTuningJobAnalytics", "IntegerParameter", "LightGBM", "Model", "Predictor", "PyTorch", "SKLearn",
+    "ServerlessInferenceConfig", "TensorFlow", "TrainingInput", "Transformer", "WarmStartConfig", "WarmStartTypes", "XGBoost",
+    "deserializers", "image_uris", "serializers", "tuner",
 ]
 
 
@@ -229,3 +231,8 @@ class TensorFlow(Framework):
 
 
 from kiln.sagemaker._transformer import Transformer  # noqa: E402 - it imports _client from here
+from kiln.sagemaker import tuner  # noqa: E402 - it imports _client from here
+from kiln.sagemaker.tuner import (  # noqa: E402
+    CategoricalParameter, ContinuousParameter, HyperparameterTuner, HyperparameterTuningJobAnalytics, IntegerParameter, WarmStartConfig,
+    WarmStartTypes,
+)

@@ -119,6 +119,7 @@ _STAGE_NAMESPACES: list[tuple[str, str, str]] = [
     ("jobs", "kiln.sdk.jobs", "Jobs"),
     ("processing", "kiln.sdk.jobs", "Processing"),
     ("training", "kiln.sdk.training", "Training"),
+    ("tuning", "kiln.sdk.tuning", "Tuning"),
     ("functions", "kiln.sdk.functions", "Functions"),
     ("transform", "kiln.sdk.transform", "Transform"),
     ("endpoints", "kiln.sdk.endpoints", "Endpoints"),

@@ -43,6 +43,7 @@ ROUTE_MODULES = [
     "endpoints",
     "features",
     "metrics",
+    "tuning",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

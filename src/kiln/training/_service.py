@@ -67,6 +67,42 @@ class TrainingService:
         """
         self.ctx.require("editor")
         JobService(self.ws, self.ctx).executor.warm()  # the runner's parent warms up while the request is checked
+        spec, base = self.check_spec(
+            code=code, entry_point=entry_point, algorithm=algorithm, target=target, hyperparameters=hyperparameters,
+            channels=channels, metric_definitions=metric_definitions, instance_count=instance_count, instance_type=instance_type,
+            framework=framework, framework_version=framework_version, model_name=model_name, environment=environment,
+            experiment=experiment, base_job_name=base_job_name,
+        )
+        return JobService(self.ws, self.ctx).submit(
+            kind="training", spec=spec, name=name, base_name=base, time_limit_s=max_run_s,
+            max_attempts=int(max_retries) + 1, cpus=1.0,
+        )
+
+    def check_spec(
+        self,
+        *,
+        code: str | None,
+        entry_point: str | None,
+        algorithm: str | None,
+        target: str | None,
+        hyperparameters: Mapping[str, Any] | None,
+        channels: Mapping[str, str] | None,
+        metric_definitions: Sequence[Mapping[str, str]] | None,
+        instance_count: int,
+        instance_type: str,
+        framework: str | None,
+        framework_version: str | None,
+        model_name: str | None,
+        environment: Mapping[str, Any] | None,
+        experiment: str | None,
+        base_job_name: str | None,
+    ) -> tuple[dict[str, Any], str]:
+        """A training job's spec and base name, checked as :meth:`create` checks them (tuning
+        jobs check their training job's definition once, then submit one per trial).
+
+        Raises:
+            InvalidArgument, NotFound: as :meth:`create`.
+        """
         if bool(entry_point) == bool(algorithm):
             raise InvalidArgument("a training job runs a script (entry_point) or a built-in algorithm; give exactly one")
         if algorithm:
@@ -117,10 +153,7 @@ class TrainingService:
             "model_name": model_name or check_name(base, kind="model"), "environment": check_environment(environment),
             "experiment": experiment or "training-jobs",
         }
-        return JobService(self.ws, self.ctx).submit(
-            kind="training", spec=spec, name=name, base_name=base, time_limit_s=max_run_s,
-            max_attempts=int(max_retries) + 1, cpus=1.0,
-        )
+        return spec, base
 
 
 def _framework_of(algorithm: str | None) -> str | None:
