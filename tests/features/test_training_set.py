@@ -17,7 +17,8 @@ from kiln.core.context import local_context
 from kiln.core.errors import InvalidArgument
 from kiln.core.workspace import Workspace
 from kiln.features._service import FeatureService
-from kiln.features._training import TrainingSetService
+from kiln.features import _training
+from kiln.features._training import OrderKey, TrainingSetService
 from kiln.lake.datasets import DatasetService
 
 T0 = 1_700_000_000
@@ -61,7 +62,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.slow
-def test_join_matches_brute_force(any_ws: Workspace) -> None:
+@pytest.mark.parametrize("key_type", ["BIGINT", "HUGEINT"])
+def test_join_matches_brute_force(any_ws: Workspace, key_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if key_type == "HUGEINT":  # the wide order key, as a group written over years gets
+        monkeypatch.setattr(_training, "_BIGINT_MAX", 0)
     ctx = local_context()
     rng = random.Random(7)
     svc = FeatureService(any_ws, ctx)
@@ -100,6 +104,25 @@ def test_join_matches_brute_force(any_ws: Workspace) -> None:
         bad = [(i, (x, tg), w) for i, (x, tg, w) in enumerate(zip(got["x"], got["tag"], want, strict=True)) if not (_same(x, w[0]) and _same(tg, w[1]))]
         assert not bad, (opts, bad[:5])
         assert any(w[0] is not None for w in want) and any(w[0] is None for w in want)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_order_key_sorts_by_event_then_write_time(wide: bool) -> None:
+    import duckdb
+
+    rng = random.Random(3)
+    recs = [(rng.randrange(100, 120), rng.randrange(5000, 5010)) for _ in range(200)]  # (event us, write us), many ties
+    key = OrderKey.of(min(r[0] for r in recs), max(r[0] for r in recs), min(r[1] for r in recs), max(r[1] for r in recs))
+    if wide:
+        key = OrderKey(key.event_lo, key.event_hi, key.write_lo, key.span, "HUGEINT")
+    con = duckdb.connect()
+    rec_keys = [con.execute(f"SELECT {key.record(str(e), str(w))}").fetchone()[0] for e, w in recs]  # type: ignore[index]
+    assert sorted(range(len(recs)), key=lambda i: rec_keys[i]) == sorted(range(len(recs)), key=lambda i: recs[i])
+    for t in [50, 99, 100, 105, 119, 120, 500]:  # an entity row's key is above exactly the records at or before it
+        ek = con.execute(f"SELECT {key.entity(str(t))}").fetchone()[0]  # type: ignore[index]
+        assert [k <= ek for k in rec_keys] == [e <= t for e, _ in recs]
+    assert con.execute(f"SELECT {key.entity('NULL')}").fetchone()[0] is None  # type: ignore[index]
+    assert OrderKey.of(0, 10**11, 0, 10**7).sql_type == "BIGINT" and OrderKey.of(0, 10**13, 0, 10**7).sql_type == "HUGEINT"
 
 
 def test_two_groups_lineage_and_versions(ws: Workspace) -> None:
