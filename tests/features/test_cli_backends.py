@@ -17,7 +17,7 @@ from kiln.core.config import load_settings
 from kiln.core.context import local_context
 from kiln.core.errors import NotFound
 from kiln.core.workspace import Workspace
-from kiln.features._service import FeatureService
+from kiln.features._service import FeatureService, reads_inline
 
 REDIS_URL = os.environ.get("KILN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -52,6 +52,7 @@ def test_the_service_on_a_shared_online_store(backend: str, tmp_path: Path, requ
     ws = Workspace(load_settings(home=str(tmp_path / "k"), online_store_url=url))
     try:
         svc = FeatureService(ws, local_context())
+        assert not reads_inline(ws)  # a network store's reads keep the server's thread pool
         svc.create("g", record_id="uid", event_time="ts", features=[{"name": "uid", "type": "string"}, {"name": "ts", "type": "fractional"}, {"name": "x", "type": "vector"}], ttl=3600)
         now = time.time()
         assert svc.put_records("g", records=[{"uid": "a", "ts": now, "x": [1, 2]}, {"uid": "b", "ts": now - 7200}]).online == 2

@@ -15,7 +15,7 @@ from kiln.core.config import load_settings
 from kiln.core.context import Context, local_context
 from kiln.core.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from kiln.core.workspace import Workspace
-from kiln.features._service import FeatureService
+from kiln.features._service import FeatureService, reads_inline
 from kiln.lake.datasets import DatasetService
 
 NOW = time.time()
@@ -168,6 +168,7 @@ def test_online_store_is_chosen_by_url(tmp_path: Path) -> None:
     svc.create("g", record_id="uid", event_time="ts", features=FEATURES)
     svc.put_records("g", records=[{"uid": "a", "ts": NOW}])
     assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "k" / "online.db").exists()
+    assert reads_inline(ws)  # a local SQLite store is read on the server's event loop
     ws.close()
 
 

@@ -83,6 +83,14 @@ def online_store(ws: Workspace) -> OnlineStore:
     return store
 
 
+def reads_inline(ws: Workspace) -> bool:
+    """Online reads may run on the server's event loop: the store is a local SQLite file (a
+    primary-key lookup, tens of microseconds), and so is the metadata (the group definitions,
+    read once a second). A network store (Redis, PostgreSQL) may stall, so its reads keep the
+    thread pool."""
+    return ws.db.dialect == "sqlite" and not online_store(ws).capabilities.shared
+
+
 @dataclass(frozen=True)
 class Group:
     """A feature group at one version, as the service works with it."""
