@@ -96,6 +96,16 @@ class CompactResult(BaseModel):
     rows: int
 
 
+class RebuildResult(BaseModel):
+    """What rebuilding a group's online store from its offline one changed."""
+
+    group: str
+    ids: int  # ids whose latest offline record was read
+    online: int  # online rows that changed (written, or replaced by a later record)
+    deleted: int  # ids whose latest offline record is a delete
+    purged: int  # expired online rows removed (stores without native expiry)
+
+
 class FeatureRecord(BaseModel):
     """The latest record of one id in the online store (GetRecord)."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kiln.core.ops import Operation, declare
-from kiln.features._models import BatchGetResult, CompactResult, FeatureGroup, FeatureRecord, IngestResult, StreamIngestResult, WriteResult
+from kiln.features._models import BatchGetResult, CompactResult, FeatureGroup, FeatureRecord, IngestResult, RebuildResult, StreamIngestResult, WriteResult
 from kiln.lake._models import DatasetVersion
 
 _SVC = "kiln.features._service:FeatureService"
@@ -29,6 +29,7 @@ ALL = declare(
     _op("delete_records", "POST", _GROUP + "/records/delete", "editor", "delete_records", WriteResult, body=("records", "mode")),
     _op("get_record", "GET", _GROUP + "/records/{record_id}", "viewer", "get_record", FeatureRecord, inline=_INLINE),
     _op("compact", "POST", _GROUP + "/compact", "editor", "compact", CompactResult),
+    _op("rebuild_online", "POST", _GROUP + "/rebuild-online", "editor", "rebuild_online", RebuildResult),
     _op("batch_get", "POST", "/v1/features/online", "viewer", "batch_get", BatchGetResult, body=("identifiers",), inline=_INLINE,
         summary="BatchGetRecord (the feature server): records of several groups, each with a selection of features."),
     _op("to_dataset", "POST", _GROUP + "/dataset", "editor", "to_dataset", DatasetVersion, service=_TRAIN,
@@ -36,4 +37,4 @@ ALL = declare(
     _op("training_set", "POST", "/v1/features/training-sets", "editor", "training_set", DatasetVersion, service=_TRAIN,
         body=("entities", "features", "output_dataset", "event_time_column", "as_of", "include_deleted", "start", "end"), status=201),
 )
-(CREATE, LIST, DESCRIBE, UPDATE, DELETE, INGEST, INGEST_STREAM, PUT_RECORDS, DELETE_RECORDS, GET_RECORD, COMPACT, BATCH_GET, TO_DATASET, TRAINING_SET) = ALL
+(CREATE, LIST, DESCRIBE, UPDATE, DELETE, INGEST, INGEST_STREAM, PUT_RECORDS, DELETE_RECORDS, GET_RECORD, COMPACT, REBUILD_ONLINE, BATCH_GET, TO_DATASET, TRAINING_SET) = ALL

@@ -3,6 +3,7 @@ online reads (GetRecord, BatchGetRecord) and compaction. Training sets: ``_train
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -46,6 +47,7 @@ from kiln.features._models import (
     FeatureGroup,
     FeatureRecord,
     IngestResult,
+    RebuildResult,
     RecordIdentifier,
     StreamIngestResult,
     WriteResult,
@@ -69,6 +71,10 @@ _STORES: weakref.WeakKeyDictionary[Workspace, OnlineStore] = weakref.WeakKeyDict
 _DEFINITIONS: weakref.WeakKeyDictionary[Workspace, dict[str, tuple[float, Group]]] = weakref.WeakKeyDictionary()
 _DEFINITION_S = 1.0
 _derive_local = threading.local()
+_PURGED: weakref.WeakKeyDictionary[OnlineStore, float] = weakref.WeakKeyDictionary()
+PURGE_EVERY_S = 60.0
+PURGE_BATCH = 10_000
+log = logging.getLogger("kiln.features")
 
 
 def online_store(ws: Workspace) -> OnlineStore:
@@ -81,6 +87,20 @@ def online_store(ws: Workspace) -> OnlineStore:
         _STORES[ws] = store
         ws.on_close(store.close)
     return store
+
+
+def purge_now_and_then(store: OnlineStore, now: float) -> int:
+    """Purge expired online rows after a write, at most once a minute per store and a bounded
+    batch each time, so a store without native expiry (SQLite, PostgreSQL) does not keep every
+    expired record forever. A purge that fails leaves the write it follows done."""
+    if store.capabilities.native_expiry or _PURGED.get(store, 0.0) > now - PURGE_EVERY_S:
+        return 0
+    _PURGED[store] = now
+    try:
+        return store.purge_expired(now=now, limit=PURGE_BATCH)
+    except Exception as exc:  # the write succeeded; the next purge tries again
+        log.warning("purging expired online records failed: %s", exc)
+        return 0
 
 
 def reads_inline(ws: Workspace) -> bool:
@@ -458,7 +478,9 @@ class FeatureService:
             for rid, et, values in rows:
                 data = None if deleted else orjson.dumps({g.record_id: rid, g.event_time: et, **values}, option=orjson.OPT_SERIALIZE_NUMPY)
                 online_rows.append(OnlineRow(str(rid), et, None if deleted or ttl_s is None else et + ttl_s, data))
-            changed = online_store(self.ws).write(g.name, online_rows, hard_delete=hard)
+            store = online_store(self.ws)
+            changed = store.write(g.name, online_rows, hard_delete=hard)
+            purge_now_and_then(store, now)
         return WriteResult(records=n, offline=n, online=changed)
 
     def _commit_files(self, g: Group, written: list[off.OfflineFile], *, action: str, details: dict[str, Any], position: tuple[str, str, int] | None = None) -> None:
@@ -555,6 +577,22 @@ class FeatureService:
             result.records += len(batch.records)
             result.last_sequence_number = last
         return result
+
+    def rebuild_online(self, name: str) -> RebuildResult:
+        """Rebuild a group's online store from its offline store: the latest record of every id.
+
+        Restores consistency after an online write failed once the offline rows were committed
+        (a 503 that kept them), or after the online store was lost. Newer online rows are kept,
+        ids whose latest record is a delete are deleted online, and expired rows are purged.
+
+        Raises:
+            InvalidArgument: the group has no online store.
+        """
+        self._require_editor("features.rebuild_online", name)
+        check_name(name, kind="feature group")
+        from kiln.features._ingest import rebuild_online
+
+        return rebuild_online(self, self.get_group(name))
 
     # -- online reads ---------------------------------------------------------------------
 
