@@ -40,6 +40,10 @@ def test_cli_create_put_get_and_train(cli: Any, tmp_path: Path) -> None:
     made = cli("features", "training-set", "ents", "-f", "stats:rate", "-o", "train", "--json")
     assert made.code == 0 and json.loads(made.out)["row_count"] == 2
     assert cli("features", "describe", "../etc").code == 2
+    rebuilt = cli("features", "rebuild-online", "stats", "--json")
+    assert rebuilt.code == 0 and json.loads(rebuilt.out)["ids"] == 3  # drivers 1, 2 and the put 3
+    ghost = cli("features", "rebuild-online", "ghost")
+    assert ghost.code == 3 and "does not exist" in ghost.err and "Traceback" not in ghost.err + ghost.out
 
 
 @pytest.mark.parametrize("backend", ["redis", "postgres"])
@@ -64,3 +68,16 @@ def test_the_service_on_a_shared_online_store(backend: str, tmp_path: Path, requ
         svc.delete("g")
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "unreachable"])
+def test_doctor_checks_the_online_store(cli: Any, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = {"sqlite": "", "redis": f"{REDIS_URL}?prefix=kiln-test-{uuid.uuid4().hex[:8]}", "unreachable": "redis://:secret@127.0.0.1:9/0"}[backend]
+    if url:
+        monkeypatch.setenv("KILN_ONLINE_STORE_URL", url)
+    got = cli("doctor", "--json")
+    check = next(c for c in json.loads(got.out)["checks"] if c["part"] == "online features")
+    assert check["ok"] is (backend != "unreachable"), check
+    assert check["backend"] == ("sqlite" if backend == "sqlite" else "redis") and "secret" not in got.out
+    if backend == "unreachable":
+        assert "does not answer" in check["detail"] and "redis://:***@127.0.0.1:9/0" in check["detail"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from kiln.core.config import _mask_password
 from kiln.core.errors import InvalidArgument, Unavailable
 from kiln.features._base import Capabilities, OnlineRow, OnlineStore, register_online_store
 
@@ -184,7 +185,7 @@ class RedisOnlineStore(OnlineStore):
             self._script = self._redis.register_script(_LUA_WRITE)
             self._redis.ping()
         except self._errors as exc:
-            raise Unavailable(f"the Redis online store at {plain} does not answer: {exc}") from None
+            raise Unavailable(f"the Redis online store at {_mask_password(plain)} does not answer: {exc}") from None
 
     def _key(self, group: str, rid: str) -> str:
         return f"{self.prefix}:{group}:{rid}"
