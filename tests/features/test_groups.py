@@ -290,16 +290,16 @@ def test_rebuild_online_refuses_an_offline_only_group_and_is_audited(ws: Workspa
 def test_writes_purge_expired_online_rows_now_and_then(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlite3
 
-    from kiln.features import _service
+    from kiln.features import _stores
 
     svc = FeatureService(ws, local_context())
     svc.create("p", record_id="uid", event_time="ts", features=FEATURES, ttl=60)
-    monkeypatch.setattr(_service, "_PURGED", __import__("weakref").WeakKeyDictionary())
+    monkeypatch.setattr(_stores, "_PURGED", __import__("weakref").WeakKeyDictionary())
     db = sqlite3.connect(ws.settings.home / "online.db")
     count = "SELECT count(*) FROM online_records WHERE grp = 'p'"
     svc.put_records("p", records=[{"uid": "live", "ts": time.time()}])  # purges (nothing expired yet)
     svc.put_records("p", records=[{"uid": f"x{i}", "ts": NOW - 3600} for i in range(5)])  # already expired
     assert db.execute(count).fetchone()[0] == 6  # within the minute: no purge
-    monkeypatch.setattr(_service, "PURGE_EVERY_S", 0.0)
+    monkeypatch.setattr(_stores, "PURGE_EVERY_S", 0.0)
     svc.put_records("p", records=[{"uid": "live2", "ts": time.time()}])
     assert sorted(r[0] for r in db.execute("SELECT rid FROM online_records WHERE grp = 'p'")) == ["live", "live2"]

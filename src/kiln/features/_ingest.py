@@ -19,10 +19,10 @@ from kiln.features._models import IngestResult
 if TYPE_CHECKING:
     import duckdb
 
-    from kiln.features._models import RebuildResult
+    from kiln.features._models import RebuildResult, StreamIngestResult
     from kiln.features._service import FeatureService, Group
 
-__all__ = ["bulk_ingest", "event_expr", "online_json", "parquet_columns", "rebuild_online", "watch_query"]
+__all__ = ["bulk_ingest", "event_expr", "online_json", "parquet_columns", "rebuild_online", "stream_ingest", "watch_query"]
 
 _q = off._q
 
@@ -176,6 +176,49 @@ def watch_query(con: duckdb.DuckDBPyConnection, progress: Progress, start: float
     finally:
         stop.set()
         th.join()
+
+
+def stream_ingest(svc: FeatureService, g: Group, *, stream: str, consumer: str, max_records: int, lease_s: float) -> StreamIngestResult:
+    """A stream's records for a consumer into the group, batch by batch: each batch's offline rows
+    commit with the stream position they reach (exactly once across crashes); records that fail
+    the group's checks are counted and skipped."""
+    import sqlalchemy as sa
+
+    from kiln.features import _tables as t
+    from kiln.features._models import StreamIngestResult
+    from kiln.lake.streams._service import StreamService
+
+    streams = StreamService(svc.ws, svc.ctx)
+    result = StreamIngestResult(group=g.name, stream=stream, consumer=consumer)
+    while result.records < max_records:
+        batch = streams.read_consumer(stream, consumer, limit=min(1000, max_records - result.records), lease_s=lease_s)
+        if not batch.records:
+            break
+        with svc.ws.db.read() as conn:
+            done = conn.execute(sa.select(t.stream_positions.c.last_seq).where(t.stream_positions.c.group_id == g.id, t.stream_positions.c.stream == stream, t.stream_positions.c.consumer == consumer)).scalar() or 0
+        rows = []
+        for rec in batch.records:
+            if rec.sequence_number <= done:
+                result.duplicates += 1  # written before a crash kept the stream from hearing of it
+                continue
+            try:
+                rows.append(svc._check_record(g, rec.sequence_number, rec.data))
+            except InvalidArgument as exc:
+                result.rejected += 1
+                if len(result.errors) < 5:
+                    result.errors.append(f"sequence {rec.sequence_number}: {exc.message.split(': ', 1)[-1]}")
+        last = batch.records[-1].sequence_number
+        if rows:
+            written = svc._write(g, rows, deleted=False, ttl_s=g.ttl_s, action="features.ingest_stream", position=(stream, consumer, last))
+            result.written += written.offline
+            result.online += written.online
+        elif last > done:
+            svc._commit_files(g, [], action="features.ingest_stream", details={"records": 0}, position=(stream, consumer, last))
+        assert batch.lease is not None
+        streams.commit(stream, consumer, batch.lease)
+        result.records += len(batch.records)
+        result.last_sequence_number = last
+    return result
 
 
 def rebuild_online(svc: FeatureService, g: Group) -> RebuildResult:
