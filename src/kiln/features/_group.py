@@ -53,11 +53,16 @@ class Group:
     @property
     def stored(self) -> dict[str, FeatureDefinition]:
         """The features kept in the stores (derived ones are computed when read)."""
-        return {n: f for n, f in self.features.items() if f.expression is None}
+        return {n: f for n, f in self.features.items() if f.expression is None and f.function is None}
 
     @property
     def derived(self) -> dict[str, FeatureDefinition]:
-        return {n: f for n, f in self.features.items() if f.expression is not None}
+        return {n: f for n, f in self.features.items() if f.expression is not None or f.function is not None}
+
+    @property
+    def functions(self) -> dict[str, FeatureDefinition]:
+        """The derived features a registered function computes."""
+        return {n: f for n, f in self.features.items() if f.function is not None}
 
     @property
     def types(self) -> dict[str, str]:
@@ -67,6 +72,21 @@ class Group:
         fields = [pa.field(n, arrow_type(ty)) for n, ty in self.types.items()]
         fields += [pa.field("write_time", pa.timestamp("us", tz="UTC")), pa.field("api_invocation_time", pa.timestamp("us", tz="UTC")), pa.field("is_deleted", pa.bool_())]
         return pa.schema(fields)
+
+
+def _check_function(value: Any, feature: str) -> str | None:
+    """A function reference (``name`` or ``name@3``), checked as a name; whether it exists is
+    checked when the group is created or changed."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(f"derived feature {feature!r}: function must be a function name (name or name@3)", details={"field": feature})
+    from kiln.core.names import parse_ref
+
+    r = parse_ref(value, kind="function")
+    if r.alias is not None:
+        raise InvalidArgument(f"derived feature {feature!r}: functions have no aliases; use NAME or NAME@VERSION", details={"field": feature})
+    return value
 
 
 def _dumps(value: Any) -> str:
@@ -93,7 +113,9 @@ def _definitions(features: Sequence[FeatureDefinition | dict[str, Any]], record_
         if name in out:
             raise InvalidArgument(f"feature {name!r} is defined twice", details={"field": name})
         out[name] = FeatureDefinition(name=name, type=normalise_type(spec.get("type"), feature=name), description=str(spec.get("description") or "")[:1000],
-                                      expression=spec.get("expression") or None)
+                                      expression=spec.get("expression") or None, function=_check_function(spec.get("function"), name))
+        if out[name].expression is not None and out[name].function is not None:
+            raise InvalidArgument(f"derived feature {name!r}: give an expression or a function, not both", details={"field": name})
     check_feature_name(record_id)
     check_feature_name(event_time)
     if record_id == event_time:
@@ -106,11 +128,12 @@ def _definitions(features: Sequence[FeatureDefinition | dict[str, Any]], record_
         raise InvalidArgument(f"the event time {event_time!r} is not among the features", details={"field": event_time})
     if out[event_time].type not in ("timestamp", "fractional", "integral", "string"):
         raise InvalidArgument(f"the event time {event_time!r} must be a timestamp, Unix seconds or ISO-8601 text, not {out[event_time].type}", details={"field": event_time})
-    stored = {n for n, d in out.items() if d.expression is None}
+    stored = {n for n, d in out.items() if d.expression is None and d.function is None}
     for n, d in out.items():
-        if d.expression is not None:
+        if d.expression is not None or d.function is not None:
             if n in (record_id, event_time):
                 raise InvalidArgument(f"the record identifier and the event time cannot be derived ({n!r})", details={"field": n})
+        if d.expression is not None:
             check_expression(d.expression, feature=n, names=stored)
     derived = {n: d for n, d in out.items() if d.expression is not None}
     if derived:  # bind the SQL once on nulls: a type error is refused now, not at the first read

@@ -64,6 +64,19 @@ _DEFINITIONS: weakref.WeakKeyDictionary[Workspace, dict[str, tuple[float, Group]
 _DEFINITION_S = 1.0
 
 
+def cached_definition(ws: Workspace, name: str) -> Group | None:
+    """A group's definition if the online read path holds it fresh, else None (no database read)."""
+    hit = _DEFINITIONS.get(ws, {}).get(name)
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+
+def _check_functions(ws: Workspace, ctx: Context, defs: dict[str, Any]) -> None:
+    if any(d.function is not None for d in defs.values()):
+        from kiln.features._functions import check_functions_exist
+
+        check_functions_exist(ws, ctx, defs)
+
+
 class FeatureService:
     """Everything the faces can do with feature groups and their records."""
 
@@ -121,6 +134,7 @@ class FeatureService:
         if not features:
             raise InvalidArgument("a feature group needs features: give them, or a dataset to take them from")
         defs = _definitions(features, record_id, event_time)
+        _check_functions(self.ws, self.ctx, defs)
         now = time.time()
         gid = uuid.uuid4().hex
         with self.ws.mutation(self.ctx, action="features.create", resource=f"feature-groups/{name}", details={"version": 1, **source}) as (conn, _):
@@ -156,6 +170,7 @@ class FeatureService:
             values: dict[str, Any] = {"updated_at": time.time()}
             if features is not None:
                 defs = _definitions(features, g.record_id, g.event_time)
+                _check_functions(self.ws, self.ctx, defs)
                 for n, d in defs.items():
                     old = g.features.get(n)
                     if old is not None and old.type != d.type:
@@ -470,8 +485,14 @@ class FeatureService:
             if bad:
                 raise InvalidArgument(f"feature group {g.name!r} has no feature {str(bad[0])[:64]!r}", details={"field": str(bad[0])[:64]})
         wanted = g.derived if features is None else {f: g.derived[f] for f in features if f in g.derived}
-        if wanted:
-            data.update(_derive(g, data, wanted))
+        by_sql = {n: d for n, d in wanted.items() if d.expression is not None}
+        if by_sql:
+            data.update(_derive(g, data, by_sql))
+        for n, d in wanted.items():
+            if d.function is not None:  # in the function's workers, never here
+                from kiln.features._functions import call_function
+
+                data[n] = call_function(self.ws, self.ctx, g, d, [{k: data.get(k) for k in g.stored}])[0]
         if features is not None:
             data = {f: data.get(f) for f in features}
         return FeatureRecord(feature_group=g.name, record_id=row.record_id, event_time=row.event_time, expires_at=row.expires_at, features=data)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Mapping
+from typing import Any
 
 from kiln.core.workspace import Workspace
 from kiln.features._base import OnlineStore, open_online_store
@@ -44,9 +46,21 @@ def purge_now_and_then(store: OnlineStore, now: float) -> int:
         return 0
 
 
-def reads_inline(ws: Workspace) -> bool:
+def reads_inline(ws: Workspace, args: Mapping[str, Any] | None = None) -> bool:
     """Online reads may run on the server's event loop: the store is a local SQLite file (a
     primary-key lookup, tens of microseconds), and so is the metadata (the group definitions,
     read once a second). A network store (Redis, PostgreSQL) may stall, so its reads keep the
-    thread pool."""
-    return ws.db.dialect == "sqlite" and not online_store(ws).capabilities.shared
+    thread pool; so does a read of a group whose definition is not cached yet, or that has a
+    feature a function computes (a call to a function worker)."""
+    if ws.db.dialect != "sqlite" or online_store(ws).capabilities.shared:
+        return False
+    if args is None:
+        return True
+    from kiln.features._service import cached_definition
+
+    names = [args.get("name")] if "name" in args else [i.get("feature_group") if isinstance(i, dict) else None for i in args.get("identifiers") or []]
+    for name in names:
+        g = cached_definition(ws, name) if isinstance(name, str) else None
+        if g is None or g.functions:
+            return False
+    return True

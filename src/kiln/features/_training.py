@@ -154,7 +154,51 @@ def derived_sql(g: Group, feature: str) -> str:
     from kiln.features._base import duck_type
 
     d = g.features[feature]
+    if d.function is not None:  # the record as the function gets it (online JSON's shape); computed after the join
+        return "struct_pack(" + ", ".join(
+            f"{_q(n)} := " + (f"epoch_us({_q(n)}) / 1e6" if s.type == "timestamp" else _q(n)) for n, s in g.stored.items()) + ")"
     return _q(feature) if d.expression is None else f"CAST(({d.expression}) AS {duck_type(d.type)})"
+
+
+def apply_functions(ws: Workspace, ctx: Context, path: Any, columns: dict[str, tuple[Group, Any]]) -> None:
+    """Replace each function feature's column of the Parquet at ``path`` (the records, as structs;
+    null where no record matched) by the function's values, batch by batch, in place."""
+    if not columns:
+        return
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kiln.features._base import arrow_type
+    from kiln.features._functions import call_function
+
+    tmp = path.with_name(path.name + ".fn")
+    writer = None
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+            table = pa.Table.from_batches([batch])
+            for name, (g, d) in columns.items():
+                values = call_function(ws, ctx, g, d, table.column(name).to_pylist())
+                if d.type == "timestamp":
+                    col = pa.array([None if v is None else int(round(v * 1e6)) for v in values], type=pa.int64()).cast(arrow_type("timestamp"))
+                else:
+                    col = pa.array(values, type=arrow_type(d.type))
+                table = table.set_column(table.schema.get_field_index(name), name, col)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        if writer is None:  # no rows: the empty file with the columns' types
+            schema = pq.read_schema(path)
+            for name, (_, d) in columns.items():
+                schema = schema.set(schema.get_field_index(name), pa.field(name, arrow_type(d.type)))
+            writer = pq.ParquetWriter(tmp, schema)
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
 
 
 class TrainingSetService:
@@ -260,6 +304,7 @@ class TrainingSetService:
             try:
                 with watch_query(con, progress, 0.0, 0.95):
                     con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+                apply_functions(self.ws, self.ctx, result, {out: (p.group, p.group.features[f]) for p in parts for f, out in p.features if p.group.features[f].function})
                 lineage = {"parents": [version.ref], "producer": "features.training_set", "feature_groups": lineage_groups,
                            "event_time_column": event_time_column, "as_of": bounds["as_of"], "include_deleted": include_deleted,
                            "start": bounds["start"], "end": bounds["end"], "made_at": time.time()}
@@ -311,6 +356,7 @@ def to_dataset(svc_ws: Workspace, ctx: Context, name: str, *, output: str, n_rec
         result = off.new_tmp(svc_ws.settings.home) / f"snapshot-{uuid.uuid4().hex}.parquet"
         try:
             con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+            apply_functions(svc_ws, ctx, result, {n: (g, d) for n, d in g.functions.items()})
             lineage = {"producer": "features.to_dataset", "feature_groups": [{"name": g.name, "version": g.version, "files": len(keys)}], "n_recent": n_recent,
                        "as_of": bounds["as_of"], "include_deleted": include_deleted, "start": bounds["start"], "end": bounds["end"]}
             return DatasetService(svc_ws, ctx).commit_parquet(output, result, lineage=lineage, source={"kind": "feature_group", "feature_group": f"{g.name}@{g.version}"})

@@ -91,7 +91,7 @@ def _endpoint(op: Operation) -> Any:
         if op.payload:
             args[op.payload] = await _payload(request, op.payload)
         ws = request.app.state.workspace
-        if op.runs_inline(ws):  # a cheap local read: no thread hop (the role was checked before this)
+        if op.runs_inline(ws, args):  # a cheap local read: no thread hop (the role was checked before this)
             result = op.invoke(ws, get_ctx(request), args)
         else:
             result = await run_in_threadpool(op.invoke, ws, get_ctx(request), args)
