@@ -91,6 +91,10 @@ def test_join_matches_brute_force(any_ws: Workspace, key_type: str, monkeypatch:
         svc.delete_records("g", records=dels, mode=rng.choice(["soft", "hard"]))
     rows = _offline_rows(any_ws, svc, "g")
     assert len(rows) == 120 + 6 * 46
+    # The order key's ranges come from the files' footers: the same as a scan of the rows.
+    us = [((r["ts"] - _training._EPOCH) // _training._US, (r["write_time"] - _training._EPOCH) // _training._US) for r in rows]
+    keys = [f.key for f in svc.offline_files(svc.get_group("g"))]
+    assert _training._footer_ranges(any_ws.store, keys, "ts") == (min(e for e, _ in us), max(e for e, _ in us), min(w for _, w in us), max(w for _, w in us))
     # Entity rows: at record times exactly, at TTL edges (t = et + TTL is expired), between, and ids with no records.
     times = [T0 + rng.randrange(-50, 1200) for _ in range(200)] + [r["ts"].timestamp() + d for r in rng.sample(rows, 60) for d in (0, TTL - 1, TTL)]
     ents = pd.DataFrame({"uid": [rng.randrange(14) for _ in times], "event_time": times})

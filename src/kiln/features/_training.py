@@ -6,6 +6,7 @@ DuckDB straight into the new dataset version's Parquet."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from dataclasses import dataclass
@@ -100,6 +101,39 @@ class OrderKey:
 
 
 _BIGINT_MAX = 2**63 - 1
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_US = dt.timedelta(microseconds=1)
+
+
+def _footer_ranges(store: Any, keys: list[str], event_col: str) -> tuple[int, int, int, int] | None:
+    """(event min, event max, write min, write max) in microseconds from the Parquet footers'
+    statistics, or None when a file lacks them (the caller scans instead)."""
+    import pyarrow.parquet as pq
+
+    lo: dict[str, int] = {}
+    hi: dict[str, int] = {}
+    try:
+        for key in keys:
+            with store.open(key) as fh:
+                md = pq.ParquetFile(fh).metadata
+            for i in range(md.num_row_groups):
+                rg = md.row_group(i)
+                for j in range(rg.num_columns):
+                    col = rg.column(j)
+                    name = col.path_in_schema
+                    if name not in (event_col, "write_time") or col.num_values == 0:
+                        continue
+                    st = col.statistics
+                    if st is None or not st.has_min_max or not isinstance(st.min, dt.datetime) or not isinstance(st.max, dt.datetime):
+                        return None
+                    mn, mx = ((v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)) - _EPOCH for v in (st.min, st.max))
+                    lo[name] = min(lo.get(name, mn // _US), mn // _US)
+                    hi[name] = max(hi.get(name, mx // _US), mx // _US)
+    except (OSError, ValueError, TypeError, OverflowError):
+        return None
+    if set(lo) != {event_col, "write_time"}:
+        return None
+    return lo[event_col], hi[event_col], lo["write_time"], hi["write_time"]
 
 
 def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column: str, file_lists: dict[str, str], *, as_of: float | None,
@@ -292,10 +326,11 @@ class TrainingSetService:
                 g = part.group
                 keys = [f.key for f in svc.offline_files(g) if hi is not None and f.min_event <= hi and (g.ttl_s is None or lo is None or f.max_event >= lo - g.ttl_s)]
                 file_lists[g.name] = f"read_parquet({off.duck_paths(con, self.ws.store, keys)}, union_by_name = true)" if keys else _empty(g)
-                if keys:  # two columns scanned: the ranges the group's order key packs
-                    order_keys[g.name] = OrderKey.of(*con.execute(
+                if keys:  # the ranges the group's order key packs: from the files' footers, else a scan of two columns
+                    ranges = _footer_ranges(self.ws.store, keys, g.event_time) or con.execute(
                         f"SELECT min(epoch_us({_q(g.event_time)})), max(epoch_us({_q(g.event_time)})), min(epoch_us(write_time)), max(epoch_us(write_time)) "
-                        f"FROM {file_lists[g.name]}").fetchall()[0])
+                        f"FROM {file_lists[g.name]}").fetchall()[0]
+                    order_keys[g.name] = OrderKey.of(*ranges)
                 lineage_groups.append({"name": g.name, "version": g.version, "features": [f for f, _ in part.features], "files": len(keys)})
             sql = plan_sql(parts, entity_cols, event_time_column, file_lists, as_of=bounds["as_of"], include_deleted=include_deleted, start=bounds["start"], end=bounds["end"], keys=order_keys)
             tmp_dir = off.new_tmp(self.ws.settings.home)
