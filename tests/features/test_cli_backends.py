@@ -17,7 +17,7 @@ from kiln.core.config import load_settings
 from kiln.core.context import local_context
 from kiln.core.errors import NotFound
 from kiln.core.workspace import Workspace
-from kiln.features._service import FeatureService
+from kiln.features._service import FeatureService, reads_inline
 
 REDIS_URL = os.environ.get("KILN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -40,6 +40,10 @@ def test_cli_create_put_get_and_train(cli: Any, tmp_path: Path) -> None:
     made = cli("features", "training-set", "ents", "-f", "stats:rate", "-o", "train", "--json")
     assert made.code == 0 and json.loads(made.out)["row_count"] == 2
     assert cli("features", "describe", "../etc").code == 2
+    rebuilt = cli("features", "rebuild-online", "stats", "--json")
+    assert rebuilt.code == 0 and json.loads(rebuilt.out)["ids"] == 3  # drivers 1, 2 and the put 3
+    ghost = cli("features", "rebuild-online", "ghost")
+    assert ghost.code == 3 and "does not exist" in ghost.err and "Traceback" not in ghost.err + ghost.out
 
 
 @pytest.mark.parametrize("backend", ["redis", "postgres"])
@@ -52,6 +56,7 @@ def test_the_service_on_a_shared_online_store(backend: str, tmp_path: Path, requ
     ws = Workspace(load_settings(home=str(tmp_path / "k"), online_store_url=url))
     try:
         svc = FeatureService(ws, local_context())
+        assert not reads_inline(ws)  # a network store's reads keep the server's thread pool
         svc.create("g", record_id="uid", event_time="ts", features=[{"name": "uid", "type": "string"}, {"name": "ts", "type": "fractional"}, {"name": "x", "type": "vector"}], ttl=3600)
         now = time.time()
         assert svc.put_records("g", records=[{"uid": "a", "ts": now, "x": [1, 2]}, {"uid": "b", "ts": now - 7200}]).online == 2
@@ -63,3 +68,16 @@ def test_the_service_on_a_shared_online_store(backend: str, tmp_path: Path, requ
         svc.delete("g")
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "unreachable"])
+def test_doctor_checks_the_online_store(cli: Any, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = {"sqlite": "", "redis": f"{REDIS_URL}?prefix=kiln-test-{uuid.uuid4().hex[:8]}", "unreachable": "redis://:secret@127.0.0.1:9/0"}[backend]
+    if url:
+        monkeypatch.setenv("KILN_ONLINE_STORE_URL", url)
+    got = cli("doctor", "--json")
+    check = next(c for c in json.loads(got.out)["checks"] if c["part"] == "online features")
+    assert check["ok"] is (backend != "unreachable"), check
+    assert check["backend"] == ("sqlite" if backend == "sqlite" else "redis") and "secret" not in got.out
+    if backend == "unreachable":
+        assert "does not answer" in check["detail"] and "redis://:***@127.0.0.1:9/0" in check["detail"]

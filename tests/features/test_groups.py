@@ -15,7 +15,7 @@ from kiln.core.config import load_settings
 from kiln.core.context import Context, local_context
 from kiln.core.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from kiln.core.workspace import Workspace
-from kiln.features._service import FeatureService
+from kiln.features._service import FeatureService, reads_inline
 from kiln.lake.datasets import DatasetService
 
 NOW = time.time()
@@ -168,6 +168,7 @@ def test_online_store_is_chosen_by_url(tmp_path: Path) -> None:
     svc.create("g", record_id="uid", event_time="ts", features=FEATURES)
     svc.put_records("g", records=[{"uid": "a", "ts": NOW}])
     assert (tmp_path / "elsewhere.db").exists() and not (tmp_path / "k" / "online.db").exists()
+    assert reads_inline(ws)  # a local SQLite store is read on the server's event loop
     ws.close()
 
 
@@ -228,3 +229,77 @@ def test_create_that_cannot_ingest_leaves_no_group_and_ids_are_normalised(ws: Wo
     assert svc.get_record("g", "007").record_id == "7"
     with pytest.raises(InvalidArgument, match="must be integral"):
         svc.get_record("g", "seven")
+
+
+def _fail_online_writes(monkeypatch: pytest.MonkeyPatch, ws: Workspace) -> None:
+    from kiln.core.errors import Unavailable
+    from kiln.features._service import online_store
+
+    def down(*_: Any, **__: Any) -> int:
+        raise Unavailable("the online store did not answer")
+
+    monkeypatch.setattr(online_store(ws), "write", down)
+
+
+def test_rebuild_online_restores_what_failed_online_writes_lost(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiln.core.errors import Unavailable
+    from kiln.features._base import OnlineRow
+    from kiln.features._service import online_store
+
+    svc = FeatureService(ws, local_context())
+    svc.create("r", record_id="uid", event_time="ts", features=FEATURES, ttl="1h")
+    svc.put_records("r", records=[{"uid": "a", "ts": NOW - 60, "n": 1}, {"uid": "b", "ts": NOW - 60, "n": 1}, {"uid": "old", "ts": NOW - 7200, "n": 1}])
+    with monkeypatch.context() as m:  # offline commits, online fails: a 503 that kept the offline rows
+        _fail_online_writes(m, ws)
+        with pytest.raises(Unavailable):
+            svc.put_records("r", records=[{"uid": "a", "ts": NOW - 30, "n": 2}, {"uid": "c", "ts": NOW - 30, "n": 3}])
+        with pytest.raises(Unavailable):
+            svc.delete_records("r", records=[{"record_id": "b", "event_time": NOW - 30}])
+    assert svc.get_record("r", "a").features["n"] == 1  # stale
+    assert svc.get_record("r", "b").features["n"] == 1  # deleted offline only
+    with pytest.raises(NotFound):
+        svc.get_record("r", "c")
+    online_store(ws).write("r", [OnlineRow("z", NOW, NOW + 3600, b'{"uid": "z", "ts": 0, "n": 9}')])  # newer than anything offline: kept
+    result = svc.rebuild_online("r")
+    assert (result.ids, result.deleted) == (4, 1) and result.online == 4  # a, b (deleted), c, old (expired, written expired)
+    assert svc.get_record("r", "a").features["n"] == 2 and svc.get_record("r", "c").features["n"] == 3
+    for gone in ("b", "old"):
+        with pytest.raises(NotFound):
+            svc.get_record("r", gone)
+    assert svc.get_record("r", "z").features["n"] == 9
+    assert svc.rebuild_online("r").online == 4  # idempotent: the same rows again (not older), nothing else changes
+    assert svc.get_record("r", "a").features["n"] == 2
+
+
+def test_rebuild_online_refuses_an_offline_only_group_and_is_audited(ws: Workspace) -> None:
+    svc = FeatureService(ws, local_context())
+    svc.create("off", record_id="uid", event_time="ts", features=FEATURES, online=False)
+    with pytest.raises(InvalidArgument, match="has no online store"):
+        svc.rebuild_online("off")
+    with pytest.raises(NotFound):
+        svc.rebuild_online("ghost")
+    with pytest.raises(PermissionDenied):
+        FeatureService(ws, Context(actor="v", role="viewer")).rebuild_online("off")
+    svc.create("on", record_id="uid", event_time="ts", features=FEATURES)
+    svc.rebuild_online("on")
+    with ws.db.read() as conn:
+        events = [tuple(r) for r in conn.exec_driver_sql("SELECT action, outcome FROM kiln_audit_events WHERE action = 'features.rebuild_online' ORDER BY seq")]
+    assert events == [("features.rebuild_online", "failure"), ("features.rebuild_online", "success")]
+
+
+def test_writes_purge_expired_online_rows_now_and_then(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from kiln.features import _stores
+
+    svc = FeatureService(ws, local_context())
+    svc.create("p", record_id="uid", event_time="ts", features=FEATURES, ttl=60)
+    monkeypatch.setattr(_stores, "_PURGED", __import__("weakref").WeakKeyDictionary())
+    db = sqlite3.connect(ws.settings.home / "online.db")
+    count = "SELECT count(*) FROM online_records WHERE grp = 'p'"
+    svc.put_records("p", records=[{"uid": "live", "ts": time.time()}])  # purges (nothing expired yet)
+    svc.put_records("p", records=[{"uid": f"x{i}", "ts": NOW - 3600} for i in range(5)])  # already expired
+    assert db.execute(count).fetchone()[0] == 6  # within the minute: no purge
+    monkeypatch.setattr(_stores, "PURGE_EVERY_S", 0.0)
+    svc.put_records("p", records=[{"uid": "live2", "ts": time.time()}])
+    assert sorted(r[0] for r in db.execute("SELECT rid FROM online_records WHERE grp = 'p'")) == ["live", "live2"]

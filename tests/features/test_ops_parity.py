@@ -29,6 +29,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "features.ingest": {"name": "stats", "dataset": "drivers@1"},
     "features.ingest_stream": {"name": "stats", "stream": "rides", "max_records": 10},
     "features.compact": {"name": "stats"},
+    "features.rebuild_online": {"name": "stats"},
     "features.to_dataset": {"name": "stats", "output_dataset": "latest", "n_recent": 1},
     "features.training_set": {"entities": "ents@1", "features": ["stats:rate", "stats:city"], "output_dataset": "train", "event_time_column": "event_time"},
     "features.delete": {"name": "fresh"},

@@ -17,7 +17,8 @@ from kiln.core.context import local_context
 from kiln.core.errors import InvalidArgument
 from kiln.core.workspace import Workspace
 from kiln.features._service import FeatureService
-from kiln.features._training import TrainingSetService
+from kiln.features import _training
+from kiln.features._training import OrderKey, TrainingSetService
 from kiln.lake.datasets import DatasetService
 
 T0 = 1_700_000_000
@@ -61,7 +62,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.slow
-def test_join_matches_brute_force(any_ws: Workspace) -> None:
+@pytest.mark.parametrize("key_type", ["BIGINT", "HUGEINT"])
+def test_join_matches_brute_force(any_ws: Workspace, key_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if key_type == "HUGEINT":  # the wide order key, as a group written over years gets
+        monkeypatch.setattr(_training, "_BIGINT_MAX", 0)
     ctx = local_context()
     rng = random.Random(7)
     svc = FeatureService(any_ws, ctx)
@@ -87,6 +91,10 @@ def test_join_matches_brute_force(any_ws: Workspace) -> None:
         svc.delete_records("g", records=dels, mode=rng.choice(["soft", "hard"]))
     rows = _offline_rows(any_ws, svc, "g")
     assert len(rows) == 120 + 6 * 46
+    # The order key's ranges come from the files' footers: the same as a scan of the rows.
+    us = [((r["ts"] - _training._EPOCH) // _training._US, (r["write_time"] - _training._EPOCH) // _training._US) for r in rows]
+    keys = [f.key for f in svc.offline_files(svc.get_group("g"))]
+    assert _training._footer_ranges(any_ws.store, keys, "ts") == (min(e for e, _ in us), max(e for e, _ in us), min(w for _, w in us), max(w for _, w in us))
     # Entity rows: at record times exactly, at TTL edges (t = et + TTL is expired), between, and ids with no records.
     times = [T0 + rng.randrange(-50, 1200) for _ in range(200)] + [r["ts"].timestamp() + d for r in rng.sample(rows, 60) for d in (0, TTL - 1, TTL)]
     ents = pd.DataFrame({"uid": [rng.randrange(14) for _ in times], "event_time": times})
@@ -100,6 +108,25 @@ def test_join_matches_brute_force(any_ws: Workspace) -> None:
         bad = [(i, (x, tg), w) for i, (x, tg, w) in enumerate(zip(got["x"], got["tag"], want, strict=True)) if not (_same(x, w[0]) and _same(tg, w[1]))]
         assert not bad, (opts, bad[:5])
         assert any(w[0] is not None for w in want) and any(w[0] is None for w in want)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_order_key_sorts_by_event_then_write_time(wide: bool) -> None:
+    import duckdb
+
+    rng = random.Random(3)
+    recs = [(rng.randrange(100, 120), rng.randrange(5000, 5010)) for _ in range(200)]  # (event us, write us), many ties
+    key = OrderKey.of(min(r[0] for r in recs), max(r[0] for r in recs), min(r[1] for r in recs), max(r[1] for r in recs))
+    if wide:
+        key = OrderKey(key.event_lo, key.event_hi, key.write_lo, key.span, "HUGEINT")
+    con = duckdb.connect()
+    rec_keys = [con.execute(f"SELECT {key.record(str(e), str(w))}").fetchone()[0] for e, w in recs]  # type: ignore[index]
+    assert sorted(range(len(recs)), key=lambda i: rec_keys[i]) == sorted(range(len(recs)), key=lambda i: recs[i])
+    for t in [50, 99, 100, 105, 119, 120, 500]:  # an entity row's key is above exactly the records at or before it
+        ek = con.execute(f"SELECT {key.entity(str(t))}").fetchone()[0]  # type: ignore[index]
+        assert [k <= ek for k in rec_keys] == [e <= t for e, _ in recs]
+    assert con.execute(f"SELECT {key.entity('NULL')}").fetchone()[0] is None  # type: ignore[index]
+    assert OrderKey.of(0, 10**11, 0, 10**7).sql_type == "BIGINT" and OrderKey.of(0, 10**13, 0, 10**7).sql_type == "HUGEINT"
 
 
 def test_two_groups_lineage_and_versions(ws: Workspace) -> None:

@@ -147,6 +147,15 @@ def compact(name: str, json: bool = JsonOpt) -> None:
     emit(result, json=True) if json else console.print(f"{name}: {result.files_before} files -> {result.files_after} ({result.partitions} event dates merged)")
 
 
+@app.command("rebuild-online")
+def rebuild_online(name: str, json: bool = JsonOpt) -> None:
+    """Rebuild a group's online store from its offline store (after a 503 that kept the offline rows, or a lost store)."""
+    with busy(f"rebuilding the online store of {name}"):
+        result = get_client().features.rebuild_online(name)
+    emit(result, json=True) if json else console.print(
+        f"{name}: {result.ids:,} ids read, {result.online:,} online rows changed ({result.deleted:,} deleted), {result.purged:,} expired rows purged")
+
+
 @app.command("to-dataset")
 def to_dataset(name: str, output: str = typer.Option(..., "--output", "-o", help="Dataset the records become a new version of."),
                n_recent: int = typer.Option(None, "--n-recent", help="Only the N most recent records of each id."),

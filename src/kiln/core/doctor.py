@@ -6,7 +6,7 @@ import importlib.util
 import time
 from typing import Any
 
-from kiln.core.config import load_settings
+from kiln.core.config import _mask_password, load_settings
 
 __all__ = ["run_checks"]
 
@@ -75,11 +75,25 @@ def run_checks() -> dict[str, Any]:
             return f"on; clients on this machine use {path} (owner-only)"
         return f"on; no local token yet: `kiln server` writes {path}"
 
+    def online() -> str:
+        # The feature store's online store (a stage's part, looked up lazily: core imports no stage).
+        from kiln.features._base import open_online_store
+
+        url = getattr(settings, "online_store_url", "") or f"sqlite:///{settings.home / 'online.db'}"
+        store = open_online_store(url)
+        try:
+            store.read("kiln-doctor", ["probe"], now=time.time())  # a real round trip; writes nothing
+        finally:
+            store.close()
+        return _mask_password(url)  # never a password
+
     db_backend = settings.database_url.split(":", 1)[0]
     checks.append(_check("metadata", db_backend, database))
     checks.append(_check("objects", "s3" if settings.storage_url.startswith("s3://") else "folder", storage))
     checks.append(_check("sql", "duckdb", sql))
     checks.append(_check("executor", settings.executor, executor))
+    online_url = getattr(settings, "online_store_url", "") or "sqlite://"
+    checks.append(_check("online features", online_url.split(":", 1)[0].split("+", 1)[0], online))
     if settings.url:
         checks.append(_check("server", "http", server))
     checks.append(_check("auth", "tokens" if settings.auth else "none", auth))

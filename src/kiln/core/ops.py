@@ -61,6 +61,10 @@ class Operation:
         kind: the resource kind named in errors about a bad reference.
         status: the HTTP status of a success (201 for a create).
         summary: one line for the OpenAPI; defaults to the service method's first line.
+        inline: ``"module:function"`` of a predicate on the workspace and the call's arguments that says the call is cheap
+            and never waits long (an online read from a local SQLite file): the REST route then
+            runs it on the event loop instead of handing it to the thread pool. A store that may
+            stall (network) answers False, and the call keeps its thread.
     """
 
     name: str
@@ -77,6 +81,7 @@ class Operation:
     kind: str = "resource"
     status: int = 200
     summary: str = ""
+    inline: str = ""
 
     def __post_init__(self) -> None:
         if self.method not in _METHODS:
@@ -90,6 +95,13 @@ class Operation:
     def service_class(self) -> type:
         module, _, cls = self.service.partition(":")
         return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+
+    def runs_inline(self, workspace: Any, args: Mapping[str, Any]) -> bool:
+        """Whether the REST route may run this call, with these arguments, on the event loop (see ``inline``)."""
+        if not self.inline:
+            return False
+        module, _, func = self.inline.partition(":")
+        return bool(getattr(importlib.import_module(module), func)(workspace, args))
 
     @cached_property
     def parameters(self) -> dict[str, inspect.Parameter]:

@@ -292,6 +292,12 @@ class OnlineStore(ABC):
     def close(self) -> None:
         """Release connections."""
 
+    def purge_expired(self, *, now: float, limit: int = 10_000) -> int:
+        """Remove up to ``limit`` records expired at ``now``; returns how many went. Reads never
+        return an expired record either way: this only gives the space back. A store with
+        ``native_expiry`` has nothing to purge."""
+        return 0
+
 
 _BACKENDS: dict[str, Callable[[str], OnlineStore]] = {}
 

@@ -19,9 +19,10 @@ from kiln.features._models import IngestResult
 if TYPE_CHECKING:
     import duckdb
 
+    from kiln.features._models import RebuildResult, StreamIngestResult
     from kiln.features._service import FeatureService, Group
 
-__all__ = ["bulk_ingest", "event_expr", "online_json", "parquet_columns", "watch_query"]
+__all__ = ["bulk_ingest", "event_expr", "online_json", "parquet_columns", "rebuild_online", "stream_ingest", "watch_query"]
 
 _q = off._q
 
@@ -175,3 +176,95 @@ def watch_query(con: duckdb.DuckDBPyConnection, progress: Progress, start: float
     finally:
         stop.set()
         th.join()
+
+
+def stream_ingest(svc: FeatureService, g: Group, *, stream: str, consumer: str, max_records: int, lease_s: float) -> StreamIngestResult:
+    """A stream's records for a consumer into the group, batch by batch: each batch's offline rows
+    commit with the stream position they reach (exactly once across crashes); records that fail
+    the group's checks are counted and skipped."""
+    import sqlalchemy as sa
+
+    from kiln.features import _tables as t
+    from kiln.features._models import StreamIngestResult
+    from kiln.lake.streams._service import StreamService
+
+    streams = StreamService(svc.ws, svc.ctx)
+    result = StreamIngestResult(group=g.name, stream=stream, consumer=consumer)
+    while result.records < max_records:
+        batch = streams.read_consumer(stream, consumer, limit=min(1000, max_records - result.records), lease_s=lease_s)
+        if not batch.records:
+            break
+        with svc.ws.db.read() as conn:
+            done = conn.execute(sa.select(t.stream_positions.c.last_seq).where(t.stream_positions.c.group_id == g.id, t.stream_positions.c.stream == stream, t.stream_positions.c.consumer == consumer)).scalar() or 0
+        rows = []
+        for rec in batch.records:
+            if rec.sequence_number <= done:
+                result.duplicates += 1  # written before a crash kept the stream from hearing of it
+                continue
+            try:
+                rows.append(svc._check_record(g, rec.sequence_number, rec.data))
+            except InvalidArgument as exc:
+                result.rejected += 1
+                if len(result.errors) < 5:
+                    result.errors.append(f"sequence {rec.sequence_number}: {exc.message.split(': ', 1)[-1]}")
+        last = batch.records[-1].sequence_number
+        if rows:
+            written = svc._write(g, rows, deleted=False, ttl_s=g.ttl_s, action="features.ingest_stream", position=(stream, consumer, last))
+            result.written += written.offline
+            result.online += written.online
+        elif last > done:
+            svc._commit_files(g, [], action="features.ingest_stream", details={"records": 0}, position=(stream, consumer, last))
+        assert batch.lease is not None
+        streams.commit(stream, consumer, batch.lease)
+        result.records += len(batch.records)
+        result.last_sequence_number = last
+    return result
+
+
+def rebuild_online(svc: FeatureService, g: Group) -> RebuildResult:
+    """The latest offline record of every id written to the online store, by its conditional
+    write: a missing or older online row is replaced, a newer one (a put racing this) stays,
+    and an id whose latest record is a delete is soft-deleted online. Each batch is one
+    transaction, so a rebuild cut short leaves every row it wrote correct; run it again."""
+    from kiln.features._base import OnlineRow
+    from kiln.features._models import RebuildResult
+    from kiln.features._service import online_store
+
+    if not g.online:
+        raise InvalidArgument(f"feature group {g.name!r} has no online store; `kiln features update {g.name} --online` turns it on")
+    store = online_store(svc.ws)
+    files = svc.offline_files(g)
+    progress = Progress(sum(f.rows for f in files) or 1)
+    now = time.time()
+    result = RebuildResult(group=g.name, ids=0, online=0, deleted=0, purged=0)
+    con = svc.duck()
+    try:
+        if files:
+            paths = off.duck_paths(con, svc.ws.store, [f.key for f in files])
+            et = _q(g.event_time)
+            expires = "NULL" if g.ttl_s is None else f"epoch_us({et}) / 1e6 + {g.ttl_s}"
+            # Every version's files at once (union_by_name): a feature added later is null in older rows.
+            q = (
+                f"SELECT CAST({_q(g.record_id)} AS VARCHAR) AS rid, epoch_us({et}) / 1e6 AS t, {expires} AS x, "
+                f"CASE WHEN is_deleted THEN NULL ELSE encode({online_json(g)}) END AS d "
+                f"FROM read_parquet({paths}, union_by_name = true) "
+                f"QUALIFY row_number() OVER (PARTITION BY {_q(g.record_id)} ORDER BY {et} DESC, write_time DESC) = 1 ORDER BY rid"
+            )
+            try:
+                reader = con.sql(q).to_arrow_reader(100_000)
+            except __import__("duckdb").Error as exc:
+                raise InvalidArgument(f"cannot read the offline store of {g.name!r}: {str(exc).splitlines()[0][:300]}") from None
+            for batch in reader:
+                rows = [OnlineRow(rid, t, None if d is None else x, d) for rid, t, x, d in
+                        zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist(), batch.column(3).to_pylist(), strict=True)]
+                result.ids += len(rows)
+                result.deleted += sum(1 for r in rows if r.data is None)
+                result.online += store.write(g.name, rows)
+                progress.advance(len(rows))
+        result.purged = store.purge_expired(now=now, limit=1_000_000)
+    finally:
+        con.close()
+    progress.finish()
+    with svc.ws.mutation(svc.ctx, action="features.rebuild_online", resource=f"feature-groups/{g.name}", details=result.model_dump()):
+        pass  # the audit event of what changed (the online store is not in the metadata transaction)
+    return result

@@ -23,14 +23,19 @@ class FeatureDefinition(BaseModel):
     """One feature: its name and type (integral, fractional, string, boolean, timestamp, vector).
 
     A derived feature has an ``expression``: SQL over the group's stored features
-    (``rate * trips``, ``CASE WHEN temp < 32 THEN 1 ELSE 0 END``), computed when read, the
-    same way offline (training sets) and online (GetRecord); it is never stored.
+    (``rate * trips``, ``CASE WHEN temp < 32 THEN 1 ELSE 0 END``), or a ``function``: a
+    registered Kiln function (``kiln functions create``; ``name`` or ``name@3``) called with
+    ``{"records": [{feature: value, ...}, ...]}`` (timestamps as Unix seconds) that returns one
+    value per record. Either is computed when read, the same way offline (training sets) and
+    online (GetRecord); it is never stored. A function runs in Kiln's function workers, never
+    in the process that reads.
     """
 
     name: str
     type: str
     description: str = ""
     expression: str | None = None
+    function: str | None = None
 
 
 class FeatureGroup(BaseModel):
@@ -94,6 +99,16 @@ class CompactResult(BaseModel):
     files_before: int
     files_after: int
     rows: int
+
+
+class RebuildResult(BaseModel):
+    """What rebuilding a group's online store from its offline one changed."""
+
+    group: str
+    ids: int  # ids whose latest offline record was read
+    online: int  # online rows that changed (written, or replaced by a later record)
+    deleted: int  # ids whose latest offline record is a delete
+    purged: int  # expired online rows removed (stores without native expiry)
 
 
 class FeatureRecord(BaseModel):

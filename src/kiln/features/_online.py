@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from kiln.core.config import _mask_password
 from kiln.core.errors import InvalidArgument, Unavailable
 from kiln.features._base import Capabilities, OnlineRow, OnlineStore, register_online_store
 
@@ -59,6 +60,8 @@ class SqliteOnlineStore(OnlineStore):
             "CREATE TABLE IF NOT EXISTS online_records (grp TEXT NOT NULL, rid TEXT NOT NULL, event_time REAL NOT NULL, "
             "expires_at REAL, data BLOB, PRIMARY KEY (grp, rid)) WITHOUT ROWID"
         )
+        # Only records with a TTL are indexed: a purge finds the expired ones without a scan.
+        con.execute("CREATE INDEX IF NOT EXISTS online_records_expiry ON online_records (expires_at) WHERE expires_at IS NOT NULL")
 
     def _con(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -123,6 +126,13 @@ class SqliteOnlineStore(OnlineStore):
         con = self._con()
         con.execute("DELETE FROM online_records WHERE grp = ?", (group,))
 
+    def purge_expired(self, *, now: float, limit: int = 10_000) -> int:
+        con = self._con()
+        cur = con.execute(  # one statement: a record re-put since the SELECT is no longer expired, and stays
+            "DELETE FROM online_records WHERE expires_at <= ?1 AND (grp, rid) IN "
+            "(SELECT grp, rid FROM online_records WHERE expires_at IS NOT NULL AND expires_at <= ?1 LIMIT ?2)", (now, limit))
+        return max(cur.rowcount, 0)
+
     def close(self) -> None:
         with self._lock:
             for con in self._all:
@@ -175,7 +185,7 @@ class RedisOnlineStore(OnlineStore):
             self._script = self._redis.register_script(_LUA_WRITE)
             self._redis.ping()
         except self._errors as exc:
-            raise Unavailable(f"the Redis online store at {plain} does not answer: {exc}") from None
+            raise Unavailable(f"the Redis online store at {_mask_password(plain)} does not answer: {exc}") from None
 
     def _key(self, group: str, rid: str) -> str:
         return f"{self.prefix}:{group}:{rid}"
@@ -318,6 +328,12 @@ class PostgresOnlineStore(OnlineStore):
     def drop(self, group: str) -> None:
         with self._tx() as cur:
             cur.execute(f"DELETE FROM {self.table} WHERE grp = %s", (group,))
+
+    def purge_expired(self, *, now: float, limit: int = 10_000) -> int:
+        with self._tx() as cur:
+            cur.execute(f"DELETE FROM {self.table} WHERE expires_at <= %s AND (grp, rid) IN "
+                        f"(SELECT grp, rid FROM {self.table} WHERE expires_at <= %s LIMIT %s)", (now, now, limit))
+            return max(cur.rowcount, 0)
 
     def close(self) -> None:
         with self._lock:

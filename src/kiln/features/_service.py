@@ -1,14 +1,13 @@
 """Feature groups: definitions and versions, ingestion (bulk, PutRecord, DeleteRecord),
-online reads (GetRecord, BatchGetRecord) and compaction. Training sets: ``_training``."""
+online reads (GetRecord, BatchGetRecord), rebuilds of the online store and compaction.
+The group record and derived features: ``_group``; the online store handle: ``_stores``;
+bulk and stream ingestion: ``_ingest``; training sets: ``_training``."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -27,18 +26,14 @@ from kiln.features._base import (
     MAX_BATCH,
     RESERVED,
     OnlineRow,
-    OnlineStore,
     arrow_type,
-    check_expression,
-    check_feature_name,
     coerce_value,
-    duck_type,
     feature_type_of,
-    normalise_type,
-    open_online_store,
     parse_duration,
     parse_time,
 )
+from kiln.features._group import Group, _check_tags, _definitions, _derive, _dumps
+from kiln.features._stores import online_store, purge_now_and_then, reads_inline
 from kiln.features._models import (
     BatchGetResult,
     CompactResult,
@@ -46,6 +41,7 @@ from kiln.features._models import (
     FeatureGroup,
     FeatureRecord,
     IngestResult,
+    RebuildResult,
     RecordIdentifier,
     StreamIngestResult,
     WriteResult,
@@ -58,127 +54,27 @@ else:
     duckdb = lazy("duckdb")
     pa = lazy("pyarrow")
 
-__all__ = ["FeatureService", "online_store"]
+__all__ = ["FeatureService", "Group", "online_store", "reads_inline"]
 
-_MAX_TAGS = 50
 STREAM_LEASE_S = 60.0  # a batch not committed by then (a crash) is read again, and its written rows skipped
 _MAX_IDS = 10_000
-_STORES: weakref.WeakKeyDictionary[Workspace, OnlineStore] = weakref.WeakKeyDictionary()
 # Group definitions the online read path uses, for a second at most (GetRecord stays one
 # online-store lookup; another process's change is seen within that second).
 _DEFINITIONS: weakref.WeakKeyDictionary[Workspace, dict[str, tuple[float, Group]]] = weakref.WeakKeyDictionary()
 _DEFINITION_S = 1.0
-_derive_local = threading.local()
 
 
-def online_store(ws: Workspace) -> OnlineStore:
-    """The workspace's online store, opened once (``KILN_ONLINE_STORE_URL``; default a SQLite
-    file in KILN_HOME)."""
-    store = _STORES.get(ws)
-    if store is None:
-        url = getattr(ws.settings, "online_store_url", "") or f"sqlite:///{ws.settings.home / 'online.db'}"
-        store = open_online_store(url)
-        _STORES[ws] = store
-        ws.on_close(store.close)
-    return store
+def cached_definition(ws: Workspace, name: str) -> Group | None:
+    """A group's definition if the online read path holds it fresh, else None (no database read)."""
+    hit = _DEFINITIONS.get(ws, {}).get(name)
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
 
-@dataclass(frozen=True)
-class Group:
-    """A feature group at one version, as the service works with it."""
+def _check_functions(ws: Workspace, ctx: Context, defs: dict[str, Any]) -> None:
+    if any(d.function is not None for d in defs.values()):
+        from kiln.features._functions import check_functions_exist
 
-    id: str
-    name: str
-    version: int
-    latest_version: int
-    record_id: str
-    event_time: str
-    features: dict[str, FeatureDefinition]
-    description: str
-    tags: dict[str, str]
-    ttl_s: float | None
-    online: bool
-    created_at: float
-    created_by: str
-    updated_at: float
-    source: dict[str, Any]
-
-    @property
-    def stored(self) -> dict[str, FeatureDefinition]:
-        """The features kept in the stores (derived ones are computed when read)."""
-        return {n: f for n, f in self.features.items() if f.expression is None}
-
-    @property
-    def derived(self) -> dict[str, FeatureDefinition]:
-        return {n: f for n, f in self.features.items() if f.expression is not None}
-
-    @property
-    def types(self) -> dict[str, str]:
-        return {n: f.type for n, f in self.stored.items()}
-
-    def arrow_schema(self) -> pa.Schema:
-        fields = [pa.field(n, arrow_type(ty)) for n, ty in self.types.items()]
-        fields += [pa.field("write_time", pa.timestamp("us", tz="UTC")), pa.field("api_invocation_time", pa.timestamp("us", tz="UTC")), pa.field("is_deleted", pa.bool_())]
-        return pa.schema(fields)
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _check_tags(tags: dict[str, str] | None) -> dict[str, str]:
-    tags = dict(tags or {})
-    if len(tags) > _MAX_TAGS:
-        raise InvalidArgument(f"a feature group takes at most {_MAX_TAGS} tags")
-    for k, v in tags.items():
-        if not isinstance(k, str) or not 0 < len(k) <= 128 or not isinstance(v, str) or len(v) > 256:
-            raise InvalidArgument(f"invalid tag {str(k)[:40]!r}: keys are 1-128 characters, values at most 256")
-    return tags
-
-
-def _definitions(features: Sequence[FeatureDefinition | dict[str, Any]], record_id: str, event_time: str) -> dict[str, FeatureDefinition]:
-    out: dict[str, FeatureDefinition] = {}
-    for item in features:
-        spec = item.model_dump() if isinstance(item, FeatureDefinition) else dict(item) if isinstance(item, dict) else None
-        if spec is None or "name" not in spec:
-            raise InvalidArgument("each feature is {name, type[, description]}")
-        name = check_feature_name(spec["name"])
-        if name in out:
-            raise InvalidArgument(f"feature {name!r} is defined twice", details={"field": name})
-        out[name] = FeatureDefinition(name=name, type=normalise_type(spec.get("type"), feature=name), description=str(spec.get("description") or "")[:1000],
-                                      expression=spec.get("expression") or None)
-    check_feature_name(record_id)
-    check_feature_name(event_time)
-    if record_id == event_time:
-        raise InvalidArgument("the record identifier and the event time must be different features")
-    if record_id not in out:
-        raise InvalidArgument(f"the record identifier {record_id!r} is not among the features", details={"field": record_id})
-    if out[record_id].type not in ("integral", "string"):
-        raise InvalidArgument(f"the record identifier {record_id!r} must be integral or string, not {out[record_id].type}", details={"field": record_id})
-    if event_time not in out:
-        raise InvalidArgument(f"the event time {event_time!r} is not among the features", details={"field": event_time})
-    if out[event_time].type not in ("timestamp", "fractional", "integral", "string"):
-        raise InvalidArgument(f"the event time {event_time!r} must be a timestamp, Unix seconds or ISO-8601 text, not {out[event_time].type}", details={"field": event_time})
-    stored = {n for n, d in out.items() if d.expression is None}
-    for n, d in out.items():
-        if d.expression is not None:
-            if n in (record_id, event_time):
-                raise InvalidArgument(f"the record identifier and the event time cannot be derived ({n!r})", details={"field": n})
-            check_expression(d.expression, feature=n, names=stored)
-    derived = {n: d for n, d in out.items() if d.expression is not None}
-    if derived:  # bind the SQL once on nulls: a type error is refused now, not at the first read
-        probe = Group(id="", name="probe", version=1, latest_version=1, record_id=record_id, event_time=event_time, features=out, description="", tags={},
-                      ttl_s=None, online=True, created_at=0.0, created_by="", updated_at=0.0, source={})
-        for n, d in derived.items():
-            try:
-                _derive(probe, {}, {n: d})
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"derived feature {n!r}: {exc.message.split(': ', 1)[-1]}", details={"field": n}) from None
-    # Offline and online, the event time is kept as a timestamp (UTC, microseconds).
-    out[event_time] = out[event_time].model_copy(update={"type": "timestamp"})
-    if len(out) > 2500:
-        raise InvalidArgument("a feature group holds at most 2,500 features")
-    return out
+        check_functions_exist(ws, ctx, defs)
 
 
 class FeatureService:
@@ -238,6 +134,7 @@ class FeatureService:
         if not features:
             raise InvalidArgument("a feature group needs features: give them, or a dataset to take them from")
         defs = _definitions(features, record_id, event_time)
+        _check_functions(self.ws, self.ctx, defs)
         now = time.time()
         gid = uuid.uuid4().hex
         with self.ws.mutation(self.ctx, action="features.create", resource=f"feature-groups/{name}", details={"version": 1, **source}) as (conn, _):
@@ -273,6 +170,7 @@ class FeatureService:
             values: dict[str, Any] = {"updated_at": time.time()}
             if features is not None:
                 defs = _definitions(features, g.record_id, g.event_time)
+                _check_functions(self.ws, self.ctx, defs)
                 for n, d in defs.items():
                     old = g.features.get(n)
                     if old is not None and old.type != d.type:
@@ -450,7 +348,9 @@ class FeatureService:
             for rid, et, values in rows:
                 data = None if deleted else orjson.dumps({g.record_id: rid, g.event_time: et, **values}, option=orjson.OPT_SERIALIZE_NUMPY)
                 online_rows.append(OnlineRow(str(rid), et, None if deleted or ttl_s is None else et + ttl_s, data))
-            changed = online_store(self.ws).write(g.name, online_rows, hard_delete=hard)
+            store = online_store(self.ws)
+            changed = store.write(g.name, online_rows, hard_delete=hard)
+            purge_now_and_then(store, now)
         return WriteResult(records=n, offline=n, online=changed)
 
     def _commit_files(self, g: Group, written: list[off.OfflineFile], *, action: str, details: dict[str, Any], position: tuple[str, str, int] | None = None) -> None:
@@ -513,40 +413,25 @@ class FeatureService:
         check_name(consumer, kind="consumer")
         if isinstance(max_records, bool) or not isinstance(max_records, int) or not 1 <= max_records <= 10_000_000:
             raise InvalidArgument("max_records must be between 1 and 10000000")
-        from kiln.lake.streams._service import StreamService
+        from kiln.features._ingest import stream_ingest
 
-        streams = StreamService(self.ws, self.ctx)
-        g = self.get_group(name)
-        result = StreamIngestResult(group=name, stream=stream, consumer=consumer)
-        while result.records < max_records:
-            batch = streams.read_consumer(stream, consumer, limit=min(1000, max_records - result.records), lease_s=STREAM_LEASE_S)
-            if not batch.records:
-                break
-            with self.ws.db.read() as conn:
-                done = conn.execute(sa.select(t.stream_positions.c.last_seq).where(t.stream_positions.c.group_id == g.id, t.stream_positions.c.stream == stream, t.stream_positions.c.consumer == consumer)).scalar() or 0
-            rows = []
-            for rec in batch.records:
-                if rec.sequence_number <= done:
-                    result.duplicates += 1  # written before a crash kept the stream from hearing of it
-                    continue
-                try:
-                    rows.append(self._check_record(g, rec.sequence_number, rec.data))
-                except InvalidArgument as exc:
-                    result.rejected += 1
-                    if len(result.errors) < 5:
-                        result.errors.append(f"sequence {rec.sequence_number}: {exc.message.split(': ', 1)[-1]}")
-            last = batch.records[-1].sequence_number
-            if rows:
-                written = self._write(g, rows, deleted=False, ttl_s=g.ttl_s, action="features.ingest_stream", position=(stream, consumer, last))
-                result.written += written.offline
-                result.online += written.online
-            elif last > done:
-                self._commit_files(g, [], action="features.ingest_stream", details={"records": 0}, position=(stream, consumer, last))
-            assert batch.lease is not None
-            streams.commit(stream, consumer, batch.lease)
-            result.records += len(batch.records)
-            result.last_sequence_number = last
-        return result
+        return stream_ingest(self, self.get_group(name), stream=stream, consumer=consumer, max_records=max_records, lease_s=STREAM_LEASE_S)
+
+    def rebuild_online(self, name: str) -> RebuildResult:
+        """Rebuild a group's online store from its offline store: the latest record of every id.
+
+        Restores consistency after an online write failed once the offline rows were committed
+        (a 503 that kept them), or after the online store was lost. Newer online rows are kept,
+        ids whose latest record is a delete are deleted online, and expired rows are purged.
+
+        Raises:
+            InvalidArgument: the group has no online store.
+        """
+        self._require_editor("features.rebuild_online", name)
+        check_name(name, kind="feature group")
+        from kiln.features._ingest import rebuild_online
+
+        return rebuild_online(self, self.get_group(name))
 
     # -- online reads ---------------------------------------------------------------------
 
@@ -600,8 +485,14 @@ class FeatureService:
             if bad:
                 raise InvalidArgument(f"feature group {g.name!r} has no feature {str(bad[0])[:64]!r}", details={"field": str(bad[0])[:64]})
         wanted = g.derived if features is None else {f: g.derived[f] for f in features if f in g.derived}
-        if wanted:
-            data.update(_derive(g, data, wanted))
+        by_sql = {n: d for n, d in wanted.items() if d.expression is not None}
+        if by_sql:
+            data.update(_derive(g, data, by_sql))
+        for n, d in wanted.items():
+            if d.function is not None:  # in the function's workers, never here
+                from kiln.features._functions import call_function
+
+                data[n] = call_function(self.ws, self.ctx, g, d, [{k: data.get(k) for k in g.stored}])[0]
         if features is not None:
             data = {f: data.get(f) for f in features}
         return FeatureRecord(feature_group=g.name, record_id=row.record_id, event_time=row.event_time, expires_at=row.expires_at, features=data)
@@ -711,31 +602,6 @@ class FeatureService:
         return FeatureGroup(name=g.name, version=g.version, latest_version=g.latest_version, record_id=g.record_id, event_time=g.event_time,
                             features=list(g.features.values()), description=g.description, tags=g.tags, ttl_s=g.ttl_s, online=g.online,
                             created_at=g.created_at, created_by=g.created_by, updated_at=g.updated_at, offline_files=int(n_files), offline_rows=int(n_rows), source=g.source)
-
-
-def _derive(g: Group, data: dict[str, Any], wanted: dict[str, FeatureDefinition]) -> dict[str, Any]:
-    """Derived features of one online record, by the same SQL a training set runs (DuckDB, in
-    memory, no file access)."""
-    con = getattr(_derive_local, "con", None)
-    if con is None:
-        con = duckdb.connect(":memory:", config={"enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False})
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute("SET lock_configuration = true")
-        _derive_local.con = con
-    stored = g.stored
-    inner = ", ".join(
-        (f"make_timestamptz(CAST(round(CAST(? AS DOUBLE) * 1000000) AS BIGINT)) AS {off._q(n)}" if d.type == "timestamp" else f"CAST(? AS {duck_type(d.type)}) AS {off._q(n)}")
-        for n, d in stored.items()
-    )
-    outer = ", ".join(
-        (f"epoch_us(CAST(({d.expression}) AS TIMESTAMPTZ)) / 1e6" if d.type == "timestamp" else f"CAST(({d.expression}) AS {duck_type(d.type)})") + f" AS {off._q(n)}"
-        for n, d in wanted.items()
-    )
-    try:
-        row = con.execute(f"SELECT {outer} FROM (SELECT {inner})", [data.get(n) for n in stored]).fetchall()[0]
-    except duckdb.Error as exc:
-        raise InvalidArgument(f"derived features of {g.name!r} cannot be computed: {str(exc).splitlines()[0][:200]}") from None
-    return dict(zip(wanted, row, strict=True))
 
 
 def referenced_keys(conn: Connection) -> set[str]:

@@ -1,10 +1,12 @@
 """Point-in-time training sets: for each entity row, each feature from the latest record
 with event time <= the row's time (ties by write time), within the group's TTL; a row with
 no such record keeps its place with nulls. One DuckDB ``ASOF LEFT JOIN`` per group, keyed
-on (event time, write time), streamed into a new dataset version."""
+on one integer that orders by event time then write time (:class:`OrderKey`), written by
+DuckDB straight into the new dataset version's Parquet."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from dataclasses import dataclass
@@ -65,9 +67,80 @@ def _parse_features(svc: Any, features: list[str]) -> list[_Part]:
     return list(parts.values())
 
 
+@dataclass(frozen=True)
+class OrderKey:
+    """One sortable integer per record combining event time and write time, so the ASOF join
+    orders on a single column and ties of event time go to the later write:
+    ``(event_us - event_lo) * span + (write_us - write_lo)`` with ``span = write_hi - write_lo + 1``.
+    A BIGINT when the group's ranges let it fit (a bulk-ingested group: event times over
+    months, writes over seconds), else a HUGEINT, exact either way."""
+
+    event_lo: int
+    event_hi: int
+    write_lo: int
+    span: int
+    sql_type: str
+
+    @classmethod
+    def of(cls, event_lo: int | None, event_hi: int | None, write_lo: int | None, write_hi: int | None) -> OrderKey:
+        if event_lo is None or event_hi is None or write_lo is None or write_hi is None:  # no rows
+            return cls(0, 0, 0, 1, "BIGINT")
+        span = write_hi - write_lo + 1
+        fits = (event_hi - event_lo + 1) * span - 1 <= _BIGINT_MAX
+        return cls(event_lo, event_hi, write_lo, span, "BIGINT" if fits else "HUGEINT")
+
+    def record(self, event_us: str, write_us: str) -> str:
+        return f"CAST({event_us} - {self.event_lo} AS {self.sql_type}) * {self.span} + ({write_us} - {self.write_lo})"
+
+    def entity(self, us: str) -> str:
+        """An entity row's key: above every record with event time <= its time, whatever its write
+        time; -1 (below all) before the first record; a NULL time matches nothing."""
+        top = (self.event_hi - self.event_lo + 1) * self.span - 1
+        return (f"CASE WHEN {us} < {self.event_lo} THEN -1 WHEN {us} > {self.event_hi} THEN CAST({top} AS {self.sql_type}) "
+                f"ELSE CAST({us} - {self.event_lo} AS {self.sql_type}) * {self.span} + {self.span - 1} END")
+
+
+_BIGINT_MAX = 2**63 - 1
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_US = dt.timedelta(microseconds=1)
+
+
+def _footer_ranges(store: Any, keys: list[str], event_col: str) -> tuple[int, int, int, int] | None:
+    """(event min, event max, write min, write max) in microseconds from the Parquet footers'
+    statistics, or None when a file lacks them (the caller scans instead)."""
+    import pyarrow.parquet as pq
+
+    lo: dict[str, int] = {}
+    hi: dict[str, int] = {}
+    try:
+        for key in keys:
+            with store.open(key) as fh:
+                md = pq.ParquetFile(fh).metadata
+            for i in range(md.num_row_groups):
+                rg = md.row_group(i)
+                for j in range(rg.num_columns):
+                    col = rg.column(j)
+                    name = col.path_in_schema
+                    if name not in (event_col, "write_time") or col.num_values == 0:
+                        continue
+                    st = col.statistics
+                    if st is None or not st.has_min_max or not isinstance(st.min, dt.datetime) or not isinstance(st.max, dt.datetime):
+                        return None
+                    mn, mx = ((v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)) - _EPOCH for v in (st.min, st.max))
+                    lo[name] = min(lo.get(name, mn // _US), mn // _US)
+                    hi[name] = max(hi.get(name, mx // _US), mx // _US)
+    except (OSError, ValueError, TypeError, OverflowError):
+        return None
+    if set(lo) != {event_col, "write_time"}:
+        return None
+    return lo[event_col], hi[event_col], lo["write_time"], hi["write_time"]
+
+
 def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column: str, file_lists: dict[str, str], *, as_of: float | None,
-             include_deleted: bool, start: float | None, end: float | None) -> str:
-    """The join's SQL over view ``__kiln_entities`` (with ``__kiln_row``)."""
+             include_deleted: bool, start: float | None, end: float | None, keys: dict[str, OrderKey] | None = None) -> str:
+    """The join's SQL over view ``__kiln_entities`` (with ``__kiln_row``): one ASOF join per group
+    on its :class:`OrderKey`; a record's TTL and delete flag are folded into one column,
+    ``__until`` (the entity time it stays valid before; NULL for a delete marker)."""
     taken = set(entity_cols)
     for part in parts:  # a feature named like an entity column or another group's feature: group__feature
         renamed = []
@@ -78,12 +151,15 @@ def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column:
             taken.add(out)
             renamed.append((feature, out))
         part.features = renamed
+    keys = keys or {}
     t_expr = event_expr(event_time_column, entity_cols[event_time_column])
-    ctes = [f"__e AS (SELECT *, {t_expr} AS __kiln_t, struct_pack(a := {t_expr}, b := 'infinity'::TIMESTAMPTZ) AS __kiln_k FROM __kiln_entities)"]
+    ekeys = ", ".join(f"{keys.get(p.group.name, OrderKey.of(None, None, None, None)).entity('__kiln_us')} AS __kiln_k{i}" for i, p in enumerate(parts))
+    ctes = [f"__e0 AS (SELECT *, epoch_us({t_expr}) AS __kiln_us FROM __kiln_entities)", f"__e AS (SELECT *, {ekeys} FROM __e0)"]
     joins = []
     outs = []
     for i, part in enumerate(parts):
         g = part.group
+        key = keys.get(g.name, OrderKey.of(None, None, None, None))
         where = []
         if as_of is not None:
             where.append(f"write_time <= make_timestamptz({int(as_of * 1e6)})")
@@ -93,18 +169,16 @@ def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column:
             where.append(f"{_q(g.event_time)} < make_timestamptz({int(end * 1e6)})")
         if include_deleted:
             where.append("NOT is_deleted")  # records a delete removed still count: delete markers are skipped
+        et_us = f"epoch_us({_q(g.event_time)})"
+        until = f"{et_us} + {int(g.ttl_s * 1e6)}" if g.ttl_s is not None else str(2**63 - 1)
         cols = ", ".join(f"{derived_sql(g, f)} AS __f{i}_{j}" for j, (f, _) in enumerate(part.features))
         ctes.append(
-            f"__g{i} AS (SELECT {_q(g.record_id)} AS __id, {_q(g.event_time)} AS __t, is_deleted AS __del, "
-            f"struct_pack(a := {_q(g.event_time)}, b := write_time) AS __k{(', ' + cols) if cols else ''} "
+            f"__g{i} AS (SELECT {_q(g.record_id)} AS __id, {key.record(et_us, 'epoch_us(write_time)')} AS __k, "
+            f"CASE WHEN NOT is_deleted THEN {until} END AS __until{(', ' + cols) if cols else ''} "
             f"FROM {file_lists[g.name]}{(' WHERE ' + ' AND '.join(where)) if where else ''})"
         )
-        joins.append(f"ASOF LEFT JOIN __g{i} ON __e.{_q(g.record_id)} = __g{i}.__id AND __e.__kiln_k >= __g{i}.__k")
-        live = [f"NOT __g{i}.__del"]
-        if g.ttl_s is not None:
-            live.append(f"__e.__kiln_t < __g{i}.__t + to_microseconds({int(g.ttl_s * 1e6)})")
-        cond = " AND ".join(live)
-        outs += [f"CASE WHEN {cond} THEN __g{i}.__f{i}_{j} END AS {_q(out)}" for j, (_, out) in enumerate(part.features)]
+        joins.append(f"ASOF LEFT JOIN __g{i} ON __e.{_q(g.record_id)} = __g{i}.__id AND __e.__kiln_k{i} >= __g{i}.__k")
+        outs += [f"CASE WHEN __e.__kiln_us < __g{i}.__until THEN __g{i}.__f{i}_{j} END AS {_q(out)}" for j, (_, out) in enumerate(part.features)]
     select = ", ".join([*(f"__e.{_q(c)}" for c in entity_cols), *outs])
     return f"WITH {', '.join(ctes)} SELECT {select} FROM __e {' '.join(joins)} ORDER BY __e.__kiln_row"
 
@@ -114,7 +188,51 @@ def derived_sql(g: Group, feature: str) -> str:
     from kiln.features._base import duck_type
 
     d = g.features[feature]
+    if d.function is not None:  # the record as the function gets it (online JSON's shape); computed after the join
+        return "struct_pack(" + ", ".join(
+            f"{_q(n)} := " + (f"epoch_us({_q(n)}) / 1e6" if s.type == "timestamp" else _q(n)) for n, s in g.stored.items()) + ")"
     return _q(feature) if d.expression is None else f"CAST(({d.expression}) AS {duck_type(d.type)})"
+
+
+def apply_functions(ws: Workspace, ctx: Context, path: Any, columns: dict[str, tuple[Group, Any]]) -> None:
+    """Replace each function feature's column of the Parquet at ``path`` (the records, as structs;
+    null where no record matched) by the function's values, batch by batch, in place."""
+    if not columns:
+        return
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kiln.features._base import arrow_type
+    from kiln.features._functions import call_function
+
+    tmp = path.with_name(path.name + ".fn")
+    writer = None
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+            table = pa.Table.from_batches([batch])
+            for name, (g, d) in columns.items():
+                values = call_function(ws, ctx, g, d, table.column(name).to_pylist())
+                if d.type == "timestamp":
+                    col = pa.array([None if v is None else int(round(v * 1e6)) for v in values], type=pa.int64()).cast(arrow_type("timestamp"))
+                else:
+                    col = pa.array(values, type=arrow_type(d.type))
+                table = table.set_column(table.schema.get_field_index(name), name, col)
+            writer = writer or pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        if writer is None:  # no rows: the empty file with the columns' types
+            schema = pq.read_schema(path)
+            for name, (_, d) in columns.items():
+                schema = schema.set(schema.get_field_index(name), pa.field(name, arrow_type(d.type)))
+            writer = pq.ParquetWriter(tmp, schema)
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
 
 
 class TrainingSetService:
@@ -199,21 +317,29 @@ class TrainingSetService:
                 offset += f.rows
             con.execute(f"CREATE TEMP VIEW __kiln_entities AS {' UNION ALL '.join(sources)}")
             t_expr = event_expr(event_time_column, entity_cols[event_time_column])
-            lo, hi = con.execute(f"SELECT epoch_us(min({t_expr})) / 1e6, epoch_us(max({t_expr})) / 1e6 FROM __kiln_entities").fetchall()[0]
-            file_lists = {}
+            lo_us, hi_us = con.execute(f"SELECT min(epoch_us({t_expr})), max(epoch_us({t_expr})) FROM __kiln_entities").fetchall()[0]
+            lo, hi = (None if lo_us is None else lo_us / 1e6), (None if hi_us is None else hi_us / 1e6)
+            file_lists: dict[str, str] = {}
+            order_keys: dict[str, OrderKey] = {}
             lineage_groups = []
             for part in parts:
                 g = part.group
                 keys = [f.key for f in svc.offline_files(g) if hi is not None and f.min_event <= hi and (g.ttl_s is None or lo is None or f.max_event >= lo - g.ttl_s)]
                 file_lists[g.name] = f"read_parquet({off.duck_paths(con, self.ws.store, keys)}, union_by_name = true)" if keys else _empty(g)
+                if keys:  # the ranges the group's order key packs: from the files' footers, else a scan of two columns
+                    ranges = _footer_ranges(self.ws.store, keys, g.event_time) or con.execute(
+                        f"SELECT min(epoch_us({_q(g.event_time)})), max(epoch_us({_q(g.event_time)})), min(epoch_us(write_time)), max(epoch_us(write_time)) "
+                        f"FROM {file_lists[g.name]}").fetchall()[0]
+                    order_keys[g.name] = OrderKey.of(*ranges)
                 lineage_groups.append({"name": g.name, "version": g.version, "features": [f for f, _ in part.features], "files": len(keys)})
-            sql = plan_sql(parts, entity_cols, event_time_column, file_lists, as_of=bounds["as_of"], include_deleted=include_deleted, start=bounds["start"], end=bounds["end"])
+            sql = plan_sql(parts, entity_cols, event_time_column, file_lists, as_of=bounds["as_of"], include_deleted=include_deleted, start=bounds["start"], end=bounds["end"], keys=order_keys)
             tmp_dir = off.new_tmp(self.ws.settings.home)
             result = tmp_dir / f"training-{uuid.uuid4().hex}.parquet"
             progress = Progress(1.0)
             try:
                 with watch_query(con, progress, 0.0, 0.95):
                     con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+                apply_functions(self.ws, self.ctx, result, {out: (p.group, p.group.features[f]) for p in parts for f, out in p.features if p.group.features[f].function})
                 lineage = {"parents": [version.ref], "producer": "features.training_set", "feature_groups": lineage_groups,
                            "event_time_column": event_time_column, "as_of": bounds["as_of"], "include_deleted": include_deleted,
                            "start": bounds["start"], "end": bounds["end"], "made_at": time.time()}
@@ -265,6 +391,7 @@ def to_dataset(svc_ws: Workspace, ctx: Context, name: str, *, output: str, n_rec
         result = off.new_tmp(svc_ws.settings.home) / f"snapshot-{uuid.uuid4().hex}.parquet"
         try:
             con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+            apply_functions(svc_ws, ctx, result, {n: (g, d) for n, d in g.functions.items()})
             lineage = {"producer": "features.to_dataset", "feature_groups": [{"name": g.name, "version": g.version, "files": len(keys)}], "n_recent": n_recent,
                        "as_of": bounds["as_of"], "include_deleted": include_deleted, "start": bounds["start"], "end": bounds["end"]}
             return DatasetService(svc_ws, ctx).commit_parquet(output, result, lineage=lineage, source={"kind": "feature_group", "feature_group": f"{g.name}@{g.version}"})

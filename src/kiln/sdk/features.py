@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kiln.features import _ops as ops
-from kiln.features._models import BatchGetResult, CompactResult, FeatureDefinition, FeatureGroup, FeatureRecord, IngestResult, RecordIdentifier, StreamIngestResult, WriteResult
+from kiln.features._models import BatchGetResult, CompactResult, FeatureDefinition, FeatureGroup, FeatureRecord, IngestResult, RebuildResult, RecordIdentifier, StreamIngestResult, WriteResult
 from kiln.lake._models import DatasetVersion
 from kiln.sdk._base import Namespace
 
@@ -70,6 +70,10 @@ class Features(Namespace):
 
     def compact(self, name: str) -> CompactResult:
         return self._call(ops.COMPACT, name=name)  # type: ignore[no-any-return]
+
+    def rebuild_online(self, name: str) -> RebuildResult:
+        """Rebuild a group's online store from its offline store (the latest record per id)."""
+        return self._call(ops.REBUILD_ONLINE, name=name)  # type: ignore[no-any-return]
 
     def to_dataset(self, name: str, *, output: str, n_recent: int | None = None, as_of: float | str | None = None, include_deleted: bool = False,
                    start: float | str | None = None, end: float | str | None = None) -> DatasetVersion:

@@ -5,7 +5,7 @@ parameters are typed from the service method's signature, its JSON body is a
 pydantic model of the ``body`` arguments (or, for a ``payload`` operation, one JSON
 value passed through as it is), its role is checked before the body is
 read (:class:`~kiln.server._roles.KilnRoute`), and the service runs in the
-thread pool. The OpenAPI entry follows from the same declaration.
+thread pool (or, for a declared ``inline`` operation on a local store, on the event loop). The OpenAPI entry follows from the same declaration.
 """
 
 from __future__ import annotations
@@ -91,7 +91,10 @@ def _endpoint(op: Operation) -> Any:
         if op.payload:
             args[op.payload] = await _payload(request, op.payload)
         ws = request.app.state.workspace
-        result = await run_in_threadpool(op.invoke, ws, get_ctx(request), args)
+        if op.runs_inline(ws, args):  # a cheap local read: no thread hop (the role was checked before this)
+            result = op.invoke(ws, get_ctx(request), args)
+        else:
+            result = await run_in_threadpool(op.invoke, ws, get_ctx(request), args)
         # The response type serialises itself (NaN metrics as "NaN", as the models say).
         return Response(adapter.dump_json(result), media_type="application/json", status_code=op.status)
 

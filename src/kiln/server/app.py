@@ -32,8 +32,12 @@ __all__ = ["ROUTE_MODULES", "create_app", "is_loopback"]
 log = logging.getLogger("kiln.server")
 
 # Each stage's REST routes live in kiln.server.routes.<module> as `router`.
+# Matched in this order, route by route (FastAPI scans every route of each router before the
+# next): the feature server's online reads, the latency-critical path, come right after system
+# (a GET or POST /v1/features/online answered in ~130 fewer route checks, about half its CPU).
 ROUTE_MODULES = [
     "system",
+    "features",
     "datasets",
     "sql",
     "tracking", "registry",
@@ -41,7 +45,6 @@ ROUTE_MODULES = [
     "prep",
     "jobs", "functions",
     "endpoints",
-    "features",
     "metrics",
     "tuning",
 ]

@@ -69,6 +69,16 @@ class OnlineStoreContract:
         got = store.read(group, ["old", "live", "forever"], now=now)
         assert [g is not None for g in got] == [False, True, True]
 
+    def test_purge_removes_only_expired_records(self, store: OnlineStore, group: str) -> None:
+        now = time.time()
+        store.write(group, [_row("old", 1.0, expires=now - 10), _row("live", 2.0, expires=now + 3600), _row("forever", 3.0), _row("gone", 4.0, data=None, expires=None)])
+        purged = store.purge_expired(now=now)
+        assert purged == (0 if store.capabilities.native_expiry else 1)
+        assert store.purge_expired(now=now) == 0  # nothing left to purge
+        assert [r.record_id if r else None for r in store.read(group, ["old", "live", "forever"], now=now)] == [None, "live", "forever"]
+        if not store.capabilities.native_expiry:  # the expired row is gone: a late, older record may take its place
+            assert store.write(group, [_row("old", 0.5, expires=now + 3600)]) == 1
+
     def test_groups_are_apart_and_drop_removes_one(self, store: OnlineStore, group: str) -> None:
         other = f"{group}-b"
         store.write(group, [_row("a", 1.0, b"mine")])
