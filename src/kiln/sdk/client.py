@@ -121,6 +121,7 @@ _STAGE_NAMESPACES: list[tuple[str, str, str]] = [
     ("training", "kiln.sdk.training", "Training"),
     ("functions", "kiln.sdk.functions", "Functions"),
     ("transform", "kiln.sdk.transform", "Transform"),
+    ("monitoring", "kiln.sdk.monitoring", "Monitoring"),
     ("endpoints", "kiln.sdk.endpoints", "Endpoints"),
     ("features", "kiln.sdk.features", "Features"),
 ]

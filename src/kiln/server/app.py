@@ -42,6 +42,7 @@ ROUTE_MODULES = [
     "jobs", "functions",
     "endpoints",
     "features",
+    "monitoring",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -142,6 +143,7 @@ LIFESPAN_HOOKS = [
     "kiln.server._audit_anchor:lifespan",
     "kiln.jobs._watcher:lifespan",
     "kiln.serving._watcher:lifespan",
+    "kiln.monitoring._scheduler:lifespan",
 ]
 
 
