@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "serve": ("serve", False, "Serve a model over HTTP in the foreground (SageMaker, MLflow and V2 protocols); Ctrl-C stops."),
     "endpoints": ("endpoints", True, "Real-time endpoints: models served over HTTP, with variants, blue/green updates and data capture."),
     "features": ("features", True, "Feature store: feature groups, online and offline stores, point-in-time training sets."),
+    "monitor": ("monitor", True, "Model Monitor: baselines, drift and data quality of endpoints' captured data, model quality, schedules."),
 }
 
 

@@ -327,7 +327,7 @@ class MonitoringService:
             conn.execute(t.ground_truth.delete().where(t.ground_truth.c.monitor_id == row.id))
             conn.execute(t.monitors.delete().where(t.monitors.c.id == row.id))
         try:
-            self.ws.store.delete(f"monitoring/{row.id}/")
+            self.ws.store.delete(f"monitoring/{row.id}")
         except Exception:  # noqa: BLE001 - the row is gone; what is left is garbage for kiln gc
             pass
         return out
@@ -390,7 +390,7 @@ class MonitoringService:
         prefix = config.get("capture_prefix") or f"capture/{row.endpoint}"
         rows = CaptureRows()
         try:
-            keys = self.ws.store.list(prefix + "/")
+            keys = self.ws.store.list(prefix)
         except FileNotFoundError:
             keys = []
         for k, _size, _mtime in sorted(keys):
