@@ -129,12 +129,10 @@ def _json_rows(body: Any, features: list[str]) -> list[dict[str, Any]]:
     if isinstance(body, list):
         if not body:
             return []
-        if all(isinstance(r, dict) for r in body):
-            return list(body)
-        if all(isinstance(r, list) for r in body):
-            return [_positional(r, features) for r in body]
         if not any(isinstance(r, dict | list) for r in body):
-            return [_positional(body, features)]
+            return [_positional(body, features)]  # one row of values
+        if all(isinstance(r, dict | list) for r in body):
+            return [r if isinstance(r, dict) else _positional(r, features) for r in body]
     raise ValueError("a JSON body that is no record, list of records or list of rows")
 
 
