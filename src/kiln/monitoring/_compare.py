@@ -99,9 +99,38 @@ def compare(current: Any, *, reference: Any = None, statistics: dict[str, Any] |
         ref_samples: dict[str, Any] = {f["name"]: _column_reader(reference, f["name"]) for f in statistics["features"] if f["inferred_type"] != "Unknown"}
     else:
         assert statistics is not None
+        constraints = validate_baseline(statistics, constraints)
+        ref_samples = dict(baseline_samples(statistics))
+        try:
+            return _compare(current, statistics, constraints, ref_samples, options, faults, html, title)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise InvalidArgument(f"the baseline's statistics.json / constraints.json do not fit Model Monitor's format ({type(exc).__name__}: {str(exc)[:200]})") from None
+    return _compare(current, statistics, constraints, ref_samples, options, faults, html, title)
+
+
+def validate_baseline(statistics: Any, constraints: Any) -> dict[str, Any]:
+    """Refuse a baseline's files that would not work (saying why); returns the constraints
+    (suggested from the statistics when not given)."""
+    try:
+        if constraints is not None and not isinstance(constraints, dict):
+            raise InvalidArgument("constraints.json must be an object with a 'features' list")
         constraints = constraints or suggest_constraints(statistics)
         check_baseline(statistics, constraints)
-        ref_samples = dict(baseline_samples(statistics))
+        baseline_samples(statistics)
+        _options_from(constraints, None)
+        for f in constraints["features"]:
+            domains = (f.get("string_constraints") or {}).get("domains")
+            if domains is not None and not isinstance(domains, list):
+                raise InvalidArgument(f"constraints.json: the domains of {f['name']!r} must be a list")
+            if "completeness" in f and not isinstance(f["completeness"], int | float):
+                raise InvalidArgument(f"constraints.json: the completeness of {f['name']!r} must be a number")
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InvalidArgument(f"the baseline's statistics.json / constraints.json do not fit Model Monitor's format ({type(exc).__name__}: {str(exc)[:200]})") from None
+    return constraints  # type: ignore[no-any-return]
+
+
+def _compare(current: Any, statistics: dict[str, Any], constraints: dict[str, Any], ref_samples: dict[str, Any], options: DriftOptions | None,
+             faults: dict[str, Any] | None, html: bool, title: str) -> Comparison:
     options = _options_from(constraints, options)
     table = _as_table(current)
     features = constraints["features"]

@@ -249,7 +249,7 @@ class MonitoringService:
                       label: str | None, prediction: str | None, positive_label: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """The baseline files to store, a digest of them, and the config they imply."""
         from kiln.monitoring import _quality as q
-        from kiln.monitoring._constraints import check_baseline, suggest_constraints
+        from kiln.monitoring._constraints import check_baseline
 
         if kind == "data_quality":
             if (baseline is None) == (statistics is None):
@@ -260,7 +260,9 @@ class MonitoringService:
                 stats, suggested = baseline_files(self._dataset(baseline))
                 cons = constraints or suggested
             else:
-                stats, cons = statistics, constraints or suggest_constraints(statistics)
+                from kiln.monitoring._compare import validate_baseline
+
+                stats, cons = statistics, validate_baseline(statistics, constraints)
             check_baseline(stats, cons)
             return ({"statistics.json": stats, "constraints.json": cons},
                     {"rows": stats.get("dataset", {}).get("item_count"), "features": [f["name"] for f in stats["features"]], "source": baseline or "files"}, {})
