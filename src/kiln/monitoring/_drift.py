@@ -147,29 +147,56 @@ def sample_of(arr: pa.Array | pa.ChunkedArray, *, categorical: bool | None = Non
 # -- the tests ----------------------------------------------------------------------
 
 
-def _merged(ref: NumericSample, cur: NumericSample) -> np.ndarray:
-    both = np.concatenate((ref.x, cur.x))
-    both.sort(kind="stable")  # two sorted runs: a merge
-    return both
+@dataclass
+class _Merged:
+    """Two numeric samples merged: their distinct values, ascending, with the reference's and
+    the current's weight at or below each (their CDFs, unnormalised)."""
+
+    v: np.ndarray
+    cr: np.ndarray
+    cc: np.ndarray
+    rows: int  # values of both samples (Evidently's Sturges rule counts these)
 
 
-def _gap_and_wasserstein(ref: NumericSample, cur: NumericSample, both: np.ndarray) -> tuple[float, float]:
+def _merged(ref: NumericSample, cur: NumericSample) -> _Merged:
+    cat = np.concatenate((ref.x, cur.x))
+    order = np.argsort(cat, kind="stable")  # two sorted runs: one linear merge
+    v = cat[order]
+    del cat
+    n = len(ref.x)
+    is_ref = order < n
+    if ref.cw is None and cur.cw is None:
+        cr = np.cumsum(is_ref, dtype=np.float64)
+        cc = np.arange(1, len(v) + 1, dtype=np.float64) - cr
+    else:
+        w = np.empty(len(v), dtype=np.float64)
+        rw = np.ones(n) if ref.cw is None else np.diff(ref.cw, prepend=0.0)
+        cw = np.ones(len(cur.x)) if cur.cw is None else np.diff(cur.cw, prepend=0.0)
+        w[is_ref] = rw[order[is_ref]]
+        cr = np.cumsum(np.where(is_ref, w, 0.0))
+        w[~is_ref] = cw[order[~is_ref] - n]
+        cc = np.cumsum(np.where(is_ref, 0.0, w))
+    del order, is_ref
+    ends = np.flatnonzero(v[1:] != v[:-1]) if len(v) else np.array([], dtype=np.int64)
+    ends = np.append(ends, len(v) - 1) if len(v) else ends
+    return _Merged(v[ends], cr[ends], cc[ends], len(v))
+
+
+def _gap_and_wasserstein(ref: NumericSample, cur: NumericSample, both: _Merged) -> tuple[float, float]:
     """The largest CDF gap (KS statistic) and the Wasserstein-1 distance (scipy's)."""
-    fr = ref.cdf_counts(both) / ref.total
-    fc = cur.cdf_counts(both) / cur.total
-    diff = np.abs(fr - fc)
+    diff = np.abs(both.cr * (1.0 / ref.total) - both.cc * (1.0 / cur.total))
     gap = float(diff.max()) if len(diff) else 0.0
-    wd = float(np.sum(diff[:-1] * np.diff(both))) if len(both) > 1 else 0.0
+    wd = float(np.sum(diff[:-1] * np.diff(both.v))) if len(both.v) > 1 else 0.0
     return gap, wd
 
 
-def _binned(ref: Sample, cur: Sample, both: np.ndarray | None, *, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
+def _binned(ref: Sample, cur: Sample, both: _Merged | None, *, fill_zeroes: bool) -> tuple[np.ndarray, np.ndarray]:
     """Evidently's ``get_binned_data``: shares per Sturges bin (numbers with more than 20
     distinct reference values) or per category / value."""
     if isinstance(ref, NumericSample) and isinstance(cur, NumericSample) and ref.distinct() > 20:
         assert both is not None
-        n_bins = int(np.ceil(np.log2(len(both)) + 1)) if len(both) else 1
-        edges = np.linspace(both[0], both[-1], n_bins + 1) if len(both) else np.array([0.0, 1.0])
+        n_bins = int(np.ceil(np.log2(both.rows) + 1)) if both.rows else 1
+        edges = np.linspace(both.v[0], both.v[-1], n_bins + 1) if len(both.v) else np.array([0.0, 1.0])
 
         def hist(s: NumericSample) -> np.ndarray:
             at = s.cdf_counts(edges, "left")
@@ -179,7 +206,7 @@ def _binned(ref: Sample, cur: Sample, both: np.ndarray | None, *, fill_zeroes: b
         # Evidently divides by the rows, which for a weighted sample is the total weight.
         rp, cp = hist(ref) / ref.total, hist(cur) / cur.total
     else:
-        keys, rc, cc = _value_counts(ref, cur)
+        keys, rc, cc = _value_counts(ref, cur, both)
         rp, cp = rc / ref.total, cc / cur.total
     if fill_zeroes:
         for p in (rp, cp):
@@ -190,16 +217,16 @@ def _binned(ref: Sample, cur: Sample, both: np.ndarray | None, *, fill_zeroes: b
     return rp, cp
 
 
-def _value_counts(ref: Sample, cur: Sample) -> tuple[list[Any], np.ndarray, np.ndarray]:
+def _value_counts(ref: Sample, cur: Sample, both: _Merged | None = None) -> tuple[list[Any], np.ndarray, np.ndarray]:
     if isinstance(ref, CategoricalSample) and isinstance(cur, CategoricalSample):
         keys = list(dict.fromkeys([*ref.counts, *cur.counts]))
         return keys, np.array([ref.counts.get(k, 0.0) for k in keys]), np.array([cur.counts.get(k, 0.0) for k in keys])
     assert isinstance(ref, NumericSample) and isinstance(cur, NumericSample)
-    keys_arr = np.unique(np.concatenate((ref.x, cur.x)))
-    return keys_arr.tolist(), ref.counts_of(keys_arr), cur.counts_of(keys_arr)
+    both = both or _merged(ref, cur)
+    return both.v.tolist(), np.diff(both.cr, prepend=0.0), np.diff(both.cc, prepend=0.0)
 
 
-def _linf(ref: Sample, cur: Sample, both: np.ndarray | None) -> float:
+def _linf(ref: Sample, cur: Sample, both: _Merged | None) -> float:
     """Model Monitor's distance: the largest gap between the CDFs (numbers) or between the
     category shares (LInfinity)."""
     if isinstance(ref, NumericSample) and isinstance(cur, NumericSample):
@@ -209,7 +236,7 @@ def _linf(ref: Sample, cur: Sample, both: np.ndarray | None) -> float:
     return float(np.max(np.abs(rc / ref.total - cc / cur.total))) if len(rc) else 0.0
 
 
-def _ks(ref: NumericSample, cur: NumericSample, both: np.ndarray) -> float:
+def _ks(ref: NumericSample, cur: NumericSample, both: _Merged) -> float:
     from scipy import stats
 
     if ref.cw is None and cur.cw is None:
@@ -259,11 +286,11 @@ def default_method(ref: Sample, cur: Sample, distinct_both: int | None = None) -
     return "jensenshannon"
 
 
-def _distinct_both(ref: Sample, cur: Sample, both: np.ndarray | None) -> int:
+def _distinct_both(ref: Sample, cur: Sample, both: _Merged | None) -> int:
     if isinstance(ref, NumericSample):
         if both is None:
             both = _merged(ref, cur)  # type: ignore[arg-type]
-        return int(np.count_nonzero(np.diff(both))) + 1 if len(both) else 0
+        return len(both.v)
     assert isinstance(cur, CategoricalSample)
     return len(set(ref.counts) | set(cur.counts))
 
@@ -353,7 +380,8 @@ def column_drift(name: str, ref: Sample, cur: Sample, *, method: str | None = No
     if chosen in ("ks", "wasserstein") and not numeric:
         raise InvalidArgument(f"drift method {chosen!r} needs a numeric column; {name!r} is categorical (use chisquare, z, jensenshannon, psi or linf)")
     limit = DEFAULT_THRESHOLDS[chosen] if threshold is None else float(threshold)
-    distance = _linf(ref, cur, both)
+    gap_wd = _gap_and_wasserstein(ref, cur, both) if numeric else None  # type: ignore[arg-type]
+    distance = gap_wd[0] if gap_wd is not None else _linf(ref, cur, both)
     if chosen == "ks":
         score = _ks(ref, cur, both)  # type: ignore[arg-type]
     elif chosen == "chisquare":
@@ -361,7 +389,8 @@ def column_drift(name: str, ref: Sample, cur: Sample, *, method: str | None = No
     elif chosen == "z":
         score = _z(ref, cur)
     elif chosen == "wasserstein":
-        wd = _gap_and_wasserstein(ref, cur, both)[1]  # type: ignore[arg-type]
+        assert gap_wd is not None
+        wd = gap_wd[1]
         score = wd / max(ref.std(), 0.001)  # type: ignore[union-attr]
     elif chosen == "jensenshannon":
         from scipy.spatial import distance as sd
@@ -378,7 +407,7 @@ def column_drift(name: str, ref: Sample, cur: Sample, *, method: str | None = No
                        bool(distance > distance_threshold), ref.total, cur.total, extra)
 
 
-def _psi(ref: Sample, cur: Sample, both: np.ndarray | None) -> float:
+def _psi(ref: Sample, cur: Sample, both: _Merged | None) -> float:
     rp, cp = _binned(ref, cur, both, fill_zeroes=True)
     return float(np.sum((rp - cp) * np.log(rp / cp)))
 
