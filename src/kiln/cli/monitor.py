@@ -33,16 +33,24 @@ def _methods(pairs: list[str] | None) -> dict[str, str] | None:
     return parse_pairs(pairs, option="--method", example="'*=psi' or age=ks", shape="COLUMN=METHOD") or None
 
 
+def _g(v: Any) -> Any:
+    return f"{v:.4g}" if isinstance(v, float) else v
+
+
 def _summary(result: dict[str, Any], violations: list[dict[str, Any]]) -> None:
     dd = result.get("dataset_drift") or {}
     if dd:
         console.print(f"dataset drift: {'[red]yes[/red]' if dd.get('drift') else '[green]no[/green]'} "
                       f"({dd.get('drifted_columns')} of {dd.get('columns')} columns, share {dd.get('share', 0):.2f} >= {dd.get('threshold')}?)")
-        emit([{k: c.get(k) for k in ("name", "kind", "method", "score", "threshold", "drifted", "distance")} for c in result.get("columns", []) if "method" in c],
-             json=False)
+        shown = [c for c in result.get("columns", []) if c.get("drifted") or c.get("baseline_drift") or "error" in c]
+        if shown:
+            emit([{"column": c["name"], "method": c.get("method", c.get("error")), "score": _g(c.get("score")), "threshold": c.get("threshold"),
+                   "drifted": c.get("drifted"), "model_monitor_distance": _g(c.get("distance"))} for c in shown],
+                 json=False, title=f"columns that drifted by their test or past Model Monitor's distance threshold "
+                                   f"({len(shown)} of {len(result.get('columns', []))}; all in result.json and report.html)")
     mq = result.get("model_quality")
     if mq:
-        emit(mq.get("metrics", {}), json=False, title="model quality")
+        emit({k: _g(v) for k, v in mq.get("metrics", {}).items()}, json=False, title="model quality")
     emit([{k: v.get(k) for k in ("feature_name", "constraint_check_type", "description")} for v in violations] or [], json=False, title=f"{len(violations)} violations")
 
 
