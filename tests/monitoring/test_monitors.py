@@ -133,6 +133,15 @@ def test_model_quality_joins_ground_truth_by_inference_id(client: kiln.Client, t
     assert mq["matched"] == 30 and mq["unlabelled"] == 10 and mq["metrics"]["accuracy"] == pytest.approx(20 / 30)
     assert run.status == "CompletedWithViolations" and full.constraint_violations[0]["constraint_check_type"] == "LessThanThreshold"  # type: ignore[index]
     assert {m.name: m.value for m in run_metrics(full)}["accuracy"] == pytest.approx(20 / 30)
+    client.datasets.ingest("scored", pd.DataFrame({"y": [1, 0, 1, 1, 0, 1, 0, 0], "p": [1, 0, 1, 0, 0, 1, 0, 1]}))
+    with pytest.raises(InvalidArgument, match="--label"):
+        client.monitoring.create("mq2", endpoint="ep", kind="model_quality", problem_type="BinaryClassification", baseline="scored")
+    mq2 = client.monitoring.create("mq2", endpoint="ep", kind="model_quality", problem_type="BinaryClassification", baseline="scored", label="y", prediction="p")
+    assert mq2.baseline["metrics"]["accuracy"] == 0.75 and mq2.baseline["metrics"]["recall"] == 0.75
+    client.monitoring.ground_truth("mq2", labels)
+    client.monitoring.ground_truth("mq2", path)
+    rerun = client.monitoring.run("mq2", window=WINDOW)  # same captured data and labels, thresholds 10% under the baseline's
+    assert {v["feature_name"] for v in client.monitoring.get_run("mq2", rerun.id).constraint_violations or []} >= {"accuracy"}
 
 
 def test_deleting_a_monitor_removes_its_runs(client: kiln.Client) -> None:
