@@ -59,7 +59,7 @@ class Peak:
         while not self._stop.wait(0.005):
             self.peak = max(self.peak, _rss())
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._t.join()
         self.peak = max(self.peak, _rss())

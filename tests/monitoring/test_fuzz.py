@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from kiln.core.context import local_context  # noqa: E402
-from kiln.lake.datasets import DatasetService  # noqa: E402
-from tests.faces._fuzz import CHECKS, fuzz_settings, fuzz_workspace, stage_schema  # noqa: E402
+from kiln.core.context import local_context
+from kiln.lake.datasets import DatasetService
+from tests.faces._fuzz import CHECKS, fuzz_settings, fuzz_workspace, stage_schema
 
 _WS, HEADERS = fuzz_workspace("kiln-fuzz-monitoring-")
 DatasetService(_WS, local_context()).write_table("string", pd.DataFrame({"string": ["a", "b", "c"], "x": [1.0, 2.0, 3.5]}))

@@ -145,9 +145,7 @@ def conform(table: pa.Table, features: list[dict[str, Any]]) -> tuple[pa.Table, 
         want = types.get(name)
         bad = 0
         if want in ("Integral", "Fractional"):
-            if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type):
-                num = pc.cast(arr, pa.float64())
-            elif pa.types.is_boolean(arr.type):
+            if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type) or pa.types.is_boolean(arr.type):
                 num = pc.cast(arr, pa.float64())
             else:
                 text = pc.cast(arr, pa.string()) if not pa.types.is_string(arr.type) else arr

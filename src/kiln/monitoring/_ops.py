@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from kiln.core.ops import Operation, declare
-from kiln.monitoring._models import BaselineFiles, CompareResult, GroundTruthUpload, Monitor, MonitorRun, RunReport
+from kiln.monitoring._models import (
+    BaselineFiles,
+    CompareResult,
+    GroundTruthUpload,
+    Monitor,
+    MonitorRun,
+    RunReport,
+)
 
 _SVC = "kiln.monitoring._service:MonitoringService"
 _MON = "/v1/monitors/{name}"

@@ -18,7 +18,14 @@ from kiln.core.errors import AlreadyExists, InvalidArgument, KilnError, NotFound
 from kiln.core.names import check_name, parse_ref
 from kiln.core.workspace import Workspace
 from kiln.monitoring import _tables as t
-from kiln.monitoring._models import BaselineFiles, CompareResult, GroundTruthUpload, Monitor, MonitorRun, RunReport
+from kiln.monitoring._models import (
+    BaselineFiles,
+    CompareResult,
+    GroundTruthUpload,
+    Monitor,
+    MonitorRun,
+    RunReport,
+)
 
 __all__ = ["MonitoringService", "referenced_keys"]
 

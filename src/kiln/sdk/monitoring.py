@@ -8,7 +8,14 @@ from typing import Any
 
 from kiln.core.errors import InvalidArgument
 from kiln.monitoring import _ops as ops
-from kiln.monitoring._models import BaselineFiles, CompareResult, GroundTruthUpload, Monitor, MonitorRun, RunReport
+from kiln.monitoring._models import (
+    BaselineFiles,
+    CompareResult,
+    GroundTruthUpload,
+    Monitor,
+    MonitorRun,
+    RunReport,
+)
 from kiln.sdk._base import Namespace
 
 __all__ = ["Monitoring", "read_baseline", "write_files"]
