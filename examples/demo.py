@@ -195,6 +195,7 @@ def monitoring_step(client: kiln.Client, kiln_cli: list[str], Xtr: Any, Xte: Any
     """Close the loop: an endpoint captures shifted traffic; monitors compare it with the
     training data (Model Monitor's violations) and, with ground truth, score the model."""
     import httpx
+    import numpy as np
 
     client.datasets.ingest("tumour_train", Xtr, description="the champion's training features")
     ep = client.endpoints.create("tumour", model="tumour@champion", workers=1, capture_percent=100)
@@ -204,12 +205,14 @@ def monitoring_step(client: kiln.Client, kiln_cli: list[str], Xtr: Any, Xte: Any
     shifted = Xte.copy()
     for col in ("mean radius", "mean texture", "worst area", "worst concavity"):
         shifted[col] = shifted[col] * 1.5  # a new scanner, calibrated differently
+    batches = [(f"clinic-{b}", rows) for b, rows in enumerate(np.array_split(np.arange(len(shifted)), 6))]
     with httpx.Client(base_url=ep.url, timeout=30) as http:
-        for i, row in enumerate(shifted.to_numpy()):
-            http.post("/invocations", content=",".join(repr(float(v)) for v in row),
-                      headers={"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": f"scan-{i}"})
+        for inference_id, rows in batches:  # a CSV request of several scans, one inference id
+            http.post("/invocations", content="\n".join(",".join(repr(float(v)) for v in r) for r in shifted.to_numpy()[rows]),
+                      headers={"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": inference_id})
     client.endpoints.delete("tumour")  # its supervisor ships the last capture files into the store
-    client.monitoring.ground_truth("tumour-quality", "inference_id,label\n" + "".join(f"scan-{i},{int(y)}\n" for i, y in enumerate(yte)))
+    truth = "".join(f"{inference_id},{int(yte.iloc[i])}\n" for inference_id, rows in batches for i in rows)  # in row order
+    client.monitoring.ground_truth("tumour-quality", "inference_id,label\n" + truth)
     subprocess.run([*kiln_cli, "monitor", "run", "tumour-data", "--window", "1h"])  # exits 1 when it finds violations
     run = client.monitoring.run("tumour-quality", window="1h")
     metrics = {m["name"]: round(m["value"], 3) for m in run.metrics if m["name"] in ("accuracy", "precision", "recall", "f1")}
