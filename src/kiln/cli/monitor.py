@@ -13,7 +13,26 @@ from kiln.core.errors import InvalidArgument
 app = typer.Typer(help="Model Monitor: baselines, drift and data quality of endpoints' captured data, model quality, schedules.", no_args_is_help=True)
 
 _MONITOR_COLS = ["name", "kind", "endpoint", "schedule", "next_run_at", "last_run", "created_at"]
-_RUN_COLS = ["id", "status", "trigger", "window_start", "window_end", "rows", "violations", "drift", "failure_reason"]
+_RUN_COLS = ["id", "status", "trigger", "window", "rows", "violations", "drift", "failure_reason"]
+
+
+def _when(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _run_row(r: Any) -> dict[str, Any]:
+    row = r.model_dump(mode="json")
+    row["window"] = f"{_when(r.window_start)} .. {_when(r.window_end)}"
+    return row
+
+
+def _monitor_row(m: Any) -> dict[str, Any]:
+    row = m.model_dump(mode="json")
+    last = m.last_run
+    row["last_run"] = f"{last['status']} ({last['violations']} violations) at {_when(last['started_at'])}" if last else ""
+    return row
 MethodOpt = typer.Option(None, "--method", help="Drift method per column COLUMN=METHOD ('*' for all): ks, chisquare, z, wasserstein, jensenshannon, psi, linf.")
 ThresholdOpt = typer.Option(None, "--threshold", help="Drift threshold per column COLUMN=VALUE ('*' for all).")
 
@@ -122,13 +141,14 @@ def create(
     mon = get_client().monitoring.create(name, endpoint=endpoint, baseline=baseline, constraints=constraints, schedule=schedule, kind=kind,
                                          problem_type=problem_type, label=label, prediction=prediction, positive_label=pos,
                                          methods=_methods(method), thresholds=_thresholds(threshold), drift_share=drift_share, psi=psi)
-    emit(mon, json=json, columns=_MONITOR_COLS)
+    emit(mon if json else _monitor_row(mon), json=json, columns=_MONITOR_COLS)
 
 
 @app.command("list")
 def list_(json: bool = JsonOpt) -> None:
     """Every monitor."""
-    emit(get_client().monitoring.list(), json=json, columns=_MONITOR_COLS)
+    monitors = get_client().monitoring.list()
+    emit(monitors if json else [_monitor_row(m) for m in monitors], json=json, columns=_MONITOR_COLS)
 
 
 @app.command("describe")
@@ -140,7 +160,8 @@ def describe(name: str = typer.Argument(..., help="The monitor."), json: bool = 
 @app.command("delete")
 def delete(name: str = typer.Argument(..., help="The monitor."), json: bool = JsonOpt) -> None:
     """Delete a monitor with its runs and ground truth."""
-    emit(get_client().monitoring.delete(name), json=json, columns=_MONITOR_COLS)
+    mon = get_client().monitoring.delete(name)
+    emit(mon if json else _monitor_row(mon), json=json, columns=_MONITOR_COLS)
 
 
 @app.command("run")
@@ -156,7 +177,7 @@ def run(
     if json:
         print_json(r)
     else:
-        emit(r, json=False, columns=_RUN_COLS)
+        emit(_run_row(r), json=False, columns=_RUN_COLS)
         if r.status != "Failed":
             full = client.monitoring.get_run(name, r.id)
             _summary(full.result or {}, full.constraint_violations or [])
@@ -167,7 +188,8 @@ def run(
 @app.command("runs")
 def runs(name: str = typer.Argument(..., help="The monitor."), limit: int = typer.Option(50, "--limit"), json: bool = JsonOpt) -> None:
     """A monitor's runs and missed slots, newest first."""
-    emit(get_client().monitoring.runs(name, limit=limit), json=json, columns=_RUN_COLS)
+    found = get_client().monitoring.runs(name, limit=limit)
+    emit(found if json else [_run_row(r) for r in found], json=json, columns=_RUN_COLS)
 
 
 @app.command("show")
@@ -185,7 +207,7 @@ def show(name: str = typer.Argument(..., help="The monitor."), run_id: str = typ
     if json:
         print_json(r)
     else:
-        emit(r, json=False, columns=_RUN_COLS)
+        emit(_run_row(r), json=False, columns=_RUN_COLS)
         if r.result:
             _summary(r.result, r.constraint_violations or [])
 
