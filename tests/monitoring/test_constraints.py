@@ -97,6 +97,9 @@ def test_disabled_evaluation_and_comparison_are_honoured() -> None:
     cons["monitoring_config"]["distribution_constraints"]["perform_comparison"] = "Enabled"
     cons["monitoring_config"]["distribution_constraints"]["comparison_threshold"] = 0.99
     assert compare(cur, statistics=stats, constraints=cons).violations == []
+    # editing one baseline's constraints leaves the defaults (and the next baseline) alone
+    assert baseline_files(ref)[1]["monitoring_config"] == DEFAULT_MONITORING_CONFIG
+    assert DEFAULT_MONITORING_CONFIG["distribution_constraints"]["comparison_threshold"] == 0.1
 
 
 @pytest.mark.parametrize("bad", [{}, {"features": "x"}, {"features": [{"inferred_type": "String"}]}, {"features": [{"name": "a", "inferred_type": "Text"}]}, [1]])

@@ -78,7 +78,7 @@ def test_a_run_over_a_window_of_captured_data(client: kiln.Client) -> None:
     assert run.faults["capture"] == {"malformed_lines": 2}
     full = client.monitoring.get_run("dq", run.id[:8])
     checks = {(v["feature_name"], v["constraint_check_type"]) for v in full.constraint_violations or []}
-    assert {("x", "baseline_drift_check"), ("c", "categorical_values_check")} <= checks
+    assert {("x", "baseline_drift_check"), ("c", "categorical_values_check")} <= checks, (full.result or {}).get("columns")
     metrics = {m.name: m for m in run_metrics(full)}
     # k did not move: its distance is sampling noise (400 rows against a KLL sketch of 3,000)
     assert metrics["feature_baseline_drift_x"].value > 0.4 and metrics["feature_baseline_drift_k"].value < 0.15

@@ -5,6 +5,7 @@ write ``constraint_violations.json``."""
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -86,7 +87,8 @@ def suggest_constraints(statistics: dict[str, Any], *, monitoring_config: dict[s
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
+    """``over`` on top of a deep copy of ``base`` (a caller editing the result must not edit the defaults)."""
+    out = copy.deepcopy(base)
     for k, v in over.items():
         out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
     return out
