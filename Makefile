@@ -41,7 +41,7 @@ mutate: $(STAMP)
 	$(BIN)/python tools/mutate.py $(GROUPS) --budget $(BUDGET) $(MUTATE_ARGS)
 
 # Benchmarks compare Kiln with the tools users would otherwise pick. Those tools are
-# installed in venvs of their own (.venv-bench, .venv-ydata), never as Kiln dependencies.
+# installed in venvs of their own (.venv-bench, .venv-ydata, .venv-evidently), never as Kiln dependencies.
 bench:
 	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	@.venv-bench/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
@@ -60,6 +60,10 @@ bench:
 	.venv-bench/bin/python benchmarks/serving.py
 	PYTHONPATH=. .venv-bench/bin/python benchmarks/batch.py
 	.venv-bench/bin/python benchmarks/profile.py --peer-python .venv-ydata/bin/python --procs 3 --repeat 2
+	@# Evidently 0.7.23 fails to import with pandas 3 (Kiln's pin): a venv of its own too.
+	@test -x .venv-evidently/bin/python || $(PYTHON) -m venv .venv-evidently
+	.venv-bench/bin/uv pip install --quiet --python .venv-evidently/bin/python "evidently==0.7.23" "pandas<3" pyarrow psutil
+	.venv-bench/bin/python benchmarks/drift.py --peer-python .venv-evidently/bin/python
 
 clean:
-	rm -rf $(VENV) .venv-bench .venv-ydata .kiln .kiln-demo .pytest_cache .mutate
+	rm -rf $(VENV) .venv-bench .venv-ydata .venv-evidently .kiln .kiln-demo .pytest_cache .mutate

