@@ -46,6 +46,7 @@ PROGRAMS: dict[str, str] = {
     "processing": "kiln.jobs._processing:run",
     "function-map": "kiln.jobs._functions:run_map",
     "transform": "kiln.serving._transform:run",
+    "automl": "kiln.automl._program:run",
 }
 HEARTBEAT_S = 2.0
 LOG_FLUSH_S = 0.5

@@ -123,4 +123,5 @@ _STAGE_NAMESPACES: list[tuple[str, str, str]] = [
     ("transform", "kiln.sdk.transform", "Transform"),
     ("endpoints", "kiln.sdk.endpoints", "Endpoints"),
     ("features", "kiln.sdk.features", "Features"),
+    ("automl", "kiln.sdk.automl", "AutoML"),
 ]

@@ -42,6 +42,7 @@ ROUTE_MODULES = [
     "jobs", "functions",
     "endpoints",
     "features",
+    "automl",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
