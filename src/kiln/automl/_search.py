@@ -257,7 +257,9 @@ def search(frame: Any, cfg: SearchConfig, *, progress: Callable[[Candidate, list
     cost: dict[str, float] = {}  # family -> seconds per fold per 1,000 training rows seen so far
     n_train = int(np.mean([len(tr) for tr, _ in folds]))
     tried = 0
-    while clock.left() - _reserve(done, metric) > 0.5:
+    # The first candidate (LightGBM's defaults) runs whatever the clock says: a model late
+    # by a few seconds beats no model.
+    while not done or clock.left() - _reserve(done, metric) > 0.5:
         if cfg.max_candidates is not None and tried >= cfg.max_candidates:
             break
         spec = queue.pop(0) if queue else _next(done, rng, classify)
@@ -353,7 +355,7 @@ def _evaluate(cand: Candidate, X: Any, y: Any, folds: list[tuple[Any, Any]], col
     predict_s, predicted = 0.0, 0
     for i, (tr, va) in enumerate(folds):
         left = clock.left()
-        if left <= 0.2:
+        if left <= 0.2 and not first:
             cand.status, cand.note = "skipped", "the time budget ran out"
             cand.models = []
             return
@@ -361,7 +363,7 @@ def _evaluate(cand: Candidate, X: Any, y: Any, folds: list[tuple[Any, Any]], col
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = fit_fold(spec, columns, X.iloc[tr], y[tr], X.iloc[va], y[va], deadline=t0 + left / (len(folds) - i) * 0.95)
+                model = fit_fold(spec, columns, X.iloc[tr], y[tr], X.iloc[va], y[va], deadline=t0 + max(left, 1.0) / (len(folds) - i) * 0.95)
             cand.fit_s += time.time() - t0
             t1 = time.time()
             oof[va] = _predict(model, X.iloc[va], classify, n_classes)

@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "serve": ("serve", False, "Serve a model over HTTP in the foreground (SageMaker, MLflow and V2 protocols); Ctrl-C stops."),
     "endpoints": ("endpoints", True, "Real-time endpoints: models served over HTTP, with variants, blue/green updates and data capture."),
     "features": ("features", True, "Feature store: feature groups, online and offline stores, point-in-time training sets."),
+    "automl": ("automl", False, "Search models for a dataset's target column within a time budget; register the best (an ensemble) as a model that serves raw rows."),
+    "automl-jobs": ("automl_jobs", True, "AutoML jobs: list, describe (leaderboard), report (JSON/HTML), candidate scripts."),
 }
 
 
