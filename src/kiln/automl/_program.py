@@ -54,7 +54,7 @@ def run(job: RunningJob) -> Outcome:
     if data is None:
         return Outcome(failure=f"{source.value} holds no .parquet or .csv file")
     out = job.folder / "out"
-    register_s = max(1.0, 0.04 * budget)
+    register_s = max(1.5, 0.05 * budget)
     threads = int(spec.get("n_jobs") or 1)
     config = {
         "data": str(data), "out": str(out), "target": spec["target"], "problem_type": spec.get("problem_type"), "metric": spec.get("metric"),

@@ -376,8 +376,9 @@ def _evaluate(cand: Candidate, X: Any, y: Any, folds: list[tuple[Any, Any]], col
         cand.models.append(model)
         if i == 0:
             cand.save_s = _save_cost(model) * len(folds)
-        if i == 0 and len(folds) > 1 and not first and cand.fit_s * (len(folds) - 1) > clock.left():
-            cand.status, cand.note = "skipped", f"one fold took {cand.fit_s:.1f} s; the rest would not fit the budget"
+        rest = len(folds) - i - 1
+        if rest and not first and cand.fit_s / (i + 1) * rest > clock.left():
+            cand.status, cand.note = "skipped", f"{i + 1} fold(s) took {cand.fit_s:.1f} s; the rest would not fit the budget"
             cand.models = []
             return
     cand.rounds = spec.get("rounds")
