@@ -142,3 +142,16 @@ def test_cli_refuses_bad_input_without_a_traceback(cli: object, tmp_path: Path) 
     assert res.code != 0 and "ghost" in res.err and "Traceback" not in res.err
     ls = run("automl-jobs", "ls", "--json")
     assert ls.code == 0 and json.loads(ls.out) == []
+
+
+def test_the_sagemaker_shape(done: tuple[kiln.Client, object, pd.DataFrame]) -> None:
+    import kiln.sagemaker
+
+    client, (job, _), _ = done
+    automl = kiln.sagemaker.AutoML(role="ignored", target_attribute_name="label", job_objective={"MetricName": "F1"}, client=client)
+    described = automl.describe_auto_ml_job("am-mixed")
+    assert described["AutoMLJobStatus"] == "Completed" and described["ProblemType"] == "BinaryClassification"
+    assert described["BestCandidate"]["FinalAutoMLJobObjectiveMetric"] == {"MetricName": "F1", "Value": job.outputs["best"]["score"]}
+    assert len(automl.list_candidates("am-mixed")) == len(job.outputs["leaderboard"])
+    with pytest.raises(InvalidArgument, match="target_attribute_name"):
+        kiln.sagemaker.AutoML(role="r")
