@@ -10,10 +10,10 @@ registration); the registered model then predicts the test split. Every tool get
 objective (accuracy for classification, R² for regression) and the same thread count.
 
 The peers are benchmark-only, never Kiln dependencies; each lives in a venv of its own and
-is driven as a subprocess (``--worker``) on the split files:
+is driven as a subprocess (``--worker``) on the split files (``make bench`` makes them):
 
-    .venv/bin/uv venv --python python3.11 .venv-bench
-    .venv/bin/uv pip install --python .venv-bench/bin/python flaml==2.7.0 lightgbm==4.7.0 xgboost-cpu==3.2.0 \\
+    .venv/bin/uv venv --python python3.11 .venv-flaml
+    .venv/bin/uv pip install --python .venv-flaml/bin/python flaml==2.7.0 lightgbm==4.7.0 xgboost-cpu==3.2.0 \\
         scikit-learn==1.9.1 pandas pyarrow
     .venv/bin/uv venv --python python3.11 .venv-ag        # optional: AutoGluon, if it installs
     .venv/bin/uv pip install --python .venv-ag/bin/python "autogluon.tabular[lightgbm,xgboost]==1.6.3" pyarrow
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = {"flaml": ROOT / ".venv-bench" / "bin" / "python", "autogluon": ROOT / ".venv-ag" / "bin" / "python"}
+PEERS = {"flaml": ROOT / ".venv-flaml" / "bin" / "python", "autogluon": ROOT / ".venv-ag" / "bin" / "python"}
 
 
 # -- datasets (each: frame with the target, target name, task) -------------------------------
