@@ -16,7 +16,6 @@ import kiln
 from kiln.core.config import load_settings
 from kiln.core.errors import Conflict, InvalidArgument, NotFound
 from kiln.serving._runtime import Servable
-from tests.faces.conftest import CliResult, cli  # noqa: F401 - the cli fixture
 from tests.jobs.conftest import stop_all
 
 from ._data import mixed
