@@ -155,3 +155,12 @@ def test_each_script_reproduces_its_candidates_predictions(tmp_path: Path) -> No
         np.testing.assert_allclose(got[[f"proba_{c}" for c in spec["classes"]]].to_numpy(), want, atol=1e-6)
         checked += 1
     assert checked >= 1
+
+
+def test_out_of_time_within_the_first_candidate_keeps_the_folds_it_fitted(tmp_path: Path) -> None:
+    frame = mixed(120, task="binary")
+    result = search(frame, SearchConfig(target="label", deadline=time.time() - 1, n_jobs=1))
+    (only,) = result.candidates
+    assert only.id == "c01-lightgbm" and only.status == "ok" and only.note == "only 1 of 5 folds fitted within the budget"
+    assert len(result.folds) == 1 and len(only.models) == 1 and result.ensemble == {"c01-lightgbm": 1.0}
+    assert 0.0 <= only.score <= 1.0

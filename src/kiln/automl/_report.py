@@ -114,6 +114,7 @@ SPEC = json.loads({spec!r})
 ROUNDS = {rounds!r}
 CLASSES = json.loads({classes!r})
 SEED = {seed!r}
+FOLDS = {folds!r}  # the folds the search fitted (all of them unless the budget ran out first)
 HIGH_CARDINALITY = {high!r}
 BOOSTERS = {boosters!r}
 
@@ -143,7 +144,7 @@ def main(argv):
         y = pd.to_numeric(train[TARGET]).to_numpy(dtype=float)
     X, R = prepare(train, SCHEMA), prepare(rows, SCHEMA)
     total = None
-    for fold, (tr, _) in enumerate(make_folds(len(X), y, classify, SEED)):
+    for fold, (tr, _) in enumerate(make_folds(len(X), y, classify, SEED)[:FOLDS]):
         spec = json.loads(json.dumps(SPEC))
         if ROUNDS:
             spec["params"][BOOSTERS[spec["family"]]] = ROUNDS[fold]
@@ -179,7 +180,7 @@ def candidate_script(result: SearchResult, cid: str, *, job: str) -> str:
     return _SCRIPT.format(
         cid=cid, family=cand.family, job=job, target=result.schema.get("target", ""), extra=extra,
         schema=json.dumps(result.schema), columns=json.dumps(result.columns), spec=json.dumps(spec, default=_plain),
-        rounds=cand.rounds, classes=json.dumps(result.classes, default=_plain), seed=result.seed,
+        rounds=cand.rounds, classes=json.dumps(result.classes, default=_plain), seed=result.seed, folds=len(cand.models) or len(result.folds),
         high=_space.HIGH_CARDINALITY, boosters=_space.BOOSTERS, sources=sources,
     )
 

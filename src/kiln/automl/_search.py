@@ -281,6 +281,14 @@ def search(frame: Any, cfg: SearchConfig, *, progress: Callable[[Candidate, list
                     continue
         cand_clock = _Clock(cfg.deadline - _reserve(done, metric))
         _evaluate(cand, X, y, folds, columns, cfg, classify, n_classes, metric, cand_clock, scored, first=tried == 1)
+        if cand.status == "ok" and len(cand.models) < len(folds):
+            # Out of time within the first candidate: it alone, on the folds it fitted.
+            folds = folds[: len(cand.models)]
+            scored = np.sort(np.concatenate([va for _, va in folds]))
+            done.append(cand)
+            if progress is not None:
+                progress(cand, done)
+            break
         if cand.status == "ok" and cand.fit_s > 0:
             cost[cand.family] = cand.fit_s / len(folds) / max(n_train / 1000, 1e-3)
         done.append(cand)
@@ -355,6 +363,8 @@ def _evaluate(cand: Candidate, X: Any, y: Any, folds: list[tuple[Any, Any]], col
     predict_s, predicted = 0.0, 0
     for i, (tr, va) in enumerate(folds):
         left = clock.left()
+        if first and i > 0 and left <= 0:
+            break  # the first candidate keeps the folds it fitted: a model on fewer folds beats none
         if left <= 0.2 and not first:
             cand.status, cand.note = "skipped", "the time budget ran out"
             cand.models = []
@@ -385,6 +395,9 @@ def _evaluate(cand: Candidate, X: Any, y: Any, folds: list[tuple[Any, Any]], col
     cand.threads = threads
     cand.oof = oof
     cand.predict_s_per_1k = predict_s / max(predicted, 1) * 1000
+    if len(cand.models) < len(folds):
+        cand.note = f"only {len(cand.models)} of {len(folds)} folds fitted within the budget"
+        scored = np.sort(np.concatenate([va for _, va in folds[: len(cand.models)]]))
     try:
         cand.score = metric.value(y[scored], oof[scored], classes=n_classes)
     except ValueError as exc:
