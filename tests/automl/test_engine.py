@@ -164,3 +164,10 @@ def test_out_of_time_within_the_first_candidate_keeps_the_folds_it_fitted(tmp_pa
     assert only.id == "c01-lightgbm" and only.status == "ok" and only.note == "only 1 of 5 folds fitted within the budget"
     assert len(result.folds) == 1 and len(only.models) == 1 and result.ensemble == {"c01-lightgbm": 1.0}
     assert 0.0 <= only.score <= 1.0
+
+
+def test_the_package_exports_what_it_names() -> None:
+    import kiln.automl
+
+    assert sorted(kiln.automl.__all__) == kiln.automl.__all__
+    assert all(hasattr(kiln.automl, name) for name in kiln.automl.__all__)
