@@ -176,8 +176,8 @@ class AutoMLService:
             NotFound: no such job, or no evaluated candidate of that name.
             Conflict: the job has not completed.
         """
+        job = self._job(name)  # authorizes (viewer) before anything else is looked at
         check_name(candidate, kind="candidate")
-        job = self._job(name)
         key = self._report_key(job)
         scripts = orjson.loads(self.ws.store.read_bytes(key + "report.json")).get("scripts", {})
         if candidate not in scripts:
