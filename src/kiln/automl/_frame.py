@@ -113,10 +113,11 @@ def prepare(frame, schema):
                 col = low.map({"true": 1.0, "false": 0.0}).where(low.isin(["true", "false"]), pd.to_numeric(low, errors="coerce"))
             out[name] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
         elif kind == "categorical":
+            # As _category_text reads one value, vectorised: 1, 1.0 and "1" alike.
             values = col.astype(object)
-            mask = pd.isna(values)
-            text = np.array([_category_text(v) for v in values], dtype=object)
-            text[mask.to_numpy()] = "__NA__"
+            mask = pd.isna(values).to_numpy()
+            text = values.astype(str).str.replace(r"^(-?\d+)\.0$", r"\1", regex=True).to_numpy(dtype=object)
+            text[mask] = "__NA__"
             out[name] = text
         elif kind == "text":
             out[name] = col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
