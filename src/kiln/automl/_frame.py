@@ -97,7 +97,6 @@ def prepare(frame, schema):
     missing), dates as numeric parts, text as strings ("" when missing)."""
     import warnings
 
-    import numpy as np
     import pandas as pd
 
     missing = [c["name"] for c in schema["columns"] if c["name"] not in frame.columns]

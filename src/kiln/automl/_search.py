@@ -257,6 +257,7 @@ def search(frame: Any, cfg: SearchConfig, *, progress: Callable[[Candidate, list
     cost: dict[str, float] = {}  # family -> seconds per fold per 1,000 training rows seen so far
     n_train = int(np.mean([len(tr) for tr, _ in folds]))
     tried = 0
+    skipped_in_a_row = 0
     # The first candidate (LightGBM's defaults) runs whatever the clock says: a model late
     # by a few seconds beats no model.
     while not done or clock.left() - _reserve(done, metric) > 0.5:
@@ -273,12 +274,18 @@ def search(frame: Any, cfg: SearchConfig, *, progress: Callable[[Candidate, list
             if need > clock.left() * 0.9:
                 if cand.family in ("extra_trees", "random_forest") and "n_estimators" in cand.params:
                     fit = int(cand.params["n_estimators"] * clock.left() * 0.6 / max(need, 1e-9))
-                    if fit < 30:
-                        continue
                     cand.params["n_estimators"] = fit
                     cand.note = f"trees cut to {fit} to fit the budget"
-                else:
+                if cand.family not in ("extra_trees", "random_forest") or cand.params["n_estimators"] < 30:
+                    cand.status, cand.note = "skipped", f"would take about {need:.0f} s; {max(clock.left(), 0):.0f} s left"
+                    done.append(cand)
+                    if progress is not None:
+                        progress(cand, done)
+                    skipped_in_a_row += 1
+                    if skipped_in_a_row >= 5:
+                        break  # nothing that is left fits the time
                     continue
+        skipped_in_a_row = 0
         cand_clock = _Clock(cfg.deadline - _reserve(done, metric))
         _evaluate(cand, X, y, folds, columns, cfg, classify, n_classes, metric, cand_clock, scored, first=tried == 1)
         if cand.status == "ok" and len(cand.models) < len(folds):
