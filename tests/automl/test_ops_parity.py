@@ -31,7 +31,8 @@ def _seed(client: kiln.Client) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pd.DataFrame({"a": range(60), "b": list("xyz") * 20, "label": [0, 1, 1] * 20}).to_csv(Path(tmp) / "d.csv", index=False)
         client.datasets.ingest("d", Path(tmp) / "d.csv")
-    job = client.automl("d@1", target="label", time_budget_s=10.0, max_candidates=1, n_jobs=1, name="am1")
+    # A budget far above what one candidate takes: under load the candidate still fits every fold alike.
+    job = client.automl("d@1", target="label", time_budget_s=120.0, max_candidates=1, n_jobs=1, name="am1")
     assert job.state == "Completed", job.failure_reason
 
 
