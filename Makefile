@@ -50,6 +50,11 @@ bench:
 	.venv-bench/bin/python -m compileall -q src
 	@test -x .venv-ydata/bin/python || $(PYTHON) -m venv .venv-ydata
 	.venv-bench/bin/uv pip install --quiet --python .venv-ydata/bin/python "ydata-profiling>=4.9" pyarrow psutil
+	@test -x .venv-flaml/bin/python || $(PYTHON) -m venv .venv-flaml
+	.venv-bench/bin/uv pip install --quiet --python .venv-flaml/bin/python "flaml==2.7.0" "lightgbm==4.7.0" "xgboost-cpu==3.2.0" "scikit-learn==1.9.1" pandas pyarrow
+	@# AutoGluon is optional: benchmarks/automl.py reports it missing when it does not install.
+	-@test -x .venv-ag/bin/python || $(PYTHON) -m venv .venv-ag
+	-.venv-bench/bin/uv pip install --quiet --python .venv-ag/bin/python "autogluon.tabular[lightgbm,xgboost]==1.6.3" pyarrow
 	.venv-bench/bin/python benchmarks/cli.py
 	.venv-bench/bin/python benchmarks/ingest.py
 	.venv-bench/bin/python benchmarks/sql.py
@@ -64,6 +69,7 @@ bench:
 	@test -x .venv-evidently/bin/python || $(PYTHON) -m venv .venv-evidently
 	.venv-bench/bin/uv pip install --quiet --python .venv-evidently/bin/python "evidently==0.7.23" "pandas<3" pyarrow psutil
 	.venv-bench/bin/python benchmarks/drift.py --peer-python .venv-evidently/bin/python
+	.venv-bench/bin/python benchmarks/automl.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .venv-ydata .venv-evidently .kiln .kiln-demo .pytest_cache .mutate

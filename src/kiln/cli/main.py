@@ -50,6 +50,8 @@ COMMANDS: dict[str, tuple[str, bool, str]] = {
     "alarms": ("alarms", True, "Alarms over metrics (CloudWatch): thresholds, states OK / ALARM / INSUFFICIENT_DATA, webhook and log actions."),
     "logs": ("logs", False, "Print the logs of a job or an endpoint."),
     "monitor": ("monitor", True, "Model Monitor: baselines, drift and data quality of endpoints' captured data, model quality, schedules."),
+    "automl": ("automl", False, "Search models for a dataset's target column within a time budget; register the best (an ensemble) as a model that serves raw rows."),
+    "automl-jobs": ("automl_jobs", True, "AutoML jobs: list, describe (leaderboard), report (JSON/HTML), candidate scripts."),
 }
 
 

@@ -15,7 +15,7 @@ JOB_STATES: tuple[str, ...] = ("Pending", "Running", "Completed", "Failed", "Sto
 TERMINAL_STATES = frozenset({"Completed", "Failed", "Stopped"})
 # Every kind of job shares one record and state machine (DESIGN.md §4); later stages add
 # theirs (tuning, automl, transform, monitoring) here and a program in _runner.PROGRAMS.
-JOB_KINDS: tuple[str, ...] = ("training", "processing", "function-map", "transform", "tuning")
+JOB_KINDS: tuple[str, ...] = ("training", "processing", "function-map", "transform", "tuning", "automl")
 # Kinds whose program keeps its progress in the metadata database and picks it up again: a
 # runner of theirs found dead is relaunched (Running → Pending), not failed.
 RESUMABLE_KINDS = frozenset({"tuning"})

@@ -47,6 +47,7 @@ PROGRAMS: dict[str, str] = {
     "function-map": "kiln.jobs._functions:run_map",
     "transform": "kiln.serving._transform:run",
     "tuning": "kiln.tuning._driver:run",
+    "automl": "kiln.automl._program:run",
 }
 HEARTBEAT_S = 2.0
 LOG_FLUSH_S = 0.5

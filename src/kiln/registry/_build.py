@@ -28,6 +28,7 @@ _PACKAGES = {
     "lightgbm": ("lightgbm", "numpy"),
     "onnx": ("onnxruntime", "onnx"),
     "custom": ("numpy",),
+    "automl": ("scikit-learn", "skops", "numpy", "pandas", "lightgbm", "xgboost", "xgboost-cpu"),
 }
 # Folder flavors are detected in this order: handlers decide over files they load themselves.
 _DETECT_ORDER = ("custom", "onnx", "xgboost", "lightgbm", "sklearn")

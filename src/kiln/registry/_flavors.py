@@ -204,7 +204,7 @@ _BUILTIN_MODULES = ("kiln.registry._native", "kiln.registry._sagemaker")
 
 # Flavors that later stages define, imported when a package of theirs is first met (in a
 # model worker too), as a plugin's would be: name -> module that registers the flavor.
-PLUGIN_FLAVORS: dict[str, str] = {"builtin": "kiln.training.builtin._flavor"}
+PLUGIN_FLAVORS: dict[str, str] = {"builtin": "kiln.training.builtin._flavor", "automl": "kiln.automl._model"}
 
 
 def _builtins() -> None:

@@ -30,6 +30,7 @@ from kiln.registry._models import (
     Model,
     ModelFile,
     ModelVersion,
+    Signature,
 )
 from kiln.registry._package import (
     check_package_path,
@@ -124,6 +125,9 @@ class ModelService:
         source_sha256: str,
         datasets: Sequence[str] | None = None,
         description: str = "",
+        signature: Signature | None = None,
+        task: str | None = None,
+        classes: list[Any] | None = None,
     ) -> ModelVersion:
         """Register the model a finished training job saved, trusted because Kiln ran that job.
 
@@ -154,7 +158,7 @@ class ModelService:
         )
         manifest = new_manifest(
             src, flavor=chosen.name, options=dict(flavor_options), origin="kiln",
-            framework_versions=framework_versions(*packages), lineage=lineage,
+            framework_versions=framework_versions(*packages), lineage=lineage, signature=signature, task=task, classes=classes,
         )
         chosen.check(src, manifest)
         return self._store(name, src, manifest, description, trusted_by=f"job:{job}")

@@ -20,10 +20,11 @@ from typing import Any
 
 from kiln.core.errors import InvalidArgument
 from kiln.sagemaker import deserializers, serializers
+from kiln.sagemaker._automl import AutoML
 from kiln.sagemaker._deploy import DataCaptureConfig, Model, Predictor, ServerlessInferenceConfig, estimator_deploy
 
 __all__ = [
-    "CategoricalParameter", "ContinuousParameter", "DataCaptureConfig", "Estimator", "Framework", "HyperparameterTuner",
+    "AutoML", "CategoricalParameter", "ContinuousParameter", "DataCaptureConfig", "Estimator", "Framework", "HyperparameterTuner",
     "HyperparameterTuningJobAnalytics", "IntegerParameter", "LightGBM", "Model", "Predictor", "PyTorch", "SKLearn",
     "ServerlessInferenceConfig", "TensorFlow", "TrainingInput", "Transformer", "WarmStartConfig", "WarmStartTypes", "XGBoost",
     "deserializers", "image_uris", "serializers", "tuner",

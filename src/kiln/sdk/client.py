@@ -128,4 +128,5 @@ _STAGE_NAMESPACES: list[tuple[str, str, str]] = [
     ("metrics", "kiln.sdk.metrics", "Metrics"),
     ("alarms", "kiln.sdk.metrics", "Alarms"),
     ("logs", "kiln.sdk.metrics", "Logs"),
+    ("automl", "kiln.sdk.automl", "AutoML"),
 ]

@@ -48,6 +48,7 @@ ROUTE_MODULES = [
     "metrics",
     "tuning",
     "monitoring",
+    "automl",
 ]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -1,0 +1,174 @@
+"""The AutoML model package and the ``automl`` flavor that serves it.
+
+A package holds ``automl.json`` (the column schema, the classes, the ensemble's members
+and weights) and one skops file per member and fold: a scikit-learn Pipeline of the
+type-aware preprocessing and the estimator. Loading brings no code of the package's:
+:func:`kiln.automl._frame.prepare` (Kiln's) reads the raw rows, and skops loads only
+scikit-learn, numpy and SciPy types plus the LightGBM and XGBoost estimators and their
+boosters, so serving it needs no trust (``runs_code`` is False).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kiln.core.errors import InvalidArgument, PermissionDenied
+from kiln.registry._flavors import Flavor, FlavorCapabilities, LoadOptions, Predictor, _vetted, register_flavor
+from kiln.registry._models import Manifest
+
+__all__ = ["AutoMLFlavor", "AutoMLModel", "load_package", "save_package"]
+
+MANIFEST = "automl.json"
+# Beyond the vetted scikit-learn/numpy/SciPy/estimator types: the boosters the LightGBM and
+# XGBoost estimators hold (their state is the model's text or bytes, parsed, never run).
+EXTRA_TYPES = frozenset({"collections.OrderedDict", "lightgbm.basic.Booster", "xgboost.core.Booster"})
+
+
+class AutoMLModel:
+    """An AutoML ensemble: raw rows in (the dataset's column names), predictions out."""
+
+    def __init__(self, spec: dict[str, Any], members: list[tuple[float, list[Any]]]) -> None:
+        self.spec = spec
+        self.members = members
+        self.classes_ = spec.get("classes")
+        # The dataset's columns but the target, in its order: what a raw row holds.
+        self.feature_names_in_ = np.asarray(spec["inputs"], dtype=object)
+
+    @property
+    def classify(self) -> bool:
+        return self.spec["task"] == "classification"
+
+    def _frame(self, data: Any) -> Any:
+        import pandas as pd
+
+        from kiln.automl._frame import prepare
+
+        if not isinstance(data, pd.DataFrame):
+            if isinstance(data, list) and data and isinstance(data[0], dict):
+                data = pd.DataFrame.from_records(data)
+            else:
+                arr = np.asarray(data, dtype=object)
+                if arr.ndim == 1:
+                    arr = arr.reshape(1, -1)
+                names = list(self.feature_names_in_)
+                if arr.shape[1] != len(names):
+                    raise InvalidArgument(f"rows have {arr.shape[1]} values; the model takes {len(names)} columns: {names}")
+                data = pd.DataFrame(arr, columns=names)
+        try:
+            return prepare(data, self.spec["schema"])
+        except ValueError as exc:
+            raise InvalidArgument(str(exc)) from None
+
+    def _raw(self, data: Any) -> Any:
+        X = self._frame(data)
+        total = None
+        k = len(self.classes_ or [])
+        for weight, folds in self.members:
+            part = None
+            for model in folds:
+                if self.classify:
+                    p = np.asarray(model.predict_proba(X), dtype=float)
+                    if p.shape[1] != k:
+                        full = np.zeros((p.shape[0], k))
+                        full[:, np.asarray(model.classes_, dtype=int)] = p
+                        p = full
+                else:
+                    p = np.asarray(model.predict(X), dtype=float)
+                part = p if part is None else part + p
+            assert part is not None
+            part = part / len(folds) * weight
+            total = part if total is None else total + part
+        return total
+
+    def predict_proba(self, data: Any) -> Any:
+        if not self.classify:
+            raise InvalidArgument("a regression model gives no class probabilities")
+        return self._raw(data)
+
+    def predict(self, data: Any) -> Any:
+        raw = self._raw(data)
+        if not self.classify:
+            return raw
+        classes = np.asarray(self.classes_, dtype=object)
+        out = classes[raw.argmax(axis=1)]
+        try:
+            return out.astype(type(self.classes_[0])) if isinstance(self.classes_[0], (int, float, bool)) else out
+        except (TypeError, ValueError):
+            return out
+
+
+def save_package(folder: Path, spec: dict[str, Any], members: list[tuple[str, float, list[Any]]]) -> list[str]:
+    """Write ``automl.json`` and one skops file per member fold; returns the files written."""
+    import skops.io as sio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    entries, written = [], []
+    for cid, weight, models in members:
+        files = []
+        for j, model in enumerate(models):
+            name = f"{cid}-fold{j}.skops"
+            sio.dump(model, folder / name)
+            files.append(name)
+        written += files
+        entries.append({"candidate": cid, "weight": weight, "files": files})
+    (folder / MANIFEST).write_text(json.dumps({**spec, "members": entries}, indent=1, default=str))
+    return [*written, MANIFEST]
+
+
+def load_package(folder: Path, *, trusted_types: tuple[str, ...] = ()) -> AutoMLModel:
+    """Load a package :func:`save_package` wrote, refusing any type outside the vetted ones.
+
+    Raises:
+        InvalidArgument: ``automl.json`` is missing, malformed or names a file outside the folder.
+        PermissionDenied: a model file holds a type Kiln does not load by default.
+    """
+    import skops.io as sio
+
+    folder = Path(folder)
+    try:
+        spec = json.loads((folder / MANIFEST).read_text())
+        entries = spec["members"]
+        spec["schema"]["columns"]  # noqa: B018 - shape check
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgument(f"not an AutoML package ({MANIFEST} unreadable: {exc})") from None
+    members = []
+    for entry in entries:
+        models = []
+        for name in entry["files"]:
+            if Path(name).name != name or not name.endswith(".skops"):
+                raise InvalidArgument(f"{MANIFEST} names model file {name!r}; it must be a .skops file in the package")
+            path = folder / name
+            untrusted = sio.get_untrusted_types(file=path)
+            refused = [t for t in untrusted if not _vetted(t) and t not in EXTRA_TYPES and t not in trusted_types]
+            if refused:
+                raise PermissionDenied(f"model file {name} holds types Kiln does not load by default: {', '.join(refused[:5])}")
+            models.append(sio.load(path, trusted=list(untrusted)))
+        members.append((float(entry["weight"]), models))
+    return AutoMLModel(spec, members)
+
+
+class AutoMLFlavor(Flavor):
+    name = "automl"
+    capabilities = FlavorCapabilities(from_object=False, runs_code=False)
+
+    def save(self, model: Any, folder: Path) -> dict[str, Any]:
+        raise InvalidArgument("an AutoML model is registered by the AutoML job that built it")
+
+    def detect(self, folder: Path) -> dict[str, Any] | None:
+        return {} if (Path(folder) / MANIFEST).is_file() else None
+
+    def check(self, folder: Path, manifest: Manifest) -> None:
+        if MANIFEST not in manifest.files:
+            raise InvalidArgument(f"an AutoML model package needs {MANIFEST}")
+
+    def load(self, folder: Path, manifest: Manifest, options: LoadOptions) -> Predictor:
+        model = load_package(folder, trusted_types=options.trusted_types)
+        return Predictor(manifest=manifest, model=model, predict=model.predict,
+                         predict_proba=model.predict_proba if model.classify else None)
+
+
+register_flavor(AutoMLFlavor())
