@@ -61,3 +61,16 @@ def test_what_cannot_be_read_is_counted() -> None:
 def test_the_window_is_half_open() -> None:
     lines = [_line(b"1,1,a", "text/csv", when=T0 + s) for s in (0, 59, 60, 120)]
     assert len(read_capture(lines, features=FEATURES, start=T0, end=T0 + 60).rows) == 2
+
+
+def test_open_inference_v2_tensors_are_rows() -> None:
+    one = {"inputs": [{"name": "input-0", "shape": [2, 3], "datatype": "BYTES", "data": [1.5, 3, "red", 2.5, 4, "blue"]}]}
+    named = {"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [1.0, 2.0]},
+                        {"name": "c", "shape": [2, 1], "datatype": "BYTES", "data": ["red", "blue"]}]}
+    out = {"model_name": "m", "outputs": [{"name": "predict", "shape": [2], "datatype": "INT64", "data": [0, 1]}]}
+    bad = {"inputs": [{"name": "input-0", "shape": [2, 3], "datatype": "FP64", "data": [1.0, 2.0]}]}  # 2 values for 6
+    rows = read_capture([_line(orjson.dumps(one), "application/json", orjson.dumps(out), "application/json"),
+                         _line(orjson.dumps(named), "application/json", orjson.dumps(out), "application/json"),
+                         _line(orjson.dumps(bad), "application/json", orjson.dumps(out), "application/json")], features=FEATURES)
+    assert rows.rows == [{"x": 1.5, "k": 3, "c": "red"}, {"x": 2.5, "k": 4, "c": "blue"}, {"x": 1.0, "c": "red"}, {"x": 2.0, "c": "blue"}]
+    assert rows.predictions == [0, 1, 0, 1] and rows.faults == {"unreadable_inputs": 1}

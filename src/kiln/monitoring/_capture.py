@@ -116,8 +116,38 @@ def _input_rows(media: str, text: str, features: list[str]) -> list[dict[str, An
     raise ValueError(f"content type {media or '(none)'} is neither CSV nor JSON")
 
 
+def _is_v2(inputs: Any) -> bool:
+    return isinstance(inputs, list) and bool(inputs) and all(isinstance(t, dict) and "data" in t and "shape" in t for t in inputs)
+
+
+def _v2_rows(inputs: list[dict[str, Any]], features: list[str]) -> list[dict[str, Any]]:
+    """Open Inference Protocol V2 tensors as rows: one tensor of shape [n, k] is n rows of k
+    values in the features' order; several tensors of shape [n] (or [n, 1]) are columns named
+    by the tensors."""
+    import numpy as np
+
+    def values(t: dict[str, Any]) -> np.ndarray:
+        try:
+            shape = [int(d) for d in t["shape"]]
+            return np.asarray(t["data"], dtype=object).reshape(shape if shape else [-1])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"a V2 tensor whose data does not fit its shape: {exc}") from None
+
+    if len(inputs) == 1:
+        arr = values(inputs[0])
+        arr = arr.reshape(1, -1) if arr.ndim == 1 else arr.reshape(arr.shape[0], -1)
+        return [_positional(list(row), features) for row in arr.tolist()]
+    cols = {str(t.get("name")): values(t).reshape(-1).tolist() for t in inputs}
+    n = {len(v) for v in cols.values()}
+    if len(n) != 1:
+        raise ValueError("V2 input tensors of different lengths")
+    return [{name: col[i] for name, col in cols.items()} for i in range(n.pop())]
+
+
 def _json_rows(body: Any, features: list[str]) -> list[dict[str, Any]]:
     if isinstance(body, dict):
+        if _is_v2(body.get("inputs")):
+            return _v2_rows(body["inputs"], features)
         if "dataframe_split" in body and isinstance(body["dataframe_split"], dict):
             split = body["dataframe_split"]
             cols = split.get("columns") or features
@@ -143,6 +173,9 @@ def _outputs(media: str, text: str) -> list[Any]:
             return [_csv_value(v) for v in rows[0]]  # one value per input row, on one line
         return [_csv_value(row[0]) for row in rows]
     body = orjson.loads(text)
+    if isinstance(body, dict) and _is_v2(body.get("outputs")):
+        first = body["outputs"][0]["data"]  # V2: the first output tensor, one value per row
+        return list(first) if isinstance(first, list) else [first]
     if isinstance(body, dict):
         for key in ("predictions", "outputs", "predicted_label", "scores", "score"):
             if key in body:
