@@ -302,7 +302,7 @@ def automl_step(client: kiln.Client) -> None:
     if job.state != "Completed":
         console.print(f"[red]AutoML {job.state}[/red]: {job.failure_reason}")
         return
-    board = [{"rank": r["rank"], "id": r["id"], "family": r["family"], "score": f"{r['score']:.4f}", "fit_s": r["fit_s"], "weight": f"{r['weight']:.2f}"}
+    board = [{"rank": r["rank"], "id": r["id"], "family": r["family"], "score": f"{r['score']:.4f}", "fit_s": r["fit_s"], "weight": f"{r['weight'] or 0:.2f}"}
              for r in job.outputs["leaderboard"] if r["status"] == "ok"]
     show(board[:8], f"AutoML leaderboard: {job.outputs['problem_type']}, {job.outputs['metric']} (5-fold CV), {job.duration_s:.1f} s")
     model = client.models.load(job.outputs["model"])
