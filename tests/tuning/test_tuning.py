@@ -157,6 +157,48 @@ def test_a_killed_driver_resumes_from_its_trials_without_repeating_one(client: k
         "[kiln] resuming with 1 trial(s) already recorded" in client.jobs.logs("resume").lines
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads processes from /proc")
+def test_a_drivers_trials_start_from_a_zygote_forked_warm_for_it(client: kiln.Client) -> None:
+    """The driver's launcher is forked from the zygote that forked the driver (not a fresh
+    interpreter that imports everything and preloads a second model-worker zygote)."""
+    tune(client, name="warm", max_jobs=1, max_parallel_jobs=1, hyperparameters={"steps": 40, "pause": 0.1}, wait=False)
+    deadline = time.monotonic() + 60
+    while not any(t.state == "Running" for t in client.tuning.get("warm").trials):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    driver = _driver_pid(client, "warm")
+    trial = client.tuning.get("warm").trials[0].training_job
+    with client.workspace.db.read() as conn:
+        runner = conn.execute(sa.select(jt.jobs.c.pid).where(jt.jobs.c.name == trial)).scalar()
+    assert driver is not None and runner is not None
+    launchers = [p for p in _children(driver) if runner in _children(p)]
+    assert len(launchers) == 1, "the trial's runner is forked by a launcher that is the driver's child"
+    assert not [p for p in _children(launchers[0]) if "kiln.core._worker_zygote" in _cmdline(p)], "a second worker zygote"
+    client.tuning.stop("warm")
+    assert client.tuning.wait("warm", timeout_s=60).state == "Stopped"
+
+
 def test_stopping_a_tuning_job_stops_its_running_trials(client: kiln.Client) -> None:
     tune(client, name="halt", max_jobs=4, max_parallel_jobs=2, hyperparameters={"steps": 100, "pause": 0.2}, wait=False)
     deadline = time.monotonic() + 60

@@ -40,6 +40,9 @@ class Launch:
     env: Mapping[str, str] = field(default_factory=dict)
     cpus: float = 1.0
     gpus: float = 0.0
+    # The runner starts jobs of its own (a tuning job's driver): the local executor hands it a
+    # warm launcher (a fork of its zygote) instead of leaving it to start a fresh one.
+    launches_jobs: bool = False
 
 
 class Executor(ABC):

@@ -67,7 +67,7 @@ class LocalExecutor(Executor):
         env = {**os.environ, **launch.env}
         if os.environ.get("KILN_JOBS_ZYGOTE", "1") != "0":
             try:
-                pid = self._zygote.launch(launch.job, env)
+                pid = self._zygote.launch(launch.job, env, launcher=launch.launches_jobs)
                 return f"{this_host()}:{pid}:{_start_ticks(pid)}"
             except OSError:
                 pass  # a fresh interpreter instead

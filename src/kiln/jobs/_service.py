@@ -25,7 +25,7 @@ from kiln.core.workspace import Workspace
 from kiln.jobs import _tables as t
 from kiln.jobs._base import Executor, Launch, open_executor
 from kiln.jobs._local import process_alive, this_host
-from kiln.jobs._models import JOB_KINDS, JOB_STATES, RESUMABLE_KINDS, Job, JobLogs
+from kiln.jobs._models import DRIVER_KINDS, JOB_KINDS, JOB_STATES, RESUMABLE_KINDS, Job, JobLogs
 from kiln.jobs._proc import kill_group
 
 __all__ = ["JobService", "job_name", "require_user_code"]
@@ -133,8 +133,10 @@ class JobService:
                 cond.append(t.jobs.c.handle == previous)
             if not conn.execute(t.jobs.update().where(*cond), {"handle": marker, "heartbeat_at": time.time()}).rowcount:
                 return  # another process launched it, or it is no longer Pending
+            kind = conn.execute(sa.select(t.jobs.c.kind).where(t.jobs.c.name == name)).scalar()
         try:
-            handle = self.executor.submit(Launch(job=name, env=self._runner_env(), cpus=cpus, gpus=gpus))
+            launch = Launch(job=name, env=self._runner_env(), cpus=cpus, gpus=gpus, launches_jobs=kind in DRIVER_KINDS)
+            handle = self.executor.submit(launch)
         except Exception as exc:  # noqa: BLE001 - recorded on the job, which must not stay Pending
             self._fail(name, f"the {self.executor.name} executor could not start the job: {exc}")
             raise

@@ -60,8 +60,10 @@ class _Driver:
         # Trials act for the tuning job's submitter; one made in-process keeps in-process rights.
         self.ctx = dataclasses.replace(job.ctx, source="local") if self.spec.get("source") == "local" else job.ctx
         self.jobs = JobService(self.ws, self.ctx)
-        # The executor's launcher (the local zygote) starts now, while Optuna is imported:
-        # otherwise the first trial waits for both, one after the other.
+        # The executor's launcher: on the local executor, the zygote forked warm for this
+        # driver by the one that forked it (kiln.jobs._zygote, ``launcher``), which also started
+        # importing Optuna in a thread as the runner began; elsewhere it starts now, while
+        # Optuna is imported, not after.
         self.jobs.executor.warm()
         self.metric = self.spec["objective_metric_name"]
         self.ranges = parse_ranges(self.spec["hyperparameter_ranges"])
