@@ -70,6 +70,9 @@ bench:
 	.venv-bench/bin/uv pip install --quiet --python .venv-evidently/bin/python "evidently==0.7.23" "pandas<3" pyarrow psutil
 	.venv-bench/bin/python benchmarks/drift.py --peer-python .venv-evidently/bin/python
 	.venv-bench/bin/python benchmarks/automl.py
+	PYTHONPATH=. .venv-bench/bin/python benchmarks/features.py
+	PYTHONPATH=. .venv-bench/bin/python benchmarks/metrics.py
+	PYTHONPATH=. .venv-bench/bin/python benchmarks/tuning.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .venv-ydata .venv-evidently .kiln .kiln-demo .pytest_cache .mutate
