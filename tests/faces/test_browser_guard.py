@@ -279,3 +279,103 @@ def test_a_wildcard_host_allows_only_names_under_it_and_no_host_is_named_as_none
     crossed = check("POST", {"host": "a.corp.example", "origin": "http://evil.example"}, rules)
     assert crossed is not None and crossed.message == ("cross-origin request from 'http://evil.example' refused; to allow a web app's origin, "
                                                        "add it to KILN_ALLOWED_HOSTS (https://app.example.com)")
+
+
+def test_a_host_value_is_read_strictly_and_a_trailing_dot_names_the_same_host() -> None:
+    from kiln.core.auth import is_loopback
+    from kiln.server._guard import HostRules
+
+    rules = HostRules.build(["kiln.internal", "*.corp.example"])
+    cases = {
+        "kiln.internal.": True, "KILN.INTERNAL.:9000": True, "localhost:65535": True,
+        "localhost:123456": False, "localhost:abc": False, "::1:8300": False, "[::1]]": False, "[::1]x": False,
+        "evil.example/.corp.example": False, "evil@a.corp.example": False, "evil.example?.corp.example": False,
+    }
+    assert {h: rules.allows_host(h) for h in cases} == cases
+    assert HostRules.build([]).allows_origin("http://[::1]:9300", "[::1]:8300") is False  # the port's every digit counts
+    # `kiln server --host` and the SDK's URL may name loopback with a trailing dot or in brackets.
+    assert [is_loopback(h) for h in ("localhost.", "127.0.0.1.", "[::1]", " LOCALHOST ", "10.0.0.1", "localhost.evil")] == [True, True, True, True, False, False]
+
+
+def test_allowed_hosts_entries_are_read_as_documented_and_a_bad_one_is_refused_by_name() -> None:
+    from kiln.core.errors import InvalidArgument
+    from kiln.server._guard import HostRules
+
+    rules = HostRules.build([" ", "", "https://studio.example/", "*.corp.example."])  # no bound name: none added
+    assert [rules.allows_host(h) for h in ("studio.example", "a.corp.example", "xxxx")] == [True, True, False]
+    fragment = HostRules.build(["https://studio.example/#://evil.example/x"])  # a fragment is no part of an origin
+    assert [fragment.allows_host(h) for h in ("studio.example", "evil.example")] == [True, False]
+    for entry, message in [
+        ("ftp://kiln.example.com", "KILN_ALLOWED_HOSTS entry 'ftp://kiln.example.com' is not an origin like https://kiln.example.com"),
+        ("kiln example", "KILN_ALLOWED_HOSTS entry 'kiln example' is not a host name like kiln.example.com[:8300]"),
+    ]:
+        with pytest.raises(InvalidArgument) as caught:
+            HostRules.build([entry])
+        assert caught.value.message == message
+
+
+def test_each_refusal_of_the_guard_says_what_to_send() -> None:
+    from kiln.server._guard import HostRules, Refusal, check
+
+    rules = HostRules.build([])
+    base = {"host": "localhost", "x-kiln-client": "1"}
+    site = "cross-site" + "x" * 40
+    assert check("GET", {**base, "sec-fetch-site": site}, rules) == Refusal(403, "cross_site_request", f"request from another site refused (Sec-Fetch-Site: {site[:40]})")
+    origin = "http://" + "x" * 120 + ".example"
+    assert check("GET", {**base, "origin": origin}, rules) == Refusal(403, "cross_site_request", f"cross-origin request from {origin[:100]!r} refused; to allow a web app's origin, add it to KILN_ALLOWED_HOSTS (https://app.example.com)")
+    for ctype in ("application/json; charset=utf-8; x=1", "text/csv;header=present"):  # parameters are not the type
+        assert check("POST", {**base, "content-type": ctype}, rules) is None
+    ctype = "text/" + "x" * 120
+    uploads = "application/gzip, application/octet-stream, application/vnd.apache.parquet, application/x-tar, text/csv"
+    assert check("POST", {**base, "content-type": ctype}, rules) == Refusal(415, "unsupported_media_type", f"content type {ctype[:100]!r} is not accepted: send application/json, or an upload as {uploads}")
+    no_type = Refusal(415, "unsupported_media_type", "a request body needs a Content-Type: application/json, or application/octet-stream for an upload")
+    assert check("POST", {**base, "transfer-encoding": "chunked"}, rules) == no_type  # a chunked body has no Content-Length
+    assert check("POST", {**base, "content-length": "5"}, rules) == no_type
+    assert check("POST", {**base, "content-length": ""}, rules) is None  # no body
+    assert check("DELETE", {"host": "localhost"}, rules) == Refusal(403, "client_header_missing", "state-changing requests need 'Authorization: Bearer <token>' or an 'X-Kiln-Client' header (the Kiln SDK and CLI send it)")
+
+
+def test_the_guard_closes_a_refused_websocket_passes_lifespan_through_and_refuses_a_repeated_host_or_origin() -> None:
+    import asyncio
+    import json
+
+    from kiln.server._guard import BrowserGuard, HostRules
+
+    seen: list[Any] = []
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope, receive, send))
+
+    async def receive() -> Any:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    guard = BrowserGuard(app, rules=HostRules.build([]))
+
+    def run(scope: dict[str, Any]) -> None:
+        seen.clear()
+        sent.clear()
+        asyncio.run(guard(scope, receive, send))
+
+    def scope(kind: str, *headers: tuple[str, str]) -> dict[str, Any]:
+        extra = {"method": "GET"} if kind == "http" else {}
+        return {"type": kind, "path": "/v1/datasets", **extra, "headers": [(k.encode(), v.encode()) for k, v in headers]}
+
+    lifespan = {"type": "lifespan"}
+    run(lifespan)
+    assert seen == [(lifespan, receive, send)] and sent == []
+    run(scope("websocket", ("host", "localhost")))  # a websocket is a GET: no client header needed
+    assert len(seen) == 1 and sent == []
+    run(scope("websocket", ("host", "evil.example")))
+    assert seen == [] and sent == [{"type": "websocket.close", "code": 1008, "reason": "host_not_allowed"}]
+    for headers, code in [
+        ((("host", "evil.example"), ("host", "localhost")), "host_not_allowed"),
+        ((("host", "localhost"), ("origin", "http://evil.example"), ("origin", "http://localhost")), "cross_site_request"),
+    ]:
+        run(scope("http", *headers))
+        assert seen == [] and sent[0]["type"] == "http.response.start" and sent[0]["status"] == 403
+        error = json.loads(sent[1]["body"])["error"]
+        assert set(error) == {"code", "message", "details"} and (error["code"], error["details"]) == (code, {})

@@ -148,6 +148,33 @@ def test_a_token_name_that_is_invalid_or_unknown_is_refused_by_name(ws: Workspac
     assert unknown.value.message == "token 'ghost' does not exist; `kiln tokens ls` lists them"
 
 
+def test_a_token_created_with_an_invalid_name_is_refused_as_a_token_name(ws: Workspace) -> None:
+    from kiln.core.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as invalid:
+        TokenService(ws, local_context()).create(name="Bad Name", role="viewer")
+    assert invalid.value.message.startswith("invalid token name 'Bad Name': ")
+    assert TokenService(ws, local_context()).list() == []
+
+
+def test_only_an_admin_creates_a_token_and_a_new_token_is_as_asked(ws: Workspace) -> None:
+    """In process too: an editor cannot mint itself an admin token (the mutation asks for admin)."""
+    from kiln.core.errors import AlreadyExists, InvalidArgument
+
+    admin = TokenService(ws, local_context())
+    with pytest.raises(PermissionDenied):
+        TokenService(ws, Context(actor="token:ed", role="editor")).create(name="mine", role="admin")
+    with pytest.raises(InvalidArgument) as unknown:
+        admin.create(name="x", role="root")
+    assert unknown.value.message == "unknown role 'root': use one of viewer, editor, approver, admin"
+    new = admin.create(name="ci", role="editor")
+    assert re.fullmatch(r"kiln_[A-Za-z0-9_-]{43}", new.token) and (new.name, new.role, new.revoked) == ("ci", "editor", False)
+    with pytest.raises(AlreadyExists) as taken:
+        admin.create(name="ci", role="viewer")
+    assert taken.value.message == "token 'ci' already exists; pick another name or revoke it first"
+    assert [(t.name, t.role, t.revoked) for t in admin.list()] == [("ci", "editor", False)]
+
+
 def test_tokens_are_listed_oldest_first_whatever_order_they_were_stored_in(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
