@@ -66,11 +66,12 @@ def real_server(tmp_path: Path, migrated_db: Path) -> Iterator[str]:
         yield url
 
 
-def _dump_dom(url: str, profile: Path) -> str:
+def _dump_dom(url: str, profile: Path, *, height: int = 4000) -> str:
     """The page's DOM after its scripts ran, in headless Chromium that can resolve no name
-    but 127.0.0.1: a CDN request would fail, and the page with it."""
+    but 127.0.0.1: a CDN request would fail, and the page with it. Swagger UI renders only
+    the operations inside the window (a virtual list), so the window is as tall as asked."""
     args = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
+            "--disable-component-update", "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size=1280,{height}",
             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--virtual-time-budget=30000", "--dump-dom", url]
     done = subprocess.run(args, capture_output=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
@@ -83,7 +84,8 @@ def test_a_browser_renders_every_operation_offline(real_server: str, tmp_path: P
     spec: dict[str, Any] = httpx.get(f"{real_server}/openapi.json").json()
     operations = {(path, method) for path, item in spec["paths"].items() for method in item}
     ids = {op["operationId"] for item in spec["paths"].values() for op in item.values()}
-    docs = _dump_dom(f"{real_server}/docs", tmp_path / "p1")
+    # Every operation collapsed is one 40-odd-pixel row, every tag a heading: 80 px each is room to spare.
+    docs = _dump_dom(f"{real_server}/docs", tmp_path / "p1", height=2000 + 80 * len(operations))
     shown = set(re.findall(r'class="opblock opblock-(\w+)[^"]*".*?data-path="([^"]+)"', docs, flags=re.S))
     assert {(p, m) for m, p in shown} == operations
     assert "Authorize" in docs  # where "Try it out" gets its token
