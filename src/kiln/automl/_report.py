@@ -92,7 +92,7 @@ _SCRIPT = '''#!/usr/bin/env python
 """AutoML candidate {cid} ({family}), from Kiln AutoML job {job}.
 
 Refits the candidate on the training data exactly as the search did (the same folds,
-preprocessing, parameters and boosting rounds; its model is the average of its fold
+preprocessing, parameters, boosting rounds and trees; its model is the average of its fold
 models) and writes its predictions.
 
     python {cid}.py TRAIN_FILE [ROWS_FILE] [--out predictions.csv]
@@ -117,6 +117,8 @@ SEED = {seed!r}
 FOLDS = {folds!r}  # the folds the search fitted (all of them unless the budget ran out first)
 HIGH_CARDINALITY = {high!r}
 BOOSTERS = {boosters!r}
+GROWN = {grown!r}
+SMALL_FOLD = {small!r}
 
 
 {sources}
@@ -147,7 +149,7 @@ def main(argv):
     for fold, (tr, _) in enumerate(make_folds(len(X), y, classify, SEED)[:FOLDS]):
         spec = json.loads(json.dumps(SPEC))
         if ROUNDS:
-            spec["params"][BOOSTERS[spec["family"]]] = ROUNDS[fold]
+            spec["params"][GROWN[spec["family"]]] = ROUNDS[fold]
         model = fit_fold(spec, COLUMNS, X.iloc[tr], y[tr])
         if classify:
             p = np.zeros((len(R), len(CLASSES)))
@@ -181,7 +183,7 @@ def candidate_script(result: SearchResult, cid: str, *, job: str) -> str:
         cid=cid, family=cand.family, job=job, target=result.schema.get("target", ""), extra=extra,
         schema=json.dumps(result.schema), columns=json.dumps(result.columns), spec=json.dumps(spec, default=_plain),
         rounds=cand.rounds, classes=json.dumps(result.classes, default=_plain), seed=result.seed, folds=len(cand.models) or len(result.folds),
-        high=_space.HIGH_CARDINALITY, boosters=_space.BOOSTERS, sources=sources,
+        high=_space.HIGH_CARDINALITY, boosters=_space.BOOSTERS, grown=_space.GROWN, small=_space.SMALL_FOLD, sources=sources,
     )
 
 

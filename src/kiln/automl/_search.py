@@ -31,6 +31,7 @@ ENSEMBLE_POOL = 12
 ENSEMBLE_ROWS = 20_000
 KEEP_MODELS = 16
 PARALLEL_CELLS = 2_000_000
+CANDIDATE_SHARE = 0.6
 
 
 class AutoMLInputError(ValueError):
@@ -368,6 +369,7 @@ def _evaluate(cand: Candidate, X: Any, y: Any, folds: list[tuple[Any, Any]], col
                             "n_jobs": threads, "seed": cfg.seed}
     oof = np.zeros((len(y), n_classes)) if classify else np.zeros(len(y))
     predict_s, predicted = 0.0, 0
+    started_left = clock.left()
     for i, (tr, va) in enumerate(folds):
         left = clock.left()
         if first and i > 0 and left <= 0:
@@ -376,11 +378,14 @@ def _evaluate(cand: Candidate, X: Any, y: Any, folds: list[tuple[Any, Any]], col
             cand.status, cand.note = "skipped", "the time budget ran out"
             cand.models = []
             return
+        # A candidate after the first may take at most 60% of what is left: one slow
+        # candidate must not leave the ensemble nothing to choose from.
+        room = left if first else started_left * CANDIDATE_SHARE - (started_left - left)
         t0 = time.time()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = fit_fold(spec, columns, X.iloc[tr], y[tr], X.iloc[va], y[va], deadline=t0 + max(left, 1.0) / (len(folds) - i) * 0.95)
+                model = fit_fold(spec, columns, X.iloc[tr], y[tr], X.iloc[va], y[va], deadline=t0 + max(room, 1.0) / (len(folds) - i) * 0.95)
             cand.fit_s += time.time() - t0
             t1 = time.time()
             oof[va] = _predict(model, X.iloc[va], classify, n_classes)

@@ -20,6 +20,7 @@ __all__ = ["FAMILIES", "build_pipeline", "families_available", "initial_candidat
 FAMILIES = ("lightgbm", "linear", "extra_trees", "xgboost", "random_forest", "hist_gb", "catboost", "knn", "mlp")
 _NEEDS = {"lightgbm": "lightgbm", "xgboost": "xgboost", "catboost": "catboost"}
 HIGH_CARDINALITY = 30
+LARGE = 50_000  # rows from which the search order favours what scales
 
 
 def families_available() -> list[str]:
@@ -144,6 +145,15 @@ def initial_candidates(task: str, n_rows: int, families: list[str]) -> list[dict
         ("lightgbm", dict(_LGBM_PORTFOLIO[2])),
         ("lightgbm", dict(_LGBM_PORTFOLIO[3])),
     ]
+    if n_rows > LARGE:
+        # On large data few candidates fit the budget: the ones that scale go first, with big
+        # trees and a high learning rate (rounds are what time runs out on), forests last.
+        big = {"learning_rate": 0.1, "n_estimators": 2000, "num_leaves": 255, "min_child_samples": 40, "colsample_bytree": 0.9,
+               "subsample": 0.8, "subsample_freq": 1}
+        forests = [c for c in first if c[0] in ("extra_trees", "random_forest")]
+        for _, params in forests:
+            params.update(n_estimators=100, min_samples_leaf=5)
+        first = [first[0], ("lightgbm", big), *[c for c in first[1:] if c not in forests], *forests]
     return [{"family": f, "params": p} for f, p in first if f in families]
 
 
@@ -170,28 +180,62 @@ def sample_params(family: str, task: str, rng: random.Random) -> dict[str, Any] 
 
 
 BOOSTERS = {"lightgbm": "n_estimators", "xgboost": "n_estimators", "catboost": "iterations"}
+# The count a candidate's ``rounds`` record per fold: boosting rounds, or a forest's trees.
+GROWN = {**BOOSTERS, "extra_trees": "n_estimators", "random_forest": "n_estimators"}
+SMALL_FOLD = 20_000
 
 
 def fit_fold(spec, columns, X, y, X_val=None, y_val=None, deadline=None):
     """Fit one candidate on one fold's training rows and return the fitted Pipeline.
 
-    Given the fold's validation rows, gradient boosting with many rounds stops early on
-    them (50 rounds without progress) or at ``deadline`` (``time.time()``); the rounds it
-    kept are in ``spec["rounds"]`` afterwards, so a refit with them and no validation
-    rows rebuilds the same model.
+    Given the fold's validation rows, gradient boosting with many rounds stops early (50
+    rounds without progress) or at ``deadline`` (``time.time()``). Up to ``SMALL_FOLD``
+    training rows, it stops on a fifth of the training rows and is then refit on all of
+    them with the rounds found, so the validation rows that score it stay unseen (stopping
+    on them flatters a booster's out-of-fold score, most on small data). Given a deadline,
+    a forest grows its trees in steps until it has them all or the next step would pass the
+    deadline. The rounds or trees kept are in ``spec["rounds"]`` afterwards, so a refit with
+    them and no validation rows rebuilds the same model.
     """
     import time
+
+    import numpy as np
 
     pipe = build_pipeline(spec, columns)
     prep, model = pipe.steps[0][1], pipe.steps[1][1]
     Xt = prep.fit_transform(X, y)
     family = spec["family"]
+    if family in ("extra_trees", "random_forest") and deadline is not None:
+        want = int(model.n_estimators)
+        step = max(8, want // 8)
+        model.set_params(warm_start=True, n_estimators=min(step, want))
+        t0 = time.time()
+        model.fit(Xt, y)
+        per_tree = (time.time() - t0) / model.n_estimators
+        while model.n_estimators < want:
+            more = min(want, model.n_estimators + step)
+            if time.time() + per_tree * (more - model.n_estimators) > deadline:
+                break
+            model.set_params(n_estimators=more)
+            model.fit(Xt, y)
+        model.set_params(warm_start=False)
+        spec.setdefault("rounds", []).append(int(model.n_estimators))
+        return pipe
     rounds_key = BOOSTERS.get(family)
     early = X_val is not None and rounds_key is not None and int(spec["params"].get(rounds_key, 0)) >= 1000
     if not early:
         model.fit(Xt, y)
         return pipe
-    Xv = prep.transform(X_val)
+    refit = len(y) <= SMALL_FOLD
+    if refit:
+        order = np.random.default_rng(int(spec.get("seed", 0))).permutation(len(y))
+        cut = max(1, len(y) // 5)
+        stop, fit = np.sort(order[:cut]), np.sort(order[cut:])
+        Xs, ys, Xv, yv = Xt[fit], y[fit], Xt[stop], y[stop]
+        if deadline is not None:
+            deadline = time.time() + (deadline - time.time()) / 2
+    else:
+        Xs, ys, Xv, yv = Xt, y, prep.transform(X_val), y_val
     if family == "lightgbm":
         import lightgbm
 
@@ -199,7 +243,7 @@ def fit_fold(spec, columns, X, y, X_val=None, y_val=None, deadline=None):
             if deadline is not None and time.time() > deadline:
                 raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
 
-        model.fit(Xt, y, eval_X=(Xv,), eval_y=(y_val,), callbacks=[lightgbm.early_stopping(50, verbose=False), stop_at_deadline])
+        model.fit(Xs, ys, eval_X=(Xv,), eval_y=(yv,), callbacks=[lightgbm.early_stopping(50, verbose=False), stop_at_deadline])
         kept = int(model.best_iteration_ or model.n_estimators_)
     elif family == "xgboost":
         import xgboost
@@ -209,11 +253,14 @@ def fit_fold(spec, columns, X, y, X_val=None, y_val=None, deadline=None):
                 return deadline is not None and time.time() > deadline
 
         model.set_params(early_stopping_rounds=50, callbacks=[StopAtDeadline()])
-        model.fit(Xt, y, eval_set=[(Xv, y_val)], verbose=False)
+        model.fit(Xs, ys, eval_set=[(Xv, yv)], verbose=False)
         kept = int(getattr(model, "best_iteration", model.get_booster().num_boosted_rounds() - 1)) + 1
         model.set_params(early_stopping_rounds=None, callbacks=None)
     else:
-        model.fit(Xt, y, eval_set=(Xv, y_val), early_stopping_rounds=50)
+        model.fit(Xs, ys, eval_set=(Xv, yv), early_stopping_rounds=50)
         kept = int(model.get_best_iteration() or 0) + 1
+    if refit:
+        model.set_params(**{rounds_key: kept})
+        model.fit(Xt, y)
     spec.setdefault("rounds", []).append(kept)
     return pipe
