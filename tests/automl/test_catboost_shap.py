@@ -15,8 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import kiln
 from kiln.automl._frame import prepare
 from kiln.automl._model import load_package
+from kiln.core.config import load_settings
+from kiln.serving._runtime import Servable
+from tests.jobs.conftest import stop_all
 
 from ._data import mixed
 
@@ -49,29 +53,42 @@ def test_shap_explains_a_model_of_text_columns(tmp_path: Path) -> None:
 
 
 def test_a_catboost_candidate_is_packaged_served_reproduced_and_explained(tmp_path: Path) -> None:
-    """On this data (200 rows, three classes, no text; every seed fixed) CatBoost's defaults,
-    the 7th candidate, join the ensemble."""
-    frame = mixed(200, task="multiclass").drop(columns=["review"])
-    summary = _engine(tmp_path, frame, max_candidates=7)
-    board = {r["id"]: r for r in summary["leaderboard"]}
-    assert board["c07-catboost"]["status"] == "ok" and 0.5 < board["c07-catboost"]["score"] <= 1.0, board
-    spec = json.loads((tmp_path / "out" / "package" / "automl.json").read_text())
-    members = [m["candidate"] for m in spec["members"]]
-    assert "c07-catboost" in members, members
-    model = load_package(tmp_path / "out" / "package")  # no trusted types: CatBoost's estimators are vetted
-    assert (model.predict(frame.drop(columns="label")) == frame["label"]).mean() > 0.7
-    folds = model.members[members.index("c07-catboost")][1]
-    assert type(folds[0].steps[-1][1]).__name__ == "CatBoostClassifier"
-    X = prepare(frame, spec["schema"])
-    want = sum(f.predict_proba(X) for f in folds) / len(folds)
-    out = tmp_path / "catboost.csv"
-    script = tmp_path / "out" / "report" / summary["scripts"]["c07-catboost"]
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "train.parquet"), "--out", str(out)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    got = pd.read_csv(out)[[f"proba_{c}" for c in spec["classes"]]].to_numpy()
-    np.testing.assert_allclose(got, want, atol=1e-6)
-    assert not (tmp_path / "catboost_info").exists()  # CatBoost writes no training log into the working folder
-    shap = json.loads((tmp_path / "out" / "report" / "report.json").read_text())["shap"]
-    assert shap["status"] == "ok" and shap["candidate"] in members, shap
-    assert shap["values"] and max(shap["values"], key=shap["values"].get) == "num__x"  # the signal's strongest column
+    """An AutoML job on this data (200 rows, three classes, no text; every seed fixed): CatBoost's
+    defaults, the 7th candidate, join the ensemble, which is registered, served without trust,
+    and reproduced by the candidate's script; the report has SHAP values."""
+    client = kiln.Client(settings=load_settings(home=str(tmp_path / "home")))
+    try:
+        client.datasets.ingest("cb", mixed(200, task="multiclass").drop(columns=["review"]))
+        frame = client.datasets.read("cb@1").to_pandas()
+        job = client.automl("cb@1", target="label", time_budget_s=120, n_jobs=1, max_candidates=7, name="am-cb")
+        assert job.state == "Completed", job.failure_reason
+        board = {r["id"]: r for r in client.automl.describe("am-cb").leaderboard}
+        assert board["c07-catboost"]["status"] == "ok" and 0.5 < board["c07-catboost"]["score"] <= 1.0, board
+        client.models.download(job.outputs["model"], tmp_path / "pkg")
+        spec = json.loads((tmp_path / "pkg" / "automl.json").read_text())
+        members = [m["candidate"] for m in spec["members"]]
+        assert "c07-catboost" in members, members
+        model = load_package(tmp_path / "pkg")  # no trusted types: CatBoost's estimators are vetted
+        folds = model.members[members.index("c07-catboost")][1]
+        assert type(folds[0].steps[-1][1]).__name__ == "CatBoostClassifier"
+        rows = frame.drop(columns="label").head(5)
+        servable = Servable.load(tmp_path / "pkg", trusted=False)
+        reply = servable.invoke(rows.to_csv(index=False, header=False).encode(), "text/csv", "application/json")
+        assert json.loads(reply.body) == list(model.predict(rows))
+        assert (model.predict(frame.drop(columns="label")) == frame["label"]).mean() > 0.7
+        script = tmp_path / "c07-catboost.py"
+        script.write_text(client.automl.script("am-cb", "c07-catboost").script)
+        frame.to_parquet(tmp_path / "train.parquet")
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / "train.parquet"), "--out", str(tmp_path / "cb.csv")],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        got = pd.read_csv(tmp_path / "cb.csv")[[f"proba_{c}" for c in spec["classes"]]].to_numpy()
+        want = sum(f.predict_proba(prepare(frame, spec["schema"])) for f in folds) / len(folds)
+        np.testing.assert_allclose(got, want, atol=1e-6)
+        assert not (tmp_path / "catboost_info").exists()  # CatBoost writes no training log into the working folder
+        shap = client.automl.report("am-cb").report["shap"]
+        assert shap["status"] == "ok" and shap["candidate"] in members, shap
+        assert max(shap["values"], key=shap["values"].get) == "num__x"  # the signal's strongest column
+    finally:
+        stop_all(client)
+        client.close()

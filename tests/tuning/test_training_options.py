@@ -24,12 +24,11 @@ def _flags(app: typer.Typer) -> dict[str, tuple[str, ...]]:
 
 
 def test_every_training_option_is_on_every_face_of_tuning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import kiln.training._ops  # noqa: F401 - declares the operations
+    import kiln.tuning._ops  # noqa: F401 - declares the operations
     from kiln.cli import train, tune
     from kiln.core.config import load_settings
     from kiln.server.app import create_app
-
-    import kiln.training._ops  # noqa: F401 - declares the operations
-    import kiln.tuning._ops  # noqa: F401
 
     for op in (OPERATIONS["training.create"], OPERATIONS["tuning.create"]):
         assert set(TRAINING_OPTIONS) <= set(op.parameters) and set(TRAINING_OPTIONS) <= set(op.body), op.name

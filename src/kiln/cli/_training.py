@@ -52,7 +52,7 @@ def training_options(**help_for: str) -> Callable[[F], F]:
     for this command (``instance_count="Hosts per trial."``)."""
     unknown = set(help_for) - set(NAMES)
     if unknown:
-        raise TypeError(f"no training flag {sorted(unknown)[0]!r}")
+        raise TypeError(f"no training flag {min(unknown)!r}")
 
     def wrap(func: F) -> F:
         sig = inspect.signature(func)
