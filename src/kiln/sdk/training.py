@@ -47,7 +47,7 @@ class Training(Namespace):
     ) -> Job:
         """Train with a script (``entry_point`` in ``source_dir``, SageMaker script mode) or a
         built-in ``algorithm``, on ``channels`` (``{"train": "dataset@v or path"}``); the other
-        options are :class:`~kiln.training._spec.TrainingOptions`'.
+        options are those of :class:`~kiln.training._spec.TrainingOptions`.
 
         Waits and streams the log by default (``wait=False`` returns the Pending job). The
         job's ``model/`` is registered as a version of ``model_name`` (``job.outputs["model"]``).
