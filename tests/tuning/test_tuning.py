@@ -91,6 +91,29 @@ def test_hyperband_runs_on_the_objective_per_step(client: kiln.Client) -> None:
     assert job.best_training_job.objective == max(_objectives(job))
 
 
+def test_hyperband_stops_the_trials_worse_than_an_earlier_one_of_their_bracket(client: kiln.Client) -> None:
+    """scripts/ladder.py: trial n scores about -n at each of 8 steps, each trial worse than all before it.
+    Once trial 1 has completed, Hyperband knows the resource (8 steps: two brackets); trials 2 to 4 are
+    three in two brackets, so at least one follows an earlier trial of its bracket and must be stopped
+    at the bracket's first rung (its 2nd or 4th step). The study is named after the job, which brackets
+    the trials the same way every run: this name puts 2 to 4 in one bracket (2 runs whole, 3 and 4 stop)."""
+    ranges = {"ContinuousParameterRanges": [{"Name": "lr", "MinValue": "0.0", "MaxValue": "1.0"}]}
+    job = tune(client, name="hb-ladder-4", entry_point="ladder.py", strategy="Hyperband", hyperparameter_ranges=ranges,
+               max_jobs=4, max_parallel_jobs=1)
+    assert job.state == "Completed", client.jobs.logs("hb-ladder-4").lines
+    shown = [(t.number, t.state, t.steps, t.early_stopped) for t in job.trials]
+    first, *later = job.trials
+    assert first.state == "Completed" and not first.early_stopped and first.steps == 8, shown
+    assert job.best_training_job is not None and job.best_training_job.number == 1
+    pruned = [t for t in later if t.early_stopped]
+    assert pruned, shown
+    for trial in pruned:  # SageMaker: an early-stopped trial ends Stopped, with the last objective it reported
+        assert trial.state == "Stopped" and 2 <= trial.steps < 8 and trial.objective is not None, shown
+        assert client.jobs.get(trial.training_job).state == "Stopped"
+    assert all(t.state == "Completed" and t.steps == 8 for t in later if not t.early_stopped), shown
+    assert [t.number for t in pruned] == [3, 4], shown
+
+
 def test_a_missing_objective_fails_the_trial_and_a_job_without_any_fails(client: kiln.Client) -> None:
     defs = [*SCORE, {"Name": "never", "Regex": r"never=([0-9.]+)"}]
     job = tune(client, name="nothing", max_jobs=2, metric_definitions=defs, objective_metric_name="never")

@@ -5,7 +5,7 @@ and weights) and one skops file per member and fold: a scikit-learn Pipeline of 
 type-aware preprocessing and the estimator. Loading brings no code of the package's:
 :func:`kiln.automl._frame.prepare` (Kiln's) reads the raw rows, and skops loads only
 scikit-learn, numpy and SciPy types plus the LightGBM and XGBoost estimators and their
-boosters, so serving it needs no trust (``runs_code`` is False).
+boosters and CatBoost's estimators, so serving it needs no trust (``runs_code`` is False).
 """
 
 from __future__ import annotations
@@ -24,8 +24,14 @@ __all__ = ["AutoMLFlavor", "AutoMLModel", "load_package", "save_package"]
 
 MANIFEST = "automl.json"
 # Beyond the vetted scikit-learn/numpy/SciPy/estimator types: the boosters the LightGBM and
-# XGBoost estimators hold (their state is the model's text or bytes, parsed, never run).
-EXTRA_TYPES = frozenset({"collections.OrderedDict", "lightgbm.basic.Booster", "xgboost.core.Booster"})
+# XGBoost estimators hold, and CatBoost's estimators (where it is installed), whose state is
+# the model's text or bytes, parsed by the library, never run: CatBoost's __setstate__ reads
+# its binary model, evaluation arrays and plain parameters; any object among those would be
+# a type of its own, and refused here.
+EXTRA_TYPES = frozenset({
+    "collections.OrderedDict", "lightgbm.basic.Booster", "xgboost.core.Booster",
+    "catboost.core.CatBoostClassifier", "catboost.core.CatBoostRegressor",
+})
 
 
 class AutoMLModel:

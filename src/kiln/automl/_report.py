@@ -9,6 +9,7 @@ import html
 import inspect
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,24 +69,42 @@ def shap_importance(result: SearchResult, X: Any, *, rows: int = 500) -> dict[st
     """Mean |SHAP| of the best tree candidate's first fold model, by prepared feature, where
     ``shap`` is installed; otherwise why not."""
     try:
-        import shap
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # importing SHAP warns of its dependencies' deprecations (matplotlib's)
+            import shap
     except ImportError:
         return {"status": "not installed (pip install shap to add SHAP values)"}
     trees = [c for c in sorted(result.candidates, key=lambda c: -METRICS[result.metric].gain(c.score))
-             if c.models and c.family in ("lightgbm", "xgboost", "extra_trees", "random_forest")]
+             if c.models and c.family in ("lightgbm", "xgboost", "catboost", "extra_trees", "random_forest")]
     if not trees:
         return {"status": "no tree model among the kept candidates"}
     try:
         pipe = trees[0].models[0]
         prep, model = pipe.steps[0][1], pipe.steps[1][1]
         Xt = prep.transform(X.iloc[: min(rows, len(X))])
-        values = shap.TreeExplainer(model).shap_values(Xt)
-        arr = np.abs(np.asarray(values))
-        mean = arr.reshape(-1, arr.shape[-1]).mean(axis=0) if arr.ndim == 3 else arr.mean(axis=0)
+        if hasattr(Xt, "toarray"):  # text columns make the matrix sparse: SHAP's tree explainer wants it dense
+            Xt = Xt.toarray()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SHAP's notices about its own output shapes are not the user's concern
+            values = shap.TreeExplainer(model).shap_values(Xt)
+        mean = _mean_abs(values, *Xt.shape)
         names = [str(n) for n in prep.get_feature_names_out()]
         return {"status": "ok", "candidate": trees[0].id, "values": dict(sorted(zip(names, map(float, mean)), key=lambda kv: -kv[1])[:30])}
     except Exception as exc:  # noqa: BLE001 - an explanation that fails is reported, not fatal
         return {"status": f"failed: {type(exc).__name__}: {str(exc)[:200]}"}
+
+
+def _mean_abs(values: Any, n: int, f: int) -> Any:
+    """Mean |SHAP| per feature, whichever shape SHAP gave: (rows, features), a list of those
+    per class, or (rows, features, classes)."""
+    arr = np.abs(np.asarray(values, dtype=float))
+    if arr.shape == (n, f):
+        return arr.mean(axis=0)
+    if arr.ndim == 3 and arr.shape[1:] == (n, f):
+        return arr.mean(axis=(0, 1))
+    if arr.ndim == 3 and arr.shape[:2] == (n, f):
+        return arr.mean(axis=(0, 2))
+    raise ValueError(f"SHAP values of shape {arr.shape} for {n} rows of {f} features")
 
 
 _SCRIPT = '''#!/usr/bin/env python

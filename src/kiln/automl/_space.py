@@ -81,7 +81,9 @@ def build_pipeline(spec, columns):
     elif family == "catboost":
         from catboost import CatBoostClassifier, CatBoostRegressor
 
-        model = (CatBoostClassifier if classify else CatBoostRegressor)(random_seed=seed, thread_count=n_jobs, verbose=False, **params)
+        # allow_writing_files=False: CatBoost otherwise leaves catboost_info/ (its training log) in the working folder.
+        model = (CatBoostClassifier if classify else CatBoostRegressor)(random_seed=seed, thread_count=n_jobs, verbose=False,
+                                                                       allow_writing_files=False, **params)
     elif family == "linear":
         if classify:
             from sklearn.linear_model import LogisticRegression

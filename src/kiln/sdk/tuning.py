@@ -7,7 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kiln.sdk._base import Namespace
-from kiln.sdk.jobs import Jobs, upload_source
+from kiln.sdk.jobs import Jobs
+from kiln.sdk.training import training_request
+from kiln.training._spec import training_options
 from kiln.tuning import _ops as ops
 from kiln.tuning._models import TuningJob
 
@@ -17,6 +19,7 @@ __all__ = ["Tuning"]
 class Tuning(Namespace):
     """``client.tuning``: start tuning jobs, follow them, read their trials."""
 
+    @training_options(exclude=("code",))
     def create(
         self,
         *,
@@ -32,28 +35,15 @@ class Tuning(Namespace):
         warm_start_parents: Sequence[str] | None = None,
         warm_start_type: str | None = None,
         random_seed: int | None = None,
-        entry_point: str | None = None,
         source_dir: str | os.PathLike[str] | None = None,
         dependencies: Sequence[str | os.PathLike[str]] = (),
-        algorithm: str | None = None,
-        target: str | None = None,
-        hyperparameters: Mapping[str, Any] | None = None,
-        channels: Mapping[str, str] | None = None,
-        metric_definitions: Sequence[Mapping[str, str]] | None = None,
-        instance_count: int = 1,
-        instance_type: str = "local",
-        framework: str | None = None,
-        framework_version: str | None = None,
-        model_name: str | None = None,
-        environment: Mapping[str, str] | None = None,
-        max_run_s: float | None = None,
-        max_retries: int = 0,
-        experiment: str | None = None,
         wait: bool = False,
         logs: bool | Callable[[str], None] = False,
+        **training: Any,
     ) -> TuningJob:
         """Start a tuning job over a script (``entry_point`` in ``source_dir``) or a built-in
-        ``algorithm``; ``hyperparameter_ranges`` is SageMaker's ParameterRanges (a dict or its JSON).
+        ``algorithm``, defined by the options of ``client.training.run``; ``hyperparameter_ranges``
+        is SageMaker's ParameterRanges (a dict or its JSON).
 
         Returns the Pending job (``wait=True``: the job once it has ended, its log streamed with ``logs``).
         """
@@ -61,19 +51,13 @@ class Tuning(Namespace):
             from kiln.tuning._ranges import parse_ranges, ranges_json
 
             hyperparameter_ranges = ranges_json(parse_ranges(hyperparameter_ranges))
-        code, entry = None, entry_point
-        if entry_point is not None:
-            code, entry = upload_source(self._t, entry_point=entry_point, source_dir=source_dir, dependencies=dependencies)
+        request = training_request(self._t, training, source_dir=source_dir, dependencies=dependencies)
         job: TuningJob = self._call(
             ops.CREATE, objective_metric_name=objective_metric_name, hyperparameter_ranges=dict(hyperparameter_ranges), name=name,
             base_tuning_job_name=base_tuning_job_name, objective_type=objective_type, strategy=strategy, max_jobs=max_jobs,
             max_parallel_jobs=max_parallel_jobs, early_stopping_type=early_stopping_type,
             warm_start_parents=list(warm_start_parents) if warm_start_parents else None, warm_start_type=warm_start_type,
-            random_seed=random_seed, code=code, entry_point=entry, algorithm=algorithm, target=target,
-            hyperparameters=dict(hyperparameters or {}), channels=dict(channels or {}),
-            metric_definitions=[dict(d) for d in metric_definitions] if metric_definitions else None,
-            instance_count=instance_count, instance_type=instance_type, framework=framework, framework_version=framework_version,
-            model_name=model_name, environment=dict(environment or {}), max_run_s=max_run_s, max_retries=max_retries, experiment=experiment,
+            random_seed=random_seed, **request,
         )
         return self.wait(job.name, logs=logs) if wait else job
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 from kiln.core.ops import Operation, declare
 from kiln.jobs._models import Job
+from kiln.training._spec import TRAINING_OPTIONS
 
 ALL = declare(
     Operation(
         name="training.create", method="POST", path="/v1/training-jobs", role="editor",
         service="kiln.training._service:TrainingService", call="create", response=Job, status=201, kind="job",
-        body=(
-            "name", "base_job_name", "code", "entry_point", "algorithm", "target", "hyperparameters", "channels",
-            "metric_definitions", "instance_count", "instance_type", "framework", "framework_version", "model_name",
-            "environment", "max_run_s", "max_retries", "experiment",
-        ),
+        body=("name", "base_job_name", *TRAINING_OPTIONS),
     ),
 )
 (CREATE,) = ALL

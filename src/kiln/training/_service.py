@@ -17,6 +17,7 @@ from kiln.jobs._models import Job
 from kiln.jobs._processing_service import check_environment, check_relative
 from kiln.jobs._service import JobService
 from kiln.training._contract import check_channel, check_hyperparameters, metric_matcher
+from kiln.training._spec import training_options
 
 __all__ = ["ALGORITHMS", "TrainingService"]
 
@@ -32,31 +33,12 @@ class TrainingService:
         self.ws = ws
         self.ctx = ctx
 
-    def create(
-        self,
-        *,
-        name: str | None = None,
-        base_job_name: str | None = None,
-        code: str | None = None,
-        entry_point: str | None = None,
-        algorithm: str | None = None,
-        target: str | None = None,
-        hyperparameters: Mapping[str, Any] | None = None,
-        channels: Mapping[str, str] | None = None,
-        metric_definitions: Sequence[Mapping[str, str]] | None = None,
-        instance_count: int = 1,
-        instance_type: str = "local",
-        framework: str | None = None,
-        framework_version: str | None = None,
-        model_name: str | None = None,
-        environment: Mapping[str, Any] | None = None,
-        max_run_s: float | None = None,
-        max_retries: int = 0,
-        experiment: str | None = None,
-    ) -> Job:
+    @training_options()
+    def create(self, *, name: str | None = None, base_job_name: str | None = None, **training: Any) -> Job:
         """Start a training job: a script (``entry_point`` in the uploaded ``code``, SageMaker
         script mode) or a built-in ``algorithm``, with named channels (datasets or files).
 
+        Takes the options of :class:`~kiln.training._spec.TrainingOptions` as keyword arguments.
         Its ``model/`` folder is registered as a version of ``model_name`` (default: the
         job's base name) when it succeeds.
 
@@ -67,15 +49,10 @@ class TrainingService:
         """
         self.ctx.require("editor")
         JobService(self.ws, self.ctx).executor.warm()  # the runner's parent warms up while the request is checked
-        spec, base = self.check_spec(
-            code=code, entry_point=entry_point, algorithm=algorithm, target=target, hyperparameters=hyperparameters,
-            channels=channels, metric_definitions=metric_definitions, instance_count=instance_count, instance_type=instance_type,
-            framework=framework, framework_version=framework_version, model_name=model_name, environment=environment,
-            experiment=experiment, base_job_name=base_job_name,
-        )
+        spec, base = self.check_spec(base_job_name=base_job_name, **training)
         return JobService(self.ws, self.ctx).submit(
-            kind="training", spec=spec, name=name, base_name=base, time_limit_s=max_run_s,
-            max_attempts=int(max_retries) + 1, cpus=1.0,
+            kind="training", spec=spec, name=name, base_name=base, time_limit_s=training["max_run_s"],
+            max_attempts=int(training["max_retries"]) + 1, cpus=1.0,
         )
 
     def check_spec(
@@ -96,9 +73,13 @@ class TrainingService:
         environment: Mapping[str, Any] | None,
         experiment: str | None,
         base_job_name: str | None,
+        max_run_s: float | None = None,
+        max_retries: int = 0,
     ) -> tuple[dict[str, Any], str]:
         """A training job's spec and base name, checked as :meth:`create` checks them (tuning
-        jobs check their training job's definition once, then submit one per trial).
+        jobs check their training job's definition once, then submit one per trial). Takes
+        every training option; ``max_run_s`` and ``max_retries`` say how a job runs, and the
+        caller passes them to the submission, not the spec.
 
         Raises:
             InvalidArgument, NotFound: as :meth:`create`.

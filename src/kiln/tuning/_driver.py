@@ -71,7 +71,7 @@ class _Driver:
         self.parallel = int(self.spec["max_parallel_jobs"])
         self.study = Study(
             strategy=self.spec["strategy"], ranges=self.ranges, direction=self.spec["objective_type"], seed=int(self.spec.get("random_seed") or 0),
-            max_jobs=self.max_jobs, early_stopping=self.spec.get("early_stopping_type") or "Off",
+            max_jobs=self.max_jobs, early_stopping=self.spec.get("early_stopping_type") or "Off", name=self.job.name,
         )
         self.matcher = _objective_matcher(self.spec["training"].get("metric_definitions") or [], self.metric)
         self.cursor: dict[int, int] = {}  # trial number -> log line read up to

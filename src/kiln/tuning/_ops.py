@@ -4,6 +4,7 @@ first through the jobs' code upload (``POST /v1/jobs/code``); a tuning job names
 from __future__ import annotations
 
 from kiln.core.ops import Operation, declare
+from kiln.training._spec import TRAINING_OPTIONS
 from kiln.tuning._models import TuningJob
 
 _SVC = "kiln.tuning._service:TuningService"
@@ -15,8 +16,7 @@ ALL = declare(
         body=(
             "objective_metric_name", "hyperparameter_ranges", "name", "base_tuning_job_name", "objective_type", "strategy",
             "max_jobs", "max_parallel_jobs", "early_stopping_type", "warm_start_parents", "warm_start_type", "random_seed",
-            "code", "entry_point", "algorithm", "target", "hyperparameters", "channels", "metric_definitions", "instance_count",
-            "instance_type", "framework", "framework_version", "model_name", "environment", "max_run_s", "max_retries", "experiment",
+            *TRAINING_OPTIONS,  # the training job's options, as training.create takes them
         ),
     ),
     Operation(name="tuning.list", method="GET", path="/v1/tuning-jobs", role="viewer", service=_SVC, call="list",

@@ -18,6 +18,7 @@ from kiln.core.names import check_name
 from kiln.core.workspace import Workspace
 from kiln.jobs import _tables as jt
 from kiln.jobs._service import JobService
+from kiln.training._spec import training_options
 from kiln.tuning import _tables as t
 from kiln.tuning._models import ObjectivePoint, Trial, TuningJob
 from kiln.tuning._ranges import grid_size, parse_ranges, ranges_json
@@ -47,6 +48,7 @@ class TuningService:
         self.ws = ws
         self.ctx = ctx
 
+    @training_options()
     def create(
         self,
         *,
@@ -62,29 +64,16 @@ class TuningService:
         warm_start_parents: Sequence[str] | None = None,
         warm_start_type: str | None = None,
         random_seed: int | None = None,
-        code: str | None = None,
-        entry_point: str | None = None,
-        algorithm: str | None = None,
-        target: str | None = None,
-        hyperparameters: Mapping[str, Any] | None = None,
-        channels: Mapping[str, str] | None = None,
-        metric_definitions: Sequence[Mapping[str, str]] | None = None,
-        instance_count: int = 1,
-        instance_type: str = "local",
-        framework: str | None = None,
-        framework_version: str | None = None,
-        model_name: str | None = None,
-        environment: Mapping[str, Any] | None = None,
-        max_run_s: float | None = None,
-        max_retries: int = 0,
-        experiment: str | None = None,
+        **training: Any,
     ) -> TuningJob:
         """Start a tuning job: up to ``max_jobs`` training jobs (``max_parallel_jobs`` at a
         time) over ``hyperparameter_ranges`` (SageMaker's ParameterRanges), toward
         ``objective_metric_name`` (a metric definition's Name) by ``objective_type``.
 
-        The training job is defined as for ``training.create`` (a script or a built-in
-        algorithm); ``hyperparameters`` are the static ones every trial gets.
+        The training job is defined as for ``training.create``, by the same options
+        (:class:`~kiln.training._spec.TrainingOptions`: a script or a built-in algorithm);
+        ``hyperparameters`` are the static ones every trial gets, ``max_run_s`` and
+        ``max_retries`` apply to each trial, ``experiment`` is the tuning job's run's.
 
         Raises:
             InvalidArgument: bad ranges, strategy, objective (a metric no definition captures),
@@ -120,6 +109,7 @@ class TuningService:
             raise InvalidArgument("random_seed must be an integer between 0 and 2**31 - 1")
         if not isinstance(objective_metric_name, str) or not 1 <= len(objective_metric_name) <= 255:
             raise InvalidArgument('objective_metric_name is the Name of a metric definition, e.g. "validation:auc"')
+        hyperparameters = training["hyperparameters"]
         static = dict(hyperparameters or {}) if isinstance(hyperparameters, Mapping) else hyperparameters
         if isinstance(static, Mapping):
             tuned = sorted(r.name for r in ranges if r.name in static)
@@ -130,15 +120,15 @@ class TuningService:
                 check_name(value, kind=label)
                 if len(value) > MAX_NAME:
                     raise InvalidArgument(f"a tuning job's {label} has at most {MAX_NAME} characters (its trials add -NNN-xxxxxxxx)")
+        algorithm = training["algorithm"]
         base = base_tuning_job_name or (algorithm or "tuning")
         job_name = name or f"{base[: MAX_NAME - 18].rstrip('-_')}-{_stamp()}"
-        training, _ = TrainingService(self.ws, self.ctx).check_spec(
-            code=code, entry_point=entry_point, algorithm=algorithm, target=target, hyperparameters=static,
-            channels=channels, metric_definitions=metric_definitions, instance_count=instance_count, instance_type=instance_type,
-            framework=framework, framework_version=framework_version, model_name=model_name or job_name, environment=environment,
-            experiment=experiment or "tuning-jobs", base_job_name=None,
-        )
-        names = [d["Name"] for d in training["metric_definitions"]]
+        max_run_s, max_retries = training["max_run_s"], training["max_retries"]
+        trial, _ = TrainingService(self.ws, self.ctx).check_spec(**{
+            **training, "hyperparameters": static, "model_name": training["model_name"] or job_name,
+            "experiment": training["experiment"] or "tuning-jobs", "base_job_name": None,
+        })
+        names = [d["Name"] for d in trial["metric_definitions"]]
         if objective_metric_name not in names:
             shown = ", ".join(names[:20]) or "none"
             raise InvalidArgument(
@@ -147,14 +137,14 @@ class TuningService:
             )
         if algorithm:
             _check_builtin_ranges(algorithm, ranges)
-        parents = self._check_warm_start(warm_start_parents, warm_start_type, training)
+        parents = self._check_warm_start(warm_start_parents, warm_start_type, trial)
         spec = {
             "objective_metric_name": objective_metric_name, "objective_type": objective_type, "strategy": strategy,
             "hyperparameter_ranges": ranges_json(ranges), "max_jobs": max_jobs, "max_parallel_jobs": max_parallel_jobs,
             "early_stopping_type": early_stopping_type, "warm_start_parents": parents,
             "warm_start_type": warm_start_type if parents else None, "random_seed": int(random_seed or 0),
-            "max_run_s": max_run_s, "max_retries": int(max_retries), "training": training,
-            "experiment": training["experiment"], "hyperparameters": training["hyperparameters"],
+            "max_run_s": max_run_s, "max_retries": int(max_retries), "training": trial,
+            "experiment": trial["experiment"], "hyperparameters": trial["hyperparameters"],
         }
         if max_run_s is not None and not (0 < float(max_run_s) <= 28 * 86_400):
             raise InvalidArgument("max_run_s (each trial's time limit) must be between 1 second and 28 days")

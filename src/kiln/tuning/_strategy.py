@@ -48,7 +48,8 @@ def _optuna() -> Any:
 class Study:
     """One tuning job's Optuna study, in memory, with Kiln's trial numbers mapped to Optuna's."""
 
-    def __init__(self, *, strategy: str, ranges: Sequence[Range], direction: str, seed: int, max_jobs: int, early_stopping: str) -> None:
+    def __init__(self, *, strategy: str, ranges: Sequence[Range], direction: str, seed: int, max_jobs: int, early_stopping: str,
+                 name: str = "kiln") -> None:
         optuna = _optuna()
         self.ranges = list(ranges)
         self.by_name = {r.name: r for r in self.ranges}
@@ -65,7 +66,10 @@ class Study:
             pruner = optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=0)
         else:
             pruner = optuna.pruners.NopPruner()
-        self.study = optuna.create_study(direction="maximize" if direction == "Maximize" else "minimize", sampler=sampler, pruner=pruner)
+        # Named after the tuning job, not Optuna's random default: Hyperband puts a trial in a
+        # bracket by a hash of the study's name and the trial's number, so the same job (and
+        # seed) brackets its trials the same way every run, and a resumed driver as the first did.
+        self.study = optuna.create_study(study_name=name, direction="maximize" if direction == "Maximize" else "minimize", sampler=sampler, pruner=pruner)
         self._optuna_number: dict[int, int] = {}  # Kiln trial number -> Optuna trial number
         self._reported: dict[int, int] = {}  # Kiln trial number -> steps reported
         self._grid = grid_points(self.ranges) if strategy == "Grid" else []
