@@ -52,9 +52,11 @@ def test_an_unknown_option_is_a_type_error(client: kiln.Client) -> None:
 def test_training_options_given_to_kiln_tune_reach_every_trial(client: kiln.Client, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
+    from kiln.cli import _common
     from kiln.cli.main import app
 
     monkeypatch.setenv("KILN_HOME", str(client.workspace.settings.home))
+    monkeypatch.setattr(_common, "_client", client)  # the CLI keeps one client per process: use this test's
     args = ["tune", "--objective", "score", "--ranges", json.dumps(LR_KIND), "--max-jobs", "2", "--max-parallel-jobs", "2",
             "--entry-point", "quadratic.py", "--source-dir", str(SCRIPTS), "--metric-definitions", json.dumps(SCORE),
             "--hyperparameters", '{"steps": 2}', "--framework", "sklearn", "--framework-version", "1.9", "--instance-type", "ml.m5.large",

@@ -286,9 +286,11 @@ def test_unknown_tuning_job(client: kiln.Client) -> None:
 def test_describe_json_round_trips_through_the_cli(client: kiln.Client, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from typer.testing import CliRunner
 
+    from kiln.cli import _common
     from kiln.cli.main import app
 
     monkeypatch.setenv("KILN_HOME", str(client.workspace.settings.home))
+    monkeypatch.setattr(_common, "_client", client)  # the CLI keeps one client per process: use this test's
     runner = CliRunner()
     args = ["tune", "--objective", "score", "--ranges", json.dumps(LR_KIND), "--max-jobs", "2", "--max-parallel-jobs", "2",
             "--entry-point", "quadratic.py", "--source-dir", str(SCRIPTS), "--metric-definitions", json.dumps(SCORE), "--name", "cli"]
