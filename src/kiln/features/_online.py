@@ -38,6 +38,17 @@ def _split_options(url: str, allowed: tuple[str, ...]) -> tuple[str, dict[str, s
     return urlunsplit(parts._replace(query=urlencode(theirs))), ours
 
 
+def _upsert_many(timed: bool) -> str:
+    width = 4 if timed else 3
+    rows = []
+    for i in range(_ROWS):
+        p = [f"?{2 + width * i + j}" for j in range(width)]
+        rows.append(f"(?1, {p[0]}, {p[1]}, {p[2]}, {p[3]})" if timed else f"(?1, {p[0]}, {p[1]}, NULL, {p[2]})")
+    return ("INSERT INTO online_records (grp, rid, event_time, expires_at, data) VALUES " + ", ".join(rows)
+            + " ON CONFLICT (grp, rid) DO UPDATE SET event_time = excluded.event_time, expires_at = excluded.expires_at, "
+            "data = excluded.data WHERE excluded.event_time >= online_records.event_time")
+
+
 class SqliteOnlineStore(OnlineStore):
     """One SQLite file (WAL), one connection per thread; the key is (group, record id)."""
 
@@ -47,13 +58,9 @@ class SqliteOnlineStore(OnlineStore):
         "ON CONFLICT (grp, rid) DO UPDATE SET event_time = excluded.event_time, expires_at = excluded.expires_at, "
         "data = excluded.data WHERE excluded.event_time >= online_records.event_time"
     )
-    # The same upsert for _ROWS rows at once, the group bound once (?1).
-    _UPSERT_MANY = (
-        "INSERT INTO online_records (grp, rid, event_time, expires_at, data) VALUES "
-        + ", ".join(f"(?1, ?{2 + 4 * i}, ?{3 + 4 * i}, ?{4 + 4 * i}, ?{5 + 4 * i})" for i in range(_ROWS))
-        + " ON CONFLICT (grp, rid) DO UPDATE SET event_time = excluded.event_time, expires_at = excluded.expires_at, "
-        "data = excluded.data WHERE excluded.event_time >= online_records.event_time"
-    )
+    # The same upsert for _ROWS rows at once, the group bound once (?1); [True] with an expiry
+    # per row, [False] for rows that all have none (a parameter fewer a row to bind).
+    _UPSERT_MANY = {timed: _upsert_many(timed) for timed in (True, False)}
     _DELETE = "DELETE FROM online_records WHERE grp = ? AND rid = ? AND event_time <= ?"
     _GET = "SELECT rid, event_time, expires_at, data FROM online_records WHERE grp = ? AND rid = ?"
 
@@ -118,21 +125,28 @@ class SqliteOnlineStore(OnlineStore):
         batches = iter(batches)
         first = next(batches, None)  # the first batch (a sort's whole wait) before taking the write lock
         con = self._connect()
-        step = 4 * _ROWS
         changed = 0
         try:
             con.execute("BEGIN IMMEDIATE")
             try:
                 for ids, times, expires, data in itertools.chain(() if first is None else (first,), batches):
                     n = len(ids)
-                    flat: list[Any] = [None] * (4 * n)
-                    flat[0::4], flat[1::4], flat[2::4], flat[3::4] = ids, times, expires, data
-                    whole = 4 * (n - n % _ROWS)
+                    timed = expires.count(None) != n
+                    width = 4 if timed else 3
+                    flat: list[Any] = [None] * (width * n)
+                    if timed:
+                        flat[0::4], flat[1::4], flat[2::4], flat[3::4] = ids, times, expires, data
+                    else:
+                        flat[0::3], flat[1::3], flat[2::3] = ids, times, data
+                    step = width * _ROWS
+                    whole = width * (n - n % _ROWS)
                     if whole:
-                        cur = con.executemany(self._UPSERT_MANY, ([group, *flat[i:i + step]] for i in range(0, whole, step)))
+                        cur = con.executemany(self._UPSERT_MANY[timed], ([group, *flat[i:i + step]] for i in range(0, whole, step)))
                         changed += max(cur.rowcount, 0)
                     if whole < len(flat):
-                        cur = con.executemany(self._UPSERT, ((group, *flat[i:i + 4]) for i in range(whole, len(flat), 4)))
+                        done = n - n % _ROWS
+                        tail = zip(ids[done:], times[done:], expires[done:], data[done:], strict=True)
+                        cur = con.executemany(self._UPSERT, ((group, *row) for row in tail))
                         changed += max(cur.rowcount, 0)
                 if before_commit is not None:
                     before_commit()

@@ -122,6 +122,13 @@ class OnlineStoreContract:
         rows = [(str(i), float(i), None, str(i).encode()) for i in range(1001)]  # more than one statement's worth, and a tail
         assert store.write_bulk(group, [tuple(list(c) for c in zip(*rows, strict=True))]) == 1001  # type: ignore[list-item]
         assert [g.data for g in store.read(group, ["0", "999", "1000"], now=time.time())] == [b"0", b"999", b"1000"]  # type: ignore[union-attr]
+        now = time.time()  # with expiry times: every third row already expired
+        rows = [(f"t{i}", float(i), now + (-10 if i % 3 == 0 else 3600), f"t{i}".encode()) for i in range(1001)]
+        assert store.write_bulk(group, [tuple(list(c) for c in zip(*rows, strict=True))]) == 1001  # type: ignore[list-item]
+        got = store.read(group, ["t0", "t1", "t999", "t1000"], now=now)
+        assert [g.data if g else None for g in got] == [None, b"t1", None, b"t1000"]
+        if not store.capabilities.native_expiry:
+            assert got[1] is not None and got[1].expires_at == now + 3600
 
     def test_a_failed_bulk_load_leaves_the_store_as_it_was(self, store: OnlineStore, group: str) -> None:
         if not store.capabilities.atomic_bulk:
