@@ -8,12 +8,18 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from kiln.core.config import _mask_password
 from kiln.core.errors import InvalidArgument, Unavailable
-from kiln.features._base import BulkBatch, Capabilities, OnlineRow, OnlineStore, register_online_store
+from kiln.features._base import (
+    BulkBatch,
+    Capabilities,
+    OnlineRow,
+    OnlineStore,
+    register_online_store,
+)
 
 __all__ = ["PostgresOnlineStore", "RedisOnlineStore", "SqliteOnlineStore"]
 
@@ -61,7 +67,7 @@ class SqliteOnlineStore(OnlineStore):
     )
     # The same upsert for _ROWS rows at once, the group bound once (?1); [True] with an expiry
     # per row, [False] for rows that all have none (a parameter fewer a row to bind).
-    _UPSERT_MANY = {timed: _upsert_many(timed) for timed in (True, False)}
+    _UPSERT_MANY: ClassVar[dict[bool, str]] = {timed: _upsert_many(timed) for timed in (True, False)}
     _DELETE = "DELETE FROM online_records WHERE grp = ? AND rid = ? AND event_time <= ?"
     _GET = "SELECT rid, event_time, expires_at, data FROM online_records WHERE grp = ? AND rid = ?"
 
