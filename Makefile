@@ -41,7 +41,7 @@ mutate: $(STAMP)
 	$(BIN)/python tools/mutate.py $(GROUPS) --budget $(BUDGET) $(MUTATE_ARGS)
 
 # Benchmarks compare Kiln with the tools users would otherwise pick. Those tools are
-# installed in venvs of their own (.venv-bench, .venv-ydata, .venv-evidently), never as Kiln dependencies.
+# installed in venvs of their own (.venv-bench, .venv-ydata, .venv-evidently, .venv-feast...), never as Kiln dependencies.
 bench:
 	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
 	@.venv-bench/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
@@ -70,9 +70,11 @@ bench:
 	.venv-bench/bin/uv pip install --quiet --python .venv-evidently/bin/python "evidently==0.7.23" "pandas<3" pyarrow psutil
 	.venv-bench/bin/python benchmarks/drift.py --peer-python .venv-evidently/bin/python
 	.venv-bench/bin/python benchmarks/automl.py
-	PYTHONPATH=. .venv-bench/bin/python benchmarks/features.py
+	@test -x .venv-feast/bin/python || $(PYTHON) -m venv .venv-feast
+	.venv-bench/bin/uv pip install --quiet --python .venv-feast/bin/python "feast==0.67.0" psutil
+	PYTHONPATH=. .venv-bench/bin/python benchmarks/features.py --feast-python .venv-feast/bin/python
 	PYTHONPATH=. .venv-bench/bin/python benchmarks/metrics.py
 	PYTHONPATH=. .venv-bench/bin/python benchmarks/tuning.py
 
 clean:
-	rm -rf $(VENV) .venv-bench .venv-ydata .venv-evidently .kiln .kiln-demo .pytest_cache .mutate
+	rm -rf $(VENV) .venv-bench .venv-ydata .venv-evidently .venv-feast .kiln .kiln-demo .pytest_cache .mutate

@@ -66,6 +66,15 @@ def test_the_service_on_a_shared_online_store(backend: str, tmp_path: Path, requ
         svc.delete_records("g", records=[{"record_id": "a", "event_time": now + 1}], mode="hard")
         assert svc.batch_get(identifiers=[{"feature_group": "g", "record_ids": ["a"]}]).missing[0].record_ids == ["a"]
         svc.delete("g")
+        # A bulk ingest (PostgreSQL: one transaction beside the offline write; Redis: batch by
+        # batch after it) and a rebuild: the latest record per id, ties to the later row.
+        from kiln.lake.datasets import DatasetService
+
+        DatasetService(ws, local_context()).write_table("d", pd.DataFrame({"id": [1, 2, 1, 2], "ts": [now, now, now + 5, now], "v": [0.0, 1.0, 2.0, 3.0]}))
+        assert svc.create("h", record_id="id", event_time="ts", dataset="d@1").offline_rows == 4
+        assert [svc.get_record("h", i).features["v"] for i in (1, 2)] == [2.0, 3.0]
+        assert svc.rebuild_online("h").ids == 2 and svc.get_record("h", 1).features["v"] == 2.0
+        svc.delete("h")
     finally:
         ws.close()
 

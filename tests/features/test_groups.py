@@ -303,3 +303,30 @@ def test_writes_purge_expired_online_rows_now_and_then(ws: Workspace, monkeypatc
     monkeypatch.setattr(_stores, "PURGE_EVERY_S", 0.0)
     svc.put_records("p", records=[{"uid": "live2", "ts": time.time()}])
     assert sorted(r[0] for r in db.execute("SELECT rid FROM online_records WHERE grp = 'p'")) == ["live", "live2"]
+
+
+def test_a_bulk_ingest_goes_online_whole_and_only_after_its_offline_rows(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The online load runs beside the offline write, in one transaction that commits only
+    after the offline files do: a failed offline commit leaves the online store as it was."""
+    ctx = local_context()
+    lake = DatasetService(ws, ctx)
+    # Ids repeat: the latest event time wins, a tie goes to the later row of the dataset.
+    lake.write_table("d", pd.DataFrame({"id": [1, 2, 1, 3, 2, 2], "when": [1.0e9, 1.0e9, 2.0e9, 1.0e9, 1.5e9, 1.5e9], "v": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]}))
+    lake.write_table("d2", pd.DataFrame({"id": [1, 4], "when": [3.0e9, 1.0e9], "v": [9.0, 9.0]}))
+    svc = FeatureService(ws, ctx)
+    res = svc.create("g", record_id="id", event_time="when", dataset="d@1")
+    assert res.offline_rows == 6
+    assert {i: svc.get_record("g", i).features["v"] for i in (1, 2, 3)} == {1: 2.0, 2: 5.0, 3: 3.0}
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the metadata store went away")
+
+    monkeypatch.setattr(FeatureService, "_commit_files", refuse)
+    with pytest.raises(RuntimeError, match="went away"):
+        svc.ingest("g", dataset="d2@1")
+    monkeypatch.undo()
+    assert svc.describe("g").offline_rows == 6 and svc.get_record("g", 1).features["v"] == 2.0
+    with pytest.raises(NotFound):
+        svc.get_record("g", 4)
+    assert svc.ingest("g", dataset="d2@1").online == 2
+    assert svc.get_record("g", 1).features["v"] == 9.0 and svc.get_record("g", 4).features["v"] == 9.0

@@ -4,6 +4,7 @@ ranges and skipped deletes; on SQLite + a folder and on PostgreSQL + S3."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
 import time
@@ -92,7 +93,8 @@ def test_join_matches_brute_force(any_ws: Workspace, key_type: str, monkeypatch:
     rows = _offline_rows(any_ws, svc, "g")
     assert len(rows) == 120 + 6 * 46
     # The order key's ranges come from the files' footers: the same as a scan of the rows.
-    us = [((r["ts"] - _training._EPOCH) // _training._US, (r["write_time"] - _training._EPOCH) // _training._US) for r in rows]
+    epoch, one_us = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc), dt.timedelta(microseconds=1)
+    us = [((r["ts"] - epoch) // one_us, (r["write_time"] - epoch) // one_us) for r in rows]
     keys = [f.key for f in svc.offline_files(svc.get_group("g"))]
     assert _training._footer_ranges(any_ws.store, keys, "ts") == (min(e for e, _ in us), max(e for e, _ in us), min(w for _, w in us), max(w for _, w in us))
     # Entity rows: at record times exactly, at TTL edges (t = et + TTL is expired), between, and ids with no records.
@@ -108,6 +110,31 @@ def test_join_matches_brute_force(any_ws: Workspace, key_type: str, monkeypatch:
         bad = [(i, (x, tg), w) for i, (x, tg, w) in enumerate(zip(got["x"], got["tag"], want, strict=True)) if not (_same(x, w[0]) and _same(tg, w[1]))]
         assert not bad, (opts, bad[:5])
         assert any(w[0] is not None for w in want) and any(w[0] is None for w in want)
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_footer_ranges_read_raw_statistics_in_any_time_unit(ws: Workspace, unit: str) -> None:
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    us = {"ms": 1000, "us": 1, "ns": 1}[unit]  # nanoseconds below a microsecond are dropped (floor), as epoch_us does
+    raw = {"ms": [1_700_000_000_123, 1_700_000_999_000], "us": [1_700_000_000_123_456, 1_700_000_999_000_001], "ns": [1_700_000_000_123_456_789, 1_700_000_999_000_001_999]}[unit]
+    for name, values in (("a.parquet", raw), ("b.parquet", [raw[0] + 5, raw[1] - 5])):
+        table = pa.table({"ts": pa.array(values, pa.int64()).cast(pa.timestamp(unit, tz="UTC")), "write_time": pa.array([7, 9], pa.int64()).cast(pa.timestamp("us", tz="UTC"))})
+        with ws.store.open_write(f"fr/{name}") as fh:
+            pq.write_table(table, fh)
+    div = 1000 if unit == "ns" else 1
+    assert _training._footer_ranges(ws.store, ["fr/a.parquet", "fr/b.parquet"], "ts") == (raw[0] * us // div, raw[1] * us // div, 7, 9)
+    # Without pandas: pyarrow's Statistics.min of a timestamp imports it (a third of a second a process).
+    code = ("import sys; from kiln.core.storage import open_store; from kiln.features._training import _footer_ranges; "
+            f"assert _footer_ranges(open_store({str(ws.store.root)!r}), ['fr/a.parquet'], 'ts') is not None; assert 'pandas' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+    table = pa.table({"ts": pa.array(["x", "y"]), "write_time": pa.array([7, 9], pa.int64()).cast(pa.timestamp("us", tz="UTC"))})
+    with ws.store.open_write("fr/c.parquet") as fh:
+        pq.write_table(table, fh)
+    assert _training._footer_ranges(ws.store, ["fr/c.parquet"], "ts") is None  # not a timestamp: the caller scans
 
 
 @pytest.mark.parametrize("wide", [False, True])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -185,6 +186,7 @@ def ensure_local_token(ws: Workspace) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1024)  # asked on every request of a --no-auth server: a parse each time cost ~5 µs
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or address, without port or brackets) is this machine."""
     host = host.strip().lower().rstrip(".")

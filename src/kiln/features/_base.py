@@ -7,7 +7,7 @@ import datetime as dt
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,6 +16,7 @@ from kiln.core.errors import InvalidArgument
 __all__ = [
     "FEATURE_TYPES",
     "RESERVED",
+    "BulkBatch",
     "Capabilities",
     "OnlineRow",
     "OnlineStore",
@@ -264,6 +265,12 @@ class Capabilities:
 
     native_expiry: bool  # expired records vanish by themselves (Redis)
     shared: bool  # several processes and machines see one store
+    atomic_bulk: bool = False  # write_bulk applies every batch in one transaction (readers see all of it or none)
+
+
+# One batch of a bulk load, as columns: record ids, event times, expiry times (None: never),
+# data (None: soft-deleted). Columns, not OnlineRow objects: a million of those cost a second.
+BulkBatch = tuple[Sequence[str], Sequence[float], Sequence[float | None], Sequence[bytes | None]]
 
 
 class OnlineStore(ABC):
@@ -291,6 +298,20 @@ class OnlineStore(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def write_bulk(self, group: str, batches: Iterable[BulkBatch], *, before_commit: Callable[[], None] | None = None) -> int:
+        """A materialisation: put every batch's rows (conditional writes, as :meth:`write`);
+        returns how many changed the store. A store whose capabilities say ``atomic_bulk``
+        applies all batches in one transaction, calling ``before_commit`` (which may raise)
+        last, so a reader sees none of the load or all of it and a failure part-way (an
+        exception from ``batches`` or ``before_commit`` too) leaves the store as it was; the
+        others apply each batch whole, one after another, and call ``before_commit`` at the end."""
+        changed = 0
+        for ids, times, expires, data in batches:
+            changed += self.write(group, [OnlineRow(*r) for r in zip(ids, times, expires, data, strict=True)])
+        if before_commit is not None:
+            before_commit()
+        return changed
 
     def purge_expired(self, *, now: float, limit: int = 10_000) -> int:
         """Remove up to ``limit`` records expired at ``now``; returns how many went. Reads never

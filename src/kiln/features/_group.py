@@ -4,6 +4,7 @@ same DuckDB SQL online (here, one record at a time) and offline (in a training s
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,21 +51,21 @@ class Group:
     updated_at: float
     source: dict[str, Any]
 
-    @property
+    @functools.cached_property
     def stored(self) -> dict[str, FeatureDefinition]:
         """The features kept in the stores (derived ones are computed when read)."""
         return {n: f for n, f in self.features.items() if f.expression is None and f.function is None}
 
-    @property
+    @functools.cached_property
     def derived(self) -> dict[str, FeatureDefinition]:
         return {n: f for n, f in self.features.items() if f.expression is not None or f.function is not None}
 
-    @property
+    @functools.cached_property
     def functions(self) -> dict[str, FeatureDefinition]:
         """The derived features a registered function computes."""
         return {n: f for n, f in self.features.items() if f.function is not None}
 
-    @property
+    @functools.cached_property
     def types(self) -> dict[str, str]:
         return {n: f.type for n, f in self.stored.items()}
 

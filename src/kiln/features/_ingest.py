@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,8 @@ def online_json(g: Group, alias: str = "") -> str:
 
 
 def bulk_ingest(svc: FeatureService, g: Group, dataset: str) -> IngestResult:
+    from kiln.features._service import online_store
+
     ds = svc._datasets()
     version = ds.get(dataset)
     have = parquet_columns(svc.ws.store, version.files[0].key)
@@ -101,55 +103,169 @@ def bulk_ingest(svc: FeatureService, g: Group, dataset: str) -> IngestResult:
                 if count:
                     raise InvalidArgument(f"column {col!r} of {version.ref} has {count:,} null values; every record needs its {'identifier' if col == g.record_id else 'event time'}", details={"field": col})
             progress.update(0.05)
-            with watch_query(con, progress, 0.05, 0.6):
-                written = off.copy_partitioned(con, store, g.id, "SELECT * FROM __kiln_rows", g.event_time, g.version, off.new_tmp(svc.ws.settings.home))
+            # The online half runs beside the offline write, in one transaction that commits
+            # only after the offline files do (where the store has atomic bulk loads; elsewhere
+            # it follows the offline commit, batch by batch).
+            load = _OnlineLoad(svc, g, con, version, f"({select})", now, progress) if g.online and online_store(svc.ws).capabilities.atomic_bulk else None
+            try:
+                with watch_query(con, progress, 0.05, 0.6):
+                    written = off.copy_partitioned(con, store, g.id, "SELECT * FROM __kiln_rows", g.event_time, g.version, off.new_tmp(svc.ws.settings.home))
+            except BaseException:
+                if load is not None:
+                    load.abort()
+                raise
         except __import__("duckdb").Error as exc:
             raise InvalidArgument(f"cannot ingest {version.ref} into feature group {g.name!r}: {str(exc).splitlines()[0][:300]}") from None
         try:
             svc._commit_files(g, written, action="features.ingest", details={"dataset": version.ref, "rows": version.row_count})
         except BaseException:
+            if load is not None:
+                load.abort()
             for f in written:
                 store.delete(f["key"])
             raise
         progress.update(0.6)
-        changed = _online(svc, g, con, written, progress, now) if g.online else 0
+        if load is not None:
+            changed = load.commit()
+        else:
+            changed = _online(svc, g, con, written, progress, now) if g.online else 0
     finally:
         con.close()
     progress.finish()
     return IngestResult(group=g.name, version=g.version, rows=sum(f["rows"] for f in written), files=len(written), online=changed, source=version.ref)
 
 
+class _OnlineLoad:
+    """The online half of a bulk ingest, in a thread beside the offline write: DuckDB (on a
+    cursor of the ingest's connection) picks the latest record per id of the same rows, the
+    store loads them in one transaction, then waits: :meth:`commit` (after the offline files
+    are committed) lets it commit, :meth:`abort` rolls it back. Readers never see the load
+    before the offline rows it comes from."""
+
+    def __init__(self, svc: FeatureService, g: Group, con: duckdb.DuckDBPyConnection, version: Any, source: str, now: float, progress: Progress) -> None:
+        from kiln.features._service import online_store
+
+        self._store = online_store(svc.ws)
+        self._cur = con.cursor()
+        off.duck_paths(self._cur, svc.ws.store, [f.key for f in version.files])  # an S3 store's filesystem, on this cursor too
+        self._go = threading.Event()
+        self._ok = False
+        self._changed = 0
+        self._error: BaseException | None = None
+        part = progress.part(0.05, 0.95, version.row_count or 1)  # ids <= rows: the bar may end early
+        self._thread = threading.Thread(target=self._run, args=(g, source, now, part.advance), name="kiln-online-load", daemon=True)
+        self._thread.start()
+
+    def _run(self, g: Group, source: str, now: float, advance: Any) -> None:
+        try:
+            batches = _latest_batches(self._cur, g, source, now=now, advance=advance)
+            try:
+                self._changed = self._store.write_bulk(g.name, batches, before_commit=self._wait)
+            finally:
+                batches.close()
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by commit()
+            self._error = exc
+        finally:
+            self._cur.close()
+
+    def _wait(self) -> None:
+        self._go.wait()
+        if not self._ok:
+            raise _Aborted
+
+    def commit(self) -> int:
+        self._ok = True
+        self._go.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._changed
+
+    def abort(self) -> None:
+        self._go.set()
+        self._thread.join()
+
+
+class _Aborted(Exception):
+    """The offline half failed: the online load rolls back."""
+
+
 def _online(svc: FeatureService, g: Group, con: duckdb.DuckDBPyConnection, written: list[Any], progress: Progress, now: float) -> int:
-    """The latest record per id of what was just written, into the online store."""
-    from kiln.features._online import SqliteOnlineStore
+    """The latest record per id of what was just written, into the online store: one bulk
+    load (atomic where the store says so), fed by DuckDB from a thread of its own."""
     from kiln.features._service import online_store
 
     store = online_store(svc.ws)
     paths = off.duck_paths(con, svc.ws.store, [f["key"] for f in written])
+    part = progress.part(0.6, 1.0, sum(f["rows"] for f in written) or 1)  # ids <= rows: the bar may end early
+    batches = _latest_batches(con, g, f"read_parquet({paths})", now=now, advance=part.advance)
+    try:
+        return store.write_bulk(g.name, batches)
+    finally:
+        batches.close()  # the query's thread stops before the connection closes
+
+
+def _latest_batches(con: duckdb.DuckDBPyConnection, g: Group, source: str, *, now: float, deletes: bool = False,
+                    advance: Any = None, batch_rows: int = 100_000) -> Generator[Any, None, None]:
+    """The latest record per id of ``source`` as the online store's columns (record id, event
+    time, expiry, JSON), in record id order, batch by batch.
+
+    The window and the sort run on the narrow columns and the JSON is built after them (sorting
+    the JSON text spilled past DuckDB's memory limit at a million rows), and the query runs in a
+    thread ahead of the consumer: DuckDB builds the next batches while the store writes these.
+    ``deletes``: the latest record may be a delete marker, which becomes a soft delete (no data).
+    """
+    import queue
+
     et = _q(g.event_time)
     expires = "NULL" if g.ttl_s is None else f"epoch_us({et}) / 1e6 + {g.ttl_s}"
-    live = "" if g.ttl_s is None else f"WHERE epoch_us({et}) / 1e6 + {g.ttl_s} > {now}"
-    q = (
-        f"SELECT CAST({_q(g.record_id)} AS VARCHAR) AS rid, epoch_us({et}) / 1e6 AS t, {expires} AS x, encode({online_json(g)}) AS d "
-        f"FROM read_parquet({paths}) {live} QUALIFY row_number() OVER (PARTITION BY {_q(g.record_id)} ORDER BY {et} DESC, write_time DESC) = 1 "
-        "ORDER BY rid"  # in key order, a B-tree store appends instead of splitting pages at random (4x on SQLite)
-    )
-    part = progress.part(0.6, 1.0, sum(f["rows"] for f in written) or 1)  # ids <= rows: the bar may end early
-    reader = con.sql(q).to_arrow_reader(100_000)
-    changed = 0
-    from kiln.features._base import OnlineRow
+    live = "" if g.ttl_s is None or deletes else f"WHERE epoch_us({et}) / 1e6 + {g.ttl_s} > {now}"
+    data = f"CASE WHEN is_deleted THEN NULL ELSE encode({online_json(g)}) END" if deletes else f"encode({online_json(g)})"
+    latest = (f"SELECT *, CAST({_q(g.record_id)} AS VARCHAR) AS __kiln_rid FROM {source} {live} "
+              f"QUALIFY row_number() OVER (PARTITION BY {_q(g.record_id)} ORDER BY {et} DESC, write_time DESC) = 1 "
+              "ORDER BY __kiln_rid")  # in key order, a B-tree store appends instead of splitting pages at random (4x on SQLite)
+    q = f"SELECT __kiln_rid, epoch_us({et}) / 1e6, {expires}, {data} FROM ({latest})"
+    try:
+        reader = con.sql(q).to_arrow_reader(batch_rows)
+    except __import__("duckdb").Error as exc:
+        raise InvalidArgument(f"cannot read the offline store of {g.name!r}: {str(exc).splitlines()[0][:300]}") from None
+    done = object()
+    ready: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
 
-    for batch in reader:
-        ids = batch.column(0).to_pylist()
-        times = batch.column(1).to_pylist()
-        xs = batch.column(2).to_pylist()
-        data = batch.column(3).to_pylist()  # bytes already (DuckDB's encode)
-        if isinstance(store, SqliteOnlineStore):
-            changed += store.write_columns(g.name, ids, times, xs, data)
-        else:
-            changed += store.write(g.name, [OnlineRow(*r) for r in zip(ids, times, xs, data, strict=True)])
-        part.advance(len(ids))
-    return changed
+    def produce() -> None:
+        try:
+            for batch in reader:
+                cols = tuple(batch.column(i).to_pylist() for i in range(4))
+                while not stop.is_set():
+                    try:
+                        ready.put(cols, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            ready.put(exc)
+
+    th = threading.Thread(target=produce, name="kiln-online-load", daemon=True)
+    th.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                if type(item).__module__.startswith(("duckdb", "_duckdb")):
+                    raise InvalidArgument(f"cannot read the offline store of {g.name!r}: {str(item).splitlines()[0][:300]}") from None
+                raise item
+            yield item
+            if advance is not None:
+                advance(len(item[0]))
+    finally:
+        stop.set()
+        th.join()
 
 
 @contextmanager
@@ -224,9 +340,9 @@ def stream_ingest(svc: FeatureService, g: Group, *, stream: str, consumer: str, 
 def rebuild_online(svc: FeatureService, g: Group) -> RebuildResult:
     """The latest offline record of every id written to the online store, by its conditional
     write: a missing or older online row is replaced, a newer one (a put racing this) stays,
-    and an id whose latest record is a delete is soft-deleted online. Each batch is one
-    transaction, so a rebuild cut short leaves every row it wrote correct; run it again."""
-    from kiln.features._base import OnlineRow
+    and an id whose latest record is a delete is soft-deleted online. On a store with
+    ``atomic_bulk`` (SQLite, PostgreSQL) the rebuild is one transaction, so one cut short
+    changes nothing; elsewhere each batch is, and every row it wrote is correct: run it again."""
     from kiln.features._models import RebuildResult
     from kiln.features._service import online_store
 
@@ -241,26 +357,20 @@ def rebuild_online(svc: FeatureService, g: Group) -> RebuildResult:
     try:
         if files:
             paths = off.duck_paths(con, svc.ws.store, [f.key for f in files])
-            et = _q(g.event_time)
-            expires = "NULL" if g.ttl_s is None else f"epoch_us({et}) / 1e6 + {g.ttl_s}"
             # Every version's files at once (union_by_name): a feature added later is null in older rows.
-            q = (
-                f"SELECT CAST({_q(g.record_id)} AS VARCHAR) AS rid, epoch_us({et}) / 1e6 AS t, {expires} AS x, "
-                f"CASE WHEN is_deleted THEN NULL ELSE encode({online_json(g)}) END AS d "
-                f"FROM read_parquet({paths}, union_by_name = true) "
-                f"QUALIFY row_number() OVER (PARTITION BY {_q(g.record_id)} ORDER BY {et} DESC, write_time DESC) = 1 ORDER BY rid"
-            )
+            def counted(batches: Iterator[Any]) -> Iterator[Any]:
+                for ids, times, expires, data in batches:
+                    result.ids += len(ids)
+                    result.deleted += sum(1 for d in data if d is None)
+                    expires = [None if d is None else x for x, d in zip(expires, data, strict=True)]
+                    yield ids, times, expires, data
+                    progress.advance(len(ids))
+
+            batches = _latest_batches(con, g, f"read_parquet({paths}, union_by_name = true)", now=now, deletes=True)
             try:
-                reader = con.sql(q).to_arrow_reader(100_000)
-            except __import__("duckdb").Error as exc:
-                raise InvalidArgument(f"cannot read the offline store of {g.name!r}: {str(exc).splitlines()[0][:300]}") from None
-            for batch in reader:
-                rows = [OnlineRow(rid, t, None if d is None else x, d) for rid, t, x, d in
-                        zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), batch.column(2).to_pylist(), batch.column(3).to_pylist(), strict=True)]
-                result.ids += len(rows)
-                result.deleted += sum(1 for r in rows if r.data is None)
-                result.online += store.write(g.name, rows)
-                progress.advance(len(rows))
+                result.online = store.write_bulk(g.name, counted(batches))
+            finally:
+                batches.close()  # the query's thread stops before the connection closes
         result.purged = store.purge_expired(now=now, limit=1_000_000)
     finally:
         con.close()

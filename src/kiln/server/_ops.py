@@ -25,7 +25,7 @@ from kiln.core.ops import Operation
 from kiln.server._roles import KilnRoute, role
 from kiln.server.deps import get_ctx
 
-__all__ = ["operations_router"]
+__all__ = ["body_model", "operations_router", "response_adapter"]
 
 
 def operations_router(operations: Iterable[Operation], *, tags: list[str]) -> APIRouter:
@@ -58,19 +58,46 @@ def _first_line(op: Operation) -> str:
     return doc.splitlines()[0]
 
 
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+_BODIES: dict[str, Any] = {}
+
+
+def response_adapter(op: Operation) -> TypeAdapter[Any]:
+    """How an operation's result is written (the route's and the hot path's, one object)."""
+    if op.name not in _ADAPTERS:
+        _ADAPTERS[op.name] = TypeAdapter(op.response)
+    return _ADAPTERS[op.name]
+
+
+def body_model(op: Operation) -> Any:
+    """The pydantic model of an operation's JSON body (None without one): extra fields refused;
+    the route's and the hot path's, one class."""
+    if op.name not in _BODIES:
+        _BODIES[op.name] = _body_model(op)
+    return _BODIES[op.name]
+
+
+def _body_model(op: Operation) -> Any:
+    params = op.parameters
+    hints = typing.get_type_hints(getattr(op.service_class, op.call))
+    fields = {
+        n: (hints.get(n, Any), ... if params[n].default is inspect.Parameter.empty else params[n].default)
+        for n in op.body
+    }
+    return create_model(f"{op.name.replace('.', '_')}_body", __config__=ConfigDict(extra="forbid"), **fields) if fields else None  # type: ignore[call-overload]
+
+
 def _endpoint(op: Operation) -> Any:
-    adapter: TypeAdapter[Any] = TypeAdapter(op.response)
+    adapter = response_adapter(op)
     params = op.parameters
     hints = typing.get_type_hints(getattr(op.service_class, op.call))
 
     def _annotation(p: inspect.Parameter) -> Any:
         return hints.get(p.name, Any)
 
-    fields = {
-        n: (_annotation(params[n]), ... if params[n].default is inspect.Parameter.empty else params[n].default)
-        for n in op.body
-    }
-    body_model = create_model(f"{op.name.replace('.', '_')}_body", __config__=ConfigDict(extra="forbid"), **fields) if fields else None  # type: ignore[call-overload]
+    body = body_model(op)
+    fields = {n: (None, ... if params[n].default is inspect.Parameter.empty else params[n].default) for n in op.body}
+    body_model_ = body
     signature = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
     for seg in op.segments:
         signature.append(inspect.Parameter(seg, inspect.Parameter.KEYWORD_ONLY, annotation=str, default=Path(...)))
@@ -78,9 +105,9 @@ def _endpoint(op: Operation) -> Any:
         p = params[n]
         default = Query(... if p.default is inspect.Parameter.empty else p.default)
         signature.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=_annotation(p), default=default))
-    if body_model is not None:
+    if body_model_ is not None:
         required = any(f[1] is ... for f in fields.values())
-        signature.append(inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body_model, default=Body(...) if required else Body(None)))
+        signature.append(inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body_model_, default=Body(...) if required else Body(None)))
 
     async def endpoint(request: Request, **values: Any) -> Any:
         body = values.pop("body", None)

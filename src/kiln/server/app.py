@@ -26,6 +26,7 @@ from kiln.core.errors import InvalidArgument, KilnError, PayloadTooLarge
 from kiln.core.workspace import Workspace
 from kiln.server._docs import add_docs
 from kiln.server._guard import BrowserGuard, HostRules
+from kiln.server._hot import OnlineReads
 
 __all__ = ["ROUTE_MODULES", "create_app", "is_loopback"]
 
@@ -227,7 +228,9 @@ def create_app(workspace: Workspace | None = None, *, settings: Settings | None 
     add_docs(app)
     max_body = int(ws.settings.max_request_mb * (1 << 20))
     max_upload = int(ws.settings.max_upload_mb * (1 << 20))
-    # Added first, so it runs inside _RequestLimits: its refusals carry a request id too.
+    # Innermost of Kiln's own: the online reads' hot path, behind the guard and the limits.
+    app.add_middleware(OnlineReads)  # type: ignore[arg-type]
+    # Added before _RequestLimits, so it runs inside it: its refusals carry a request id too.
     app.add_middleware(BrowserGuard, rules=rules)  # type: ignore[arg-type]
     app.add_middleware(_RequestLimits, max_body=max_body, max_upload=max_upload)  # type: ignore[arg-type]
     return app

@@ -109,3 +109,59 @@ class OnlineStoreContract:
         assert store.write(group, rows) == 25_000
         got = store.read(group, ["0", "24999", "12345"], now=time.time())
         assert [g.data for g in got] == [b"0", b"24999", b"12345"]  # type: ignore[union-attr]
+
+    # -- bulk loads (materialisation) ---------------------------------------------------------
+
+    def test_a_bulk_load_writes_conditionally(self, store: OnlineStore, group: str) -> None:
+        store.write(group, [_row("kept", 50.0, b"newer"), _row("replaced", 1.0, b"older")])
+        batches = [(["a", "b", "kept"], [1.0, 2.0, 10.0], [None, None, None], [b"a", b"b", b"stale"]),
+                   (["replaced", "c"], [5.0, 3.0], [None, time.time() - 1], [b"new", b"expired"])]
+        assert store.write_bulk(group, iter(batches)) == 4  # kept stays: its stored record is newer
+        got = store.read(group, ["a", "b", "kept", "replaced", "c"], now=time.time())
+        assert [g.data if g else None for g in got] == [b"a", b"b", b"newer", b"new", None]
+        rows = [(str(i), float(i), None, str(i).encode()) for i in range(1001)]  # more than one statement's worth, and a tail
+        assert store.write_bulk(group, [tuple(list(c) for c in zip(*rows, strict=True))]) == 1001  # type: ignore[list-item]
+        assert [g.data for g in store.read(group, ["0", "999", "1000"], now=time.time())] == [b"0", b"999", b"1000"]  # type: ignore[union-attr]
+        now = time.time()  # with expiry times: every third row already expired
+        rows = [(f"t{i}", float(i), now + (-10 if i % 3 == 0 else 3600), f"t{i}".encode()) for i in range(1001)]
+        assert store.write_bulk(group, [tuple(list(c) for c in zip(*rows, strict=True))]) == 1001  # type: ignore[list-item]
+        got = store.read(group, ["t0", "t1", "t999", "t1000"], now=now)
+        assert [g.data if g else None for g in got] == [None, b"t1", None, b"t1000"]
+        if not store.capabilities.native_expiry:
+            assert got[1] is not None and got[1].expires_at == now + 3600
+
+    def test_a_failed_bulk_load_leaves_the_store_as_it_was(self, store: OnlineStore, group: str) -> None:
+        if not store.capabilities.atomic_bulk:
+            pytest.skip("this store applies a bulk load batch by batch")
+        store.write(group, [_row("a", 1.0, b"before")])
+
+        def failing() -> object:
+            yield (["a", "b"], [2.0, 2.0], [None, None], [b"after", b"new"])
+            raise RuntimeError("the source broke")
+
+        with pytest.raises(RuntimeError, match="the source broke"):
+            store.write_bulk(group, failing())
+
+        def refuse() -> None:
+            raise RuntimeError("the offline half failed")
+
+        with pytest.raises(RuntimeError, match="offline half"):
+            store.write_bulk(group, [(["a", "b"], [2.0, 2.0], [None, None], [b"after", b"new"])], before_commit=refuse)
+        got = store.read(group, ["a", "b"], now=time.time())
+        assert got[0] is not None and got[0].data == b"before" and got[1] is None
+
+    def test_a_reader_never_sees_half_a_bulk_load(self, store: OnlineStore, group: str) -> None:
+        if not store.capabilities.atomic_bulk:
+            pytest.skip("this store applies a bulk load batch by batch")
+        store.write(group, [_row("a", 1.0, b"before")])
+        seen: list[object] = []
+
+        def look() -> None:  # every row is written, none committed: another thread reads
+            th = threading.Thread(target=lambda: seen.extend(store.read(group, ["a", "b", "c"], now=time.time())))
+            th.start()
+            th.join()
+
+        batches = [(["a", "b"], [2.0, 2.0], [None, None], [b"after", b"new"]), (["c"], [2.0], [None], [b"new"])]
+        assert store.write_bulk(group, batches, before_commit=look) == 3
+        assert len(seen) == 3 and seen[0].data == b"before" and seen[1:] == [None, None]  # type: ignore[union-attr]
+        assert [g.data for g in store.read(group, ["a", "b", "c"], now=time.time())] == [b"after", b"new", b"new"]  # type: ignore[union-attr]
