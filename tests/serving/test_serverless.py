@@ -59,8 +59,12 @@ def test_idle_scale_to_zero_cold_start_and_throttling(endpoint) -> None:
     assert len(ok) >= 2 and len(throttled) >= 1, answers
     assert all(t[1] < 0.9 for t in throttled), throttled  # refused at once, never queued behind the slow ones
     assert throttled[0][2]["__type"] == "ThrottlingException" and "maximum concurrency" in throttled[0][2]["message"]
-    # Idle again: the worker goes, and a later request wakes one again.
+    # Idle again: the worker goes, and a later request wakes one again. Until the released
+    # worker has exited it may still take a new connection from the shared socket (a warm
+    # answer, no wake), so the request waits for it to be gone, as the first one did.
+    second = _serving(run_dir)[0]["pid"]
     wait_for(lambda: state(run_dir).get("asleep") and not _serving(run_dir), timeout=30, what="the endpoint to sleep again")
+    wait_for(lambda: not alive(second), timeout=30, what="the released worker to exit")
     assert httpx.post(url + "/invocations", content=b"1,1", headers={"Content-Type": "text/csv"}, timeout=60).json() == [4.0]
     assert state(run_dir)["wakes"] == 2, log(run_dir)
 
