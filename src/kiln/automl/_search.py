@@ -273,11 +273,9 @@ def search(frame: Any, cfg: SearchConfig, *, progress: Callable[[Candidate, list
         if per is not None and cand.family not in ("lightgbm", "xgboost", "catboost"):
             need = per * n_train / 1000 * len(folds)
             if need > clock.left() * 0.9:
-                if cand.family in ("extra_trees", "random_forest") and "n_estimators" in cand.params:
-                    fit = int(cand.params["n_estimators"] * clock.left() * 0.6 / max(need, 1e-9))
-                    cand.params["n_estimators"] = fit
-                    cand.note = f"trees cut to {fit} to fit the budget"
-                if cand.family not in ("extra_trees", "random_forest") or cand.params["n_estimators"] < 30:
+                # A forest grows until its deadline (fit_fold): it runs if 30 trees or more fit.
+                forest = cand.family in ("extra_trees", "random_forest") and "n_estimators" in cand.params
+                if not forest or cand.params["n_estimators"] * clock.left() * CANDIDATE_SHARE / max(need, 1e-9) < 30:
                     cand.status, cand.note = "skipped", f"would take about {need:.0f} s; {max(clock.left(), 0):.0f} s left"
                     done.append(cand)
                     if progress is not None:

@@ -96,8 +96,6 @@ def _endpoint(op: Operation) -> Any:
         return hints.get(p.name, Any)
 
     body = body_model(op)
-    fields = {n: (None, ... if params[n].default is inspect.Parameter.empty else params[n].default) for n in op.body}
-    body_model_ = body
     signature = [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)]
     for seg in op.segments:
         signature.append(inspect.Parameter(seg, inspect.Parameter.KEYWORD_ONLY, annotation=str, default=Path(...)))
@@ -105,9 +103,9 @@ def _endpoint(op: Operation) -> Any:
         p = params[n]
         default = Query(... if p.default is inspect.Parameter.empty else p.default)
         signature.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=_annotation(p), default=default))
-    if body_model_ is not None:
-        required = any(f[1] is ... for f in fields.values())
-        signature.append(inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body_model_, default=Body(...) if required else Body(None)))
+    if body is not None:
+        required = any(params[n].default is inspect.Parameter.empty for n in op.body)
+        signature.append(inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body, default=Body(...) if required else Body(None)))
 
     async def endpoint(request: Request, **values: Any) -> Any:
         body = values.pop("body", None)
