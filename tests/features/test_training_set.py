@@ -63,10 +63,12 @@ def _same(a: Any, b: Any) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key_type", ["BIGINT", "HUGEINT"])
-def test_join_matches_brute_force(any_ws: Workspace, key_type: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("key_type", "n_passes"), [("BIGINT", 1), ("HUGEINT", 1), ("BIGINT", 3)])
+def test_join_matches_brute_force(any_ws: Workspace, key_type: str, n_passes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     if key_type == "HUGEINT":  # the wide order key, as a group written over years gets
         monkeypatch.setattr(_training, "_BIGINT_MAX", 0)
+    if n_passes > 1:  # the match in passes over hash ranges of the ids, as a group too large for one gets
+        monkeypatch.setattr(_training, "passes", lambda *a: n_passes)
     ctx = local_context()
     rng = random.Random(7)
     svc = FeatureService(any_ws, ctx)
@@ -154,6 +156,50 @@ def test_order_key_sorts_by_event_then_write_time(wide: bool) -> None:
         assert [k <= ek for k in rec_keys] == [e <= t for e, _ in recs]
     assert con.execute(f"SELECT {key.entity('NULL')}").fetchone()[0] is None  # type: ignore[index]
     assert OrderKey.of(0, 10**11, 0, 10**7).sql_type == "BIGINT" and OrderKey.of(0, 10**13, 0, 10**7).sql_type == "HUGEINT"
+
+
+def _group_sizes(ws: Workspace, ctx: Any, id_type: str) -> None:
+    svc = FeatureService(ws, ctx)
+    svc.create("a", record_id="uid", event_time="ts", features=[{"name": "uid", "type": id_type}, *FEATURES[1:]])
+    rng = random.Random(5)
+    ids = [f"u{i}" if id_type == "string" else i for i in range(40)]
+    for batch in range(3):  # three files, records of every id in each
+        svc.put_records("a", records=[{"uid": rng.choice(ids), "ts": T0 + rng.randrange(100), "x": float(batch * 100 + i), "tag": f"t{batch}-{i}"} for i in range(60)])
+
+
+@pytest.mark.parametrize(("id_type", "entity_ids"), [("integral", "int32"), ("string", "str")])
+def test_passes_give_the_rows_one_pass_gives(ws: Workspace, id_type: str, entity_ids: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = local_context()
+    _group_sizes(ws, ctx, id_type)
+    rng = random.Random(6)
+    uids = [rng.randrange(44) for _ in range(300)]  # 40 ids with records, 4 without
+    ents = pd.DataFrame({"uid": pd.Series([f"u{u}" for u in uids] if entity_ids == "str" else uids, dtype="object" if entity_ids == "str" else entity_ids),
+                         "event_time": [T0 + rng.randrange(-10, 120) for _ in uids]})
+    lake = DatasetService(ws, ctx)
+    lake.write_table("ents", ents)
+    train = TrainingSetService(ws, ctx)
+    one = lake.read_table(train.training_set(entities="ents", features=["a:x", "a:tag"], output_dataset="one").ref).to_pylist()
+    monkeypatch.setattr(_training, "passes", lambda *a: 4)
+    four = lake.read_table(train.training_set(entities="ents", features=["a:x", "a:tag"], output_dataset="four").ref).to_pylist()
+    assert four == one and len(one) == 300
+    assert sum(r["x"] is not None for r in one) > 150 and any(r["x"] is None for r in one)
+
+
+def test_passes_follow_the_records_size_and_need_one_key_of_one_type(ws: Workspace) -> None:
+    import pyarrow as pa
+
+    ctx = local_context()
+    svc = FeatureService(ws, ctx)
+    svc.create("a", record_id="uid", event_time="ts", features=FEATURES)
+    svc.create("b", record_id="uid", event_time="ts", features=FEATURES)
+    svc.create("c", record_id="cid", event_time="ts", features=[*FEATURES, {"name": "cid", "type": "integral"}])
+    parts = _training._parse_features(svc, ["a:x", "b:x"])
+    ints, strs = {"uid": pa.int32(), "cid": pa.int64(), "event_time": pa.float64()}, {"uid": pa.string(), "event_time": pa.float64()}
+    assert _training.passes(parts, ints, {"a": 1000, "b": 1000}, 512) == 1  # small: one pass
+    many = {"a": 20_000_000, "b": 0}
+    assert _training.passes(parts, ints, many, 512) == 6  # 800 MB of matches against 128 MiB a pass
+    assert _training.passes(parts, strs, many, 512) == 1  # string ids, integral records: hashes differ
+    assert _training.passes(_training._parse_features(svc, ["a:x", "c:x"]), ints, {"a": 20_000_000, "c": 0}, 512) == 1  # two keys
 
 
 def test_two_groups_lineage_and_versions(ws: Workspace) -> None:

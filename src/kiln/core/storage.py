@@ -7,6 +7,7 @@ symlinks that point out of it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -152,9 +153,22 @@ class LocalStore(ObjectStore):
         self.root.mkdir(parents=True, exist_ok=True)
         self.root = self.root.resolve()
         self.url = str(self.root)
-        import fsspec  # on first use: a model worker verifies its package with sha256_file alone
 
-        self.fs = fsspec.filesystem("file")
+    @functools.cached_property
+    def fs(self) -> fsspec.AbstractFileSystem:  # type: ignore[override]
+        """fsspec's local filesystem, imported on first use (reads and writes here need none)."""
+        import fsspec
+
+        return fsspec.filesystem("file")
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return open(self.path(check_key(key)), "rb")  # noqa: SIM115 - the caller closes it
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"object {key!r} does not exist") from None
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self.path(check_key(key)))
 
     def path(self, key: str) -> str:
         target = self.root / check_key(key)

@@ -1,8 +1,13 @@
 """Point-in-time training sets: for each entity row, each feature from the latest record
 with event time <= the row's time (ties by write time), within the group's TTL; a row with
-no such record keeps its place with nulls. One DuckDB ``ASOF LEFT JOIN`` per group, keyed
-on one integer that orders by event time then write time (:class:`OrderKey`), written by
-DuckDB straight into the new dataset version's Parquet."""
+no such record keeps its place with nulls.
+
+Two steps in DuckDB. The match (:func:`plan_sql`): one ``ASOF LEFT JOIN`` per group, keyed on
+one integer that orders by event time then write time (:class:`OrderKey`), carrying only each
+record's place in its files, so the sort the join makes is narrow (in passes over hash ranges
+of the ids when even that would not fit: :func:`passes`). The gather (:func:`gather_sql`): the
+features fetched by place, one hash join per group, and the rows written in the entities'
+order straight into the new dataset version's Parquet."""
 
 from __future__ import annotations
 
@@ -147,13 +152,11 @@ def _footer_ranges(store: Any, keys: list[str], event_col: str) -> tuple[int, in
     return lo[event_col], hi[event_col], lo["write_time"], hi["write_time"]
 
 
-def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column: str, file_lists: dict[str, str], *, as_of: float | None,
-             include_deleted: bool, start: float | None, end: float | None, keys: dict[str, OrderKey] | None = None) -> str:
-    """The join's SQL over view ``__kiln_entities`` (with ``__kiln_row``): one ASOF join per group
-    on its :class:`OrderKey`; a record's TTL and delete flag are folded into one column,
-    ``__until`` (the entity time it stays valid before; NULL for a delete marker)."""
+def name_outputs(parts: list[_Part], entity_cols: dict[str, Any]) -> None:
+    """Each feature's output column: its name, or ``group__feature`` when an entity column or
+    another group's feature has it."""
     taken = set(entity_cols)
-    for part in parts:  # a feature named like an entity column or another group's feature: group__feature
+    for part in parts:
         renamed = []
         for feature, _ in part.features:
             out = feature if feature not in taken else f"{part.group.name.replace('-', '_')}__{feature}"
@@ -162,15 +165,41 @@ def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column:
             taken.add(out)
             renamed.append((feature, out))
         part.features = renamed
+
+
+# A record's place: the index of its file in the group's list and its row in that file.
+_LOC = "(CAST(file_index AS BIGINT) << 40) | file_row_number"
+
+
+def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column: str, sources: dict[str, str | None], *, as_of: float | None,
+             include_deleted: bool, start: float | None, end: float | None, keys: dict[str, OrderKey] | None = None,
+             partition: tuple[int, int] | None = None) -> str:
+    """The point-in-time match, narrow: over view ``__kiln_entities`` (with ``__kiln_row``), one
+    ASOF join per group on its :class:`OrderKey`, carrying only each record's place (``_LOC``),
+    so the sort the join makes holds four integers a record, whatever the features. Its rows:
+    ``__kiln_row``, the entity columns and ``__kiln_loc<i>`` per group (NULL where no record
+    applies: none in time, past the TTL, or a delete marker). :func:`gather_sql` then fetches the
+    features by place. ``sources`` holds each group's ``read_parquet(...)`` with
+    ``file_row_number``, or None when no file can match.
+
+    With ``partition=(k, n)`` (every group keyed on the same column, see :func:`passes`), only
+    the entity rows and records whose id hashes to ``k`` of ``n``."""
     keys = keys or {}
+    none = OrderKey.of(None, None, None, None)
+
+    def part_of(col: str) -> str:
+        return f"hash({col}) % {partition[1]} = {partition[0]}" if partition else ""
+
     t_expr = event_expr(event_time_column, entity_cols[event_time_column])
-    ekeys = ", ".join(f"{keys.get(p.group.name, OrderKey.of(None, None, None, None)).entity('__kiln_us')} AS __kiln_k{i}" for i, p in enumerate(parts))
-    ctes = [f"__e0 AS (SELECT *, epoch_us({t_expr}) AS __kiln_us FROM __kiln_entities)", f"__e AS (SELECT *, {ekeys} FROM __e0)"]
+    ekeys = ", ".join(f"{keys.get(p.group.name, none).entity('__kiln_us')} AS __kiln_k{i}" for i, p in enumerate(parts))
+    e_where = f" WHERE {part_of(_q(parts[0].group.record_id))}" if partition else ""
+    ctes = [f"__e0 AS (SELECT *, epoch_us({t_expr}) AS __kiln_us FROM __kiln_entities{e_where})", f"__e AS (SELECT *, {ekeys} FROM __e0)"]
     joins = []
-    outs = []
+    locs = []
     for i, part in enumerate(parts):
         g = part.group
-        key = keys.get(g.name, OrderKey.of(None, None, None, None))
+        source = sources[g.name]
+        key = keys.get(g.name, none)
         where = []
         if as_of is not None:
             where.append(f"write_time <= make_timestamptz({int(as_of * 1e6)})")
@@ -180,18 +209,62 @@ def plan_sql(parts: list[_Part], entity_cols: dict[str, Any], event_time_column:
             where.append(f"{_q(g.event_time)} < make_timestamptz({int(end * 1e6)})")
         if include_deleted:
             where.append("NOT is_deleted")  # records a delete removed still count: delete markers are skipped
+        if partition:
+            where.append(part_of(_q(g.record_id)))
         et_us = f"epoch_us({_q(g.event_time)})"
         until = f"{et_us} + {int(g.ttl_s * 1e6)}" if g.ttl_s is not None else str(2**63 - 1)
-        cols = ", ".join(f"{derived_sql(g, f)} AS __f{i}_{j}" for j, (f, _) in enumerate(part.features))
         ctes.append(
             f"__g{i} AS (SELECT {_q(g.record_id)} AS __id, {key.record(et_us, 'epoch_us(write_time)')} AS __k, "
-            f"CASE WHEN NOT is_deleted THEN {until} END AS __until{(', ' + cols) if cols else ''} "
-            f"FROM {file_lists[g.name]}{(' WHERE ' + ' AND '.join(where)) if where else ''})"
+            f"CASE WHEN NOT is_deleted THEN {until} END AS __until, {_LOC if source else 'CAST(NULL AS BIGINT)'} AS __loc "
+            f"FROM {source or _empty(g)}{(' WHERE ' + ' AND '.join(where)) if where else ''})"
         )
         joins.append(f"ASOF LEFT JOIN __g{i} ON __e.{_q(g.record_id)} = __g{i}.__id AND __e.__kiln_k{i} >= __g{i}.__k")
-        outs += [f"CASE WHEN __e.__kiln_us < __g{i}.__until THEN __g{i}.__f{i}_{j} END AS {_q(out)}" for j, (_, out) in enumerate(part.features)]
-    select = ", ".join([*(f"__e.{_q(c)}" for c in entity_cols), *outs])
-    return f"WITH {', '.join(ctes)} SELECT {select} FROM __e {' '.join(joins)} ORDER BY __e.__kiln_row"
+        locs.append(f"CASE WHEN __e.__kiln_us < __g{i}.__until THEN __g{i}.__loc END AS __kiln_loc{i}")
+    select = ", ".join(["__e.__kiln_row", *(f"__e.{_q(c)}" for c in entity_cols), *locs])
+    return f"WITH {', '.join(ctes)} SELECT {select} FROM __e {' '.join(joins)}"
+
+
+def gather_sql(parts: list[_Part], entity_cols: dict[str, Any], sources: dict[str, str | None], matched: str) -> str:
+    """The training set in the entities' order: each match of :func:`plan_sql` (the rows of table
+    ``matched``) with its features, fetched by place with one hash join per group (the matches
+    are the smaller side: one per entity row; the records stream past them)."""
+    cols = [f"__m.{_q(c)}" for c in entity_cols]
+    joins = []
+    for i, part in enumerate(parts):
+        g = part.group
+        source = sources[g.name]
+        feats = ", ".join(f"{derived_sql(g, f)} AS __f{j}" for j, (f, _) in enumerate(part.features))
+        cols += [f"__v{i}.__f{j} AS {_q(out)}" for j, (_, out) in enumerate(part.features)]
+        loc = _LOC if source else "CAST(NULL AS BIGINT)"
+        joins.append(f"LEFT JOIN (SELECT {loc} AS __loc{', ' + feats if feats else ''} FROM {source or _empty(g)}) __v{i} ON __v{i}.__loc = __m.__kiln_loc{i}")
+    return f"SELECT {', '.join(cols)} FROM {matched} __m {' '.join(joins)} ORDER BY __m.__kiln_row"
+
+
+def passes(parts: list[_Part], entity_cols: dict[str, Any], rows: dict[str, int], memory_mb: int) -> int:
+    """How many passes the match takes, each over the entity rows and records of one hash range
+    of the ids, so that one pass's records (which DuckDB's ASOF join holds, sorted: about 40
+    bytes each) stay within a quarter of the memory limit: a sort that fits is faster than one
+    that spills. One pass unless every group is keyed on the same entity column with a
+    matching type (a hash is only comparable between the same values)."""
+    import pyarrow as pa
+
+    need = sum(rows.values()) * 40
+    budget = memory_mb * 2**20 // 4
+    rid = parts[0].group.record_id
+    if need <= budget or any(p.group.record_id != rid for p in parts):
+        return 1
+    arrow = entity_cols[rid]
+    for p in parts:
+        kind = p.group.features[rid].type
+        if not ((kind == "integral" and pa.types.is_integer(arrow)) or (kind == "string" and (pa.types.is_string(arrow) or pa.types.is_large_string(arrow)))):
+            return 1
+    return min(64, -(-need // budget))
+
+
+# Parquet dictionaries for columns of up to 10,000 distinct values a row group (categories keep
+# theirs); DuckDB's default tries far larger ones, and gives up on every unique-valued column
+# (most features) only after building them: a third of the result's write time.
+_WRITE = "FORMAT parquet, DICTIONARY_SIZE_LIMIT 10000"
 
 
 def derived_sql(g: Group, feature: str) -> str:
@@ -330,26 +403,38 @@ class TrainingSetService:
             t_expr = event_expr(event_time_column, entity_cols[event_time_column])
             lo_us, hi_us = con.execute(f"SELECT min(epoch_us({t_expr})), max(epoch_us({t_expr})) FROM __kiln_entities").fetchall()[0]
             lo, hi = (None if lo_us is None else lo_us / 1e6), (None if hi_us is None else hi_us / 1e6)
-            file_lists: dict[str, str] = {}
+            sources: dict[str, str | None] = {}
             order_keys: dict[str, OrderKey] = {}
+            record_rows: dict[str, int] = {}
             lineage_groups = []
             for part in parts:
                 g = part.group
-                keys = [f.key for f in svc.offline_files(g) if hi is not None and f.min_event <= hi and (g.ttl_s is None or lo is None or f.max_event >= lo - g.ttl_s)]
-                file_lists[g.name] = f"read_parquet({off.duck_paths(con, self.ws.store, keys)}, union_by_name = true)" if keys else _empty(g)
+                files = [f for f in svc.offline_files(g) if hi is not None and f.min_event <= hi and (g.ttl_s is None or lo is None or f.max_event >= lo - g.ttl_s)]
+                keys = [f.key for f in files]
+                record_rows[g.name] = sum(int(f.rows) for f in files)
+                sources[g.name] = f"read_parquet({off.duck_paths(con, self.ws.store, keys)}, union_by_name = true, file_row_number = true)" if keys else None
                 if keys:  # the ranges the group's order key packs: from the files' footers, else a scan of two columns
                     ranges = _footer_ranges(self.ws.store, keys, g.event_time) or con.execute(
                         f"SELECT min(epoch_us({_q(g.event_time)})), max(epoch_us({_q(g.event_time)})), min(epoch_us(write_time)), max(epoch_us(write_time)) "
-                        f"FROM {file_lists[g.name]}").fetchall()[0]
+                        f"FROM {sources[g.name]}").fetchall()[0]
                     order_keys[g.name] = OrderKey.of(*ranges)
                 lineage_groups.append({"name": g.name, "version": g.version, "features": [f for f, _ in part.features], "files": len(keys)})
-            sql = plan_sql(parts, entity_cols, event_time_column, file_lists, as_of=bounds["as_of"], include_deleted=include_deleted, start=bounds["start"], end=bounds["end"], keys=order_keys)
+            name_outputs(parts, entity_cols)
+            plan = {"as_of": bounds["as_of"], "include_deleted": include_deleted, "start": bounds["start"], "end": bounds["end"], "keys": order_keys}
+            n = passes(parts, entity_cols, record_rows, self.ws.settings.ingest_memory_mb)
             tmp_dir = off.new_tmp(self.ws.settings.home)
             result = tmp_dir / f"training-{uuid.uuid4().hex}.parquet"
             progress = Progress(1.0)
             try:
-                with watch_query(con, progress, 0.0, 0.95):
-                    con.execute(f"COPY ({sql}) TO '{result}' (FORMAT parquet)")
+                # The matches, pass by pass, into a table (spilling past the memory limit); then the
+                # features fetched and the rows written in the entities' order.
+                for k in range(n):
+                    with watch_query(con, progress, 0.6 * k / n, 0.6 * (k + 1) / n):
+                        sql = plan_sql(parts, entity_cols, event_time_column, sources, **plan, partition=(k, n) if n > 1 else None)
+                        con.execute(("CREATE TEMP TABLE __kiln_matched AS " if k == 0 else "INSERT INTO __kiln_matched ") + sql)
+                with watch_query(con, progress, 0.6, 0.95):
+                    con.execute(f"COPY ({gather_sql(parts, entity_cols, sources, '__kiln_matched')}) TO '{result}' ({_WRITE})")
+                con.execute("DROP TABLE __kiln_matched")
                 apply_functions(self.ws, self.ctx, result, {out: (p.group, p.group.features[f]) for p in parts for f, out in p.features if p.group.features[f].function})
                 lineage = {"parents": [version.ref], "producer": "features.training_set", "feature_groups": lineage_groups,
                            "event_time_column": event_time_column, "as_of": bounds["as_of"], "include_deleted": include_deleted,

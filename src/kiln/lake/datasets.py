@@ -229,7 +229,8 @@ class DatasetService:
         files = (previous.files if previous else []) + written
         if append and previous is not None:
             lineage = {**lineage, "parents": sorted({*lineage.get("parents", []), previous.ref}), "appended_to": previous.ref}
-        schema = pq.read_schema(self.ws.store.fs.open(self.ws.store.path(written[0].key), "rb"))
+        with self.ws.store.open(written[0].key) as fh:
+            schema = pq.read_schema(fh)
         columns = [Column(name=f.name, type=str(f.type), nullable=f.nullable) for f in schema]
         now = time.time()
         rows = sum(f.rows for f in files)

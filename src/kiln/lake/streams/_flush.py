@@ -226,5 +226,5 @@ def _schema(svc: StreamService, row: Any, records: list[tuple[int, float, Any]])
     except NotFound:
         return infer_schema([d for _, _, d in records if isinstance(d, dict)])
     store = svc.ws.store
-    with store.fs.open(store.path(latest.files[0].key), "rb") as fh:
+    with store.open(latest.files[0].key) as fh:
         return pq.read_schema(fh).remove_metadata()
