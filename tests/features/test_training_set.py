@@ -197,7 +197,8 @@ def test_passes_follow_the_records_size_and_need_one_key_of_one_type(ws: Workspa
     ints, strs = {"uid": pa.int32(), "cid": pa.int64(), "event_time": pa.float64()}, {"uid": pa.string(), "event_time": pa.float64()}
     assert _training.passes(parts, ints, {"a": 1000, "b": 1000}, 512) == 1  # small: one pass
     many = {"a": 20_000_000, "b": 0}
-    assert _training.passes(parts, ints, many, 512) == 12  # 800 MB of matches against 64 MiB a pass
+    assert _training.passes(parts, ints, {"a": 5_000_000, "b": 0}, 512) == 3  # 200 MB of matches against 64 MiB a pass
+    assert _training.passes(parts, ints, many, 512) == 6  # 800 MB: 12 passes' worth, capped
     assert _training.passes(parts, strs, many, 512) == 1  # string ids, integral records: hashes differ
     assert _training.passes(_training._parse_features(svc, ["a:x", "c:x"]), ints, {"a": 20_000_000, "c": 0}, 512) == 1  # two keys
 
