@@ -12,17 +12,38 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from kiln.core.errors import InvalidArgument, PermissionDenied
-from kiln.registry._flavors import Flavor, FlavorCapabilities, LoadOptions, Predictor, _vetted, register_flavor
-from kiln.registry._models import Manifest
+from kiln.registry._flavors import (
+    Flavor,
+    FlavorCapabilities,
+    LoadOptions,
+    PackageSchema,
+    Predictor,
+    _vetted,
+    register_flavor,
+)
+from kiln.registry._models import ColumnSpec, Manifest, Signature
 
-__all__ = ["AutoMLFlavor", "AutoMLModel", "load_package", "save_package"]
+__all__ = ["AutoMLFlavor", "AutoMLModel", "load_package", "read_spec", "save_package"]
 
 MANIFEST = "automl.json"
+# automl.json is small (a schema, classes, member file names); anything bigger is not one.
+MAX_SPEC_BYTES = 16 << 20
 # Beyond the vetted scikit-learn/numpy/SciPy/estimator types: the boosters the LightGBM and
 # XGBoost estimators hold, and CatBoost's estimators (where it is installed), whose state is
 # the model's text or bytes, parsed by the library, never run: CatBoost's __setstate__ reads
@@ -32,6 +53,92 @@ EXTRA_TYPES = frozenset({
     "collections.OrderedDict", "lightgbm.basic.Booster", "xgboost.core.Booster",
     "catboost.core.CatBoostClassifier", "catboost.core.CatBoostRegressor",
 })
+
+
+class _Column(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    name: StrictStr
+    kind: Literal["numeric", "categorical", "text", "date"]
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    columns: list[_Column] = Field(min_length=1)
+    dropped: dict[StrictStr, StrictStr] = Field(default_factory=dict)
+
+
+class _Member(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    weight: StrictFloat | StrictInt
+    files: list[StrictStr] = Field(min_length=1)
+
+
+class _Spec(BaseModel):
+    """The part of automl.json that Kiln reads: checked field by field, as data."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=False)
+
+    task: Literal["classification", "regression"]
+    classes: list[StrictBool | StrictInt | StrictFloat | StrictStr] | None = None
+    inputs: list[StrictStr] = Field(min_length=1)
+    columns: _Schema = Field(alias="schema")
+    members: list[_Member] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _Spec:
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError("inputs name a column twice")
+        names = [c.name for c in self.columns.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("schema.columns name a column twice")
+        unknown = [n for n in names if n not in set(self.inputs)]
+        if unknown:
+            raise ValueError(f"schema.columns name {unknown[0][:80]!r}, which is not among the inputs")
+        if (self.task == "classification") != (self.classes is not None):
+            raise ValueError("classes must be a list for a classification model and null for a regression one")
+        if self.classes is not None and len(self.classes) < 2:
+            raise ValueError("a classification model needs at least two classes")
+        return self
+
+    def signature(self) -> Signature:
+        """The raw rows the model takes: every input column, numeric ones as numbers and the
+        others (categories, text, dates, dropped columns) as text, as :func:`prepare` reads them."""
+        kinds = {c.name: c.kind for c in self.columns.columns}
+        return Signature(inputs=[ColumnSpec(name=n, type="float64" if kinds.get(n) == "numeric" else "str") for n in self.inputs])
+
+
+def read_spec(folder: Path) -> tuple[dict[str, Any], _Spec]:
+    """``automl.json`` of a package, parsed strictly: the raw document and its checked fields.
+
+    The one reading of the file, at registration (by the job or by path) and at load.
+
+    Raises:
+        InvalidArgument: the file is missing, too large, not JSON or not shaped as
+            :func:`save_package` writes it; the message names the file.
+    """
+    path = Path(folder) / MANIFEST
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise InvalidArgument(f"not an AutoML package: {MANIFEST} cannot be read ({exc.strerror or exc})") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise InvalidArgument(f"{MANIFEST} in the model package is larger than {MAX_SPEC_BYTES >> 20} MB; it is not an AutoML package's")
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidArgument(f"{MANIFEST} in the model package is not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"{MANIFEST} in the model package must be a JSON object, not {type(raw).__name__}")
+    try:
+        spec = _Spec.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in exc.errors(include_input=False)[:3])
+        raise InvalidArgument(f"{MANIFEST} in the model package is malformed: {problems[:600]}") from None
+    return raw, spec
 
 
 class AutoMLModel:
@@ -135,12 +242,8 @@ def load_package(folder: Path, *, trusted_types: tuple[str, ...] = ()) -> AutoML
     import skops.io as sio
 
     folder = Path(folder)
-    try:
-        spec = json.loads((folder / MANIFEST).read_text())
-        entries = spec["members"]
-        spec["schema"]["columns"]  # noqa: B018 - shape check
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument(f"not an AutoML package ({MANIFEST} unreadable: {exc})") from None
+    spec, _ = read_spec(folder)
+    entries = spec["members"]
     members = []
     for entry in entries:
         models = []
@@ -170,6 +273,10 @@ class AutoMLFlavor(Flavor):
     def check(self, folder: Path, manifest: Manifest) -> None:
         if MANIFEST not in manifest.files:
             raise InvalidArgument(f"an AutoML model package needs {MANIFEST}")
+
+    def schema(self, folder: Path) -> PackageSchema:
+        _, spec = read_spec(folder)
+        return PackageSchema(signature=spec.signature(), task=spec.task, classes=spec.classes)
 
     def load(self, folder: Path, manifest: Manifest, options: LoadOptions) -> Predictor:
         model = load_package(folder, trusted_types=options.trusted_types)

@@ -23,20 +23,6 @@ from kiln.jobs._runner import Outcome, RunningJob
 __all__ = ["run"]
 
 
-def _signature(data: Path, target: str) -> Any:
-    import pyarrow.parquet as pq
-
-    from kiln.registry._package import signature_of
-
-    if data.suffix == ".parquet":
-        sample = pq.read_schema(data).empty_table().to_pandas()
-    else:
-        import pandas as pd
-
-        sample = pd.read_csv(data, nrows=5)
-    return signature_of(sample.drop(columns=[target]))
-
-
 def _submitted_at(job: RunningJob) -> float:
     """When the job was asked for: the budget counts from there (the runner's start is
     part of what the user waits for), within a minute of now should clocks disagree."""
@@ -91,7 +77,7 @@ def run(job: RunningJob) -> Outcome:
         return Outcome(failure=f"the AutoML engine {status.describe()}. Last lines:\n{job.log_tail(15)}", retriable=True)
     summary = json.loads((out / "result.json").read_text())
     try:
-        ref = _register(job, out / "package", summary, data)
+        ref = _register(job, out / "package", summary)
     except KilnError as exc:
         return Outcome(failure=f"the AutoML model could not be registered: {exc.message}")
     summary["model"] = ref
@@ -113,17 +99,17 @@ def run(job: RunningJob) -> Outcome:
     return Outcome(outputs=outputs, metrics=metrics)
 
 
-def _register(job: RunningJob, package: Path, summary: dict[str, Any], data: Path) -> str:
+def _register(job: RunningJob, package: Path, summary: dict[str, Any]) -> str:
+    """Register the package as a trusted job model: its signature, task and classes come from its
+    own automl.json, read as any registration of that folder reads it."""
     from kiln.registry._service import ModelService
 
     spec = job.spec
-    classes = json.loads((package / "automl.json").read_text()).get("classes")
     datasets = [spec["dataset"]["value"]] if spec["dataset"]["kind"] == "dataset" else []
     version = ModelService(job.ws, job.ctx).register_job_model(
         name=spec["model_name"], folder=package, flavor="automl",
         flavor_options={"problem_type": summary["problem_type"], "metric": summary["metric"], "best": summary["best"]["name"]},
         job=job.name, run_id=job.run_id, submitter=job.submitter, source_sha256="", datasets=datasets,
         description=f"AutoML job {job.name}: {summary['best']['name']}, {summary['metric']} {summary['best']['score']:.5g} (cross-validated)",
-        signature=_signature(data, spec["target"]), task="regression" if classes is None else "classification", classes=classes,
     )
     return f"{version.name}@{version.version}"

@@ -16,8 +16,8 @@ _VERSION_COLS = ["name", "version", "flavor", "status", "aliases", "task", "size
 @app.command("register")
 def register(
     name: str = typer.Argument(..., help="Model name (created on first register)."),
-    path: Path = typer.Argument(..., help="Package folder: kiln-model.json, an MLflow MLmodel, code/inference.py or a model file."),
-    flavor: str = typer.Option(None, help="sklearn, xgboost, lightgbm, onnx or custom (default: detected)."),
+    path: Path = typer.Argument(..., help="Package folder: kiln-model.json, an MLflow MLmodel, code/inference.py, an AutoML automl.json or a model file."),
+    flavor: str = typer.Option(None, help="sklearn, xgboost, lightgbm, onnx, custom or automl (default: detected)."),
     description: str = typer.Option("", help="Describe this version."),
     run_id: str = typer.Option(None, help="The run that trained it."),
     job: str = typer.Option(None, help="The job that trained it."),

@@ -20,7 +20,7 @@ from kiln.registry._package import (
     write_manifest,
 )
 
-__all__ = ["package_model", "prepare_folder"]
+__all__ = ["package_model", "prepare_folder", "with_package_schema"]
 
 _PACKAGES = {
     "sklearn": ("scikit-learn", "skops", "numpy"),
@@ -30,8 +30,9 @@ _PACKAGES = {
     "custom": ("numpy",),
     "automl": ("scikit-learn", "skops", "numpy", "pandas", "lightgbm", "xgboost", "xgboost-cpu"),
 }
-# Folder flavors are detected in this order: handlers decide over files they load themselves.
-_DETECT_ORDER = ("custom", "onnx", "xgboost", "lightgbm", "sklearn")
+# Folder flavors are detected in this order: handlers decide over files they load themselves,
+# and an AutoML package (automl.json beside its members' .skops files) before a lone skops file.
+_DETECT_ORDER = ("custom", "automl", "onnx", "xgboost", "lightgbm", "sklearn")
 
 
 def _task_of(model: Any) -> str | None:
@@ -122,7 +123,23 @@ def prepare_folder(folder: Path, *, flavor: str | None = None) -> Manifest:
         else:
             manifest = _detect(folder, flavor)
     get_flavor(manifest.flavor).check(folder, manifest)
-    return manifest
+    return with_package_schema(folder, manifest)
+
+
+def with_package_schema(folder: Path, manifest: Manifest) -> Manifest:
+    """``manifest`` with the signature, task and classes the package's own files state.
+
+    The one reading of a package's schema, for every registration of a folder (by a job,
+    by path through the SDK, the CLI or an upload): where the flavor's files carry one, it
+    replaces what a manifest or an MLflow file claims, since it is what the model reads rows by.
+
+    Raises:
+        InvalidArgument: the package's schema file is malformed (the message names it).
+    """
+    found = get_flavor(manifest.flavor).schema(folder)
+    if found is None:
+        return manifest
+    return manifest.model_copy(update={"signature": found.signature, "task": found.task, "classes": found.classes})
 
 
 def runs_code(manifest: Manifest) -> bool:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kiln.core.errors import InvalidArgument, PermissionDenied
-from kiln.registry._models import Manifest
+from kiln.registry._models import Manifest, Signature
 
 __all__ = [
     "Flavor",
     "FlavorCapabilities",
     "LoadOptions",
+    "PackageSchema",
     "Predictor",
     "flavor_for_object",
     "get_flavor",
@@ -44,6 +45,15 @@ class FlavorCapabilities:
 class LoadOptions:
     trust_pickle: bool = False
     trusted_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PackageSchema:
+    """What a package's own files say of its model's inputs and outputs (read as data)."""
+
+    signature: Signature
+    task: str | None = None
+    classes: list[Any] | None = None
 
 
 class ManifestFacts:
@@ -182,6 +192,17 @@ class Flavor(ABC):
         name = manifest.flavor_options.get("file")
         if name is not None and name not in manifest.files:
             raise InvalidArgument(f"{self.name} package names model file {name!r}, which it does not hold")
+
+    def schema(self, folder: Path) -> PackageSchema | None:
+        """The input schema (and task, classes) the package's own files state, or None.
+
+        Read on every registration of a folder of this flavor, by a job or by path, and
+        recorded in the manifest; it is data, parsed strictly, never code that runs.
+
+        Raises:
+            InvalidArgument: the package's schema file is malformed (the message names it).
+        """
+        return None
 
 
 _FLAVORS: dict[str, Flavor] = {}

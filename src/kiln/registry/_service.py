@@ -19,7 +19,7 @@ from kiln.core.errors import Conflict, InvalidArgument, NotFound, PermissionDeni
 from kiln.core.names import Ref, check_alias, check_name, parse_ref
 from kiln.core.storage import check_key
 from kiln.core.workspace import Workspace
-from kiln.registry._build import _PACKAGES, prepare_folder, runs_code
+from kiln.registry._build import _PACKAGES, prepare_folder, runs_code, with_package_schema
 from kiln.registry._flavors import LoadOptions, Predictor, get_flavor
 from kiln.registry._load import load_folder
 from kiln.registry._models import (
@@ -30,7 +30,6 @@ from kiln.registry._models import (
     Model,
     ModelFile,
     ModelVersion,
-    Signature,
 )
 from kiln.registry._package import (
     check_package_path,
@@ -125,19 +124,18 @@ class ModelService:
         source_sha256: str,
         datasets: Sequence[str] | None = None,
         description: str = "",
-        signature: Signature | None = None,
-        task: str | None = None,
-        classes: list[Any] | None = None,
     ) -> ModelVersion:
         """Register the model a finished training job saved, trusted because Kiln ran that job.
 
         For the job runner only: no operation declares it and no route reaches it, so a
         request can never claim this provenance. The version records
         ``trusted_by="job:<job>"`` in the same transaction that creates it, with lineage
-        (job, run, datasets, submitter, the code's sha256).
+        (job, run, datasets, submitter, the code's sha256). The signature, task and classes
+        are read from the package's own files, as when the same folder is registered by path.
 
         Raises:
-            InvalidArgument: bad name, unknown flavor, options naming files the folder lacks.
+            InvalidArgument: bad name, unknown flavor, options naming files the folder lacks,
+                a malformed schema file in the package.
             NotFound: ``run_id`` names no run.
         """
         check_name(name, kind="model")
@@ -158,9 +156,10 @@ class ModelService:
         )
         manifest = new_manifest(
             src, flavor=chosen.name, options=dict(flavor_options), origin="kiln",
-            framework_versions=framework_versions(*packages), lineage=lineage, signature=signature, task=task, classes=classes,
+            framework_versions=framework_versions(*packages), lineage=lineage,
         )
         chosen.check(src, manifest)
+        manifest = with_package_schema(src, manifest)
         return self._store(name, src, manifest, description, trusted_by=f"job:{job}")
 
     def _store(self, name: str, src: Path, manifest: Manifest, description: str, *, trusted_by: str | None = None) -> ModelVersion:

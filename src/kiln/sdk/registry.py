@@ -72,13 +72,14 @@ class Models(Namespace):
         scikit-learn (skops), XGBoost (UBJ), LightGBM (text) or ONNX model in its native
         format, with a signature from ``sample_input``; inside ``with Run(...)`` the run is
         recorded as its lineage. ``path=`` registers a folder (its ``kiln-model.json``, an
-        MLflow ``MLmodel``, ``code/inference.py`` or a recognised model file).
+        MLflow ``MLmodel``, ``code/inference.py``, an AutoML package's ``automl.json``, whose
+        schema becomes the signature, or a recognised model file).
 
         Args:
             name: the model's name.
             model: a fitted model object.
             path: a package folder (instead of ``model``).
-            flavor: force a flavor (sklearn, xgboost, lightgbm, onnx, custom).
+            flavor: force a flavor (sklearn, xgboost, lightgbm, onnx, custom, automl).
             sample_input: a few rows of training input, for the signature.
             code_dir: a folder with ``inference.py`` to ship as ``code/``.
             description: the version's description.
