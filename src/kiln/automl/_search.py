@@ -322,6 +322,9 @@ def search(frame: Any, cfg: SearchConfig, *, progress: Callable[[Candidate, list
 def _save_cost(model: Any) -> float:
     """About how long writing this fitted pipeline as skops takes: timed on it, or on a
     few of its trees for a forest (whose trees cost alike)."""
+    # The engine's one skops import (save_package needs it anyway): importing any part of
+    # skops.io runs scikit-learn's all_estimators() for skops's default trusted types, which
+    # imports every public scikit-learn module (and pytest where installed), ~0.5-1 s.
     import skops.io as sio
 
     est = model.steps[-1][1]
