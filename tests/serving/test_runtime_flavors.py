@@ -21,16 +21,22 @@ from tests.serving.test_runtime import ROWS, X, Y, csv_of
 DATA = Path(__file__).parent.parent / "registry" / "data"
 
 
-def test_a_linear_learner_builtin_serves_its_labels_through_the_fast_path(tmp_path: Path) -> None:
+def _linear_learner(folder: Path) -> SGDClassifier:
+    """A built-in linear-learner's package files, as its training job writes them (no kiln-model.json)."""
     from kiln.training.builtin import _sklearn
 
-    folder = tmp_path / "pkg"
     folder.mkdir()
     est = SGDClassifier(loss="log_loss", random_state=0).fit(X.astype(np.float32), Y)
     facts = _sklearn.dump(est, folder)
     algorithm = {"format_version": 1, "algorithm": "linear-learner", "task": "classification", "classes": ["a", "b", "c"],
                  "label_encoding": "classes", "feature_count": 4, **facts}
     (folder / "kiln-algorithm.json").write_text(json.dumps(algorithm))
+    return est
+
+
+def test_a_linear_learner_builtin_serves_its_labels_through_the_fast_path(tmp_path: Path) -> None:
+    folder = tmp_path / "pkg"
+    est = _linear_learner(folder)
     write_manifest(folder, new_manifest(folder, flavor="builtin", options={"algorithm": "linear-learner"}, origin="kiln"))
     fast, slow = Servable.load(folder, trusted=False), Servable.load(folder, trusted=False, fast_path=False)
     assert fast.fast_path == "linear"
@@ -40,6 +46,21 @@ def test_a_linear_learner_builtin_serves_its_labels_through_the_fast_path(tmp_pa
         assert [orjson.loads(s.invoke(csv_of(r), "text/csv", None).body)[0] for r in ROWS] == want
     with pytest.raises(InvalidArgument, match="expected 4 columns per row, got 2"):
         fast.invoke(b"1,2", "text/csv", None)
+
+
+def test_a_builtin_package_folder_registers_by_path_as_builtin(tmp_path: Path) -> None:
+    """Its kiln-algorithm.json says what the .skops file beside it is: detected before the lone
+    skops file a plain sklearn package would be, so the labels come back, not class indices."""
+    import kiln
+    from kiln.core.config import load_settings
+
+    est = _linear_learner(tmp_path / "pkg")
+    with kiln.Client(settings=load_settings(home=str(tmp_path / "home"))) as client:
+        version = client.models.register("ll", path=tmp_path / "pkg")
+        assert version.flavor == "builtin" and not version.runs_code
+        client.models.download(version.ref, tmp_path / "served")
+    s = Servable.load(tmp_path / "served", trusted=False)
+    assert orjson.loads(s.invoke(csv_of(ROWS), "text/csv", None).body) == np.array(["a", "b", "c"])[est.predict(ROWS.astype(np.float32))].tolist()
 
 
 def test_an_onnx_model(tmp_path: Path) -> None:

@@ -31,8 +31,9 @@ _PACKAGES = {
     "automl": ("scikit-learn", "skops", "numpy", "pandas", "lightgbm", "xgboost", "xgboost-cpu"),
 }
 # Folder flavors are detected in this order: handlers decide over files they load themselves,
-# and an AutoML package (automl.json beside its members' .skops files) before a lone skops file.
-_DETECT_ORDER = ("custom", "automl", "onnx", "xgboost", "lightgbm", "sklearn")
+# and a package that says what its model files are (a built-in algorithm's kiln-algorithm.json,
+# an AutoML package's automl.json) before the lone model file it holds.
+_DETECT_ORDER = ("custom", "builtin", "automl", "onnx", "xgboost", "lightgbm", "sklearn")
 
 
 def _task_of(model: Any) -> str | None:
