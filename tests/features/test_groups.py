@@ -330,3 +330,39 @@ def test_a_bulk_ingest_goes_online_whole_and_only_after_its_offline_rows(ws: Wor
         svc.get_record("g", 4)
     assert svc.ingest("g", dataset="d2@1").online == 2
     assert svc.get_record("g", 1).features["v"] == 9.0 and svc.get_record("g", 4).features["v"] == 9.0
+
+
+def test_a_write_kept_waiting_past_a_bulk_loads_lock_is_a_503_and_keeps_its_offline_rows(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite has one writer, and a bulk ingest holds the online store's lock until it commits:
+    a PutRecord that waits past the busy timeout is refused as unavailable (503), naming what
+    to do, with its rows kept offline; never a 500."""
+    import sqlite3
+
+    import httpx
+
+    from kiln.core.errors import Unavailable
+    from kiln.features import _online
+    from kiln.features._stores import online_store
+    from kiln.server.app import create_app
+    from tests.faces.conftest import SyncASGI
+
+    monkeypatch.setattr(_online, "_BUSY_S", 0.2)
+    svc = FeatureService(ws, local_context())
+    svc.create("g", record_id="uid", event_time="ts", features=FEATURES)
+    holder = sqlite3.connect(online_store(ws).path, isolation_level=None)  # type: ignore[attr-defined]
+    holder.execute("BEGIN IMMEDIATE")  # as a bulk load's transaction does
+    try:
+        with pytest.raises(Unavailable, match="could not be written .*rebuild-online"):
+            svc.put_records("g", records=[{"uid": "a", "ts": NOW, "n": 1}])
+        app = create_app(ws, auth=False, allowed_hosts=["testserver"])
+        with httpx.Client(transport=SyncASGI(app, raise_app_exceptions=False), base_url="http://testserver") as http:
+            resp = http.post("/v1/feature-groups/g/records", json={"records": [{"uid": "b", "ts": NOW, "n": 2}]}, headers={"x-kiln-client": "test"})
+        assert resp.status_code == 503 and "rebuild-online" in resp.json()["error"]["message"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert sorted(r["uid"] for r in _offline(svc)) == ["a", "b"]  # offline first: kept
+    with pytest.raises(NotFound):
+        svc.get_record("g", "a")
+    svc.rebuild_online("g")
+    assert (svc.get_record("g", "a").features["n"], svc.get_record("g", "b").features["n"]) == (1, 2)

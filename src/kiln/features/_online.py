@@ -56,6 +56,18 @@ def _upsert_many(timed: bool) -> str:
             "data = excluded.data WHERE excluded.event_time >= online_records.event_time")
 
 
+# How long a writer waits for SQLite's one write lock (a bulk load holds it until it commits).
+_BUSY_S = 60.0
+
+
+def _unwritable(exc: sqlite3.OperationalError) -> Unavailable:
+    return Unavailable(
+        f"the SQLite online store could not be written ({str(exc)[:200]}): another writer held it for more than {_BUSY_S:g} s "
+        "(a bulk ingest holds it until it commits) or its disk refused. Records already written offline are kept; "
+        "try again, or run `kiln features rebuild-online NAME` once the store is writable"
+    )
+
+
 class SqliteOnlineStore(OnlineStore):
     """One SQLite file (WAL), one connection per thread; the key is (group, record id)."""
 
@@ -89,7 +101,7 @@ class SqliteOnlineStore(OnlineStore):
         con.execute("CREATE INDEX IF NOT EXISTS online_records_expiry ON online_records (expires_at) WHERE expires_at IS NOT NULL")
 
     def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        con = sqlite3.connect(self.path, timeout=_BUSY_S, isolation_level=None, check_same_thread=False)
         # Taken by a new file only (an existing store keeps its pages): 16 KB pages write a bulk
         # load with a quarter of the WAL frames and checkpoint copies, a system call each
         # (1M rows: 1.8 s of SQLite's CPU instead of 2.6-3.8 s at 4 KB); lookups as fast.
@@ -112,19 +124,22 @@ class SqliteOnlineStore(OnlineStore):
     def write(self, group: str, rows: Sequence[OnlineRow], *, hard_delete: bool = False) -> int:
         con = self._con()
         changed = 0
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start:start + _CHUNK]
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                if hard_delete:
-                    cur = con.executemany(self._DELETE, [(group, r.record_id, r.event_time) for r in chunk])
-                else:
-                    cur = con.executemany(self._UPSERT, [(group, r.record_id, r.event_time, r.expires_at, r.data) for r in chunk])
-                changed += max(cur.rowcount, 0)
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        try:
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start:start + _CHUNK]
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    if hard_delete:
+                        cur = con.executemany(self._DELETE, [(group, r.record_id, r.event_time) for r in chunk])
+                    else:
+                        cur = con.executemany(self._UPSERT, [(group, r.record_id, r.event_time, r.expires_at, r.data) for r in chunk])
+                    changed += max(cur.rowcount, 0)
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # busy past the timeout (a bulk load holds the write lock), or the disk
+            raise _unwritable(exc) from None
         return changed
 
     def write_bulk(self, group: str, batches: Iterable[BulkBatch], *, before_commit: Callable[[], None] | None = None) -> int:
@@ -166,6 +181,8 @@ class SqliteOnlineStore(OnlineStore):
                 if con.in_transaction:
                     con.execute("ROLLBACK")
                 raise
+        except sqlite3.OperationalError as exc:
+            raise _unwritable(exc) from None
         finally:
             con.close()
         return changed
