@@ -251,8 +251,9 @@ def passes(parts: list[_Part], entity_cols: dict[str, Any], rows: dict[str, int]
     of the ids, so that one pass's records (which DuckDB's ASOF join holds, sorted: about 40
     bytes each) stay within an eighth of the memory limit: a sort that fits is faster than one
     that spills, and the peak falls with the passes (the 500,000 x 2,000,000 benchmark: two
-    passes, a tenth less peak memory). One pass unless every group is keyed on the same entity
-    column with a matching type (a hash is only comparable between the same values)."""
+    passes, 0.35-0.37 GiB at peak against 0.38-0.40 in one, about 0.05 s slower). One pass
+    unless every group is keyed on the same entity column with a matching type (a hash is
+    only comparable between the same values)."""
     import pyarrow as pa
 
     need = sum(rows.values()) * 40
